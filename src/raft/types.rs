@@ -1,0 +1,110 @@
+//! Types shared by the Raft core, the storage layer and the partition actor.
+//!
+//! Everything here is plain data: serde-serializable (postcard on disk and on the wire),
+//! fixed-width integers only.
+
+use serde::{Deserialize, Serialize};
+
+/// A broker, and therefore a Raft node: one replica of a group lives on one broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub u64);
+
+/// A Raft group. Group 0 is the controller (metadata); every partition is its own group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupId(pub u64);
+
+/// A Raft term. Terms start at 0 (no leader ever elected) and only grow.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Term(pub u64);
+
+/// A position in a group's Raft log. The first real entry has index 1; index 0 means "none".
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct LogIndex(pub u64);
+
+impl LogIndex {
+    pub fn next(self) -> LogIndex {
+        LogIndex(self.0 + 1)
+    }
+    pub fn prev(self) -> LogIndex {
+        LogIndex(self.0.saturating_sub(1))
+    }
+}
+
+/// What an entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryPayload {
+    /// Appended by a new leader at the start of its term.
+    Noop,
+    /// Opaque application data (a record batch, a metadata command).
+    Normal(Vec<u8>),
+    /// A single-server membership change; effective on every node as soon as it is appended.
+    ConfChange(ConfChange),
+}
+
+/// One Raft log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub index: LogIndex,
+    pub payload: EntryPayload,
+}
+
+impl Entry {
+    /// Approximate size in bytes, used for byte limits on appends and reads.
+    pub fn size_bytes(&self) -> u64 {
+        let payload = match &self.payload {
+            EntryPayload::Noop => 0,
+            EntryPayload::Normal(data) => data.len() as u64,
+            EntryPayload::ConfChange(_) => 16,
+        };
+        payload + 24
+    }
+}
+
+/// A single-server membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfChange {
+    /// Add a non-voting member that receives the log.
+    AddLearner(NodeId),
+    /// Turn an existing learner into a voter.
+    PromoteLearner(NodeId),
+    /// Remove a voter or learner.
+    RemoveNode(NodeId),
+}
+
+/// Group membership. A node is in at most one of the two lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfState {
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+}
+
+/// The state that must be durable before any message that depends on it is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    pub vote: Option<NodeId>,
+    pub commit: LogIndex,
+}
+
+/// Describes the log prefix that a snapshot replaces.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// Last log index covered by the snapshot.
+    pub index: LogIndex,
+    /// Term of the entry at `index`.
+    pub term: Term,
+    /// Membership as of `index`.
+    pub conf_state: ConfState,
+}
+
+/// A snapshot: metadata plus the application's opaque state bytes as of `meta.index`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
