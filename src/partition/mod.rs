@@ -1,0 +1,120 @@
+//! Partition replicas: one actix actor per Raft group replica on this broker.
+//!
+//! Owns the Ready loop (`replica`), the partition's applied state, produce and long-poll fetch
+//! (`machine`), record batch encoding (`batch`), committed-record reads (`read`) and the placement of
+//! replica actors on a small fixed set of arbiters (`Host`). Knows nothing about HTTP.
+
+pub mod batch;
+pub mod log_store;
+pub mod machine;
+pub mod read;
+pub mod replica;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix::prelude::*;
+use tokio::sync::{oneshot, watch};
+
+use crate::raft::{ConfState, GroupId, NodeId, SnapshotMeta};
+use crate::storage::{GroupRecovery, Store, StorageError, WriteBatch, Writer};
+pub use machine::{AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce};
+pub use replica::{Propose, Replica, ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop};
+
+/// Long polls parked per partition at once.
+pub const FETCH_WAITERS_MAX: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("raft log: {0}")]
+    Raft(#[from] crate::raft::StorageError),
+    #[error("group {0} has no state on disk")]
+    Missing(u64),
+    #[error("stored state of group {group} does not decode: {reason}")]
+    BadState { group: u64, reason: String },
+}
+
+/// A running replica and the view of its status.
+#[derive(Clone)]
+pub struct ReplicaHandle<M: StateMachine> {
+    pub group: GroupId,
+    pub addr: Addr<Replica<M>>,
+    pub status: watch::Receiver<ReplicaStatus>,
+}
+
+pub type PartitionHandle = ReplicaHandle<PartitionMachine>;
+
+/// Starts replica actors of this broker, spreading them over a fixed set of arbiters.
+pub struct Host {
+    pub store: Store,
+    pub writer: Writer,
+    pub settings: ReplicaSettings,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+}
+
+impl Host {
+    /// `arbiters_count` threads carry every replica (about one per core, never one per partition).
+    pub fn new(store: Store, writer: Writer, settings: ReplicaSettings, arbiters_count: usize) -> Host {
+        let arbiters = (0..arbiters_count.max(1)).map(|_| Arbiter::new().handle()).collect();
+        Host { store, writer, settings, arbiters, next_arbiter: AtomicUsize::new(0) }
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.settings.node
+    }
+
+    /// Creates a group on disk with `voters` as its first membership, if it does not exist yet.
+    pub async fn ensure_group(&self, group: GroupId, voters: Vec<NodeId>) -> Result<(), HostError> {
+        if self.store.load_group(group)?.is_some() {
+            return Ok(());
+        }
+        let meta = SnapshotMeta { conf_state: ConfState { voters, learners: vec![] }, ..Default::default() };
+        let batch = WriteBatch { group, create: Some(meta), ..WriteBatch::default() };
+        self.write(batch).await
+    }
+
+    /// Removes every stored row of a group (its replica must be stopped first).
+    pub async fn delete_group(&self, group: GroupId) -> Result<(), HostError> {
+        self.write(WriteBatch { group, delete_group: true, ..WriteBatch::default() }).await
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<(), HostError> {
+        let (done, wait) = oneshot::channel();
+        self.writer.submit(batch, Box::new(move |result| {
+            let _ = done.send(result);
+        }))?;
+        wait.await.map_err(|_| StorageError::WriterStopped)??;
+        Ok(())
+    }
+
+    /// Recovers a stored group and starts its replica with `make_machine(applied_state)`.
+    pub fn start<M, F>(&self, group: GroupId, make_machine: F) -> Result<ReplicaHandle<M>, HostError>
+    where
+        M: StateMachine + Send,
+        F: FnOnce(&GroupRecovery) -> Result<M, String>,
+    {
+        let recovery = self.store.load_group(group)?.ok_or(HostError::Missing(group.0))?;
+        let machine = make_machine(&recovery)
+            .map_err(|reason| HostError::BadState { group: group.0, reason })?;
+        let (replica, status) = Replica::new(
+            self.store.clone(),
+            self.writer.clone(),
+            group,
+            &recovery,
+            machine,
+            self.settings.clone(),
+        )?;
+        let position = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        let addr = Replica::start_in_arbiter(&self.arbiters[position], move |_| replica);
+        Ok(ReplicaHandle { group, addr, status })
+    }
+
+    /// Starts a partition replica.
+    pub fn start_partition(&self, group: GroupId) -> Result<PartitionHandle, HostError> {
+        self.start(group, |recovery| {
+            PartitionMachine::restore(&recovery.applied_state, FETCH_WAITERS_MAX).map_err(|e| e.to_string())
+        })
+    }
+}
