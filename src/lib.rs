@@ -13,4 +13,7 @@
 //! - `raft`: sans-IO consensus; no I/O, clocks or global randomness.
 //! - `config`: raw TOML/env → validated, typed configuration.
 //! - `names`: validation of topic, group and user names.
+pub mod audit;
+pub mod auth;
+pub mod names;
 pub mod raft;
