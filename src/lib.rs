@@ -13,4 +13,6 @@
 //! - `raft`: sans-IO consensus; no I/O, clocks or global randomness.
 //! - `config`: raw TOML/env → validated, typed configuration.
 //! - `names`: validation of topic, group and user names.
+pub mod client;
 pub mod raft;
+pub mod transport;
