@@ -63,7 +63,11 @@ impl Client {
     }
 
     /// `POST /v1/auth/token`.
-    pub async fn login(&self, username: &str, password: &str) -> Result<TokenResponse, ClientError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<TokenResponse, ClientError> {
         let body = TokenRequest {
             username: username.to_string(),
             password: password.to_string(),
@@ -206,7 +210,8 @@ impl Client {
         push_some(&mut query, "action", filters.action.as_ref());
         push_some(&mut query, "limit", filters.limit);
         if let Some(decision) = filters.decision {
-            let text = serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
+            let text =
+                serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
             query.push(("decision", text.as_str().unwrap_or_default().to_string()));
         }
         let body = send(self.request(Method::GET, &["v1", "audit"], &query)?).await?;
@@ -274,10 +279,12 @@ pub(crate) fn endpoint(
 ) -> Result<Url, ClientError> {
     let mut url = base.clone();
     {
-        let mut segments = url.path_segments_mut().map_err(|()| ClientError::InvalidUrl {
-            url: base.to_string(),
-            reason: "cannot carry a path".to_string(),
-        })?;
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|()| ClientError::InvalidUrl {
+                url: base.to_string(),
+                reason: "cannot carry a path".to_string(),
+            })?;
         segments.pop_if_empty().extend(path);
     }
     url.set_query(None);
@@ -290,7 +297,11 @@ pub(crate) fn endpoint(
     Ok(url)
 }
 
-fn push_some<T: ToString>(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Option<T>) {
+fn push_some<T: ToString>(
+    query: &mut Vec<(&'static str, String)>,
+    name: &'static str,
+    value: Option<T>,
+) {
     if let Some(value) = value {
         query.push((name, value.to_string()));
     }
@@ -322,7 +333,10 @@ mod tests {
         let url = endpoint(
             &base,
             &["v1", "topics", "a b/c", "messages"],
-            &[("offset", "17".to_string()), ("wait_ms", "1000".to_string())],
+            &[
+                ("offset", "17".to_string()),
+                ("wait_ms", "1000".to_string()),
+            ],
         )
         .expect("endpoint");
         assert_eq!(

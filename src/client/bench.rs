@@ -112,9 +112,8 @@ pub struct Tally {
 
 impl Tally {
     pub fn new() -> anyhow::Result<Tally> {
-        let latency_us =
-            Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
-                .context("creating the latency histogram")?;
+        let latency_us = Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
+            .context("creating the latency histogram")?;
         Ok(Tally {
             requests: 0,
             records: 0,
@@ -157,7 +156,11 @@ impl Tally {
 }
 
 /// Runs a bench and prints its report (human text, or JSON with `--json`).
-pub async fn run(args: BenchArgs, global: &GlobalArgs, token: Option<String>) -> anyhow::Result<()> {
+pub async fn run(
+    args: BenchArgs,
+    global: &GlobalArgs,
+    token: Option<String>,
+) -> anyhow::Result<()> {
     let (mode, options) = match &args.mode {
         BenchMode::Produce(options) => ("produce", options),
         BenchMode::Consume(options) => ("consume", options),
@@ -177,7 +180,11 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs, token: Option<String>) ->
         _ => admin.describe_topic(&options.topic).await?,
     };
     let partitions: Vec<u32> = topic.partitions.iter().map(|p| p.partition).collect();
-    anyhow::ensure!(!partitions.is_empty(), "topic {} has no partitions", options.topic);
+    anyhow::ensure!(
+        !partitions.is_empty(),
+        "topic {} has no partitions",
+        options.topic
+    );
     let clients = (0..options.connections)
         .map(|_| connect())
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -375,7 +382,12 @@ fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
     }
     println!(
         "bench {} topic={} connections={} partitions={} batch={} record_bytes={}",
-        report.mode, report.topic, report.connections, report.partitions, report.batch, report.record_bytes
+        report.mode,
+        report.topic,
+        report.connections,
+        report.partitions,
+        report.batch,
+        report.record_bytes
     );
     println!(
         "{:.0} records/s  {:.1} MB/s  ({} records, {} requests in {:.2} s)",
@@ -391,4 +403,93 @@ fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
         println!("first error: {error}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(subcommand)]
+        mode: BenchMode,
+    }
+
+    fn options(args: &[&str]) -> BenchOptions {
+        let cli = TestCli::try_parse_from(args).expect("arguments parse");
+        match cli.mode {
+            BenchMode::Produce(options) | BenchMode::Consume(options) => options,
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_benchmark() {
+        let options = options(&["bench", "produce"]);
+        assert_eq!(options.connections, 16);
+        assert_eq!(options.batch, 100);
+        assert_eq!(options.record_bytes, 1024);
+        assert_eq!(options.duration_s, 20);
+        assert_eq!(options.topic, "bench");
+        assert!(!options.json);
+    }
+
+    #[test]
+    fn encoded_batch_has_batch_records_of_record_bytes_for_one_partition() {
+        let body = encoded_batch(3, 16, 5).expect("encode");
+        let request: ProduceRequest = serde_json::from_slice(&body).expect("decodes");
+        assert_eq!(request.records.len(), 3);
+        for record in &request.records {
+            assert_eq!(record.value.as_ref().map(String::len), Some(16));
+            assert_eq!(record.partition, Some(5));
+        }
+    }
+
+    #[test]
+    fn report_computes_rates_and_percentiles() {
+        let options = options(&["bench", "produce", "--connections", "2"]);
+        let mut tally = Tally::new().expect("tally");
+        for latency_us in 1..=1000u64 {
+            tally.latency_us.record(latency_us * 10).expect("record");
+        }
+        tally.requests = 1001;
+        tally.records = 100_000;
+        tally.bytes = 2_000_000;
+        tally.errors = 1;
+        let report = build_report("produce", &options, 4, Duration::from_secs(2), &tally);
+        assert_eq!(report.records_per_s, 50_000.0);
+        assert_eq!(report.mb_per_s, 1.0);
+        // 3 significant digits: quantiles are exact to within 0.1%.
+        assert!(
+            (report.latency_ms.p50 - 5.0).abs() < 0.01,
+            "{:?}",
+            report.latency_ms
+        );
+        assert!(
+            (report.latency_ms.p99 - 9.9).abs() < 0.01,
+            "{:?}",
+            report.latency_ms
+        );
+        assert!(
+            (report.latency_ms.max - 10.0).abs() < 0.01,
+            "{:?}",
+            report.latency_ms
+        );
+        assert_eq!(report.partitions, 4);
+        assert_eq!(report.errors, 1);
+    }
+
+    #[test]
+    fn merge_adds_counts_and_latencies() {
+        let mut left = Tally::new().expect("tally");
+        let mut right = Tally::new().expect("tally");
+        left.latency_us.record(100).expect("record");
+        right.latency_us.record(300).expect("record");
+        right.records = 7;
+        right.first_error = Some("boom".to_string());
+        left.merge(right).expect("merge");
+        assert_eq!(left.records, 7);
+        assert_eq!(left.latency_us.len(), 2);
+        assert_eq!(left.first_error.as_deref(), Some("boom"));
+    }
 }

@@ -22,7 +22,12 @@ use crate::client::Client;
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Base URL of a broker's HTTPS API.
-    #[arg(long, env = "PALISADE_URL", default_value = "https://127.0.0.1:8441", global = true)]
+    #[arg(
+        long,
+        env = "PALISADE_URL",
+        default_value = "https://127.0.0.1:8441",
+        global = true
+    )]
     pub url: String,
     /// PEM file of the cluster CA to trust (instead of the platform's roots).
     #[arg(long, env = "PALISADE_CA_CERT", global = true)]

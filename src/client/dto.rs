@@ -285,3 +285,167 @@ pub struct Problem {
     #[serde(default)]
     pub detail: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::{json, Value};
+
+    /// Decodes `wire`, re-encodes it, and checks that nothing was renamed, dropped or added.
+    fn round_trip<T: Serialize + DeserializeOwned>(wire: &str) -> T {
+        let decoded: T = serde_json::from_str(wire).expect("example decodes");
+        let encoded = serde_json::to_value(&decoded).expect("encodes");
+        let expected: Value = serde_json::from_str(wire).expect("example is JSON");
+        assert_eq!(encoded, expected, "round trip changed {wire}");
+        decoded
+    }
+
+    #[test]
+    fn token_request_and_response_match_design_examples() {
+        let request: TokenRequest = round_trip(r#"{"username":"admin","password":"..."}"#);
+        assert_eq!(request.username, "admin");
+        let response: TokenResponse =
+            round_trip(r#"{"access_token":"<jwt>","token_type":"Bearer","expires_in":3600}"#);
+        assert_eq!(response.expires_in, 3600);
+        assert_eq!(response.token_type, "Bearer");
+    }
+
+    #[test]
+    fn create_topic_matches_design_example_including_null_retention_bytes() {
+        let topic: CreateTopic = round_trip(
+            r#"{"name":"orders","partitions":6,"replication_factor":3,
+                "retention_ms":604800000,"retention_bytes":null}"#,
+        );
+        assert_eq!(topic.partitions, Some(6));
+        assert_eq!(topic.retention_ms, Some(604_800_000));
+        assert_eq!(topic.retention_bytes, None);
+    }
+
+    #[test]
+    fn produce_request_matches_design_example() {
+        let request: ProduceRequest = round_trip(
+            r#"{"records":[{"key":"k1","value":"text","headers":{"h":"v"}},
+                           {"value_b64":"AAEC","partition":2}]}"#,
+        );
+        assert_eq!(request.records[0].key.as_deref(), Some("k1"));
+        assert_eq!(
+            request.records[0].headers.get("h").map(String::as_str),
+            Some("v")
+        );
+        assert_eq!(request.records[1].value_b64.as_deref(), Some("AAEC"));
+        assert_eq!(request.records[1].partition, Some(2));
+        assert_eq!(request.records[1].value, None);
+    }
+
+    #[test]
+    fn produce_response_matches_design_example() {
+        let response: ProduceResponse =
+            round_trip(r#"{"offsets":[{"partition":4,"offset":17},{"partition":2,"offset":9}]}"#);
+        assert_eq!(
+            response.offsets,
+            vec![
+                RecordPosition {
+                    partition: 4,
+                    offset: 17
+                },
+                RecordPosition {
+                    partition: 2,
+                    offset: 9
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn fetch_response_matches_design_example() {
+        let response: FetchResponse = round_trip(
+            r#"{"records":[{"offset":17,"key":"k1","value":"text","headers":{"h":"v"},
+                            "timestamp_ms":1764422400000}],
+                "next_offset":18,"high_watermark":18,"log_start_offset":0}"#,
+        );
+        assert_eq!(response.records[0].offset, 17);
+        assert_eq!(response.records[0].timestamp_ms, 1_764_422_400_000);
+        assert_eq!(response.next_offset, 18);
+        assert_eq!(response.high_watermark, 18);
+    }
+
+    #[test]
+    fn topic_description_matches_design_example() {
+        let topic: TopicDescription = round_trip(
+            r#"{"name":"orders","replication_factor":3,"partitions":[
+                 {"partition":0,"leader":2,"replicas":[2,3,1],"in_sync":[2,3,1],
+                  "high_watermark":18,"log_start_offset":0}]}"#,
+        );
+        assert_eq!(topic.partitions[0].leader, Some(2));
+        assert_eq!(topic.partitions[0].replicas, vec![2, 3, 1]);
+    }
+
+    #[test]
+    fn responses_tolerate_added_fields() {
+        let wire = json!({"access_token":"t","token_type":"Bearer","expires_in":60,"scope":"x"});
+        let response: TokenResponse = serde_json::from_value(wire).expect("extra field ignored");
+        assert_eq!(response.access_token, "t");
+    }
+
+    #[test]
+    fn binary_record_omits_text_fields() {
+        let record = ProduceRecord {
+            value_b64: Some("AAEC".to_string()),
+            ..ProduceRecord::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&record).expect("encodes"),
+            json!({"value_b64":"AAEC"})
+        );
+    }
+
+    #[test]
+    fn acl_rule_uses_snake_case_names_and_tagged_patterns() {
+        let rule: AclRule = round_trip(
+            r#"{"id":7,"principal":"alice","resource":"topic","pattern":{"prefix":"orders."},
+                "operation":"write","effect":"deny"}"#,
+        );
+        assert_eq!(rule.pattern, Pattern::Prefix("orders.".to_string()));
+        let any: CreateAcl = round_trip(
+            r#"{"principal":"*","resource":"audit","pattern":"any","operation":"read","effect":"allow"}"#,
+        );
+        assert_eq!(any.pattern, Pattern::Any);
+        let literal: Pattern = round_trip(r#"{"literal":"orders"}"#);
+        assert_eq!(literal, Pattern::Literal("orders".to_string()));
+    }
+
+    #[test]
+    fn audit_event_round_trips() {
+        let event: AuditEvent = round_trip(
+            r#"{"time_ms":1764422400000,"broker":1,"request_id":"r-1","principal":"admin",
+                "source":"127.0.0.1:5000","action":"topic.create","resource":"topic:orders",
+                "decision":"success","status":201,"detail":null,
+                "prev_hash":"00","hash":"ab"}"#,
+        );
+        assert_eq!(event.decision, AuditDecision::Success);
+    }
+
+    #[test]
+    fn problem_uses_type_as_its_wire_name() {
+        let problem: Problem = round_trip(
+            r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"no ACL"}"#,
+        );
+        assert_eq!(problem.problem_type.as_deref(), Some("about:blank"));
+        assert_eq!(problem.status, Some(403));
+    }
+
+    #[test]
+    fn round_trip_check_catches_a_renamed_field() {
+        // A DTO whose field name differs from the wire name must fail the round-trip check.
+        #[derive(Serialize, serde::Deserialize)]
+        struct Renamed {
+            #[serde(alias = "access_token")]
+            token: String,
+        }
+        let outcome = std::panic::catch_unwind(|| {
+            round_trip::<Renamed>(r#"{"access_token":"t"}"#);
+        });
+        assert!(outcome.is_err(), "round trip accepted a renamed field");
+    }
+}

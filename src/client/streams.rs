@@ -94,7 +94,11 @@ pub(crate) async fn produce(args: ProduceArgs, client: &Client) -> anyhow::Resul
 }
 
 /// Sends one batch and prints one `{"partition":..,"offset":..}` line per record.
-async fn send_batch(client: &Client, topic: &str, records: Vec<ProduceRecord>) -> anyhow::Result<()> {
+async fn send_batch(
+    client: &Client,
+    topic: &str,
+    records: Vec<ProduceRecord>,
+) -> anyhow::Result<()> {
     let reply = client.produce(topic, &ProduceRequest { records }).await?;
     for position in reply.offsets {
         println!("{}", serde_json::to_string(&position)?);
@@ -120,12 +124,23 @@ pub(crate) async fn consume(args: ConsumeArgs, client: &Client) -> anyhow::Resul
 }
 
 /// Reads one partition from `args.offset` to its end (or forever with `--follow`).
-async fn consume_partition(client: &Client, args: &ConsumeArgs, partition: u32) -> anyhow::Result<()> {
+async fn consume_partition(
+    client: &Client,
+    args: &ConsumeArgs,
+    partition: u32,
+) -> anyhow::Result<()> {
     let mut offset = args.offset;
     let wait_ms = args.follow.then_some(args.wait_ms);
     loop {
         let reply = client
-            .fetch(&args.topic, partition, offset, Some(args.max_messages), None, wait_ms)
+            .fetch(
+                &args.topic,
+                partition,
+                offset,
+                Some(args.max_messages),
+                None,
+                wait_ms,
+            )
             .await?;
         for record in &reply.records {
             let line = ConsumedLine { partition, record };
@@ -147,7 +162,10 @@ pub(crate) async fn read_secret_line(what: &str) -> anyhow::Result<String> {
         .await
         .with_context(|| format!("reading the {what} from stdin"))?;
     let secret = line.trim_end_matches(['\r', '\n']).to_string();
-    anyhow::ensure!(!secret.is_empty(), "no {what} given (pass it on stdin or as an option)");
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "no {what} given (pass it on stdin or as an option)"
+    );
     Ok(secret)
 }
 

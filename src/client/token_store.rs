@@ -19,7 +19,9 @@ pub fn token_path(palisade_home: Option<&Path>, home: Option<&Path>) -> anyhow::
     match (palisade_home, home) {
         (Some(dir), _) => Ok(dir.join(TOKEN_FILE)),
         (None, Some(home)) => Ok(home.join(".palisade").join(TOKEN_FILE)),
-        (None, None) => anyhow::bail!("neither PALISADE_HOME nor HOME is set; cannot store the token"),
+        (None, None) => {
+            anyhow::bail!("neither PALISADE_HOME nor HOME is set; cannot store the token")
+        }
     }
 }
 

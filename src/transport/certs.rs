@@ -164,7 +164,8 @@ fn load_or_create_ca(
 ) -> Result<(Issuer<'static, KeyPair>, bool), CertError> {
     match (ca.cert.exists(), ca.key.exists()) {
         (true, true) => {
-            let key_pem = fs::read_to_string(&ca.key).map_err(|source| io_error(&ca.key, source))?;
+            let key_pem =
+                fs::read_to_string(&ca.key).map_err(|source| io_error(&ca.key, source))?;
             let key = KeyPair::from_pem(&key_pem)?;
             // The issuer only needs the CA's subject, key identifier method and key usages,
             // which `ca_params` reproduces exactly; the key itself comes from disk.

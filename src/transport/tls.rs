@@ -26,7 +26,10 @@ pub enum TlsError {
     #[error("{path} contains no certificate")]
     NoCertificates { path: PathBuf },
     #[error("certificate in {path} is not a usable trust anchor: {source}")]
-    TrustAnchor { path: PathBuf, source: rustls::Error },
+    TrustAnchor {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     #[error("client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("TLS configuration: {0}")]
@@ -74,7 +77,10 @@ pub fn server_config(
 }
 
 /// A client configuration trusting only `ca`, optionally presenting `identity` (cert, key).
-pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<ClientConfig, TlsError> {
+pub fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
     let roots = load_roots(ca)?;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
