@@ -1,0 +1,366 @@
+//! `Client`: one typed method per route of the HTTP API v1 that a broker serves.
+//!
+//! Owns URL building, the bearer token, and turning replies into DTOs or `ClientError`s.
+//! It holds one `reqwest::Client` (a connection pool); it must not retry, cache or decide
+//! anything about the results.
+use std::path::Path;
+
+use reqwest::{Method, RequestBuilder, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::client::dto::{
+    AclRule, AuditEvent, AuditFilters, CreateAcl, CreateTopic, CreateUser, FetchResponse,
+    ProduceRequest, ProduceResponse, SetPassword, TokenRequest, TokenResponse, TopicDescription,
+    User, Whoami,
+};
+use crate::client::error::{api_error, ClientError};
+use crate::client::list::decode_list;
+
+/// Typed HTTP client for one broker's API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for `base_url` (e.g. `https://127.0.0.1:8441`). With `ca_pem`, only that CA is
+    /// trusted; without it, the platform's roots are.
+    pub fn new(base_url: &str, ca_pem: Option<&Path>) -> Result<Client, ClientError> {
+        let base = parse_base(base_url)?;
+        let mut builder = reqwest::Client::builder().tcp_nodelay(true);
+        if let Some(path) = ca_pem {
+            let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let ca = reqwest::Certificate::from_pem(&pem).map_err(|source| {
+                ClientError::CaCertificate {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            builder = builder.tls_certs_only([ca]);
+        }
+        Ok(Client {
+            http: builder.build()?,
+            base,
+            token: None,
+        })
+    }
+
+    /// The same client presenting `token` as `Authorization: Bearer`.
+    pub fn with_token(mut self, token: String) -> Client {
+        self.token = Some(token);
+        self
+    }
+
+    /// The bearer token this client presents, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// `POST /v1/auth/token`.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<TokenResponse, ClientError> {
+        let body = TokenRequest {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        let request = self.request(Method::POST, &["v1", "auth", "token"], &[])?;
+        decode(send(request.json(&body)).await?)
+    }
+
+    /// `POST /v1/auth/revoke`: revokes the token this client presents.
+    pub async fn revoke(&self) -> Result<(), ClientError> {
+        let request = self.request(Method::POST, &["v1", "auth", "revoke"], &[])?;
+        send(request).await.map(drop)
+    }
+
+    /// `GET /v1/whoami`.
+    pub async fn whoami(&self) -> Result<Whoami, ClientError> {
+        self.get(&["v1", "whoami"], &[]).await
+    }
+
+    /// `GET /v1/topics`.
+    pub async fn list_topics(&self) -> Result<Vec<TopicDescription>, ClientError> {
+        let body = send(self.request(Method::GET, &["v1", "topics"], &[])?).await?;
+        decode_list(&body, "topics")
+    }
+
+    /// `POST /v1/topics`.
+    pub async fn create_topic(&self, topic: &CreateTopic) -> Result<(), ClientError> {
+        self.send_json(Method::POST, &["v1", "topics"], topic).await
+    }
+
+    /// `GET /v1/topics/{topic}`.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, ClientError> {
+        self.get(&["v1", "topics", name], &[]).await
+    }
+
+    /// `DELETE /v1/topics/{topic}`.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        send(self.request(Method::DELETE, &["v1", "topics", name], &[])?)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v1/topics/{topic}/messages`: one position per record, in request order.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        batch: &ProduceRequest,
+    ) -> Result<ProduceResponse, ClientError> {
+        let request = self.request(Method::POST, &["v1", "topics", topic, "messages"], &[])?;
+        decode(send(request.json(batch)).await?)
+    }
+
+    /// `POST /v1/topics/{topic}/messages` with an already encoded JSON `ProduceRequest`, so
+    /// load generators can encode a batch once and send it many times.
+    pub async fn produce_encoded(
+        &self,
+        topic: &str,
+        body: Vec<u8>,
+    ) -> Result<ProduceResponse, ClientError> {
+        let request = self
+            .request(Method::POST, &["v1", "topics", topic, "messages"], &[])?
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        decode(send(request).await?)
+    }
+
+    /// `GET /v1/topics/{topic}/partitions/{p}/messages`: committed records from `offset`,
+    /// waiting up to `wait_ms` for the first one when none is available yet.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_messages: Option<u32>,
+        max_bytes: Option<u64>,
+        wait_ms: Option<u64>,
+    ) -> Result<FetchResponse, ClientError> {
+        let partition = partition.to_string();
+        let mut query = vec![("offset", offset.to_string())];
+        push_some(&mut query, "max_messages", max_messages);
+        push_some(&mut query, "max_bytes", max_bytes);
+        push_some(&mut query, "wait_ms", wait_ms);
+        let path = ["v1", "topics", topic, "partitions", &partition, "messages"];
+        self.get(&path, &query).await
+    }
+
+    /// `GET /v1/users`.
+    pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
+        let body = send(self.request(Method::GET, &["v1", "users"], &[])?).await?;
+        decode_list(&body, "users")
+    }
+
+    /// `POST /v1/users`.
+    pub async fn create_user(&self, user: &CreateUser) -> Result<(), ClientError> {
+        self.send_json(Method::POST, &["v1", "users"], user).await
+    }
+
+    /// `DELETE /v1/users/{user}`.
+    pub async fn delete_user(&self, username: &str) -> Result<(), ClientError> {
+        send(self.request(Method::DELETE, &["v1", "users", username], &[])?)
+            .await
+            .map(drop)
+    }
+
+    /// `PUT /v1/users/{user}/password`.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), ClientError> {
+        let body = SetPassword {
+            password: password.to_string(),
+        };
+        let path = ["v1", "users", username, "password"];
+        self.send_json(Method::PUT, &path, &body).await
+    }
+
+    /// `GET /v1/acls`.
+    pub async fn list_acls(&self) -> Result<Vec<AclRule>, ClientError> {
+        let body = send(self.request(Method::GET, &["v1", "acls"], &[])?).await?;
+        decode_list(&body, "acls")
+    }
+
+    /// `POST /v1/acls`: returns the stored rule with its id.
+    pub async fn create_acl(&self, rule: &CreateAcl) -> Result<AclRule, ClientError> {
+        let request = self.request(Method::POST, &["v1", "acls"], &[])?;
+        decode(send(request.json(rule)).await?)
+    }
+
+    /// `DELETE /v1/acls/{id}`.
+    pub async fn delete_acl(&self, id: u64) -> Result<(), ClientError> {
+        let id = id.to_string();
+        send(self.request(Method::DELETE, &["v1", "acls", &id], &[])?)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/audit` with `filters`.
+    pub async fn audit(&self, filters: &AuditFilters) -> Result<Vec<AuditEvent>, ClientError> {
+        let mut query = Vec::new();
+        push_some(&mut query, "since_ms", filters.since_ms);
+        push_some(&mut query, "until_ms", filters.until_ms);
+        push_some(&mut query, "principal", filters.principal.as_ref());
+        push_some(&mut query, "action", filters.action.as_ref());
+        push_some(&mut query, "limit", filters.limit);
+        if let Some(decision) = filters.decision {
+            let text =
+                serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
+            query.push(("decision", text.as_str().unwrap_or_default().to_string()));
+        }
+        let body = send(self.request(Method::GET, &["v1", "audit"], &query)?).await?;
+        decode_list(&body, "events")
+    }
+
+    /// `GET /healthz`: the reply body of a healthy broker.
+    pub async fn health(&self) -> Result<String, ClientError> {
+        let body = send(self.request(Method::GET, &["healthz"], &[])?).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        decode(send(self.request(Method::GET, path, query)?).await?)
+    }
+
+    async fn send_json<B: Serialize>(
+        &self,
+        method: Method,
+        path: &[&str],
+        body: &B,
+    ) -> Result<(), ClientError> {
+        send(self.request(method, path, &[])?.json(body))
+            .await
+            .map(drop)
+    }
+
+    /// A request to `base/path` (each segment percent-encoded) with the bearer token, if any.
+    fn request(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<RequestBuilder, ClientError> {
+        let url = endpoint(&self.base, path, query)?;
+        let request = self.http.request(method, url);
+        Ok(match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        })
+    }
+}
+
+fn parse_base(base_url: &str) -> Result<Url, ClientError> {
+    let invalid = |reason: String| ClientError::InvalidUrl {
+        url: base_url.to_string(),
+        reason,
+    };
+    let url = Url::parse(base_url).map_err(|error| invalid(error.to_string()))?;
+    if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("expected an http:// or https:// URL".to_string()));
+    }
+    Ok(url)
+}
+
+/// `base` joined with `path` segments (percent-encoded) and `query` pairs.
+pub(crate) fn endpoint(
+    base: &Url,
+    path: &[&str],
+    query: &[(&str, String)],
+) -> Result<Url, ClientError> {
+    let mut url = base.clone();
+    {
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|()| ClientError::InvalidUrl {
+                url: base.to_string(),
+                reason: "cannot carry a path".to_string(),
+            })?;
+        segments.pop_if_empty().extend(path);
+    }
+    url.set_query(None);
+    if !query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (name, value) in query {
+            pairs.append_pair(name, value);
+        }
+    }
+    Ok(url)
+}
+
+fn push_some<T: ToString>(
+    query: &mut Vec<(&'static str, String)>,
+    name: &'static str,
+    value: Option<T>,
+) {
+    if let Some(value) = value {
+        query.push((name, value.to_string()));
+    }
+}
+
+/// Sends `request`; a 2xx yields the body, anything else an `Api` error.
+async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError> {
+    let response = request.send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if status.is_success() {
+        Ok(body.to_vec())
+    } else {
+        Err(api_error(status.as_u16(), &body))
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: Vec<u8>) -> Result<T, ClientError> {
+    serde_json::from_slice(&body).map_err(|source| ClientError::Decode { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_encodes_segments_and_query() {
+        let base = parse_base("https://127.0.0.1:8441").expect("valid base");
+        let url = endpoint(
+            &base,
+            &["v1", "topics", "a b/c", "messages"],
+            &[
+                ("offset", "17".to_string()),
+                ("wait_ms", "1000".to_string()),
+            ],
+        )
+        .expect("endpoint");
+        assert_eq!(
+            url.as_str(),
+            "https://127.0.0.1:8441/v1/topics/a%20b%2Fc/messages?offset=17&wait_ms=1000"
+        );
+    }
+
+    #[test]
+    fn endpoint_keeps_a_base_path_prefix() {
+        let base = parse_base("https://example.test/palisade/").expect("valid base");
+        let url = endpoint(&base, &["v1", "whoami"], &[]).expect("endpoint");
+        assert_eq!(url.as_str(), "https://example.test/palisade/v1/whoami");
+    }
+
+    #[test]
+    fn base_url_must_be_http() {
+        assert!(matches!(
+            parse_base("ftp://127.0.0.1"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            parse_base("not a url"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+    }
+}

@@ -1,0 +1,451 @@
+//! JSON shapes of the HTTP API v1 (DESIGN.md section 9), as the client sends and reads them.
+//!
+//! Field names are the wire names. Optional request fields are omitted when unset, except
+//! where section 9 shows an explicit `null` (`retention_bytes`). Responses ignore unknown
+//! fields, so the server may add fields without breaking the client. This module holds no
+//! logic beyond (de)serialization.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/auth/token` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /v1/auth/token` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `"Bearer"`.
+    pub token_type: String,
+    /// Lifetime of the token from issue, in seconds.
+    pub expires_in: u64,
+}
+
+/// `GET /v1/whoami` reply: the principal and the ACL rules that apply to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whoami {
+    pub principal: String,
+    #[serde(default)]
+    pub superuser: bool,
+    #[serde(default)]
+    pub permissions: Vec<AclRule>,
+}
+
+/// `POST /v1/topics` body. `retention_*` set to `null` means "no limit of that kind"; omitted
+/// fields take the broker's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopic {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u16>,
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+}
+
+/// `GET /v1/topics/{topic}` reply (also the items of `GET /v1/topics`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicDescription {
+    pub name: String,
+    pub replication_factor: u16,
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// One partition of a topic description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionDescription {
+    pub partition: u32,
+    /// Broker id of the current leader; `None` while an election runs.
+    pub leader: Option<u64>,
+    pub replicas: Vec<u64>,
+    pub in_sync: Vec<u64>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+/// `POST /v1/topics/{topic}/messages` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProduceRequest {
+    pub records: Vec<ProduceRecord>,
+}
+
+/// One record to produce: `value` for UTF-8 text or `value_b64` for bytes (exactly one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProduceRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_b64: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Explicit partition; otherwise keyed records hash and unkeyed ones spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+}
+
+/// `POST /v1/topics/{topic}/messages` reply: one position per record, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    pub offsets: Vec<RecordPosition>,
+}
+
+/// Where one produced record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordPosition {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// Query of `GET /v1/topics/{topic}/partitions/{p}/messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FetchQuery {
+    pub offset: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// `GET /v1/topics/{topic}/partitions/{p}/messages` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub records: Vec<FetchedRecord>,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+    /// One past the last committed offset.
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+/// One committed record: `value` when it was sent as text and is UTF-8, else `value_b64`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedRecord {
+    pub offset: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_b64: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    pub timestamp_ms: u64,
+}
+
+/// An item of `GET /v1/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    #[serde(default)]
+    pub superuser: bool,
+}
+
+/// `POST /v1/users` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub superuser: bool,
+}
+
+/// `PUT /v1/users/{user}/password` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetPassword {
+    pub password: String,
+}
+
+/// Resource types an ACL rule can name (DESIGN.md section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    Topic,
+    Group,
+    Cluster,
+    User,
+    Audit,
+}
+
+/// Which names a rule covers: `{"literal":"orders"}`, `{"prefix":"orders."}` or `"any"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    Literal(String),
+    Prefix(String),
+    Any,
+}
+
+/// Operations an ACL rule can grant or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Read,
+    Write,
+    Create,
+    Delete,
+    Describe,
+    Alter,
+}
+
+/// Whether a matching rule allows or denies; deny wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// `POST /v1/acls` body: a rule without its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateAcl {
+    /// A user name, or `"*"` for every principal.
+    pub principal: String,
+    pub resource: ResourceType,
+    pub pattern: Pattern,
+    pub operation: Operation,
+    pub effect: Effect,
+}
+
+/// An item of `GET /v1/acls` (and the reply of `POST /v1/acls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclRule {
+    pub id: u64,
+    pub principal: String,
+    pub resource: ResourceType,
+    pub pattern: Pattern,
+    pub operation: Operation,
+    pub effect: Effect,
+}
+
+/// Query of `GET /v1/audit`; every filter is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AuditFilters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<AuditDecision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Outcome recorded by an audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    Allow,
+    Deny,
+    Success,
+    Failure,
+}
+
+/// One hash-chained audit event (DESIGN.md section 8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub time_ms: u64,
+    pub broker: u64,
+    pub request_id: String,
+    pub principal: Option<String>,
+    pub source: String,
+    pub action: String,
+    pub resource: String,
+    pub decision: AuditDecision,
+    pub status: u16,
+    #[serde(default)]
+    pub detail: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// An `application/problem+json` error body (RFC 9457).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type", default)]
+    pub problem_type: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::{json, Value};
+
+    /// Decodes `wire`, re-encodes it, and checks that nothing was renamed, dropped or added.
+    fn round_trip<T: Serialize + DeserializeOwned>(wire: &str) -> T {
+        let decoded: T = serde_json::from_str(wire).expect("example decodes");
+        let encoded = serde_json::to_value(&decoded).expect("encodes");
+        let expected: Value = serde_json::from_str(wire).expect("example is JSON");
+        assert_eq!(encoded, expected, "round trip changed {wire}");
+        decoded
+    }
+
+    #[test]
+    fn token_request_and_response_match_design_examples() {
+        let request: TokenRequest = round_trip(r#"{"username":"admin","password":"..."}"#);
+        assert_eq!(request.username, "admin");
+        let response: TokenResponse =
+            round_trip(r#"{"access_token":"<jwt>","token_type":"Bearer","expires_in":3600}"#);
+        assert_eq!(response.expires_in, 3600);
+        assert_eq!(response.token_type, "Bearer");
+    }
+
+    #[test]
+    fn create_topic_matches_design_example_including_null_retention_bytes() {
+        let topic: CreateTopic = round_trip(
+            r#"{"name":"orders","partitions":6,"replication_factor":3,
+                "retention_ms":604800000,"retention_bytes":null}"#,
+        );
+        assert_eq!(topic.partitions, Some(6));
+        assert_eq!(topic.retention_ms, Some(604_800_000));
+        assert_eq!(topic.retention_bytes, None);
+    }
+
+    #[test]
+    fn produce_request_matches_design_example() {
+        let request: ProduceRequest = round_trip(
+            r#"{"records":[{"key":"k1","value":"text","headers":{"h":"v"}},
+                           {"value_b64":"AAEC","partition":2}]}"#,
+        );
+        assert_eq!(request.records[0].key.as_deref(), Some("k1"));
+        assert_eq!(
+            request.records[0].headers.get("h").map(String::as_str),
+            Some("v")
+        );
+        assert_eq!(request.records[1].value_b64.as_deref(), Some("AAEC"));
+        assert_eq!(request.records[1].partition, Some(2));
+        assert_eq!(request.records[1].value, None);
+    }
+
+    #[test]
+    fn produce_response_matches_design_example() {
+        let response: ProduceResponse =
+            round_trip(r#"{"offsets":[{"partition":4,"offset":17},{"partition":2,"offset":9}]}"#);
+        assert_eq!(
+            response.offsets,
+            vec![
+                RecordPosition {
+                    partition: 4,
+                    offset: 17
+                },
+                RecordPosition {
+                    partition: 2,
+                    offset: 9
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn fetch_response_matches_design_example() {
+        let response: FetchResponse = round_trip(
+            r#"{"records":[{"offset":17,"key":"k1","value":"text","headers":{"h":"v"},
+                            "timestamp_ms":1764422400000}],
+                "next_offset":18,"high_watermark":18,"log_start_offset":0}"#,
+        );
+        assert_eq!(response.records[0].offset, 17);
+        assert_eq!(response.records[0].timestamp_ms, 1_764_422_400_000);
+        assert_eq!(response.next_offset, 18);
+        assert_eq!(response.high_watermark, 18);
+    }
+
+    #[test]
+    fn topic_description_matches_design_example() {
+        let topic: TopicDescription = round_trip(
+            r#"{"name":"orders","replication_factor":3,"partitions":[
+                 {"partition":0,"leader":2,"replicas":[2,3,1],"in_sync":[2,3,1],
+                  "high_watermark":18,"log_start_offset":0}]}"#,
+        );
+        assert_eq!(topic.partitions[0].leader, Some(2));
+        assert_eq!(topic.partitions[0].replicas, vec![2, 3, 1]);
+    }
+
+    #[test]
+    fn responses_tolerate_added_fields() {
+        let wire = json!({"access_token":"t","token_type":"Bearer","expires_in":60,"scope":"x"});
+        let response: TokenResponse = serde_json::from_value(wire).expect("extra field ignored");
+        assert_eq!(response.access_token, "t");
+    }
+
+    #[test]
+    fn binary_record_omits_text_fields() {
+        let record = ProduceRecord {
+            value_b64: Some("AAEC".to_string()),
+            ..ProduceRecord::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&record).expect("encodes"),
+            json!({"value_b64":"AAEC"})
+        );
+    }
+
+    #[test]
+    fn acl_rule_uses_snake_case_names_and_tagged_patterns() {
+        let rule: AclRule = round_trip(
+            r#"{"id":7,"principal":"alice","resource":"topic","pattern":{"prefix":"orders."},
+                "operation":"write","effect":"deny"}"#,
+        );
+        assert_eq!(rule.pattern, Pattern::Prefix("orders.".to_string()));
+        let any: CreateAcl = round_trip(
+            r#"{"principal":"*","resource":"audit","pattern":"any","operation":"read","effect":"allow"}"#,
+        );
+        assert_eq!(any.pattern, Pattern::Any);
+        let literal: Pattern = round_trip(r#"{"literal":"orders"}"#);
+        assert_eq!(literal, Pattern::Literal("orders".to_string()));
+    }
+
+    #[test]
+    fn audit_event_round_trips() {
+        let event: AuditEvent = round_trip(
+            r#"{"time_ms":1764422400000,"broker":1,"request_id":"r-1","principal":"admin",
+                "source":"127.0.0.1:5000","action":"topic.create","resource":"topic:orders",
+                "decision":"success","status":201,"detail":null,
+                "prev_hash":"00","hash":"ab"}"#,
+        );
+        assert_eq!(event.decision, AuditDecision::Success);
+    }
+
+    #[test]
+    fn problem_uses_type_as_its_wire_name() {
+        let problem: Problem = round_trip(
+            r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"no ACL"}"#,
+        );
+        assert_eq!(problem.problem_type.as_deref(), Some("about:blank"));
+        assert_eq!(problem.status, Some(403));
+    }
+
+    #[test]
+    fn round_trip_check_catches_a_renamed_field() {
+        // A DTO whose field name differs from the wire name must fail the round-trip check.
+        #[derive(Serialize, serde::Deserialize)]
+        struct Renamed {
+            #[serde(alias = "access_token")]
+            token: String,
+        }
+        let outcome = std::panic::catch_unwind(|| {
+            round_trip::<Renamed>(r#"{"access_token":"t"}"#);
+        });
+        assert!(outcome.is_err(), "round trip accepted a renamed field");
+    }
+}

@@ -1,0 +1,17 @@
+//! Client side of the HTTP API: the typed `Client`, its DTOs, the CLI client commands and the
+//! `bench` command.
+//!
+//! Owns everything a user or script runs against a broker over HTTPS. It must not depend on
+//! broker internals (storage, partitions, Raft): it speaks only the wire API of DESIGN.md
+//! section 9, so it works against any broker version that keeps those shapes.
+mod api;
+pub mod bench;
+pub mod cli;
+pub mod dto;
+mod error;
+mod list;
+mod streams;
+mod token_store;
+
+pub use api::Client;
+pub use error::{api_error, ClientError};

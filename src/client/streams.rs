@@ -1,0 +1,214 @@
+//! The streaming client commands: `produce` (stdin lines or `--value` → batches) and
+//! `consume` (records → JSON lines on stdout, optionally following with long polls).
+//!
+//! Owns batching of input lines and the fetch loop. It must not reorder records: lines are
+//! sent in input order and each partition is printed in offset order.
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::client::dto::{FetchedRecord, ProduceRecord, ProduceRequest};
+use crate::client::Client;
+
+/// Upper bound on `--batch` so one request stays well under broker body limits.
+const PRODUCE_BATCH_MAX: usize = 10_000;
+
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    pub topic: String,
+    /// Produce this one value instead of reading stdin.
+    #[arg(long)]
+    pub value: Option<String>,
+    /// Key for every record (records with the same key land on the same partition).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Explicit partition for every record.
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Header `name=value`; repeatable.
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Records per request when reading stdin.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
+    pub topic: String,
+    /// Partition to read; all partitions when absent.
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// First offset to read.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Records per fetch request.
+    #[arg(long, default_value_t = 1000)]
+    pub max_messages: u32,
+    /// Keep reading new records (long poll) instead of stopping at the end.
+    #[arg(long)]
+    pub follow: bool,
+    /// Long-poll wait per request when following, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub wait_ms: u64,
+}
+
+/// One printed line of `consume`: the record plus its partition.
+#[derive(Serialize)]
+struct ConsumedLine<'a> {
+    partition: u32,
+    #[serde(flatten)]
+    record: &'a FetchedRecord,
+}
+
+pub(crate) async fn produce(args: ProduceArgs, client: &Client) -> anyhow::Result<()> {
+    let batch_max = args.batch.clamp(1, PRODUCE_BATCH_MAX);
+    let template = ProduceRecord {
+        key: args.key.clone(),
+        headers: args.headers.iter().cloned().collect::<BTreeMap<_, _>>(),
+        partition: args.partition,
+        ..ProduceRecord::default()
+    };
+    let record = |value: String| ProduceRecord {
+        value: Some(value),
+        ..template.clone()
+    };
+    if let Some(value) = args.value {
+        return send_batch(client, &args.topic, vec![record(value)]).await;
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut batch = Vec::with_capacity(batch_max);
+    while let Some(line) = lines.next_line().await.context("reading stdin")? {
+        batch.push(record(line));
+        if batch.len() == batch_max {
+            send_batch(client, &args.topic, std::mem::take(&mut batch)).await?;
+        }
+    }
+    if !batch.is_empty() {
+        send_batch(client, &args.topic, batch).await?;
+    }
+    Ok(())
+}
+
+/// Sends one batch and prints one `{"partition":..,"offset":..}` line per record.
+async fn send_batch(
+    client: &Client,
+    topic: &str,
+    records: Vec<ProduceRecord>,
+) -> anyhow::Result<()> {
+    let reply = client.produce(topic, &ProduceRequest { records }).await?;
+    for position in reply.offsets {
+        println!("{}", serde_json::to_string(&position)?);
+    }
+    Ok(())
+}
+
+pub(crate) async fn consume(args: ConsumeArgs, client: &Client) -> anyhow::Result<()> {
+    let partitions = match args.partition {
+        Some(partition) => vec![partition],
+        None => {
+            let topic = client.describe_topic(&args.topic).await?;
+            topic.partitions.iter().map(|p| p.partition).collect()
+        }
+    };
+    let readers = partitions
+        .into_iter()
+        .map(|partition| consume_partition(client, &args, partition));
+    for result in futures_util::future::join_all(readers).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// Reads one partition from `args.offset` to its end (or forever with `--follow`).
+async fn consume_partition(
+    client: &Client,
+    args: &ConsumeArgs,
+    partition: u32,
+) -> anyhow::Result<()> {
+    let mut offset = args.offset;
+    let wait_ms = args.follow.then_some(args.wait_ms);
+    loop {
+        let reply = client
+            .fetch(
+                &args.topic,
+                partition,
+                offset,
+                Some(args.max_messages),
+                None,
+                wait_ms,
+            )
+            .await?;
+        for record in &reply.records {
+            let line = ConsumedLine { partition, record };
+            println!("{}", serde_json::to_string(&line)?);
+        }
+        // A log start past our offset (retention) moves us forward rather than stalling.
+        offset = reply.next_offset.max(reply.log_start_offset);
+        if !args.follow && offset >= reply.high_watermark {
+            return Ok(());
+        }
+    }
+}
+
+/// The first line of stdin, without its line ending; `what` names it in errors.
+pub(crate) async fn read_secret_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await
+        .with_context(|| format!("reading the {what} from stdin"))?;
+    let secret = line.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "no {what} given (pass it on stdin or as an option)"
+    );
+    Ok(secret)
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected name=value, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_needs_a_name_and_an_equals_sign() {
+        assert_eq!(
+            parse_header("trace=a=b"),
+            Ok(("trace".to_string(), "a=b".to_string()))
+        );
+        assert!(parse_header("novalue").is_err());
+        assert!(parse_header("=v").is_err());
+    }
+
+    #[test]
+    fn consumed_line_carries_partition_and_record_fields() {
+        let record = FetchedRecord {
+            offset: 17,
+            key: Some("k1".to_string()),
+            value: Some("text".to_string()),
+            value_b64: None,
+            headers: BTreeMap::new(),
+            timestamp_ms: 1_764_422_400_000,
+        };
+        let line = serde_json::to_value(ConsumedLine {
+            partition: 4,
+            record: &record,
+        })
+        .expect("serialize");
+        assert_eq!(
+            line,
+            serde_json::json!({"partition":4,"offset":17,"key":"k1","value":"text",
+                               "timestamp_ms":1_764_422_400_000u64})
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! Certificate generation for a Palisade cluster (rcgen).
+//!
+//! Owns the on-disk layout of a certificate directory: the cluster CA (`ca.pem`, `ca.key`),
+//! one certificate per broker (`broker-<id>.pem`, `broker-<id>.key`) and one client
+//! certificate (`client.pem`, `client.key`). Private keys are written with mode 0600.
+//! A broker certificate binds the broker id through a URI SAN `palisade://broker/<id>`;
+//! `broker_id_of` reads it back from a peer certificate. This module must not decide whether
+//! a peer is trusted: chain verification belongs to the TLS configuration (`tls`).
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rcgen::string::Ia5String;
+use rcgen::{
+    date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::CertificateDer;
+
+/// URI SAN prefix that names a broker id in its certificate.
+pub const BROKER_URI_PREFIX: &str = "palisade://broker/";
+/// Validity of the cluster CA, in years from the start of the current year.
+const CA_VALIDITY_YEARS: i32 = 10;
+/// Validity of broker and client certificates, in years from the start of the current year.
+const LEAF_VALIDITY_YEARS: i32 = 5;
+/// Common name of the cluster CA. The issuer is rebuilt from it on re-runs, so it is fixed.
+const CA_COMMON_NAME: &str = "Palisade cluster CA";
+const ORGANIZATION: &str = "Palisade";
+const KEY_MODE: u32 = 0o600;
+const CERT_MODE: u32 = 0o644;
+
+/// Failures while creating or reading certificate files.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{dir} holds only one of ca.pem and ca.key; restore the other or remove both")]
+    CaIncomplete { dir: PathBuf },
+    #[error("broker id 0 is not allowed (ids start at 1)")]
+    InvalidBrokerId,
+}
+
+/// Certificate and key file of one identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Paths of everything `init` wrote or kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPaths {
+    pub dir: PathBuf,
+    pub ca: KeyedCert,
+    /// One entry per requested broker id, in the order requested.
+    pub brokers: Vec<(u64, KeyedCert)>,
+    pub client: KeyedCert,
+}
+
+impl CertPaths {
+    /// The certificate of broker `id`, if `init` was asked for it.
+    pub fn broker(&self, id: u64) -> Option<&KeyedCert> {
+        self.brokers
+            .iter()
+            .find(|(broker_id, _)| *broker_id == id)
+            .map(|(_, paths)| paths)
+    }
+}
+
+/// Creates (or completes) the certificate directory `dir`.
+///
+/// An existing CA is kept and signs any missing broker or client certificate; existing leaf
+/// certificates are kept. When the CA is created anew, every leaf certificate is re-issued so
+/// that nothing in the directory is signed by a CA that no longer exists.
+pub fn init(dir: &Path, broker_ids: &[u64]) -> Result<CertPaths, CertError> {
+    if broker_ids.contains(&0) {
+        return Err(CertError::InvalidBrokerId);
+    }
+    fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    let ca = keyed(dir, "ca");
+    let (issuer, ca_created) = load_or_create_ca(dir, &ca)?;
+    let reissue = if ca_created {
+        Reissue::Always
+    } else {
+        Reissue::WhenMissing
+    };
+    let mut brokers = Vec::with_capacity(broker_ids.len());
+    for &id in broker_ids {
+        let paths = keyed(dir, &format!("broker-{id}"));
+        if reissue.needed(&paths) {
+            write_leaf(&paths, &broker_params(id)?, &issuer)?;
+        }
+        brokers.push((id, paths));
+    }
+    let client = keyed(dir, "client");
+    if reissue.needed(&client) {
+        write_leaf(&client, &client_params(), &issuer)?;
+    }
+    Ok(CertPaths {
+        dir: dir.to_path_buf(),
+        ca,
+        brokers,
+        client,
+    })
+}
+
+/// The broker id named by a certificate's `palisade://broker/<id>` URI SAN.
+///
+/// Returns `None` when the certificate cannot be parsed, names no broker, or names more than
+/// one distinct id (an ambiguous identity is no identity). It does not verify the chain.
+pub fn broker_id_of(cert: &CertificateDer<'_>) -> Option<u64> {
+    let parsed = webpki::EndEntityCert::try_from(cert).ok()?;
+    let mut found: Option<u64> = None;
+    for uri in parsed.valid_uri_names() {
+        let Some(id) = uri
+            .strip_prefix(BROKER_URI_PREFIX)
+            .and_then(|rest| rest.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        match found {
+            Some(previous) if previous != id => return None,
+            _ => found = Some(id),
+        }
+    }
+    found.filter(|id| *id != 0)
+}
+
+/// Whether leaf certificates must be written even if present.
+#[derive(Clone, Copy)]
+enum Reissue {
+    Always,
+    WhenMissing,
+}
+
+impl Reissue {
+    fn needed(self, paths: &KeyedCert) -> bool {
+        match self {
+            Reissue::Always => true,
+            Reissue::WhenMissing => !(paths.cert.exists() && paths.key.exists()),
+        }
+    }
+}
+
+fn keyed(dir: &Path, stem: &str) -> KeyedCert {
+    KeyedCert {
+        cert: dir.join(format!("{stem}.pem")),
+        key: dir.join(format!("{stem}.key")),
+    }
+}
+
+/// Loads the CA key and rebuilds its issuer, or creates a new CA. Returns whether it was created.
+fn load_or_create_ca(
+    dir: &Path,
+    ca: &KeyedCert,
+) -> Result<(Issuer<'static, KeyPair>, bool), CertError> {
+    match (ca.cert.exists(), ca.key.exists()) {
+        (true, true) => {
+            let key_pem =
+                fs::read_to_string(&ca.key).map_err(|source| io_error(&ca.key, source))?;
+            let key = KeyPair::from_pem(&key_pem)?;
+            // The issuer only needs the CA's subject, key identifier method and key usages,
+            // which `ca_params` reproduces exactly; the key itself comes from disk.
+            Ok((Issuer::new(ca_params(), key), false))
+        }
+        (false, false) => {
+            let key = KeyPair::generate()?;
+            let params = ca_params();
+            let cert = params.self_signed(&key)?;
+            write_file(&ca.key, key.serialize_pem().as_bytes(), KEY_MODE)?;
+            write_file(&ca.cert, cert.pem().as_bytes(), CERT_MODE)?;
+            Ok((Issuer::new(params, key), true))
+        }
+        _ => Err(CertError::CaIncomplete {
+            dir: dir.to_path_buf(),
+        }),
+    }
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(CA_COMMON_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    set_validity(&mut params, CA_VALIDITY_YEARS);
+    params
+}
+
+fn broker_params(id: u64) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(&format!("palisade broker {id}"));
+    params.subject_alt_names = vec![
+        SanType::DnsName(Ia5String::try_from("localhost")?),
+        SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        SanType::URI(Ia5String::try_from(format!("{BROKER_URI_PREFIX}{id}"))?),
+    ];
+    // Brokers are both ends of peer links, so one certificate serves both roles.
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    leaf_common(&mut params);
+    Ok(params)
+}
+
+fn client_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name("palisade client");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    leaf_common(&mut params);
+    params
+}
+
+fn leaf_common(params: &mut CertificateParams) {
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(params, LEAF_VALIDITY_YEARS);
+}
+
+fn distinguished_name(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, ORGANIZATION);
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+/// Valid from the start of last year (tolerates skewed clocks) for `years` after this year.
+fn set_validity(params: &mut CertificateParams, years: i32) {
+    let year = current_year();
+    params.not_before = date_time_ymd(year - 1, 1, 1);
+    params.not_after = date_time_ymd(year + years, 1, 1);
+}
+
+fn current_year() -> i32 {
+    const SECONDS_PER_YEAR: u64 = 31_556_952;
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    1970 + i32::try_from(seconds / SECONDS_PER_YEAR).unwrap_or(0)
+}
+
+fn write_leaf(
+    paths: &KeyedCert,
+    params: &CertificateParams,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<(), CertError> {
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    write_file(&paths.key, key.serialize_pem().as_bytes(), KEY_MODE)?;
+    write_file(&paths.cert, cert.pem().as_bytes(), CERT_MODE)?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` with `mode`, also tightening the mode of a file that existed.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|source| io_error(path, source))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|source| io_error(path, source))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| io_error(path, source))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> CertError {
+    CertError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
