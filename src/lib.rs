@@ -14,3 +14,4 @@
 //! - `config`: raw TOML/env → validated, typed configuration.
 //! - `names`: validation of topic, group and user names.
 pub mod raft;
+pub mod storage;
