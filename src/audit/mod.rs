@@ -10,6 +10,7 @@
 
 mod chain;
 mod event;
+pub mod log;
 
 pub use chain::{
     verify_chain, verify_chain_from, AuditChain, ChainBreak, ChainError, GENESIS_HASH,

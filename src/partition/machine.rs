@@ -199,7 +199,7 @@ impl Handler<Produce> for Replica<PartitionMachine> {
 impl Handler<Fetch> for Replica<PartitionMachine> {
     type Result = ();
     fn handle(&mut self, message: Fetch, ctx: &mut Context<Self>) {
-        let state = &self.machine.state;
+        let state = self.machine.state.clone();
         if message.offset < state.log_start_offset || message.offset > state.high_watermark {
             let _ = message.reply.send(Err(FetchError::OffsetOutOfRange {
                 offset: message.offset,

@@ -36,11 +36,16 @@ pub enum HostError {
 }
 
 /// A running replica and the view of its status.
-#[derive(Clone)]
 pub struct ReplicaHandle<M: StateMachine> {
     pub group: GroupId,
     pub addr: Addr<Replica<M>>,
     pub status: watch::Receiver<ReplicaStatus>,
+}
+
+impl<M: StateMachine> Clone for ReplicaHandle<M> {
+    fn clone(&self) -> Self {
+        ReplicaHandle { group: self.group, addr: self.addr.clone(), status: self.status.clone() }
+    }
 }
 
 pub type PartitionHandle = ReplicaHandle<PartitionMachine>;

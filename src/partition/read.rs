@@ -49,7 +49,7 @@ pub fn read_records(
         for entry in entries {
             let EntryPayload::Normal(data) = entry.payload else { continue };
             let PartitionCommand::Append(batch) = batch::decode(&data).map_err(|error| {
-                StorageError::Corrupt { group: group.0, index: entry.index.0, reason: error.to_string() }
+                StorageError::Corrupt { group, index: entry.index, reason: error.to_string() }
             })?;
             for (position, record) in batch.records.into_iter().enumerate() {
                 let offset = batch.base_offset + position as u64;
