@@ -22,7 +22,7 @@ use crate::config::{Config, HttpTransport};
 use crate::http::{self, HttpSettings};
 use crate::partition::machine::{Describe, FetchWindow};
 use crate::partition::read::{read_records, FetchLimits};
-use crate::partition::{Host, PartitionHandle, ReplicaSettings};
+use crate::partition::{AckPolicy, Host, PartitionHandle, ReplicaSettings};
 use crate::raft::NodeId;
 use crate::storage::{Store, WriterConfig};
 
@@ -46,6 +46,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener, shutdown: impl
         election_timeout_ticks: config.raft.election_timeout_ticks,
         heartbeat_interval_ticks: config.raft.heartbeat_interval_ticks,
         pending_proposals_max: PENDING_PROPOSALS_MAX,
+        ack: ack_policy(),
     };
     let arbiters = if config.raft.arbiters == 0 { num_cores() } else { config.raft.arbiters };
     let host = Arc::new(Host::new(store.clone(), writer, settings, arbiters));
@@ -96,6 +97,19 @@ pub async fn run(config: Config, listener: std::net::TcpListener, shutdown: impl
     }
     registry.stop_all();
     Ok(())
+}
+
+/// Environment switch used only by the crash-safety tests to prove their checker catches a broker
+/// that acknowledges before the commit. Never set it in production.
+pub const UNSAFE_ACK_ENV: &str = "PALISADE_UNSAFE_TEST_ACK_BEFORE_COMMIT";
+
+fn ack_policy() -> AckPolicy {
+    if std::env::var(UNSAFE_ACK_ENV).is_ok_and(|value| value == "1") {
+        tracing::warn!("{UNSAFE_ACK_ENV}=1: produces are acknowledged BEFORE they are durable (test-only)");
+        AckPolicy::BeforeCommitUnsafe
+    } else {
+        AckPolicy::AfterCommit
+    }
 }
 
 fn num_cores() -> usize {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::batch::{self, PartitionCommand, Record, RecordBatch};
-use super::replica::{Replica, ReplicaError};
+use super::replica::{AckPolicy, Replica, ReplicaError};
 use crate::raft::{EntryPayload, LogIndex, LogStore, Role, Term};
 
 /// The replicated, applied state of a partition (stored beside the applied index).
@@ -189,7 +189,16 @@ impl Handler<Produce> for Replica<PartitionMachine> {
             RecordBatch { base_offset, timestamp_ms: message.timestamp_ms, records: message.records };
         let end = batch.end_offset();
         let data = batch::encode(&PartitionCommand::Append(batch));
-        if self.propose_with_reply(data, message.reply) {
+        if self.ack_policy() == AckPolicy::BeforeCommitUnsafe {
+            let (ignored, _) = oneshot::channel();
+            let result = if self.propose_with_reply(data, ignored) {
+                self.machine.tail = Some((status.term, end));
+                Ok(AppendResult { base_offset, count: end - base_offset })
+            } else {
+                Err(ReplicaError::ProposalDropped)
+            };
+            let _ = message.reply.send(result);
+        } else if self.propose_with_reply(data, message.reply) {
             self.machine.tail = Some((status.term, end));
         }
         self.drive(ctx);

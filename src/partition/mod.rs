@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 use crate::raft::{ConfState, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, Store, StorageError, WriteBatch, Writer};
 pub use machine::{AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce};
-pub use replica::{Propose, Replica, ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop};
+pub use replica::{AckPolicy, Propose, Replica, ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop};
 
 /// Long polls parked per partition at once.
 pub const FETCH_WAITERS_MAX: usize = 10_000;

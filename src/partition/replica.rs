@@ -68,6 +68,18 @@ pub struct ReplicaSettings {
     pub heartbeat_interval_ticks: u32,
     /// Proposals waiting for their apply at once; more are refused with `Overloaded`.
     pub pending_proposals_max: usize,
+    /// When a produce is acknowledged. Only tests that prove the crash checker change it.
+    pub ack: AckPolicy,
+}
+
+/// When a produce is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckPolicy {
+    /// After the batch is committed (fsynced on a majority) and applied: the product's promise.
+    AfterCommit,
+    /// Deliberately broken: as soon as the batch is proposed, before anything is durable. Exists
+    /// only so tests can show that the crash-safety checker catches a broker that acks too early.
+    BeforeCommitUnsafe,
 }
 
 type Reply<O> = oneshot::Sender<Result<O, ReplicaError>>;
@@ -161,6 +173,10 @@ impl<M: StateMachine> Replica<M> {
 
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    pub(super) fn ack_policy(&self) -> AckPolicy {
+        self.settings.ack
     }
 
     /// Proposes `data`; `reply` is answered when its index is applied, or at once on failure.
