@@ -15,5 +15,6 @@
 //! - `names`: validation of topic, group and user names.
 pub mod audit;
 pub mod auth;
+pub mod config;
 pub mod names;
 pub mod raft;
