@@ -100,7 +100,7 @@ fn issued_token_verifies_with_its_claims() {
         &signing.secret,
         Algorithm::HS256,
     );
-    assert!(check(&[signing.clone()], &crafted).is_ok());
+    assert!(check(std::slice::from_ref(&signing), &crafted).is_ok());
     let second = jwt::issue(&settings(), &signing, "alice", NOW_S).unwrap();
     assert_ne!(second.jti, issued.jti);
 }
@@ -142,62 +142,113 @@ fn key_rotation_old_tokens_verify_until_their_key_is_removed() {
     );
 }
 
-/// Each forged or invalid token, with the reason it must be refused for.
-fn forgeries(signing: &SigningKey) -> Vec<(&'static str, String, TokenError)> {
-    let secret = &signing.secret;
-    let valid = craft(&good_header("k1"), &good_claims(), secret, Algorithm::HS256);
-    let valid_parts: Vec<&str> = valid.split('.').collect();
-    let signed = |header: Value, claims: Value| craft(&header, &claims, secret, Algorithm::HS256);
-    let tampered_claims = encode_part(&with_claim("sub", json!("admin")));
-    let wrong_secret = vec![7u8; 32];
-    let too_large = format!("{}.{}", valid, "A".repeat(8192));
-    let mut cases = vec![
+type Case = (&'static str, String, TokenError);
+
+/// A valid token signed with the real key, and helpers to derive forgeries from it.
+struct Forge {
+    secret: Vec<u8>,
+    valid: String,
+    parts: Vec<String>,
+}
+
+impl Forge {
+    fn new(signing: &SigningKey) -> Forge {
+        let valid = craft(
+            &good_header("k1"),
+            &good_claims(),
+            &signing.secret,
+            Algorithm::HS256,
+        );
+        let parts = valid.split('.').map(str::to_string).collect();
+        Forge {
+            secret: signing.secret.clone(),
+            valid,
+            parts,
+        }
+    }
+
+    fn signed(&self, header: Value, claims: Value) -> String {
+        craft(&header, &claims, &self.secret, Algorithm::HS256)
+    }
+
+    /// The valid token with its header replaced, keeping claims and signature.
+    fn with_header(&self, header: Value) -> String {
+        format!(
+            "{}.{}.{}",
+            encode_part(&header),
+            self.parts[1],
+            self.parts[2]
+        )
+    }
+}
+
+fn header_forgeries(forge: &Forge) -> Vec<Case> {
+    let not_allowed = |alg: &str| TokenError::AlgorithmNotAllowed { alg: alg.into() };
+    let hs512 = json!({"alg": "HS512", "kid": "k1"});
+    vec![
         (
             "alg none, no signature",
             format!(
                 "{}.{}.",
                 encode_part(&json!({"alg": "none", "kid": "k1"})),
-                valid_parts[1]
+                forge.parts[1]
             ),
-            TokenError::AlgorithmNotAllowed { alg: "none".into() },
+            not_allowed("none"),
         ),
         (
             "alg HS512 header, signed with HS512 and the real secret",
-            craft(
-                &json!({"alg": "HS512", "kid": "k1"}),
-                &good_claims(),
-                secret,
-                Algorithm::HS512,
-            ),
-            TokenError::AlgorithmNotAllowed {
-                alg: "HS512".into(),
-            },
+            craft(&hs512, &good_claims(), &forge.secret, Algorithm::HS512),
+            not_allowed("HS512"),
         ),
         (
             "alg RS256 header over an HS256 signature",
-            format!(
-                "{}.{}.{}",
-                encode_part(&json!({"alg": "RS256", "kid": "k1"})),
-                valid_parts[1],
-                valid_parts[2]
-            ),
-            TokenError::AlgorithmNotAllowed {
-                alg: "RS256".into(),
-            },
+            forge.with_header(json!({"alg": "RS256", "kid": "k1"})),
+            not_allowed("RS256"),
         ),
         (
             "alg missing",
-            signed(json!({"kid": "k1"}), good_claims()),
+            forge.signed(json!({"kid": "k1"}), good_claims()),
             TokenError::Malformed("header has no alg"),
         ),
         (
+            "unknown kid",
+            forge.signed(good_header("k9"), good_claims()),
+            TokenError::UnknownKey { kid: "k9".into() },
+        ),
+        (
+            "missing kid",
+            forge.signed(json!({"alg": "HS256"}), good_claims()),
+            TokenError::MissingKeyId,
+        ),
+        (
+            "critical header extension",
+            forge.signed(
+                json!({"alg": "HS256", "kid": "k1", "crit": ["exp"]}),
+                good_claims(),
+            ),
+            TokenError::Malformed("header crit extensions are not supported"),
+        ),
+        (
+            "header JSON is not an object",
+            forge.with_header(json!("HS256")),
+            TokenError::Malformed("header is not a JSON object of the expected shape"),
+        ),
+    ]
+}
+
+fn signature_forgeries(forge: &Forge) -> Vec<Case> {
+    let parts = &forge.parts;
+    let tampered_claims = encode_part(&with_claim("sub", json!("admin")));
+    let wrong_secret = vec![7u8; 32];
+    vec![
+        (
             "stripped signature",
-            format!("{}.{}.", valid_parts[0], valid_parts[1]),
+            format!("{}.{}.", parts[0], parts[1]),
             TokenError::BadSignature,
         ),
         (
             "tampered payload",
-            format!("{}.{}.{}", valid_parts[0], tampered_claims, valid_parts[2]),
+            format!("{}.{}.{}", parts[0], tampered_claims, parts[2]),
             TokenError::BadSignature,
         ),
         (
@@ -211,138 +262,125 @@ fn forgeries(signing: &SigningKey) -> Vec<(&'static str, String, TokenError)> {
             TokenError::BadSignature,
         ),
         (
-            "unknown kid",
-            signed(good_header("k9"), good_claims()),
-            TokenError::UnknownKey { kid: "k9".into() },
+            "claims not base64url, unsigned",
+            format!("{}.@@@.{}", parts[0], parts[2]),
+            TokenError::BadSignature,
         ),
         (
-            "missing kid",
-            signed(json!({"alg": "HS256"}), good_claims()),
-            TokenError::MissingKeyId,
+            "signature not base64url",
+            format!("{}.{}.***", parts[0], parts[1]),
+            TokenError::Malformed("signature is not base64url"),
         ),
+        // A padded signature encodes the same bytes; only the canonical form is accepted.
+        (
+            "padded signature",
+            format!("{}=", forge.valid),
+            TokenError::Malformed("signature is not base64url"),
+        ),
+    ]
+}
+
+fn claims_forgeries(forge: &Forge) -> Vec<Case> {
+    let bad_shape = TokenError::Malformed("claims are not a JSON object of the expected shape");
+    let signed_claims = |claims: Value| forge.signed(good_header("k1"), claims);
+    vec![
         (
             "expired",
-            signed(good_header("k1"), with_claim("exp", json!(NOW_S - 31))),
+            signed_claims(with_claim("exp", json!(NOW_S - 31))),
             TokenError::Expired { exp: NOW_S - 31 },
         ),
         (
             "nbf in the future",
-            signed(good_header("k1"), with_claim("nbf", json!(NOW_S + 31))),
+            signed_claims(with_claim("nbf", json!(NOW_S + 31))),
             TokenError::NotYetValid { nbf: NOW_S + 31 },
         ),
         (
             "iat in the future",
-            signed(good_header("k1"), with_claim("iat", json!(NOW_S + 31))),
+            signed_claims(with_claim("iat", json!(NOW_S + 31))),
             TokenError::IssuedInFuture { iat: NOW_S + 31 },
         ),
         (
             "wrong issuer",
-            signed(good_header("k1"), with_claim("iss", json!("evil"))),
+            signed_claims(with_claim("iss", json!("evil"))),
             TokenError::WrongIssuer,
         ),
         (
             "wrong audience",
-            signed(good_header("k1"), with_claim("aud", json!("other"))),
+            signed_claims(with_claim("aud", json!("other"))),
             TokenError::WrongAudience,
         ),
         (
             "missing exp",
-            signed(good_header("k1"), without_claim("exp")),
+            signed_claims(without_claim("exp")),
             TokenError::MissingClaim("exp"),
         ),
         (
             "missing jti",
-            signed(good_header("k1"), without_claim("jti")),
+            signed_claims(without_claim("jti")),
             TokenError::MissingClaim("jti"),
         ),
         (
             "exp as a string",
-            signed(good_header("k1"), with_claim("exp", json!("9999999999"))),
-            TokenError::Malformed("claims are not a JSON object of the expected shape"),
+            signed_claims(with_claim("exp", json!("9999999999"))),
+            bad_shape.clone(),
         ),
         (
             "subject not a user name",
-            signed(good_header("k1"), with_claim("sub", json!("../admin"))),
+            signed_claims(with_claim("sub", json!("../admin"))),
             TokenError::BadSubject,
         ),
         (
-            "oversized",
-            too_large,
-            TokenError::TooLarge {
-                bytes: valid.len() + 8193,
-                bytes_max: 8192,
-            },
-        ),
-        (
-            "garbage",
-            "not a token at all".into(),
-            TokenError::Malformed("expected three parts separated by '.'"),
-        ),
-        (
-            "two parts",
-            format!("{}.{}", valid_parts[0], valid_parts[1]),
-            TokenError::Malformed("expected three parts separated by '.'"),
-        ),
-        (
-            "four parts",
-            format!("{valid}.{}", valid_parts[2]),
-            TokenError::Malformed("expected three parts separated by '.'"),
-        ),
-        (
-            "header not base64url",
-            format!("!!!.{}.{}", valid_parts[1], valid_parts[2]),
-            TokenError::Malformed("header is not base64url"),
-        ),
-        (
-            "claims not base64url, unsigned",
-            format!("{}.@@@.{}", valid_parts[0], valid_parts[2]),
-            TokenError::BadSignature,
+            "claims JSON is not an object",
+            signed_claims(json!([1, 2, 3])),
+            bad_shape,
         ),
         (
             "claims not base64url, correctly signed",
-            sign_raw(&format!("{}.@@@", valid_parts[0]), secret),
+            sign_raw(&format!("{}.@@@", forge.parts[0]), &forge.secret),
             TokenError::Malformed("claims are not base64url"),
         ),
+    ]
+}
+
+fn shape_forgeries(forge: &Forge) -> Vec<Case> {
+    let parts = &forge.parts;
+    let three_parts = TokenError::Malformed("expected three parts separated by '.'");
+    vec![
         (
-            "signature not base64url",
-            format!("{}.{}.***", valid_parts[0], valid_parts[1]),
-            TokenError::Malformed("signature is not base64url"),
+            "oversized",
+            format!("{}.{}", forge.valid, "A".repeat(8192)),
+            TokenError::TooLarge {
+                bytes: forge.valid.len() + 8193,
+                bytes_max: 8192,
+            },
+        ),
+        ("garbage", "not a token at all".into(), three_parts.clone()),
+        ("empty string", String::new(), three_parts.clone()),
+        (
+            "two parts",
+            format!("{}.{}", parts[0], parts[1]),
+            three_parts.clone(),
         ),
         (
-            "claims JSON is not an object",
-            signed(good_header("k1"), json!([1, 2, 3])),
-            TokenError::Malformed("claims are not a JSON object of the expected shape"),
+            "four parts",
+            format!("{}.{}", forge.valid, parts[2]),
+            three_parts,
         ),
         (
-            "header JSON is not an object",
-            format!(
-                "{}.{}.{}",
-                encode_part(&json!("HS256")),
-                valid_parts[1],
-                valid_parts[2]
-            ),
-            TokenError::Malformed("header is not a JSON object of the expected shape"),
+            "header not base64url",
+            format!("!!!.{}.{}", parts[1], parts[2]),
+            TokenError::Malformed("header is not base64url"),
         ),
-        (
-            "critical header extension",
-            signed(
-                json!({"alg": "HS256", "kid": "k1", "crit": ["exp"]}),
-                good_claims(),
-            ),
-            TokenError::Malformed("header crit extensions are not supported"),
-        ),
-        (
-            "empty string",
-            String::new(),
-            TokenError::Malformed("expected three parts separated by '.'"),
-        ),
-    ];
-    // A padded signature is a different encoding of the same bytes; only the canonical one passes.
-    cases.push((
-        "padded signature",
-        format!("{valid}="),
-        TokenError::Malformed("signature is not base64url"),
-    ));
+    ]
+}
+
+/// Each forged or invalid token, with the reason it must be refused for.
+fn forgeries(signing: &SigningKey) -> Vec<Case> {
+    let forge = Forge::new(signing);
+    let mut cases = header_forgeries(&forge);
+    cases.extend(signature_forgeries(&forge));
+    cases.extend(claims_forgeries(&forge));
+    cases.extend(shape_forgeries(&forge));
     cases
 }
 

@@ -141,6 +141,17 @@ impl AclRule {
     }
 }
 
+/// The rules that can apply to `principal` (its own and those for `"*"`), for showing a
+/// user its effective permissions. Superusers pass every check regardless.
+pub fn rules_for<'a>(
+    principal: &'a Principal,
+    rules: &'a [AclRule],
+) -> impl Iterator<Item = &'a AclRule> + 'a {
+    rules
+        .iter()
+        .filter(|rule| rule.principal == ANY_PRINCIPAL || rule.principal == principal.name)
+}
+
 /// Decides whether `principal` may perform `operation` on the resource `resource`/`name`.
 pub fn check(
     principal: &Principal,
@@ -262,6 +273,17 @@ mod tests {
             check(&alice(), &rules[..1], topic, "orders.eu", Operation::Read),
             Decision::Deny(DenyReason::NoMatchingRule)
         );
+    }
+
+    #[test]
+    fn rules_for_lists_own_and_wildcard_rules() {
+        let rules = [
+            rule(1, "alice", Pattern::Any, Effect::Allow),
+            rule(2, "bob", Pattern::Any, Effect::Allow),
+            rule(3, "*", Pattern::Any, Effect::Deny),
+        ];
+        let ids: Vec<u64> = rules_for(&alice(), &rules).map(|rule| rule.id).collect();
+        assert_eq!(ids, vec![1, 3]);
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub fn verify(
     let key = select_key(keys, header_part)?;
     let signed_bytes = &token.as_bytes()[..header_part.len() + 1 + claims_part.len()];
     check_signature(key, signed_bytes, signature_part)?;
-    let raw: RawClaims = decode_json(claims_part, "claims")?;
+    let raw: RawClaims = decode_json(claims_part, Part::Claims)?;
     let claims = require_claims(raw)?;
     check_claims(settings, &claims, now_s)?;
     if is_revoked(&claims.jti) {
@@ -102,7 +102,7 @@ pub fn verify(
 
 /// Reads the header and returns the key its `kid` names; the algorithm must be HS256.
 fn select_key<'k>(keys: &'k [SigningKey], header_part: &str) -> Result<&'k SigningKey, TokenError> {
-    let header: RawHeader = decode_json(header_part, "header")?;
+    let header: RawHeader = decode_json(header_part, Part::Header)?;
     match header.alg.as_deref() {
         Some("HS256") => {}
         Some(other) => {
@@ -147,24 +147,28 @@ fn check_signature(
     }
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(
-    part: &str,
-    what: &'static str,
-) -> Result<T, TokenError> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| {
-        TokenError::Malformed(if what == "header" {
-            "header is not base64url"
-        } else {
-            "claims are not base64url"
-        })
-    })?;
-    serde_json::from_slice(&bytes).map_err(|_| {
-        TokenError::Malformed(if what == "header" {
-            "header is not a JSON object of the expected shape"
-        } else {
-            "claims are not a JSON object of the expected shape"
-        })
-    })
+/// Which part of the token is being decoded, for the error message.
+#[derive(Clone, Copy)]
+enum Part {
+    Header,
+    Claims,
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(text: &str, part: Part) -> Result<T, TokenError> {
+    let (not_base64, not_json) = match part {
+        Part::Header => (
+            "header is not base64url",
+            "header is not a JSON object of the expected shape",
+        ),
+        Part::Claims => (
+            "claims are not base64url",
+            "claims are not a JSON object of the expected shape",
+        ),
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| TokenError::Malformed(not_base64))?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed(not_json))
 }
 
 fn require_claims(raw: RawClaims) -> Result<Claims, TokenError> {
