@@ -164,6 +164,12 @@ impl<S: LogStore> RawNode<S> {
         self.conf().is_voter(self.id)
     }
 
+    /// A replica that knows no membership yet (created to join an existing group). It accepts
+    /// nothing but a snapshot, which brings the membership along.
+    pub(super) fn is_uninitialized(&self) -> bool {
+        self.conf().voters.is_empty() && self.conf().learners.is_empty()
+    }
+
     pub(super) fn quorum(&self) -> usize {
         self.conf().voters.len() / 2 + 1
     }

@@ -149,7 +149,7 @@ impl<S: LogStore> RawNode<S> {
             prev_log_index = commit;
             prev_log_term = self.log.term(commit).unwrap_or_default();
         }
-        if !self.log.matches(prev_log_index, prev_log_term) {
+        if self.is_uninitialized() || !self.log.matches(prev_log_index, prev_log_term) {
             self.reject_append(from, prev_log_index, prev_log_term);
             return;
         }
@@ -206,7 +206,7 @@ impl<S: LogStore> RawNode<S> {
 
     fn handle_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
         let index = snapshot.meta.index;
-        let reply_index = if index <= self.log.commit {
+        let reply_index = if index <= self.log.commit && !self.is_uninitialized() {
             self.log.commit
         } else if self.log.matches(index, snapshot.meta.term) {
             self.log.commit_to(index);
@@ -285,7 +285,13 @@ impl<S: LogStore> RawNode<S> {
             if progress.state == ProgressState::Replicate {
                 progress.become_probe();
             }
-            self.maybe_send_append(from, true);
+            if rejected < self.log.first_index() {
+                // Even our snapshot point does not match: only a snapshot can help (a new
+                // replica that does not know the group's membership yet).
+                self.send_snapshot(from);
+            } else {
+                self.maybe_send_append(from, true);
+            }
         }
     }
 
@@ -293,15 +299,14 @@ impl<S: LogStore> RawNode<S> {
         let Some(progress) = self.progress.get_mut(&from) else {
             return;
         };
-        if !progress.maybe_update(index) {
-            return;
-        }
+        let updated = progress.maybe_update(index);
         match progress.state {
-            ProgressState::Probe => progress.become_replicate(),
-            ProgressState::Snapshot { pending } if progress.matched >= pending => {
+            ProgressState::Snapshot { pending } if index >= pending => {
                 progress.become_probe();
                 progress.become_replicate();
             }
+            _ if !updated => return,
+            ProgressState::Probe => progress.become_replicate(),
             ProgressState::Replicate => progress.free_inflights_to(index),
             ProgressState::Snapshot { .. } => {}
         }
