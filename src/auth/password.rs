@@ -72,7 +72,7 @@ fn dummy_hash() -> &'static PasswordHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
+
     #[test]
     fn hash_then_verify() {
         let phc = hash_password("correct horse battery").unwrap();
