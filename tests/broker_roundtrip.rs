@@ -165,6 +165,21 @@ async fn a_key_always_lands_on_the_same_partition_and_text_stays_text() {
     assert!(record.value_b64.is_none());
 }
 
+/// Waits until the broker reports `count` parked long polls on `/metrics`.
+async fn wait_parked_fetches(broker: &BrokerProcess, count: u64) {
+    let raw = common::raw_client(&broker.ca);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let wanted = format!("palisade_parked_fetches {count}");
+    loop {
+        let text = raw.get(format!("{}/metrics", broker.url)).send().await.expect("metrics").text().await.expect("body");
+        if text.lines().any(|line| line.trim() == wanted) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no parked fetch seen; metrics:\n{text}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_returns_on_commit_and_empty_after_wait_ms() {
     let broker = BrokerProcess::start().await;
@@ -194,8 +209,9 @@ async fn long_poll_returns_on_commit_and_empty_after_wait_ms() {
             .expect("fetch");
         (page, started.elapsed())
     });
-    // Produce only once the poll is parked: its request is in flight for a while before the produce.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Produce only once the poll is parked on the partition (the broker's gauge says so).
+    wait_parked_fetches(&broker, 1).await;
+    assert!(!waiting.is_finished(), "the poll must still be waiting before the produce");
     let record = ProduceRecord {
         value: Some("wake up".into()),
         ..ProduceRecord::default()

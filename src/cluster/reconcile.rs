@@ -126,6 +126,30 @@ pub async fn run(
     }
 }
 
+/// Removes stored groups that no assignment names any more (a topic deleted while a replica was
+/// stopping, or before a restart), so their space is freed.
+async fn delete_orphans(host: &Host, state: &MetadataState) {
+    if !state.bootstrapped {
+        return;
+    }
+    let desired: BTreeSet<GroupId> = desired_groups(state, host.node()).iter().map(|d| d.group).collect();
+    let stored = match host.store.groups() {
+        Ok(groups) => groups,
+        Err(error) => {
+            tracing::error!(%error, "cannot list stored groups");
+            return;
+        }
+    };
+    for group in stored {
+        if group != super::METADATA_GROUP && !desired.contains(&group) {
+            tracing::info!(group = group.0, "deleting the data of an unassigned group");
+            if let Err(error) = host.delete_group(group).await {
+                tracing::error!(%error, group = group.0, "cannot delete partition data");
+            }
+        }
+    }
+}
+
 async fn reconcile_once(host: &Host, registry: &Registry, state: &MetadataState) {
     let desired = desired_groups(state, host.node());
     let desired_ids: BTreeSet<GroupId> = desired.iter().map(|d| d.group).collect();

@@ -48,6 +48,11 @@ impl Metrics {
             "Records returned to consumers",
             fetched_records.clone(),
         );
+        registry.register(
+            "parked_fetches",
+            "Long-poll fetches waiting for records",
+            crate::partition::machine::PARKED_FETCHES.clone(),
+        );
         Metrics {
             registry,
             requests,

@@ -190,11 +190,16 @@ impl super::replica::StateMachine for PartitionMachine {
             .into_iter()
             .partition(|w| w.offset < high_watermark);
         self.waiters = waiting;
+        PARKED_FETCHES.dec_by(ready.len() as i64);
         for waiter in ready {
             let _ = waiter.reply.send(Ok(self.window(waiter.offset)));
         }
     }
 }
+
+/// Long polls parked on this broker right now (exported as a metric).
+pub static PARKED_FETCHES: std::sync::LazyLock<prometheus_client::metrics::gauge::Gauge> =
+    std::sync::LazyLock::new(Default::default);
 
 /// Append records; answered with the batch's offsets once committed and applied.
 #[derive(Message)]
@@ -312,6 +317,7 @@ impl Handler<Fetch> for Replica<PartitionMachine> {
         }
         let id = machine.next_waiter_id;
         machine.next_waiter_id += 1;
+        PARKED_FETCHES.inc();
         machine.waiters.push(Waiter {
             id,
             offset: message.offset,
@@ -327,6 +333,7 @@ impl Handler<FetchTimeout> for Replica<PartitionMachine> {
         let machine = &mut self.machine;
         if let Some(position) = machine.waiters.iter().position(|w| w.id == message.0) {
             let waiter = machine.waiters.swap_remove(position);
+            PARKED_FETCHES.dec();
             let _ = waiter.reply.send(Ok(machine.window(waiter.offset)));
         }
     }
@@ -393,5 +400,11 @@ impl Handler<RetentionTick> for Replica<PartitionMachine> {
             self.machine.advancing = true;
         }
         self.drive(ctx);
+    }
+}
+
+impl Drop for PartitionMachine {
+    fn drop(&mut self) {
+        PARKED_FETCHES.dec_by(self.waiters.len() as i64);
     }
 }
