@@ -17,7 +17,9 @@ use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
 use crate::broker::{Broker, Limits};
 use crate::cluster::metadata::BrokerInfo;
-use crate::cluster::{now_ms, reconcile, Controller, MetaCommand, Registry, TopicSpec, UserRecord, AUDIT_TOPIC};
+use crate::cluster::{
+    now_ms, reconcile, Controller, MetaCommand, Registry, TopicSpec, UserRecord, AUDIT_TOPIC,
+};
 use crate::config::{Config, HttpTransport};
 use crate::http::{self, HttpSettings};
 use crate::partition::machine::{Describe, FetchWindow};
@@ -34,12 +36,23 @@ const PENDING_PROPOSALS_MAX: usize = 100_000;
 pub const ADMIN_PASSWORD_ENV: &str = "PALISADE_ADMIN_PASSWORD";
 
 /// Runs a broker on `listener` until `shutdown` resolves. Must run inside an actix system.
-pub async fn run(config: Config, listener: std::net::TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     crate::transport::tls::install_crypto_provider();
-    std::fs::create_dir_all(&config.broker.data_dir)
-        .with_context(|| format!("cannot create broker.data_dir {}", config.broker.data_dir.display()))?;
-    let store = Store::open(&config.broker.data_dir.join("palisade.redb")).context("cannot open the store")?;
-    let writer = store.start_writer(WriterConfig { requests_per_commit_max: config.storage.requests_per_commit_max });
+    std::fs::create_dir_all(&config.broker.data_dir).with_context(|| {
+        format!(
+            "cannot create broker.data_dir {}",
+            config.broker.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.broker.data_dir.join("palisade.redb"))
+        .context("cannot open the store")?;
+    let writer = store.start_writer(WriterConfig {
+        requests_per_commit_max: config.storage.requests_per_commit_max,
+    });
     let settings = ReplicaSettings {
         node: NodeId(config.broker.id),
         tick_ms: config.raft.tick_ms,
@@ -47,15 +60,28 @@ pub async fn run(config: Config, listener: std::net::TcpListener, shutdown: impl
         heartbeat_interval_ticks: config.raft.heartbeat_interval_ticks,
         pending_proposals_max: PENDING_PROPOSALS_MAX,
         ack: ack_policy(),
+        retention_check_ms: config.topics.retention_check_ms,
     };
-    let arbiters = if config.raft.arbiters == 0 { num_cores() } else { config.raft.arbiters };
+    let arbiters = if config.raft.arbiters == 0 {
+        num_cores()
+    } else {
+        config.raft.arbiters
+    };
     let host = Arc::new(Host::new(store.clone(), writer, settings, arbiters));
-    let controller = Controller::start(&host).await.context("cannot start the controller")?;
+    let controller = Controller::start(&host)
+        .await
+        .context("cannot start the controller")?;
     if !controller.wait_leader(STARTUP_WAIT).await {
-        return Err(anyhow!("the controller elected no leader within {STARTUP_WAIT:?}"));
+        return Err(anyhow!(
+            "the controller elected no leader within {STARTUP_WAIT:?}"
+        ));
     }
     let registry = Arc::new(Registry::default());
-    actix_web::rt::spawn(reconcile::run(host.clone(), registry.clone(), controller.subscribe()));
+    actix_web::rt::spawn(reconcile::run(
+        host.clone(),
+        registry.clone(),
+        controller.subscribe(),
+    ));
     if !controller.state().bootstrapped {
         bootstrap(&config, &controller, listener.local_addr()?).await?;
     }
@@ -77,7 +103,9 @@ pub async fn run(config: Config, listener: std::net::TcpListener, shutdown: impl
         )),
     });
     let tls = match &config.http.transport {
-        HttpTransport::Tls { cert, key } => Some(crate::transport::tls::server_config(cert, key, None)?),
+        HttpTransport::Tls { cert, key } => {
+            Some(crate::transport::tls::server_config(cert, key, None)?)
+        }
         HttpTransport::Plain => None,
     };
     let http_settings = HttpSettings {
@@ -105,7 +133,9 @@ pub const UNSAFE_ACK_ENV: &str = "PALISADE_UNSAFE_TEST_ACK_BEFORE_COMMIT";
 
 fn ack_policy() -> AckPolicy {
     if std::env::var(UNSAFE_ACK_ENV).is_ok_and(|value| value == "1") {
-        tracing::warn!("{UNSAFE_ACK_ENV}=1: produces are acknowledged BEFORE they are durable (test-only)");
+        tracing::warn!(
+            "{UNSAFE_ACK_ENV}=1: produces are acknowledged BEFORE they are durable (test-only)"
+        );
         AckPolicy::BeforeCommitUnsafe
     } else {
         AckPolicy::AfterCommit
@@ -142,9 +172,14 @@ fn limits(config: &Config) -> Limits {
 }
 
 /// First start: the admin user, the first signing key, this broker and the audit topic.
-async fn bootstrap(config: &Config, controller: &Controller, http: std::net::SocketAddr) -> anyhow::Result<()> {
+async fn bootstrap(
+    config: &Config,
+    controller: &Controller,
+    http: std::net::SocketAddr,
+) -> anyhow::Result<()> {
     let password_text = admin_password(&config.broker.data_dir)?;
-    let admin_hash = tokio::task::spawn_blocking(move || password::hash_password(&password_text)).await??;
+    let admin_hash =
+        tokio::task::spawn_blocking(move || password::hash_password(&password_text)).await??;
     let admin = UserRecord {
         name: config.auth.admin_username.clone(),
         password_hash: admin_hash,
@@ -155,7 +190,11 @@ async fn bootstrap(config: &Config, controller: &Controller, http: std::net::Soc
     let broker = BrokerInfo {
         id: config.broker.id,
         http: http.to_string(),
-        peer: config.peer.as_ref().map(|p| p.listen.to_string()).unwrap_or_default(),
+        peer: config
+            .peer
+            .as_ref()
+            .map(|p| p.listen.to_string())
+            .unwrap_or_default(),
         rack: config.broker.rack.clone(),
     };
     let audit_topic = TopicSpec {
@@ -167,7 +206,12 @@ async fn bootstrap(config: &Config, controller: &Controller, http: std::net::Soc
         internal: true,
     };
     controller
-        .propose(MetaCommand::Bootstrap { broker, admin, key, audit_topic })
+        .propose(MetaCommand::Bootstrap {
+            broker,
+            admin,
+            key,
+            audit_topic,
+        })
         .await
         .context("cannot bootstrap the controller state")?;
     Ok(())
@@ -187,7 +231,10 @@ fn admin_password(data_dir: &Path) -> anyhow::Result<String> {
         .open(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     writeln!(file, "{password_text}")?;
-    println!("Generated the admin password; it is in {} (readable by this user only).", path.display());
+    println!(
+        "Generated the admin password; it is in {} (readable by this user only).",
+        path.display()
+    );
     Ok(password_text)
 }
 
@@ -202,11 +249,19 @@ impl Mode0600 for std::fs::OpenOptions {
     }
 }
 
-async fn audit_partition(controller: &Controller, registry: &Registry) -> anyhow::Result<PartitionHandle> {
+async fn audit_partition(
+    controller: &Controller,
+    registry: &Registry,
+) -> anyhow::Result<PartitionHandle> {
     let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
     let mut view = controller.subscribe();
     let group = loop {
-        if let Some(partition) = view.borrow_and_update().topics.get(AUDIT_TOPIC).and_then(|t| t.partitions.first()) {
+        if let Some(partition) = view
+            .borrow_and_update()
+            .topics
+            .get(AUDIT_TOPIC)
+            .and_then(|t| t.partitions.first())
+        {
             break partition.group;
         }
         tokio::time::timeout_at(deadline, view.changed())
@@ -221,7 +276,9 @@ async fn audit_partition(controller: &Controller, registry: &Registry) -> anyhow
     while !status.borrow_and_update().is_leader {
         tokio::time::timeout_at(deadline, status.changed())
             .await
-            .map_err(|_| anyhow!("the audit partition elected no leader within {STARTUP_WAIT:?}"))??;
+            .map_err(|_| {
+                anyhow!("the audit partition elected no leader within {STARTUP_WAIT:?}")
+            })??;
     }
     Ok(handle)
 }
@@ -253,9 +310,19 @@ async fn recover_chain(store: &Store, partition: &PartitionHandle) -> anyhow::Re
         high_watermark: state.high_watermark,
         log_start_offset: state.log_start_offset,
     };
-    let records = read_records(store, partition.group, window, FetchLimits { records_max: 1, bytes_max: u64::MAX })?;
-    let last = records.last().ok_or_else(|| anyhow!("the last audit event is missing"))?;
-    let event: crate::audit::AuditEvent =
-        serde_json::from_slice(&last.record.value).context("the last audit event does not decode")?;
+    let records = read_records(
+        store,
+        partition.group,
+        window,
+        FetchLimits {
+            records_max: 1,
+            bytes_max: u64::MAX,
+        },
+    )?;
+    let last = records
+        .last()
+        .ok_or_else(|| anyhow!("the last audit event is missing"))?;
+    let event: crate::audit::AuditEvent = serde_json::from_slice(&last.record.value)
+        .context("the last audit event does not decode")?;
     Ok(AuditChain::resume(&event.hash))
 }

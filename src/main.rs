@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use palisade::client::cli::{ClientCommand, GlobalArgs};
 
 #[derive(Parser)]
-#[command(name = "palisade", version, about = "A secure, replicated message queue")]
+#[command(
+    name = "palisade",
+    version,
+    about = "A secure, replicated message queue"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -70,23 +74,47 @@ fn main() -> anyhow::Result<()> {
             let config = palisade::config::load(config.as_deref())?;
             let listener = std::net::TcpListener::bind(config.http.listen)
                 .with_context(|| format!("cannot listen on http.listen {}", config.http.listen))?;
-            actix_web::rt::System::new().block_on(palisade::app::run(config, listener, shutdown_signal()))
+            actix_web::rt::System::new().block_on(palisade::app::run(
+                config,
+                listener,
+                shutdown_signal(),
+            ))
         }
-        Command::Dev { brokers, dir, http_port_base } => {
-            let options = palisade::dev::DevOptions { brokers, dir, http_port_base };
+        Command::Dev {
+            brokers,
+            dir,
+            http_port_base,
+        } => {
+            let options = palisade::dev::DevOptions {
+                brokers,
+                dir,
+                http_port_base,
+            };
             actix_web::rt::System::new().block_on(palisade::dev::run(options))
         }
-        Command::Certs { command: CertsCommand::Init { dir, brokers } } => {
+        Command::Certs {
+            command: CertsCommand::Init { dir, brokers },
+        } => {
             let paths = palisade::transport::certs::init(&dir, &brokers)?;
             println!("CA: {}", paths.ca.cert.display());
             for (id, cert) in &paths.brokers {
-                println!("broker {id}: {} / {}", cert.cert.display(), cert.key.display());
+                println!(
+                    "broker {id}: {} / {}",
+                    cert.cert.display(),
+                    cert.key.display()
+                );
             }
-            println!("client: {} / {}", paths.client.cert.display(), paths.client.key.display());
+            println!(
+                "client: {} / {}",
+                paths.client.cert.display(),
+                paths.client.key.display()
+            );
             Ok(())
         }
         Command::Client(command) => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(palisade::client::cli::run(command, cli.global))
         }
     }
@@ -95,7 +123,10 @@ fn main() -> anyhow::Result<()> {
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut interrupt), Ok(mut terminate)) => {
             tokio::select! {
                 _ = interrupt.recv() => {}

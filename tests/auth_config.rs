@@ -93,7 +93,7 @@ fn sample_file_loads_with_safe_defaults() {
         config.http.transport,
         HttpTransport::Tls {
             cert: config_dir.join("../certs/broker-1.pem"),
-            key: config_dir.join("../certs/broker-1-key.pem"),
+            key: config_dir.join("../certs/broker-1.key"),
         }
     );
     assert_eq!(config.http.body_bytes_max, 8 << 20);
@@ -109,7 +109,7 @@ fn sample_file_loads_with_safe_defaults() {
     // The sample equals the built-in defaults apart from the paths it sets.
     let defaults = load_text(
         "[broker]\ndata_dir = \"../data\"\n[http]\ncert = \"../certs/broker-1.pem\"\n\
-         key = \"../certs/broker-1-key.pem\"\n",
+         key = \"../certs/broker-1.key\"\n",
         &[],
     )
     .unwrap();

@@ -21,10 +21,15 @@ type Acked = Arc<Mutex<Vec<(u32, u64, String)>>>;
 
 async fn produce_until_error(client: Client, topic: String, producer: usize, acked: Acked) {
     for sequence in 0.. {
-        let values: Vec<String> = (0..BATCH).map(|i| format!("p{producer}-s{sequence}-r{i}")).collect();
+        let values: Vec<String> = (0..BATCH)
+            .map(|i| format!("p{producer}-s{sequence}-r{i}"))
+            .collect();
         let records = values
             .iter()
-            .map(|value| ProduceRecord { value: Some(value.clone()), ..ProduceRecord::default() })
+            .map(|value| ProduceRecord {
+                value: Some(value.clone()),
+                ..ProduceRecord::default()
+            })
             .collect();
         let Ok(response) = client.produce(&topic, &ProduceRequest { records }).await else {
             return;
@@ -43,12 +48,19 @@ async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<(u64, Strin
         let mut records = Vec::new();
         let mut next = 0;
         loop {
-            let page = client.fetch(topic, partition, next, Some(5000), None, None).await.expect("fetch");
+            let page = client
+                .fetch(topic, partition, next, Some(5000), None, None)
+                .await
+                .expect("fetch");
             if page.records.is_empty() {
                 break;
             }
             next = page.next_offset;
-            records.extend(page.records.into_iter().map(|r| (r.offset, r.value.unwrap_or_default())));
+            records.extend(
+                page.records
+                    .into_iter()
+                    .map(|r| (r.offset, r.value.unwrap_or_default())),
+            );
         }
         all.insert(partition, records);
     }
@@ -62,9 +74,14 @@ fn check(acked: &[(u32, u64, String)], stored: &BTreeMap<u32, Vec<(u64, String)>
     for (partition, records) in stored {
         for (position, (offset, value)) in records.iter().enumerate() {
             if *offset != position as u64 {
-                violations.push(format!("partition {partition}: offset {offset} at position {position} (not dense)"));
+                violations.push(format!(
+                    "partition {partition}: offset {offset} at position {position} (not dense)"
+                ));
             }
-            where_stored.entry(value.as_str()).or_default().push((*partition, *offset));
+            where_stored
+                .entry(value.as_str())
+                .or_default()
+                .push((*partition, *offset));
         }
     }
     for (value, places) in &where_stored {
@@ -74,10 +91,12 @@ fn check(acked: &[(u32, u64, String)], stored: &BTreeMap<u32, Vec<(u64, String)>
     }
     for (partition, offset, value) in acked {
         match where_stored.get(value.as_str()) {
-            None => violations.push(format!("acknowledged {value} at {partition}/{offset} is missing")),
-            Some(places) if !places.contains(&(*partition, *offset)) => {
-                violations.push(format!("acknowledged {value} at {partition}/{offset} is stored at {places:?}"))
-            }
+            None => violations.push(format!(
+                "acknowledged {value} at {partition}/{offset} is missing"
+            )),
+            Some(places) if !places.contains(&(*partition, *offset)) => violations.push(format!(
+                "acknowledged {value} at {partition}/{offset} is stored at {places:?}"
+            )),
             Some(_) => {}
         }
     }
@@ -97,11 +116,21 @@ async fn crash_round(broker: &mut BrokerProcess, topic: &str) -> (usize, Vec<Str
     admin.create_topic(&spec).await.expect("create topic");
     let acked: Acked = Arc::default();
     let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| tokio::spawn(produce_until_error(admin.clone(), topic.to_string(), p, acked.clone())))
+        .map(|p| {
+            tokio::spawn(produce_until_error(
+                admin.clone(),
+                topic.to_string(),
+                p,
+                acked.clone(),
+            ))
+        })
         .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while acked.lock().expect("lock").len() < 3000 {
-        assert!(tokio::time::Instant::now() < deadline, "producers made no progress");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "producers made no progress"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     broker.kill();
@@ -121,7 +150,12 @@ async fn every_acknowledged_record_survives_sigkill() {
     for round in 0..3 {
         let (acked, violations) = crash_round(&mut broker, &format!("crash-{round}")).await;
         assert!(acked >= 3000);
-        assert!(violations.is_empty(), "round {round}: {} violations, first: {:?}", violations.len(), &violations[..violations.len().min(5)]);
+        assert!(
+            violations.is_empty(),
+            "round {round}: {} violations, first: {:?}",
+            violations.len(),
+            &violations[..violations.len().min(5)]
+        );
     }
 }
 
@@ -137,8 +171,13 @@ async fn the_checker_catches_a_broker_that_acks_before_commit() {
             break;
         }
     }
-    let (round, violations) = caught.expect("acking before the commit must lose acknowledged records under SIGKILL");
-    eprintln!("caught in round {round}: {} violations, e.g. {}", violations.len(), violations[0]);
+    let (round, violations) =
+        caught.expect("acking before the commit must lose acknowledged records under SIGKILL");
+    eprintln!(
+        "caught in round {round}: {} violations, e.g. {}",
+        violations.len(),
+        violations[0]
+    );
 }
 
 #[test]
@@ -148,8 +187,17 @@ fn the_checker_flags_gaps_duplicates_and_moved_records() {
     assert!(check(&acked, &good).is_empty());
     let missing = BTreeMap::from([(0, vec![(0, "a".to_string())])]);
     assert_eq!(check(&acked, &missing).len(), 1);
-    let duplicated = BTreeMap::from([(0, vec![(0, "a".to_string()), (1, "b".to_string()), (2, "a".to_string())])]);
-    assert!(check(&acked, &duplicated).iter().any(|v| v.contains("stored 2 times")));
+    let duplicated = BTreeMap::from([(
+        0,
+        vec![
+            (0, "a".to_string()),
+            (1, "b".to_string()),
+            (2, "a".to_string()),
+        ],
+    )]);
+    assert!(check(&acked, &duplicated)
+        .iter()
+        .any(|v| v.contains("stored 2 times")));
     let moved = BTreeMap::from([(0, vec![(0, "b".to_string()), (1, "a".to_string())])]);
     assert_eq!(check(&acked, &moved).len(), 2);
     let gap = BTreeMap::from([(0, vec![(0, "a".to_string()), (2, "b".to_string())])]);

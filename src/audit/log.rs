@@ -36,7 +36,10 @@ pub struct Append {
     pub reply: Option<oneshot::Sender<Result<(), AuditError>>>,
 }
 
-type Waiting = (UnsealedEvent, Option<oneshot::Sender<Result<(), AuditError>>>);
+type Waiting = (
+    UnsealedEvent,
+    Option<oneshot::Sender<Result<(), AuditError>>>,
+);
 
 pub struct AuditLog {
     chain: AuditChain,
@@ -48,7 +51,12 @@ pub struct AuditLog {
 impl AuditLog {
     /// `chain` must continue from the last event stored in `partition`.
     pub fn new(chain: AuditChain, partition: PartitionHandle) -> AuditLog {
-        AuditLog { chain, partition, queue: Vec::new(), writing: false }
+        AuditLog {
+            chain,
+            partition,
+            queue: Vec::new(),
+            writing: false,
+        }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -71,7 +79,11 @@ impl AuditLog {
             })
             .collect();
         let (reply, wait) = oneshot::channel();
-        self.partition.addr.do_send(Produce { records, timestamp_ms: crate::cluster::now_ms(), reply });
+        self.partition.addr.do_send(Produce {
+            records,
+            timestamp_ms: crate::cluster::now_ms(),
+            reply,
+        });
         self.writing = true;
         let done = async move { wait.await.unwrap_or(Err(ReplicaError::Stopped)) };
         ctx.spawn(done.into_actor(self).map(move |result, actor, ctx| {

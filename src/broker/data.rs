@@ -85,21 +85,34 @@ impl Broker {
     async fn leader(&self, group: GroupId) -> Result<PartitionHandle, BrokerError> {
         let deadline = tokio::time::Instant::now() + self.limits.leader_wait;
         let Some(handle) = self.registry.wait_for(group, self.limits.leader_wait).await else {
-            return Err(BrokerError::Unavailable(format!("partition group {} is not running yet", group.0)));
+            return Err(BrokerError::Unavailable(format!(
+                "partition group {} is not running yet",
+                group.0
+            )));
         };
         let mut status = handle.status.clone();
         loop {
             if status.borrow_and_update().is_leader {
                 return Ok(handle);
             }
-            if tokio::time::timeout_at(deadline, status.changed()).await.is_err() {
-                return Err(BrokerError::Unavailable("partition has no leader; retry".into()));
+            if tokio::time::timeout_at(deadline, status.changed())
+                .await
+                .is_err()
+            {
+                return Err(BrokerError::Unavailable(
+                    "partition has no leader; retry".into(),
+                ));
             }
         }
     }
 
-    pub async fn create_topic(&self, caller: &Caller, mut spec: TopicSpec) -> Result<TopicView, BrokerError> {
-        names::validate(NameKind::Topic, &spec.name).map_err(|e| BrokerError::BadRequest(e.to_string()))?;
+    pub async fn create_topic(
+        &self,
+        caller: &Caller,
+        mut spec: TopicSpec,
+    ) -> Result<TopicView, BrokerError> {
+        names::validate(NameKind::Topic, &spec.name)
+            .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         if spec.partitions == 0 || spec.partitions > self.limits.partitions_max {
             return Err(BrokerError::BadRequest(format!(
                 "partitions must be between 1 and {}, got {}",
@@ -107,10 +120,18 @@ impl Broker {
             )));
         }
         spec.internal = false;
-        self.authorize(caller, ResourceType::Topic, &spec.name, Operation::Create).await?;
-        self.record_change(caller, actions::TOPIC_CREATE, &spec.name).await?;
-        let MetaOutput::Topic(topic) = self.controller.propose(MetaCommand::CreateTopic(spec)).await? else {
-            return Err(BrokerError::Internal("controller answered a topic creation with no topic".into()));
+        self.authorize(caller, ResourceType::Topic, &spec.name, Operation::Create)
+            .await?;
+        self.record_change(caller, actions::TOPIC_CREATE, &spec.name)
+            .await?;
+        let MetaOutput::Topic(topic) = self
+            .controller
+            .propose(MetaCommand::CreateTopic(spec))
+            .await?
+        else {
+            return Err(BrokerError::Internal(
+                "controller answered a topic creation with no topic".into(),
+            ));
         };
         for partition in &topic.partitions {
             self.leader(partition.group).await?;
@@ -119,13 +140,21 @@ impl Broker {
     }
 
     pub async fn delete_topic(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
-        self.authorize(caller, ResourceType::Topic, name, Operation::Delete).await?;
+        self.authorize(caller, ResourceType::Topic, name, Operation::Delete)
+            .await?;
         let topic = self.topic(name)?;
         if topic.internal {
-            return Err(BrokerError::Forbidden(format!("topic '{name}' is internal and cannot be deleted")));
+            return Err(BrokerError::Forbidden(format!(
+                "topic '{name}' is internal and cannot be deleted"
+            )));
         }
-        self.record_change(caller, actions::TOPIC_DELETE, name).await?;
-        self.controller.propose(MetaCommand::DeleteTopic { name: name.to_string() }).await?;
+        self.record_change(caller, actions::TOPIC_DELETE, name)
+            .await?;
+        self.controller
+            .propose(MetaCommand::DeleteTopic {
+                name: name.to_string(),
+            })
+            .await?;
         Ok(())
     }
 
@@ -134,8 +163,13 @@ impl Broker {
         let rules: Vec<_> = state.acls.values().cloned().collect();
         let mut views = Vec::new();
         for topic in state.topics.values() {
-            let decision =
-                crate::auth::acl::check(&caller.principal, &rules, ResourceType::Topic, &topic.name, Operation::Describe);
+            let decision = crate::auth::acl::check(
+                &caller.principal,
+                &rules,
+                ResourceType::Topic,
+                &topic.name,
+                Operation::Describe,
+            );
             if decision == crate::auth::acl::Decision::Allow {
                 views.push(self.describe(topic).await?);
             }
@@ -143,8 +177,13 @@ impl Broker {
         Ok(views)
     }
 
-    pub async fn describe_topic(&self, caller: &Caller, name: &str) -> Result<TopicView, BrokerError> {
-        self.authorize(caller, ResourceType::Topic, name, Operation::Describe).await?;
+    pub async fn describe_topic(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<TopicView, BrokerError> {
+        self.authorize(caller, ResourceType::Topic, name, Operation::Describe)
+            .await?;
         let topic = self.topic(name)?;
         self.describe(&topic).await
     }
@@ -189,36 +228,51 @@ impl Broker {
         topic_name: &str,
         records: Vec<ProduceRecord>,
     ) -> Result<Vec<(u32, u64)>, BrokerError> {
-        self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write).await?;
+        self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write)
+            .await?;
         let topic = self.topic(topic_name)?;
         if topic.internal {
-            return Err(BrokerError::Forbidden(format!("topic '{topic_name}' is internal; only the broker writes it")));
+            return Err(BrokerError::Forbidden(format!(
+                "topic '{topic_name}' is internal; only the broker writes it"
+            )));
         }
         let targets = self.route(&topic, &records)?;
         let count = topic.partitions.len();
-        let mut per_partition: Vec<(Vec<usize>, Vec<Record>)> = vec![(Vec::new(), Vec::new()); count];
+        let mut per_partition: Vec<(Vec<usize>, Vec<Record>)> =
+            vec![(Vec::new(), Vec::new()); count];
         for (position, (record, partition)) in records.into_iter().zip(targets).enumerate() {
             per_partition[partition as usize].0.push(position);
             per_partition[partition as usize].1.push(record.record);
         }
         let now = crate::cluster::now_ms();
-        let writes = per_partition.into_iter().enumerate().filter(|(_, (p, _))| !p.is_empty()).map(
-            |(partition, (positions, records))| {
+        let writes = per_partition
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (p, _))| !p.is_empty())
+            .map(|(partition, (positions, records))| {
                 let group = topic.partitions[partition].group;
                 async move {
                     let handle = self.leader(group).await?;
                     let (reply, wait) = oneshot::channel();
-                    handle.addr.do_send(Produce { records, timestamp_ms: now, reply });
-                    let appended = wait.await.map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+                    handle.addr.do_send(Produce {
+                        records,
+                        timestamp_ms: now,
+                        reply,
+                    });
+                    let appended = wait
+                        .await
+                        .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
                     Ok::<_, BrokerError>((partition as u32, positions, appended.base_offset))
                 }
-            },
-        );
+            });
         let mut results = Vec::new();
         for result in join_all(writes).await {
             results.push(result?);
         }
-        let total: usize = results.iter().map(|(_, positions, _)| positions.len()).sum();
+        let total: usize = results
+            .iter()
+            .map(|(_, positions, _)| positions.len())
+            .sum();
         let mut offsets = vec![(0u32, 0u64); total];
         for (partition, positions, base_offset) in results {
             for (slot, position) in positions.into_iter().enumerate() {
@@ -277,10 +331,12 @@ impl Broker {
         partition: u32,
         request: FetchRequest,
     ) -> Result<Fetched, BrokerError> {
-        self.authorize(caller, ResourceType::Topic, topic_name, Operation::Read).await?;
+        self.authorize(caller, ResourceType::Topic, topic_name, Operation::Read)
+            .await?;
         let topic = self.topic(topic_name)?;
         if topic.name == AUDIT_TOPIC {
-            self.authorize(caller, ResourceType::Audit, AUDIT_TOPIC, Operation::Read).await?;
+            self.authorize(caller, ResourceType::Audit, AUDIT_TOPIC, Operation::Read)
+                .await?;
         }
         self.fetch_partition(&topic, partition, request).await
     }
@@ -299,14 +355,26 @@ impl Broker {
             )));
         };
         let limits = FetchLimits {
-            records_max: request.max_messages.unwrap_or(self.limits.fetch_records_max).min(self.limits.fetch_records_max),
-            bytes_max: request.max_bytes.unwrap_or(self.limits.fetch_bytes_max).min(self.limits.fetch_bytes_max),
+            records_max: request
+                .max_messages
+                .unwrap_or(self.limits.fetch_records_max)
+                .min(self.limits.fetch_records_max),
+            bytes_max: request
+                .max_bytes
+                .unwrap_or(self.limits.fetch_bytes_max)
+                .min(self.limits.fetch_bytes_max),
         };
         let wait_ms = request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max);
         let handle = self.leader(assignment.group).await?;
         let (reply, wait) = oneshot::channel();
-        handle.addr.do_send(Fetch { offset: request.offset, wait_ms, reply });
-        let window = wait.await.map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+        handle.addr.do_send(Fetch {
+            offset: request.offset,
+            wait_ms,
+            reply,
+        });
+        let window = wait
+            .await
+            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
         let records = read_records(&self.store, assignment.group, window, limits)?;
         let next_offset = records.last().map_or(window.offset, |r| r.offset + 1);
         Ok(Fetched {

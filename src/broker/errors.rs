@@ -20,7 +20,11 @@ pub enum BrokerError {
     #[error("too many failed logins; retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     #[error("offset {offset} is out of range: the partition holds offsets {log_start_offset}..{high_watermark}")]
-    OffsetOutOfRange { offset: u64, log_start_offset: u64, high_watermark: u64 },
+    OffsetOutOfRange {
+        offset: u64,
+        log_start_offset: u64,
+        high_watermark: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("audit log unavailable: {0}")]
@@ -49,7 +53,9 @@ impl From<MetaError> for BrokerError {
                 BrokerError::NotFound(error.to_string())
             }
             MetaError::Placement(_) => BrokerError::BadRequest(error.to_string()),
-            MetaError::AlreadyBootstrapped | MetaError::Malformed(_) => BrokerError::Internal(error.to_string()),
+            MetaError::AlreadyBootstrapped | MetaError::Malformed(_) => {
+                BrokerError::Internal(error.to_string())
+            }
         }
     }
 }
@@ -63,9 +69,15 @@ impl From<ReplicaError> for BrokerError {
 impl From<FetchError> for BrokerError {
     fn from(error: FetchError) -> Self {
         match error {
-            FetchError::OffsetOutOfRange { offset, log_start_offset, high_watermark } => {
-                BrokerError::OffsetOutOfRange { offset, log_start_offset, high_watermark }
-            }
+            FetchError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            } => BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            },
             FetchError::Replica(replica) => replica.into(),
         }
     }

@@ -71,27 +71,51 @@ pub struct Broker {
 
 impl Broker {
     /// Verifies a bearer token. A rejected token is audited and answered with 401.
-    pub async fn authenticate(&self, token: Option<&str>, request: RequestInfo) -> Result<Caller, BrokerError> {
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+        request: RequestInfo,
+    ) -> Result<Caller, BrokerError> {
         let Some(token) = token else {
             return Err(BrokerError::Unauthenticated("missing bearer token".into()));
         };
         let state = self.controller.state();
         let now_s = now_ms() / 1000;
-        let verified = jwt::verify(&self.tokens, &state.signing_keys, token, now_s, &|jti| state.is_revoked(jti));
+        let verified = jwt::verify(&self.tokens, &state.signing_keys, token, now_s, &|jti| {
+            state.is_revoked(jti)
+        });
         let claims = match verified {
             Ok(claims) => claims,
             Err(error) => {
                 let detail = error.to_string();
-                self.record(&request, None, crate::audit::actions::TOKEN_REJECTED, "token", AuditDecision::Deny, 401, Some(detail.clone()))
-                    .await?;
+                self.record(
+                    &request,
+                    None,
+                    crate::audit::actions::TOKEN_REJECTED,
+                    "token",
+                    AuditDecision::Deny,
+                    401,
+                    Some(detail.clone()),
+                )
+                .await?;
                 return Err(BrokerError::Unauthenticated(detail));
             }
         };
         let Some(user) = state.users.get(&claims.sub) else {
-            return Err(BrokerError::Unauthenticated(format!("user '{}' no longer exists", claims.sub)));
+            return Err(BrokerError::Unauthenticated(format!(
+                "user '{}' no longer exists",
+                claims.sub
+            )));
         };
-        let principal = Principal { name: user.name.clone(), superuser: user.superuser };
-        Ok(Caller { principal, claims, request })
+        let principal = Principal {
+            name: user.name.clone(),
+            superuser: user.superuser,
+        };
+        Ok(Caller {
+            principal,
+            claims,
+            request,
+        })
     }
 
     /// Checks an ACL decision; a denial is audited (fail-closed) and answered with 403.
@@ -111,7 +135,10 @@ impl Broker {
                     DenyReason::DeniedByRule { rule_id } => format!("denied by ACL {rule_id}"),
                     DenyReason::NoMatchingRule => "no ACL allows it".to_string(),
                 };
-                let detail = format!("{} may not {operation:?} {resource:?} '{name}': {why}", caller.principal.name);
+                let detail = format!(
+                    "{} may not {operation:?} {resource:?} '{name}': {why}",
+                    caller.principal.name
+                );
                 let resource_name = format!("{resource:?}:{name}").to_lowercase();
                 self.record(
                     &caller.request,
@@ -153,19 +180,37 @@ impl Broker {
             detail,
         };
         let (reply, wait) = oneshot::channel();
-        self.audit.do_send(Append { event, reply: Some(reply) });
+        self.audit.do_send(Append {
+            event,
+            reply: Some(reply),
+        });
         match tokio::time::timeout(AUDIT_WAIT, wait).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(error))) => Err(BrokerError::AuditUnavailable(error.to_string())),
             Ok(Err(_)) => Err(BrokerError::AuditUnavailable("audit log stopped".into())),
-            Err(_) => Err(BrokerError::AuditUnavailable("audit write timed out".into())),
+            Err(_) => Err(BrokerError::AuditUnavailable(
+                "audit write timed out".into(),
+            )),
         }
     }
 
     /// Audits an authorized change by `caller` before it is made (so an unauditable change never happens).
-    pub async fn record_change(&self, caller: &Caller, action: &str, resource: &str) -> Result<(), BrokerError> {
-        self.record(&caller.request, Some(&caller.principal.name), action, resource, AuditDecision::Allow, 200, None)
-            .await
+    pub async fn record_change(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), BrokerError> {
+        self.record(
+            &caller.request,
+            Some(&caller.principal.name),
+            action,
+            resource,
+            AuditDecision::Allow,
+            200,
+            None,
+        )
+        .await
     }
 
     /// Effective permissions: the ACL rules that apply to the caller.
@@ -174,7 +219,9 @@ impl Broker {
         state
             .acls
             .values()
-            .filter(|rule| rule.principal == caller.principal.name || rule.principal == acl::ANY_PRINCIPAL)
+            .filter(|rule| {
+                rule.principal == caller.principal.name || rule.principal == acl::ANY_PRINCIPAL
+            })
             .cloned()
             .collect()
     }

@@ -82,15 +82,32 @@ pub struct TopicSpec {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaCommand {
-    Bootstrap { broker: BrokerInfo, admin: UserRecord, key: SigningKey, audit_topic: TopicSpec },
+    Bootstrap {
+        broker: BrokerInfo,
+        admin: UserRecord,
+        key: SigningKey,
+        audit_topic: TopicSpec,
+    },
     CreateTopic(TopicSpec),
-    DeleteTopic { name: String },
+    DeleteTopic {
+        name: String,
+    },
     CreateUser(UserRecord),
-    DeleteUser { name: String },
-    SetPassword { name: String, password_hash: String },
+    DeleteUser {
+        name: String,
+    },
+    SetPassword {
+        name: String,
+        password_hash: String,
+    },
     CreateAcl(AclRule),
-    DeleteAcl { id: u64 },
-    RevokeToken { jti: String, expires_at_s: u64 },
+    DeleteAcl {
+        id: u64,
+    },
+    RevokeToken {
+        jti: String,
+        expires_at_s: u64,
+    },
     AddSigningKey(SigningKey),
 }
 
@@ -133,9 +150,16 @@ pub enum MetaError {
 /// Applies one command. Errors leave the state unchanged.
 pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOutput, MetaError> {
     let now_ms = envelope.now_ms;
-    state.revoked_tokens.retain(|_, expires_at_s| *expires_at_s * 1000 > now_ms);
+    state
+        .revoked_tokens
+        .retain(|_, expires_at_s| *expires_at_s * 1000 > now_ms);
     match envelope.command {
-        MetaCommand::Bootstrap { broker, admin, key, audit_topic } => {
+        MetaCommand::Bootstrap {
+            broker,
+            admin,
+            key,
+            audit_topic,
+        } => {
             if state.bootstrapped {
                 return Err(MetaError::AlreadyBootstrapped);
             }
@@ -159,7 +183,10 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             Ok(MetaOutput::Done)
         }
         MetaCommand::DeleteUser { name } => delete_user(state, name),
-        MetaCommand::SetPassword { name, password_hash } => match state.users.get_mut(&name) {
+        MetaCommand::SetPassword {
+            name,
+            password_hash,
+        } => match state.users.get_mut(&name) {
             Some(user) => {
                 user.password_hash = password_hash;
                 Ok(MetaOutput::Done)
@@ -188,19 +215,32 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
     }
 }
 
-fn create_topic(state: &mut MetadataState, spec: TopicSpec, now_ms: u64) -> Result<TopicMeta, MetaError> {
+fn create_topic(
+    state: &mut MetadataState,
+    spec: TopicSpec,
+    now_ms: u64,
+) -> Result<TopicMeta, MetaError> {
     if state.topics.contains_key(&spec.name) {
         return Err(MetaError::TopicExists(spec.name));
     }
     let brokers: Vec<u64> = state.brokers.keys().copied().collect();
     let existing = placement::replica_counts(state.topics.values().flat_map(|t| &t.partitions));
-    let plans = placement::plan(&brokers, &existing, spec.partitions, spec.replication_factor)?;
+    let plans = placement::plan(
+        &brokers,
+        &existing,
+        spec.partitions,
+        spec.replication_factor,
+    )?;
     let partitions = plans
         .into_iter()
         .enumerate()
         .map(|(position, replicas)| {
             let group = GroupId(state.next_group_id.max(1) + position as u64);
-            PartitionAssignment { partition: position as u32, group, replicas }
+            PartitionAssignment {
+                partition: position as u32,
+                group,
+                replicas,
+            }
         })
         .collect::<Vec<_>>();
     state.next_group_id = state.next_group_id.max(1) + partitions.len() as u64;

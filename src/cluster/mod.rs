@@ -17,8 +17,8 @@ use tokio::sync::{oneshot, watch};
 use crate::partition::{Host, HostError, Propose, ReplicaError, ReplicaHandle, StateMachine};
 use crate::raft::LogIndex;
 pub use metadata::{
-    MetaCommand, MetaEnvelope, MetaError, MetaOutput, MetadataState, TopicMeta, TopicSpec, UserRecord,
-    AUDIT_TOPIC, METADATA_GROUP,
+    MetaCommand, MetaEnvelope, MetaError, MetaOutput, MetadataState, TopicMeta, TopicSpec,
+    UserRecord, AUDIT_TOPIC, METADATA_GROUP,
 };
 pub use reconcile::Registry;
 
@@ -33,8 +33,8 @@ impl StateMachine for MetadataMachine {
 
     fn apply(&mut self, _index: LogIndex, data: &[u8]) -> Self::Output {
         // JSON keeps the controller's commands readable and tolerant of added fields.
-        let envelope: MetaEnvelope =
-            serde_json::from_slice(data).map_err(|error| MetaError::Malformed(error.to_string()))?;
+        let envelope: MetaEnvelope = serde_json::from_slice(data)
+            .map_err(|error| MetaError::Malformed(error.to_string()))?;
         metadata::apply(&mut self.state, envelope)
     }
 
@@ -79,7 +79,10 @@ impl Controller {
                 serde_json::from_slice(&recovery.applied_state).map_err(|e| e.to_string())?
             };
             view_sender.send_replace(Arc::new(state.clone()));
-            Ok(MetadataMachine { state, view: view_sender })
+            Ok(MetadataMachine {
+                state,
+                view: view_sender,
+            })
         })?;
         Ok(Controller { replica, view })
     }
@@ -95,7 +98,10 @@ impl Controller {
 
     /// Proposes a command and waits until it is committed and applied.
     pub async fn propose(&self, command: MetaCommand) -> Result<MetaOutput, ControllerError> {
-        let envelope = MetaEnvelope { now_ms: now_ms(), command };
+        let envelope = MetaEnvelope {
+            now_ms: now_ms(),
+            command,
+        };
         let data = serde_json::to_vec(&envelope).expect("metadata commands are plain data");
         let (reply, wait) = oneshot::channel();
         self.replica.addr.do_send(Propose { data, reply });
@@ -114,7 +120,10 @@ impl Controller {
             if status.borrow_and_update().leader.is_some() {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, status.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, status.changed())
+                .await
+                .is_err()
+            {
                 return false;
             }
         }

@@ -10,7 +10,9 @@ use super::metadata::PartitionAssignment;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlacementError {
-    #[error("replication factor {requested} needs {requested} brokers, the cluster has {available}")]
+    #[error(
+        "replication factor {requested} needs {requested} brokers, the cluster has {available}"
+    )]
     NotEnoughBrokers { requested: u16, available: usize },
     #[error("replication factor must be at least 1")]
     ZeroReplicationFactor,
@@ -55,10 +57,15 @@ pub fn plan(
         return Err(PlacementError::ZeroPartitions);
     }
     if brokers.len() < replication_factor as usize {
-        return Err(PlacementError::NotEnoughBrokers { requested: replication_factor, available: brokers.len() });
+        return Err(PlacementError::NotEnoughBrokers {
+            requested: replication_factor,
+            available: brokers.len(),
+        });
     }
-    let mut load: BTreeMap<u64, Load> =
-        brokers.iter().map(|b| (*b, existing.get(b).cloned().unwrap_or_default())).collect();
+    let mut load: BTreeMap<u64, Load> = brokers
+        .iter()
+        .map(|b| (*b, existing.get(b).cloned().unwrap_or_default()))
+        .collect();
     let mut result = Vec::with_capacity(partitions as usize);
     for _ in 0..partitions {
         // Leader: fewest leaderships, then fewest replicas, then lowest id.
@@ -109,7 +116,10 @@ mod tests {
     fn six_partitions_rf3_on_three_brokers_are_even() {
         let plans = plan(&[1, 2, 3], &BTreeMap::new(), 6, 3).expect("fits");
         let (replicas, leaders) = spread(&plans);
-        assert_eq!(replicas.values().copied().collect::<Vec<_>>(), vec![6, 6, 6]);
+        assert_eq!(
+            replicas.values().copied().collect::<Vec<_>>(),
+            vec![6, 6, 6]
+        );
         assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
         for p in &plans {
             let mut distinct = p.clone();
@@ -129,7 +139,13 @@ mod tests {
     #[test]
     fn existing_load_steers_new_replicas() {
         let mut existing = BTreeMap::new();
-        existing.insert(1, Load { replicas: 4, leaders: 4 });
+        existing.insert(
+            1,
+            Load {
+                replicas: 4,
+                leaders: 4,
+            },
+        );
         let plans = plan(&[1, 2, 3], &existing, 2, 1).expect("fits");
         assert_eq!(plans, vec![vec![2], vec![3]]);
     }
@@ -138,9 +154,18 @@ mod tests {
     fn impossible_requests_are_errors() {
         assert_eq!(
             plan(&[1], &BTreeMap::new(), 1, 3),
-            Err(PlacementError::NotEnoughBrokers { requested: 3, available: 1 })
+            Err(PlacementError::NotEnoughBrokers {
+                requested: 3,
+                available: 1
+            })
         );
-        assert_eq!(plan(&[1], &BTreeMap::new(), 1, 0), Err(PlacementError::ZeroReplicationFactor));
-        assert_eq!(plan(&[1], &BTreeMap::new(), 0, 1), Err(PlacementError::ZeroPartitions));
+        assert_eq!(
+            plan(&[1], &BTreeMap::new(), 1, 0),
+            Err(PlacementError::ZeroReplicationFactor)
+        );
+        assert_eq!(
+            plan(&[1], &BTreeMap::new(), 0, 1),
+            Err(PlacementError::ZeroPartitions)
+        );
     }
 }

@@ -61,7 +61,11 @@ impl From<TopicView> for TopicDto {
             replication_factor: view.replication_factor,
             retention_ms: view.retention_ms,
             retention_bytes: view.retention_bytes,
-            partitions: view.partitions.into_iter().map(PartitionDto::from).collect(),
+            partitions: view
+                .partitions
+                .into_iter()
+                .map(PartitionDto::from)
+                .collect(),
         }
     }
 }
@@ -103,13 +107,26 @@ impl RecordIn {
             (None, Some(encoded)) => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(encoded.as_bytes())
-                    .map_err(|error| format!("record {position}: value_b64 is not valid base64: {error}"))?;
+                    .map_err(|error| {
+                        format!("record {position}: value_b64 is not valid base64: {error}")
+                    })?;
                 (bytes, false)
             }
-            (Some(_), Some(_)) => return Err(format!("record {position}: give either value or value_b64, not both")),
-            (None, None) => return Err(format!("record {position}: value or value_b64 is required")),
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "record {position}: give either value or value_b64, not both"
+                ))
+            }
+            (None, None) => {
+                return Err(format!("record {position}: value or value_b64 is required"))
+            }
         };
-        let record = Record { key: self.key, value, value_is_text, headers: self.headers.into_iter().collect() };
+        let record = Record {
+            key: self.key,
+            value,
+            value_is_text,
+            headers: self.headers.into_iter().collect(),
+        };
         Ok((record, self.partition))
     }
 }
@@ -159,10 +176,16 @@ impl From<FetchedRecord> for RecordOut {
         let (value, value_b64) = if record.value_is_text {
             match String::from_utf8(record.value) {
                 Ok(text) => (Some(text), None),
-                Err(error) => (None, Some(base64::engine::general_purpose::STANDARD.encode(error.into_bytes()))),
+                Err(error) => (
+                    None,
+                    Some(base64::engine::general_purpose::STANDARD.encode(error.into_bytes())),
+                ),
             }
         } else {
-            (None, Some(base64::engine::general_purpose::STANDARD.encode(&record.value)))
+            (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(&record.value)),
+            )
         };
         RecordOut {
             offset: fetched.offset,

@@ -22,7 +22,12 @@ pub struct Problem<'a> {
 /// Builds a problem response with the given status, slug and detail.
 pub fn problem(status: StatusCode, slug: &str, detail: String) -> HttpResponse {
     let title = status.canonical_reason().unwrap_or("Error");
-    let body = Problem { kind: format!("/problems/{slug}"), title, status: status.as_u16(), detail };
+    let body = Problem {
+        kind: format!("/problems/{slug}"),
+        title,
+        status: status.as_u16(),
+        detail,
+    };
     HttpResponse::build(status)
         .content_type("application/problem+json")
         .body(serde_json::to_string(&body).expect("problem bodies are plain data"))
@@ -57,7 +62,9 @@ impl ResponseError for BrokerError {
             BrokerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BrokerError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             BrokerError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            BrokerError::Unavailable(_) | BrokerError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BrokerError::Unavailable(_) | BrokerError::AuditUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,7 +74,9 @@ impl ResponseError for BrokerError {
         let detail = if status.is_server_error() {
             tracing::warn!(error = %self, "request failed");
             match self {
-                BrokerError::Internal(_) => "internal error; the broker log has the details".to_string(),
+                BrokerError::Internal(_) => {
+                    "internal error; the broker log has the details".to_string()
+                }
                 other => other.to_string(),
             }
         } else {
@@ -85,7 +94,9 @@ impl ResponseError for BrokerError {
             }
         }
         if matches!(self, BrokerError::Unauthenticated(_)) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -28,7 +28,9 @@ pub fn request_info(request: &HttpRequest) -> RequestInfo {
         .get::<RequestId>()
         .map(|id| id.0.clone())
         .unwrap_or_else(new_request_id);
-    let source = request.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip());
+    let source = request
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip());
     RequestInfo { request_id, source }
 }
 
@@ -42,13 +44,19 @@ impl FromRequest for Authenticated {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let broker = request.app_data::<web::Data<Arc<Broker>>>().cloned();
         let info = request_info(request);
-        let header = request.headers().get(header::AUTHORIZATION).map(|value| value.to_str().map(str::to_string));
+        let header = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| value.to_str().map(str::to_string));
         Box::pin(async move {
-            let broker = broker.ok_or_else(|| BrokerError::Internal("broker state missing".into()))?;
+            let broker =
+                broker.ok_or_else(|| BrokerError::Internal("broker state missing".into()))?;
             let token = match header {
                 None => None,
                 Some(Err(_)) => {
-                    return Err(BrokerError::Unauthenticated("Authorization header is not valid text".into()))
+                    return Err(BrokerError::Unauthenticated(
+                        "Authorization header is not valid text".into(),
+                    ))
                 }
                 Some(Ok(value)) => match value.strip_prefix("Bearer ") {
                     Some(token) => Some(token.trim().to_string()),
@@ -59,7 +67,10 @@ impl FromRequest for Authenticated {
                     }
                 },
             };
-            broker.authenticate(token.as_deref(), info).await.map(Authenticated)
+            broker
+                .authenticate(token.as_deref(), info)
+                .await
+                .map(Authenticated)
         })
     }
 }

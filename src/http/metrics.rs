@@ -28,11 +28,33 @@ impl Metrics {
         let request_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let produced_records = Counter::default();
         let fetched_records = Counter::default();
-        registry.register("http_requests", "HTTP requests by method and status", requests.clone());
-        registry.register("http_request_seconds", "HTTP request latency", request_seconds.clone());
-        registry.register("produced_records", "Records acknowledged to producers", produced_records.clone());
-        registry.register("fetched_records", "Records returned to consumers", fetched_records.clone());
-        Metrics { registry, requests, request_seconds, produced_records, fetched_records }
+        registry.register(
+            "http_requests",
+            "HTTP requests by method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "produced_records",
+            "Records acknowledged to producers",
+            produced_records.clone(),
+        );
+        registry.register(
+            "fetched_records",
+            "Records returned to consumers",
+            fetched_records.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            produced_records,
+            fetched_records,
+        }
     }
 
     pub fn render(&self) -> String {

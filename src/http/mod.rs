@@ -32,30 +32,51 @@ pub struct HttpSettings {
 
 fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let (status, detail) = match &error {
-        JsonPayloadError::OverflowKnownLength { length, limit } => {
-            (StatusCode::PAYLOAD_TOO_LARGE, format!("body is {length} bytes; at most {limit} are allowed"))
-        }
-        JsonPayloadError::Overflow { limit } => {
-            (StatusCode::PAYLOAD_TOO_LARGE, format!("body is larger than {limit} bytes"))
-        }
-        JsonPayloadError::ContentType => {
-            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json".to_string())
-        }
-        JsonPayloadError::Deserialize(inner) => (StatusCode::BAD_REQUEST, format!("invalid JSON body: {inner}")),
-        other => (StatusCode::BAD_REQUEST, format!("cannot read the body: {other}")),
+        JsonPayloadError::OverflowKnownLength { length, limit } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is {length} bytes; at most {limit} are allowed"),
+        ),
+        JsonPayloadError::Overflow { limit } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".to_string(),
+        ),
+        JsonPayloadError::Deserialize(inner) => (
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON body: {inner}"),
+        ),
+        other => (
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {other}"),
+        ),
     };
-    let slug = if status == StatusCode::PAYLOAD_TOO_LARGE { "too-large" } else { "bad-request" };
+    let slug = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too-large"
+    } else {
+        "bad-request"
+    };
     actix_web::error::InternalError::from_response(error, problem(status, slug, detail)).into()
 }
 
 fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     let detail = format!("invalid query string: {error}");
-    actix_web::error::InternalError::from_response(error, problem(StatusCode::BAD_REQUEST, "bad-request", detail)).into()
+    actix_web::error::InternalError::from_response(
+        error,
+        problem(StatusCode::BAD_REQUEST, "bad-request", detail),
+    )
+    .into()
 }
 
 fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
     let detail = format!("invalid path parameter: {error}");
-    actix_web::error::InternalError::from_response(error, problem(StatusCode::BAD_REQUEST, "bad-request", detail)).into()
+    actix_web::error::InternalError::from_response(
+        error,
+        problem(StatusCode::BAD_REQUEST, "bad-request", detail),
+    )
+    .into()
 }
 
 /// Registers every route of the v1 API.
@@ -74,17 +95,26 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/topics/{topic}", web::get().to(data::describe_topic))
         .route("/v1/topics/{topic}", web::delete().to(data::delete_topic))
         .route("/v1/topics/{topic}/messages", web::post().to(data::produce))
-        .route("/v1/topics/{topic}/partitions/{partition}/messages", web::get().to(data::fetch))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/messages",
+            web::get().to(data::fetch),
+        )
         .route("/v1/users", web::get().to(admin::list_users))
         .route("/v1/users", web::post().to(admin::create_user))
         .route("/v1/users/{user}", web::delete().to(admin::delete_user))
-        .route("/v1/users/{user}/password", web::put().to(admin::set_password))
+        .route(
+            "/v1/users/{user}/password",
+            web::put().to(admin::set_password),
+        )
         .route("/v1/acls", web::get().to(admin::list_acls))
         .route("/v1/acls", web::post().to(admin::create_acl))
         .route("/v1/acls/{id}", web::delete().to(admin::delete_acl))
         .route("/v1/audit", web::get().to(admin::audit))
         .route("/v1/cluster", web::get().to(admin::cluster))
-        .route("/v1/cluster/rebalance", web::post().to(admin::not_implemented))
+        .route(
+            "/v1/cluster/rebalance",
+            web::post().to(admin::not_implemented),
+        )
         .service(web::resource("/v1/groups").to(admin::not_implemented))
         .service(web::resource("/v1/groups/{tail:.*}").to(admin::not_implemented))
         .service(web::resource("/v1/producers").to(admin::not_implemented));
@@ -104,7 +134,11 @@ pub fn serve(
         App::new()
             .app_data(web::Data::new(broker.clone()))
             .app_data(web::Data::new(metrics.clone()))
-            .app_data(web::JsonConfig::default().limit(body_bytes_max).error_handler(json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_bytes_max)
+                    .error_handler(json_error),
+            )
             .app_data(web::PayloadConfig::default().limit(body_bytes_max))
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
@@ -118,10 +152,17 @@ pub fn serve(
                 async move {
                     let mut response = response.await?;
                     let status = response.status().as_u16();
-                    metrics.requests.get_or_create(&RequestLabels { method, status }).inc();
-                    metrics.request_seconds.observe(started.elapsed().as_secs_f64());
+                    metrics
+                        .requests
+                        .get_or_create(&RequestLabels { method, status })
+                        .inc();
+                    metrics
+                        .request_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     if let Ok(value) = HeaderValue::from_str(&id) {
-                        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), value);
                     }
                     Ok(response)
                 }

@@ -22,18 +22,33 @@ pub async fn list_users(broker: State, caller: Authenticated) -> Result<HttpResp
     let users = broker.list_users(&caller.0).await?;
     let users: Vec<UserDto> = users
         .into_iter()
-        .map(|u| UserDto { username: u.name, superuser: u.superuser, created_ms: u.created_ms })
+        .map(|u| UserDto {
+            username: u.name,
+            superuser: u.superuser,
+            created_ms: u.created_ms,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
 
-pub async fn create_user(broker: State, caller: Authenticated, body: web::Json<CreateUserRequest>) -> Result<HttpResponse, BrokerError> {
+pub async fn create_user(
+    broker: State,
+    caller: Authenticated,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
-    broker.create_user(&caller.0, &body.username, &body.password, body.superuser).await?;
-    Ok(HttpResponse::Created().json(json!({ "username": body.username, "superuser": body.superuser })))
+    broker
+        .create_user(&caller.0, &body.username, &body.password, body.superuser)
+        .await?;
+    Ok(HttpResponse::Created()
+        .json(json!({ "username": body.username, "superuser": body.superuser })))
 }
 
-pub async fn delete_user(broker: State, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, BrokerError> {
+pub async fn delete_user(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, BrokerError> {
     broker.delete_user(&caller.0, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -44,7 +59,9 @@ pub async fn set_password(
     path: web::Path<String>,
     body: web::Json<PasswordRequest>,
 ) -> Result<HttpResponse, BrokerError> {
-    broker.set_password(&caller.0, &path, &body.password).await?;
+    broker
+        .set_password(&caller.0, &path, &body.password)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -53,7 +70,11 @@ pub async fn list_acls(broker: State, caller: Authenticated) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(AclList { acls }))
 }
 
-pub async fn create_acl(broker: State, caller: Authenticated, body: web::Json<CreateAclRequest>) -> Result<HttpResponse, BrokerError> {
+pub async fn create_acl(
+    broker: State,
+    caller: Authenticated,
+    body: web::Json<CreateAclRequest>,
+) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
     let acl = NewAcl {
         principal: body.principal,
@@ -66,12 +87,20 @@ pub async fn create_acl(broker: State, caller: Authenticated, body: web::Json<Cr
     Ok(HttpResponse::Created().json(rule))
 }
 
-pub async fn delete_acl(broker: State, caller: Authenticated, path: web::Path<u64>) -> Result<HttpResponse, BrokerError> {
+pub async fn delete_acl(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<u64>,
+) -> Result<HttpResponse, BrokerError> {
     broker.delete_acl(&caller.0, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn audit(broker: State, caller: Authenticated, query: web::Query<AuditParams>) -> Result<HttpResponse, BrokerError> {
+pub async fn audit(
+    broker: State,
+    caller: Authenticated,
+    query: web::Query<AuditParams>,
+) -> Result<HttpResponse, BrokerError> {
     let params = query.into_inner();
     let query = AuditQuery {
         from_offset: params.offset.unwrap_or(0),
@@ -84,14 +113,20 @@ pub async fn audit(broker: State, caller: Authenticated, query: web::Query<Audit
     };
     let page = broker.read_audit(&caller.0, query).await?;
     Ok(HttpResponse::Ok().json(AuditResponse {
-        events: page.events.into_iter().map(|(offset, event)| AuditEventDto { offset, event }).collect(),
+        events: page
+            .events
+            .into_iter()
+            .map(|(offset, event)| AuditEventDto { offset, event })
+            .collect(),
         next_offset: page.next_offset,
         high_watermark: page.high_watermark,
     }))
 }
 
 pub async fn cluster(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
-    broker.authorize(&caller.0, ResourceType::Cluster, "*", Operation::Describe).await?;
+    broker
+        .authorize(&caller.0, ResourceType::Cluster, "*", Operation::Describe)
+        .await?;
     let state = broker.controller.state();
     let brokers: Vec<_> = state
         .brokers
@@ -111,12 +146,20 @@ pub async fn not_implemented(request: HttpRequest, _caller: Authenticated) -> Ht
     problem(
         StatusCode::NOT_IMPLEMENTED,
         "not-implemented",
-        format!("{} {} is not implemented yet; see the README's status section", request.method(), request.path()),
+        format!(
+            "{} {} is not implemented yet; see the README's status section",
+            request.method(),
+            request.path()
+        ),
     )
 }
 
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
-    problem(StatusCode::NOT_FOUND, "no-route", format!("no route for {} {}", request.method(), request.path()))
+    problem(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        format!("no route for {} {}", request.method(), request.path()),
+    )
 }
 
 pub async fn healthz() -> HttpResponse {
@@ -134,7 +177,11 @@ pub async fn readyz(broker: State) -> HttpResponse {
     if state.bootstrapped && audit_ready {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {
-        problem(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "the broker is still starting".into())
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "the broker is still starting".into(),
+        )
     }
 }
 

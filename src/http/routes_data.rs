@@ -12,11 +12,23 @@ use crate::cluster::TopicSpec;
 
 type State = web::Data<Arc<Broker>>;
 
-pub async fn token(broker: State, request: HttpRequest, body: web::Json<TokenRequest>) -> Result<HttpResponse, BrokerError> {
+pub async fn token(
+    broker: State,
+    request: HttpRequest,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
-    let issued = broker.login(&body.username, &body.password, request_info(&request)).await?;
-    let expires_in = issued.expires_at_s.saturating_sub(crate::cluster::now_ms() / 1000);
-    Ok(HttpResponse::Ok().json(TokenResponse { access_token: issued.token, token_type: "Bearer", expires_in }))
+    let issued = broker
+        .login(&body.username, &body.password, request_info(&request))
+        .await?;
+    let expires_in = issued
+        .expires_at_s
+        .saturating_sub(crate::cluster::now_ms() / 1000);
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in,
+    }))
 }
 
 pub async fn revoke(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
@@ -35,9 +47,14 @@ pub async fn whoami(broker: State, caller: Authenticated) -> Result<HttpResponse
     }))
 }
 
-pub async fn list_topics(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
+pub async fn list_topics(
+    broker: State,
+    caller: Authenticated,
+) -> Result<HttpResponse, BrokerError> {
     let topics = broker.list_topics(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(TopicList { topics: topics.into_iter().map(TopicDto::from).collect() }))
+    Ok(HttpResponse::Ok().json(TopicList {
+        topics: topics.into_iter().map(TopicDto::from).collect(),
+    }))
 }
 
 pub async fn create_topic(
@@ -59,12 +76,20 @@ pub async fn create_topic(
     Ok(HttpResponse::Created().json(TopicDto::from(view)))
 }
 
-pub async fn describe_topic(broker: State, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, BrokerError> {
+pub async fn describe_topic(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, BrokerError> {
     let view = broker.describe_topic(&caller.0, &path).await?;
     Ok(HttpResponse::Ok().json(TopicDto::from(view)))
 }
 
-pub async fn delete_topic(broker: State, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, BrokerError> {
+pub async fn delete_topic(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, BrokerError> {
     broker.delete_topic(&caller.0, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -78,13 +103,18 @@ pub async fn produce(
 ) -> Result<HttpResponse, BrokerError> {
     let mut records = Vec::with_capacity(body.records.len());
     for (position, record) in body.into_inner().records.into_iter().enumerate() {
-        let (record, partition) = record.into_record(position).map_err(BrokerError::BadRequest)?;
+        let (record, partition) = record
+            .into_record(position)
+            .map_err(BrokerError::BadRequest)?;
         records.push(ProduceRecord { record, partition });
     }
     let offsets = broker.produce(&caller.0, &path, records).await?;
     metrics.produced_records.inc_by(offsets.len() as u64);
     Ok(HttpResponse::Ok().json(ProduceResponse {
-        offsets: offsets.into_iter().map(|(partition, offset)| OffsetDto { partition, offset }).collect(),
+        offsets: offsets
+            .into_iter()
+            .map(|(partition, offset)| OffsetDto { partition, offset })
+            .collect(),
     }))
 }
 

@@ -42,6 +42,10 @@ impl RecordBatch {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionCommand {
     Append(RecordBatch),
+    /// Retention: records below `offset` are no longer served and their entries may be compacted.
+    AdvanceLogStart {
+        offset: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,7 @@ pub fn decode(bytes: &[u8]) -> Result<PartitionCommand, BatchError> {
 pub fn base_offset_of(bytes: &[u8]) -> Result<Option<u64>, BatchError> {
     match decode(bytes)? {
         PartitionCommand::Append(batch) => Ok(Some(batch.base_offset)),
+        PartitionCommand::AdvanceLogStart { .. } => Ok(None),
     }
 }
 
@@ -81,7 +86,12 @@ mod tests {
                     value_is_text: true,
                     headers: vec![("h".into(), "v".into())],
                 },
-                Record { key: None, value: vec![0, 1, 2], value_is_text: false, headers: vec![] },
+                Record {
+                    key: None,
+                    value: vec![0, 1, 2],
+                    value_is_text: false,
+                    headers: vec![],
+                },
             ],
         };
         let command = PartitionCommand::Append(batch.clone());

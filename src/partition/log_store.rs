@@ -6,8 +6,10 @@
 
 use std::collections::VecDeque;
 
-use crate::raft::{Entry, HardState, LogIndex, LogStore, Snapshot, SnapshotMeta, StorageError, Term};
 use crate::raft::GroupId;
+use crate::raft::{
+    Entry, HardState, LogIndex, LogStore, Snapshot, SnapshotMeta, StorageError, Term,
+};
 use crate::storage::{GroupRecovery, Store};
 
 /// How many of the newest (index, term) pairs are kept in memory.
@@ -71,7 +73,11 @@ impl GroupLog {
                 self.snapshot.meta.index,
                 self.last_index
             );
-            while self.recent_terms.back().is_some_and(|(index, _)| *index >= first.index) {
+            while self
+                .recent_terms
+                .back()
+                .is_some_and(|(index, _)| *index >= first.index)
+            {
                 self.recent_terms.pop_back();
             }
             for entry in entries {
@@ -86,8 +92,15 @@ impl GroupLog {
 
     /// Records a compaction the writer has made durable: the log now starts after `snapshot.meta.index`.
     pub fn on_compacted(&mut self, snapshot: Snapshot) {
-        assert!(snapshot.meta.index <= self.last_index, "compaction beyond the log end");
-        while self.recent_terms.front().is_some_and(|(index, _)| *index <= snapshot.meta.index) {
+        assert!(
+            snapshot.meta.index <= self.last_index,
+            "compaction beyond the log end"
+        );
+        while self
+            .recent_terms
+            .front()
+            .is_some_and(|(index, _)| *index <= snapshot.meta.index)
+        {
             self.recent_terms.pop_front();
         }
         self.snapshot = snapshot;
@@ -154,7 +167,9 @@ impl LogStore for GroupLog {
         if high_exclusive > self.last_index.next() {
             return Err(StorageError::Unavailable);
         }
-        self.store.entries(self.group, low, high_exclusive, bytes_max).map_err(io)
+        self.store
+            .entries(self.group, low, high_exclusive, bytes_max)
+            .map_err(io)
     }
 
     fn snapshot(&self) -> Result<Snapshot, StorageError> {

@@ -4,6 +4,7 @@
 //! become visible to consumers when the entry is applied (`high_watermark`). Long polls wait in
 //! `waiters` and are woken by the apply, never by polling.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -12,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::batch::{self, PartitionCommand, Record, RecordBatch};
 use super::replica::{AckPolicy, Replica, ReplicaError};
+use super::retention::{plan_log_start, BatchInfo, Retention};
 use crate::raft::{EntryPayload, LogIndex, LogStore, Role, Term};
 
 /// The replicated, applied state of a partition (stored beside the applied index).
@@ -40,8 +42,14 @@ pub struct FetchWindow {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    #[error("offset {offset} is outside the partition's range {log_start_offset}..={high_watermark}")]
-    OffsetOutOfRange { offset: u64, log_start_offset: u64, high_watermark: u64 },
+    #[error(
+        "offset {offset} is outside the partition's range {log_start_offset}..={high_watermark}"
+    )]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start_offset: u64,
+        high_watermark: u64,
+    },
     #[error(transparent)]
     Replica(#[from] ReplicaError),
 }
@@ -60,12 +68,45 @@ pub struct PartitionMachine {
     waiters_max: usize,
     /// On the leader: the term and the offset after the last proposed batch.
     tail: Option<(Term, u64)>,
+    /// Committed batches at or above the log start, oldest first (for retention).
+    batches: VecDeque<BatchInfo>,
+    retention: Retention,
+    /// A log-start advance is proposed and not yet applied.
+    advancing: bool,
+    /// Entries up to this index lie wholly below the log start and may be compacted.
+    compaction: Option<(LogIndex, u64)>,
+    /// The periodic retention check runs.
+    checking_retention: bool,
 }
 
 impl PartitionMachine {
-    pub fn restore(bytes: &[u8], waiters_max: usize) -> Result<PartitionMachine, postcard::Error> {
-        let state = if bytes.is_empty() { PartitionState::default() } else { postcard::from_bytes(bytes)? };
-        Ok(PartitionMachine { state, waiters: Vec::new(), next_waiter_id: 0, waiters_max, tail: None })
+    /// Restores the applied state; `batches` are the stored batches up to the applied index.
+    pub fn restore(
+        bytes: &[u8],
+        waiters_max: usize,
+        batches: VecDeque<BatchInfo>,
+    ) -> Result<PartitionMachine, postcard::Error> {
+        let state = if bytes.is_empty() {
+            PartitionState::default()
+        } else {
+            postcard::from_bytes(bytes)?
+        };
+        let batches = batches
+            .into_iter()
+            .filter(|b| b.end_offset > state.log_start_offset)
+            .collect();
+        Ok(PartitionMachine {
+            state,
+            waiters: Vec::new(),
+            next_waiter_id: 0,
+            waiters_max,
+            tail: None,
+            batches,
+            retention: Retention::default(),
+            advancing: false,
+            compaction: None,
+            checking_retention: false,
+        })
     }
 
     pub fn state(&self) -> &PartitionState {
@@ -98,8 +139,35 @@ impl super::replica::StateMachine for PartitionMachine {
                     self.state.high_watermark
                 );
                 // Applying a batch twice (snapshot followed by replay) leaves the state unchanged.
+                if batch.end_offset() > self.state.high_watermark {
+                    self.batches.push_back(BatchInfo {
+                        base_offset: batch.base_offset,
+                        end_offset: batch.end_offset(),
+                        timestamp_ms: batch.timestamp_ms,
+                        bytes: data.len() as u64,
+                        index,
+                    });
+                }
                 self.state.high_watermark = self.state.high_watermark.max(batch.end_offset());
-                AppendResult { base_offset: batch.base_offset, count: batch.records.len() as u64 }
+                AppendResult {
+                    base_offset: batch.base_offset,
+                    count: batch.records.len() as u64,
+                }
+            }
+            PartitionCommand::AdvanceLogStart { offset } => {
+                self.advancing = false;
+                let offset = offset.min(self.state.high_watermark);
+                if offset > self.state.log_start_offset {
+                    self.state.log_start_offset = offset;
+                    while self.batches.front().is_some_and(|b| b.end_offset <= offset) {
+                        let dropped = self.batches.pop_front().expect("front exists");
+                        self.compaction = Some((dropped.index, offset));
+                    }
+                }
+                AppendResult {
+                    base_offset: offset,
+                    count: 0,
+                }
             }
         }
     }
@@ -112,10 +180,15 @@ impl super::replica::StateMachine for PartitionMachine {
         batch::base_offset_of(data).ok().flatten()
     }
 
+    fn take_compaction(&mut self) -> Option<(LogIndex, u64)> {
+        self.compaction.take()
+    }
+
     fn after_apply(&mut self) {
         let high_watermark = self.state.high_watermark;
-        let (ready, waiting): (Vec<Waiter>, Vec<Waiter>) =
-            std::mem::take(&mut self.waiters).into_iter().partition(|w| w.offset < high_watermark);
+        let (ready, waiting): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.offset < high_watermark);
         self.waiters = waiting;
         for waiter in ready {
             let _ = waiter.reply.send(Ok(self.window(waiter.offset)));
@@ -159,7 +232,10 @@ impl Replica<PartitionMachine> {
         let log = self.node.store();
         let mut index = log.last_index();
         while index >= log.first_index() && index > status.applied {
-            let Some(entry) = log.entries(index, index.next(), u64::MAX).ok().and_then(|mut e| e.pop())
+            let Some(entry) = log
+                .entries(index, index.next(), u64::MAX)
+                .ok()
+                .and_then(|mut e| e.pop())
             else {
                 break;
             };
@@ -181,19 +257,27 @@ impl Handler<Produce> for Replica<PartitionMachine> {
     fn handle(&mut self, message: Produce, ctx: &mut Context<Self>) {
         let status = self.node.status();
         if status.role != Role::Leader {
-            let _ = message.reply.send(Err(ReplicaError::NotLeader { leader: status.leader }));
+            let _ = message.reply.send(Err(ReplicaError::NotLeader {
+                leader: status.leader,
+            }));
             return;
         }
         let base_offset = self.tail_offset();
-        let batch =
-            RecordBatch { base_offset, timestamp_ms: message.timestamp_ms, records: message.records };
+        let batch = RecordBatch {
+            base_offset,
+            timestamp_ms: message.timestamp_ms,
+            records: message.records,
+        };
         let end = batch.end_offset();
         let data = batch::encode(&PartitionCommand::Append(batch));
         if self.ack_policy() == AckPolicy::BeforeCommitUnsafe {
             let (ignored, _) = oneshot::channel();
             let result = if self.propose_with_reply(data, ignored) {
                 self.machine.tail = Some((status.term, end));
-                Ok(AppendResult { base_offset, count: end - base_offset })
+                Ok(AppendResult {
+                    base_offset,
+                    count: end - base_offset,
+                })
             } else {
                 Err(ReplicaError::ProposalDropped)
             };
@@ -228,7 +312,11 @@ impl Handler<Fetch> for Replica<PartitionMachine> {
         }
         let id = machine.next_waiter_id;
         machine.next_waiter_id += 1;
-        machine.waiters.push(Waiter { id, offset: message.offset, reply: message.reply });
+        machine.waiters.push(Waiter {
+            id,
+            offset: message.offset,
+            reply: message.reply,
+        });
         ctx.notify_later(FetchTimeout(id), Duration::from_millis(message.wait_ms));
     }
 }
@@ -253,5 +341,57 @@ impl Handler<Describe> for Replica<PartitionMachine> {
     type Result = MessageResult<Describe>;
     fn handle(&mut self, _: Describe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.machine.state.clone())
+    }
+}
+
+/// Sets the topic's retention limits; the first one also starts the periodic retention check.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRetention {
+    pub retention: Retention,
+    pub check_ms: u64,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RetentionTick;
+
+impl Handler<SetRetention> for Replica<PartitionMachine> {
+    type Result = ();
+    fn handle(&mut self, message: SetRetention, ctx: &mut Context<Self>) {
+        let first =
+            self.machine.retention == Retention::default() && !self.machine.checking_retention;
+        self.machine.retention = message.retention;
+        if first || !self.machine.checking_retention {
+            self.machine.checking_retention = true;
+            ctx.run_interval(Duration::from_millis(message.check_ms.max(1)), |_, ctx| {
+                ctx.notify(RetentionTick)
+            });
+        }
+    }
+}
+
+impl Handler<RetentionTick> for Replica<PartitionMachine> {
+    type Result = ();
+    fn handle(&mut self, _: RetentionTick, ctx: &mut Context<Self>) {
+        if self.machine.advancing || self.node.status().role != Role::Leader {
+            return;
+        }
+        let machine = &self.machine;
+        let now_ms = crate::cluster::now_ms();
+        let Some(offset) = plan_log_start(
+            &machine.batches,
+            machine.state.log_start_offset,
+            now_ms,
+            machine.retention,
+        ) else {
+            return;
+        };
+        let (ignored, _) = oneshot::channel();
+        let data = batch::encode(&PartitionCommand::AdvanceLogStart { offset });
+        if self.propose_with_reply(data, ignored) {
+            self.machine.advancing = true;
+        }
+        self.drive(ctx);
     }
 }

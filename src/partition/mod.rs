@@ -9,16 +9,24 @@ pub mod log_store;
 pub mod machine;
 pub mod read;
 pub mod replica;
+pub mod retention;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
-use crate::raft::{ConfState, GroupId, NodeId, SnapshotMeta};
-use crate::storage::{GroupRecovery, Store, StorageError, WriteBatch, Writer};
-pub use machine::{AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce};
-pub use replica::{AckPolicy, Propose, Replica, ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop};
+use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
+use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
+use batch::PartitionCommand;
+pub use machine::{
+    AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce, SetRetention,
+};
+pub use replica::{
+    AckPolicy, Propose, Replica, ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop,
+};
+use retention::BatchInfo;
 
 /// Long polls parked per partition at once.
 pub const FETCH_WAITERS_MAX: usize = 10_000;
@@ -44,7 +52,11 @@ pub struct ReplicaHandle<M: StateMachine> {
 
 impl<M: StateMachine> Clone for ReplicaHandle<M> {
     fn clone(&self) -> Self {
-        ReplicaHandle { group: self.group, addr: self.addr.clone(), status: self.status.clone() }
+        ReplicaHandle {
+            group: self.group,
+            addr: self.addr.clone(),
+            status: self.status.clone(),
+        }
     }
 }
 
@@ -61,9 +73,22 @@ pub struct Host {
 
 impl Host {
     /// `arbiters_count` threads carry every replica (about one per core, never one per partition).
-    pub fn new(store: Store, writer: Writer, settings: ReplicaSettings, arbiters_count: usize) -> Host {
-        let arbiters = (0..arbiters_count.max(1)).map(|_| Arbiter::new().handle()).collect();
-        Host { store, writer, settings, arbiters, next_arbiter: AtomicUsize::new(0) }
+    pub fn new(
+        store: Store,
+        writer: Writer,
+        settings: ReplicaSettings,
+        arbiters_count: usize,
+    ) -> Host {
+        let arbiters = (0..arbiters_count.max(1))
+            .map(|_| Arbiter::new().handle())
+            .collect();
+        Host {
+            store,
+            writer,
+            settings,
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+        }
     }
 
     pub fn node(&self) -> NodeId {
@@ -75,34 +100,61 @@ impl Host {
         if self.store.load_group(group)?.is_some() {
             return Ok(());
         }
-        let meta = SnapshotMeta { conf_state: ConfState { voters, learners: vec![] }, ..Default::default() };
-        let batch = WriteBatch { group, create: Some(meta), ..WriteBatch::default() };
+        let meta = SnapshotMeta {
+            conf_state: ConfState {
+                voters,
+                learners: vec![],
+            },
+            ..Default::default()
+        };
+        let batch = WriteBatch {
+            group,
+            create: Some(meta),
+            ..WriteBatch::default()
+        };
         self.write(batch).await
     }
 
     /// Removes every stored row of a group (its replica must be stopped first).
     pub async fn delete_group(&self, group: GroupId) -> Result<(), HostError> {
-        self.write(WriteBatch { group, delete_group: true, ..WriteBatch::default() }).await
+        self.write(WriteBatch {
+            group,
+            delete_group: true,
+            ..WriteBatch::default()
+        })
+        .await
     }
 
     async fn write(&self, batch: WriteBatch) -> Result<(), HostError> {
         let (done, wait) = oneshot::channel();
-        self.writer.submit(batch, Box::new(move |result| {
-            let _ = done.send(result);
-        }))?;
+        self.writer.submit(
+            batch,
+            Box::new(move |result| {
+                let _ = done.send(result);
+            }),
+        )?;
         wait.await.map_err(|_| StorageError::WriterStopped)??;
         Ok(())
     }
 
     /// Recovers a stored group and starts its replica with `make_machine(applied_state)`.
-    pub fn start<M, F>(&self, group: GroupId, make_machine: F) -> Result<ReplicaHandle<M>, HostError>
+    pub fn start<M, F>(
+        &self,
+        group: GroupId,
+        make_machine: F,
+    ) -> Result<ReplicaHandle<M>, HostError>
     where
         M: StateMachine + Send,
         F: FnOnce(&GroupRecovery) -> Result<M, String>,
     {
-        let recovery = self.store.load_group(group)?.ok_or(HostError::Missing(group.0))?;
-        let machine = make_machine(&recovery)
-            .map_err(|reason| HostError::BadState { group: group.0, reason })?;
+        let recovery = self
+            .store
+            .load_group(group)?
+            .ok_or(HostError::Missing(group.0))?;
+        let machine = make_machine(&recovery).map_err(|reason| HostError::BadState {
+            group: group.0,
+            reason,
+        })?;
         let (replica, status) = Replica::new(
             self.store.clone(),
             self.writer.clone(),
@@ -113,13 +165,55 @@ impl Host {
         )?;
         let position = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let addr = Replica::start_in_arbiter(&self.arbiters[position], move |_| replica);
-        Ok(ReplicaHandle { group, addr, status })
+        Ok(ReplicaHandle {
+            group,
+            addr,
+            status,
+        })
     }
 
     /// Starts a partition replica.
     pub fn start_partition(&self, group: GroupId) -> Result<PartitionHandle, HostError> {
-        self.start(group, |recovery| {
-            PartitionMachine::restore(&recovery.applied_state, FETCH_WAITERS_MAX).map_err(|e| e.to_string())
+        let store = self.store.clone();
+        self.start(group, move |recovery| {
+            let batches = stored_batches(&store, group, recovery).map_err(|e| e.to_string())?;
+            PartitionMachine::restore(&recovery.applied_state, FETCH_WAITERS_MAX, batches)
+                .map_err(|e| e.to_string())
         })
     }
+}
+
+/// Entries read per call while listing stored batches at start-up.
+const RECOVERY_READ_BYTES: u64 = 4 << 20;
+
+/// The batches stored from the log start up to the applied index, for retention. Reads the log once
+/// at start-up.
+fn stored_batches(
+    store: &Store,
+    group: GroupId,
+    recovery: &GroupRecovery,
+) -> Result<VecDeque<BatchInfo>, StorageError> {
+    let mut batches = VecDeque::new();
+    let mut index = recovery.snapshot.meta.index.next();
+    let end = recovery.applied_index.next();
+    while index < end {
+        let entries = store.entries(group, index, end, RECOVERY_READ_BYTES)?;
+        let Some(last) = entries.last() else { break };
+        index = last.index.next();
+        for entry in entries {
+            let EntryPayload::Normal(data) = &entry.payload else {
+                continue;
+            };
+            if let Ok(PartitionCommand::Append(batch)) = batch::decode(data) {
+                batches.push_back(BatchInfo {
+                    base_offset: batch.base_offset,
+                    end_offset: batch.end_offset(),
+                    timestamp_ms: batch.timestamp_ms,
+                    bytes: data.len() as u64,
+                    index: entry.index,
+                });
+            }
+        }
+    }
+    Ok(batches)
 }

@@ -47,10 +47,17 @@ pub fn read_records(
         };
         index = last.index.next();
         for entry in entries {
-            let EntryPayload::Normal(data) = entry.payload else { continue };
-            let PartitionCommand::Append(batch) = batch::decode(&data).map_err(|error| {
-                StorageError::Corrupt { group, index: entry.index, reason: error.to_string() }
+            let EntryPayload::Normal(data) = entry.payload else {
+                continue;
+            };
+            let command = batch::decode(&data).map_err(|error| StorageError::Corrupt {
+                group,
+                index: entry.index,
+                reason: error.to_string(),
             })?;
+            let PartitionCommand::Append(batch) = command else {
+                continue;
+            };
             for (position, record) in batch.records.into_iter().enumerate() {
                 let offset = batch.base_offset + position as u64;
                 if offset < window.offset {
@@ -63,7 +70,11 @@ pub fn read_records(
                     return Ok(records);
                 }
                 bytes += size;
-                records.push(FetchedRecord { offset, timestamp_ms: batch.timestamp_ms, record });
+                records.push(FetchedRecord {
+                    offset,
+                    timestamp_ms: batch.timestamp_ms,
+                    record,
+                });
             }
         }
     }

@@ -13,10 +13,10 @@ use tokio::sync::{oneshot, watch};
 
 use super::log_store::GroupLog;
 use crate::raft::{
-    Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex, Message as RaftMessage, NodeId,
-    ProposeError, RawNode, Ready, Role, Term,
+    Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex, LogStore, Message as RaftMessage,
+    NodeId, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, Term,
 };
-use crate::storage::{GroupRecovery, Store, WriteBatch, Writer};
+use crate::storage::{Compaction, GroupRecovery, Store, WriteBatch, Writer};
 
 /// A deterministic state machine replicated by a Raft group.
 pub trait StateMachine: Unpin + 'static {
@@ -32,6 +32,11 @@ pub trait StateMachine: Unpin + 'static {
     }
     /// Called after a run of applies, e.g. to wake long polls or publish a state view.
     fn after_apply(&mut self) {}
+    /// An applied index up to which entries may be compacted, and the offset below which offset
+    /// rows go with them (retention). Taken once.
+    fn take_compaction(&mut self) -> Option<(LogIndex, u64)> {
+        None
+    }
 }
 
 /// Why a proposal or request did not go through.
@@ -72,6 +77,8 @@ pub struct ReplicaSettings {
     pub pending_proposals_max: usize,
     /// When a produce is acknowledged. Only tests that prove the crash checker change it.
     pub ack: AckPolicy,
+    /// How often partition leaders check retention.
+    pub retention_check_ms: u64,
 }
 
 /// When a produce is acknowledged.
@@ -127,6 +134,18 @@ pub struct Propose<O: Send + 'static> {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Persisted;
+
+/// A compaction is durable: the log now starts after the snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Compacted(Snapshot);
+
+impl<M: StateMachine> Handler<Compacted> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, message: Compacted, _: &mut Context<Self>) {
+        self.node.store_mut().on_compacted(message.0);
+    }
+}
 
 /// Stop the replica (topic deleted or broker shutting down).
 #[derive(Message)]
@@ -203,7 +222,9 @@ impl<M: StateMachine> Replica<M> {
 
     pub(super) fn map_propose_error(&self, error: ProposeError) -> ReplicaError {
         match error {
-            ProposeError::NotLeader { leader_hint } => ReplicaError::NotLeader { leader: leader_hint },
+            ProposeError::NotLeader { leader_hint } => ReplicaError::NotLeader {
+                leader: leader_hint,
+            },
             _ => ReplicaError::Busy,
         }
     }
@@ -243,7 +264,60 @@ impl<M: StateMachine> Replica<M> {
                 return;
             }
         }
+        if let Some((index, offset_below)) = self.machine.take_compaction() {
+            self.compact(index, offset_below, ctx);
+        }
         self.publish_status();
+    }
+
+    /// Drops entries up to `index` (all applied) with a snapshot of the applied state in their place.
+    fn compact(&mut self, index: LogIndex, offset_below: u64, ctx: &mut Context<Self>) {
+        assert!(
+            index <= self.applied,
+            "compacting {index:?} beyond applied {:?}",
+            self.applied
+        );
+        let log = self.node.store();
+        if index < log.first_index() {
+            return;
+        }
+        let term = match log.term(index) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, group = self.group.0, "cannot compact: term unknown");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                conf_state: self.node.status().conf_state,
+            },
+            data: self.machine.encode_state(),
+        };
+        let batch = WriteBatch {
+            group: self.group,
+            compact: Some(Compaction {
+                snapshot: snapshot.clone(),
+                offset_below,
+            }),
+            applied: Some((self.applied, self.machine.encode_state())),
+            ..WriteBatch::default()
+        };
+        let address = ctx.address();
+        let submitted = self.writer.submit(
+            batch,
+            Box::new(move |result| {
+                if result.is_ok() {
+                    address.do_send(Compacted(snapshot));
+                }
+            }),
+        );
+        if let Err(error) = submitted {
+            tracing::error!(%error, "storage writer is gone");
+            ctx.stop();
+        }
     }
 
     fn write_batch(&self, ready: &Ready) -> WriteBatch {
@@ -279,7 +353,11 @@ impl<M: StateMachine> Replica<M> {
         }
         let committed = std::mem::take(&mut ready.committed_entries);
         self.apply_entries(committed);
-        self.node.store_mut().on_persisted(ready.snapshot.as_ref(), ready.hard_state, &ready.entries);
+        self.node.store_mut().on_persisted(
+            ready.snapshot.as_ref(),
+            ready.hard_state,
+            &ready.entries,
+        );
         if let Some(snapshot) = &ready.snapshot {
             self.applied = snapshot.meta.index;
         }
@@ -303,7 +381,11 @@ impl<M: StateMachine> Replica<M> {
                 EntryPayload::Normal(data) => {
                     let output = self.machine.apply(entry.index, data);
                     if let Some((term, reply)) = waiting {
-                        let result = if term == entry.term { Ok(output) } else { Err(ReplicaError::ProposalDropped) };
+                        let result = if term == entry.term {
+                            Ok(output)
+                        } else {
+                            Err(ReplicaError::ProposalDropped)
+                        };
                         let _ = reply.send(result);
                     }
                 }
@@ -379,9 +461,10 @@ impl<M: StateMachine> Actor for Replica<M> {
         if status.conf_state.voters == [self.settings.node] && status.role != Role::Leader {
             self.node.campaign();
         }
-        ctx.run_interval(Duration::from_millis(self.settings.tick_ms), |replica, ctx| {
-            replica.tick(ctx)
-        });
+        ctx.run_interval(
+            Duration::from_millis(self.settings.tick_ms),
+            |replica, ctx| replica.tick(ctx),
+        );
         self.drive(ctx);
     }
 
@@ -398,7 +481,10 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 impl<M: StateMachine> Handler<Persisted> for Replica<M> {
     type Result = ();
     fn handle(&mut self, _: Persisted, ctx: &mut Context<Self>) {
-        let ready = self.in_flight.take().expect("a Persisted notice always follows a submitted Ready");
+        let ready = self
+            .in_flight
+            .take()
+            .expect("a Persisted notice always follows a submitted Ready");
         self.finish(ready);
         self.drive(ctx);
     }

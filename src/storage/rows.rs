@@ -6,7 +6,7 @@
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::codec::{self, AppliedRecord};
+use super::codec::{self, AppliedRecord, ByteBuf};
 use super::tables::TableTag;
 use super::StorageError;
 use crate::raft::{GroupId, HardState, LogIndex, SnapshotMeta, Term};
@@ -41,7 +41,8 @@ pub fn snapshot_data(
     table: &impl GroupTable,
     group: GroupId,
 ) -> Result<Option<Vec<u8>>, StorageError> {
-    group_row(table, TableTag::SnapshotData, group)
+    let data: Option<ByteBuf> = group_row(table, TableTag::SnapshotData, group)?;
+    Ok(data.map(|ByteBuf(bytes)| bytes))
 }
 
 pub fn hard_state(

@@ -8,7 +8,7 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::batch::{Compaction, WriteBatch};
-use super::codec::{self, AppliedRecord};
+use super::codec::{self, AppliedRecord, BytesRef};
 use super::rows;
 use super::tables::{
     TableTag, APPLIED, ENTRIES, HARD_STATE, OFFSETS, SNAPSHOT_DATA, SNAPSHOT_META,
@@ -93,7 +93,7 @@ impl<'txn> WriteTables<'txn> {
     ) -> Result<(), StorageError> {
         let sealed_meta = codec::seal(TableTag::SnapshotMeta, group, LogIndex(0), meta);
         self.snapshot_meta.insert(group.0, sealed_meta.as_slice())?;
-        let sealed_data = codec::seal(TableTag::SnapshotData, group, LogIndex(0), &data);
+        let sealed_data = codec::seal(TableTag::SnapshotData, group, LogIndex(0), &BytesRef(data));
         self.snapshot_data.insert(group.0, sealed_data.as_slice())?;
         Ok(())
     }

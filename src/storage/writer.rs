@@ -27,6 +27,8 @@ use super::StorageError;
 pub const QUEUE_REQUESTS_MAX: usize = 16 * 1024;
 
 /// Runs on the writer thread once the batch's transaction committed (or it was refused).
+/// It delays every later commit while it runs, so it must only hand the result on (send a
+/// message); it must not block, panic, or call `submit` (a full queue would deadlock).
 pub type Done = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 
 #[derive(Clone, Copy, Debug)]

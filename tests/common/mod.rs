@@ -22,7 +22,11 @@ pub struct BrokerProcess {
 
 /// A port nothing listens on right now (bound and released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 impl BrokerProcess {
@@ -34,7 +38,8 @@ impl BrokerProcess {
     /// Starts one broker with extra environment variables and extra config text appended.
     pub async fn start_with(env: &[(&str, &str)], extra_config: &str) -> BrokerProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let certs = palisade::transport::certs::init(&dir.path().join("certs"), &[1]).expect("certs");
+        let certs =
+            palisade::transport::certs::init(&dir.path().join("certs"), &[1]).expect("certs");
         let broker_cert = certs.broker(1).expect("broker cert").clone();
         let port = free_port();
         let config = dir.path().join("broker.toml");
@@ -49,7 +54,10 @@ impl BrokerProcess {
             url: format!("https://127.0.0.1:{port}"),
             ca: certs.ca.cert.clone(),
             config,
-            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             dir,
         };
@@ -96,10 +104,21 @@ impl BrokerProcess {
             if client.ready().await.is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().expect("try_wait")) {
-                panic!("broker exited during start-up ({status}); log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().expect("try_wait"))
+            {
+                panic!(
+                    "broker exited during start-up ({status}); log:\n{}",
+                    self.log()
+                );
             }
-            assert!(tokio::time::Instant::now() < deadline, "broker not ready in time; log:\n{}", self.log());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "broker not ready in time; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -139,7 +158,11 @@ impl BrokerProcess {
 
     pub async fn login(&self, user: &str, password: &str) -> Client {
         let client = self.client();
-        let token = client.login(user, password).await.expect("login").access_token;
+        let token = client
+            .login(user, password)
+            .await
+            .expect("login")
+            .access_token;
         client.with_token(token)
     }
 
@@ -158,7 +181,10 @@ impl Drop for BrokerProcess {
 pub fn raw_client(ca: &Path) -> reqwest::Client {
     let pem = std::fs::read(ca).expect("read CA");
     let certificate = reqwest::Certificate::from_pem(&pem).expect("CA pem");
-    reqwest::Client::builder().tls_certs_only([certificate]).build().expect("reqwest client")
+    reqwest::Client::builder()
+        .tls_certs_only([certificate])
+        .build()
+        .expect("reqwest client")
 }
 
 impl BrokerProcess {
