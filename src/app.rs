@@ -293,7 +293,9 @@ async fn wait_whole_log_applied(partition: &PartitionHandle) -> anyhow::Result<(
     while status.borrow_and_update().applied < target {
         tokio::time::timeout_at(deadline, status.changed())
             .await
-            .map_err(|_| anyhow!("the audit partition did not apply its log within {STARTUP_WAIT:?}"))??;
+            .map_err(|_| {
+                anyhow!("the audit partition did not apply its log within {STARTUP_WAIT:?}")
+            })??;
     }
     Ok(())
 }
