@@ -188,11 +188,6 @@ pub fn raw_client(ca: &Path) -> reqwest::Client {
 }
 
 impl BrokerProcess {
-    /// The config file the broker is (re)started with.
-    pub fn config_path(&self) -> PathBuf {
-        self.config.clone()
-    }
-
     /// Replaces `from` by `to` in the config file; takes effect at the next restart.
     pub fn edit_config(&self, from: &str, to: &str) {
         let text = std::fs::read_to_string(&self.config).expect("read config");
