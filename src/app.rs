@@ -283,8 +283,26 @@ async fn audit_partition(
     Ok(handle)
 }
 
+/// The applied state on disk may lag the log after a crash (it is persisted lazily), so right after
+/// an election the high watermark can miss the last events. Waiting until the leader applied its log
+/// up to its own no-op makes every stored event visible before the chain is resumed.
+async fn wait_whole_log_applied(partition: &PartitionHandle) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+    let mut status = partition.status.clone();
+    let target = status.borrow_and_update().last_index;
+    while status.borrow_and_update().applied < target {
+        tokio::time::timeout_at(deadline, status.changed())
+            .await
+            .map_err(|_| {
+                anyhow!("the audit partition did not apply its log within {STARTUP_WAIT:?}")
+            })??;
+    }
+    Ok(())
+}
+
 /// Continues the hash chain from the last stored audit event.
 async fn recover_chain(store: &Store, partition: &PartitionHandle) -> anyhow::Result<AuditChain> {
+    wait_whole_log_applied(partition).await?;
     let state = partition.addr.send(Describe).await?;
     if state.high_watermark == 0 {
         return Ok(AuditChain::new());

@@ -140,8 +140,9 @@ pub async fn cluster(broker: State, caller: Authenticated) -> Result<HttpRespons
     })))
 }
 
-/// Capabilities that are specified but not built yet answer 501 with a pointer to the README.
-pub async fn not_implemented(request: HttpRequest) -> HttpResponse {
+/// Capabilities that are specified but not built yet answer 501 with a pointer to the README. The
+/// caller is authenticated first, so without a valid token these routes answer 401 like all of `/v1`.
+pub async fn not_implemented(request: HttpRequest, _caller: Authenticated) -> HttpResponse {
     problem(
         StatusCode::NOT_IMPLEMENTED,
         "not-implemented",

@@ -62,6 +62,8 @@ pub struct ReplicaStatus {
     pub is_leader: bool,
     pub commit: LogIndex,
     pub applied: LogIndex,
+    /// The last index in the log; on a new leader it covers the leader's no-op.
+    pub last_index: LogIndex,
 }
 
 /// Settings a replica is started with.
@@ -417,6 +419,7 @@ impl<M: StateMachine> Replica<M> {
             is_leader,
             commit: status.commit,
             applied: self.applied,
+            last_index: status.last_index,
         };
         self.status.send_if_modified(|current| {
             if *current == next {

@@ -186,3 +186,141 @@ pub fn raw_client(ca: &Path) -> reqwest::Client {
         .build()
         .expect("reqwest client")
 }
+
+impl BrokerProcess {
+    /// Replaces `from` by `to` in the config file; takes effect at the next restart.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        assert!(text.contains(from), "config has no {from:?}:\n{text}");
+        std::fs::write(&self.config, text.replace(from, to)).expect("write config");
+    }
+}
+
+/// A reply read as raw parts: status, content type, `Retry-After`, `WWW-Authenticate` and the body
+/// as JSON (`Value::Null` when it is not JSON).
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    pub content_type: String,
+    pub retry_after: Option<String>,
+    pub www_authenticate: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl RawReply {
+    /// The `detail` of a problem body, or "" when there is none.
+    pub fn detail(&self) -> &str {
+        self.body
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+    }
+
+    /// Asserts the status, that the body is `application/problem+json` with a matching `status`,
+    /// and that its detail contains `detail_part` (case-insensitive).
+    pub fn assert_problem(&self, status: u16, detail_part: &str, context: &str) {
+        assert_eq!(self.status, status, "{context}: status; body {}", self.body);
+        assert!(
+            self.content_type.starts_with("application/problem+json"),
+            "{context}: content type {:?}",
+            self.content_type
+        );
+        assert_eq!(
+            self.body.get("status").and_then(|s| s.as_u64()),
+            Some(u64::from(status)),
+            "{context}: body status"
+        );
+        assert!(
+            self.detail()
+                .to_lowercase()
+                .contains(&detail_part.to_lowercase()),
+            "{context}: detail {:?} should mention {detail_part:?}",
+            self.detail()
+        );
+    }
+}
+
+/// Raw HTTPS requests with full control over the method, path, headers and body bytes.
+#[derive(Clone)]
+pub struct RawApi {
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+impl RawApi {
+    pub fn new(broker: &BrokerProcess) -> RawApi {
+        RawApi {
+            http: raw_client(&broker.ca),
+            url: broker.url.clone(),
+        }
+    }
+
+    /// Sends `method path` with an optional bearer token and optional JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> RawReply {
+        let mut headers = Vec::new();
+        if let Some(token) = token {
+            headers.push(("authorization".to_string(), format!("Bearer {token}")));
+        }
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON body"));
+        if bytes.is_some() {
+            headers.push(("content-type".to_string(), "application/json".to_string()));
+        }
+        self.send(method, path, &headers, bytes).await
+    }
+
+    /// Sends a request with exactly the given headers and body bytes.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> RawReply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("request reaches the broker");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let status = response.status().as_u16();
+        let content_type = header("content-type").unwrap_or_default();
+        let retry_after = header("retry-after");
+        let www_authenticate = header("www-authenticate");
+        let bytes = response.bytes().await.expect("response body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        RawReply {
+            status,
+            content_type,
+            retry_after,
+            www_authenticate,
+            body,
+        }
+    }
+
+    /// Logs in and returns the access token, failing the test otherwise.
+    pub async fn token(&self, user: &str, password: &str) -> String {
+        let body = serde_json::json!({ "username": user, "password": password });
+        let reply = self.call("POST", "/v1/auth/token", None, Some(&body)).await;
+        assert_eq!(reply.status, 200, "login of {user}: {}", reply.body);
+        reply.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+}
