@@ -194,3 +194,29 @@ fn the_problem_checker_rejects_a_wrong_status_or_detail() {
         std::panic::catch_unwind(|| plain.assert_problem(400, "required", "plain JSON")).is_err()
     );
 }
+
+/// The token is checked before the body, path or query is read: a caller without a valid token gets
+/// 401 whatever else is wrong with its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_is_refused_before_the_body_is_read() {
+    let broker = BrokerProcess::start().await;
+    let api = RawApi::new(&broker);
+    let forged = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhZG1pbiJ9.c2ln";
+    let json_type = ("content-type".to_string(), "application/json".to_string());
+    for token in [None, Some(forged)] {
+        let mut headers = vec![json_type.clone()];
+        if let Some(token) = token {
+            headers.push(("authorization".to_string(), format!("Bearer {token}")));
+        }
+        let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+            ("POST", "/v1/topics", b"{\"name\": ".to_vec()),
+            ("POST", "/v1/topics/x/messages", vec![b'x'; 100_000]),
+            ("GET", "/v1/topics/x/partitions/not-a-number/messages?offset=-1", Vec::new()),
+        ];
+        for (method, path, body) in cases {
+            let body = (!body.is_empty()).then_some(body);
+            let reply = api.send(method, path, &headers, body).await;
+            assert_eq!(reply.status, 401, "{method} {path} with token {:?}: {:?}", token.is_some(), reply.body);
+        }
+    }
+}

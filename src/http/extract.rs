@@ -1,11 +1,13 @@
 //! Request extractors: the bearer-token caller and the request's identity for audit events.
 
-use std::future::Future;
+use std::future::{ready, Ready};
 use std::net::{IpAddr, Ipv4Addr};
-use std::pin::Pin;
 use std::sync::Arc;
 
-use actix_web::dev::Payload;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::ResponseError;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use rand::RngCore;
@@ -34,43 +36,68 @@ pub fn request_info(request: &HttpRequest) -> RequestInfo {
     RequestInfo { request_id, source }
 }
 
-/// An authenticated caller; extracting it verifies the bearer token (401 otherwise).
+/// Routes that need a bearer token: the whole v1 API except logging in.
+pub fn needs_token(path: &str) -> bool {
+    path.starts_with("/v1/") && path != "/v1/auth/token"
+}
+
+/// The bearer token of a request, or why the Authorization header is unusable.
+fn bearer(request: &HttpRequest) -> Result<Option<String>, BrokerError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| BrokerError::Unauthenticated("Authorization header is not valid text".into()))?;
+    match value.strip_prefix("Bearer ") {
+        Some(token) => Ok(Some(token.trim().to_string())),
+        None => Err(BrokerError::Unauthenticated(
+            "Authorization header must be 'Bearer <token>'".into(),
+        )),
+    }
+}
+
+/// Middleware: verifies the bearer token before any other extractor reads the path, query or body,
+/// so an unauthenticated caller gets 401 and the broker never parses its body.
+pub async fn authenticate_first(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if needs_token(request.path()) {
+        let outcome = match request.app_data::<web::Data<Arc<Broker>>>().cloned() {
+            None => Err(BrokerError::Internal("broker state missing".into())),
+            Some(broker) => match bearer(request.request()) {
+                Err(error) => Err(error),
+                Ok(token) => {
+                    let info = request_info(request.request());
+                    broker.authenticate(token.as_deref(), info).await
+                }
+            },
+        };
+        match outcome {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+            }
+            Err(error) => {
+                let response = error.error_response();
+                return Ok(request.into_response(response).map_into_boxed_body());
+            }
+        }
+    }
+    Ok(next.call(request).await?.map_into_boxed_body())
+}
+
+/// The authenticated caller of a request (verified by `authenticate_first`).
 pub struct Authenticated(pub Caller);
 
 impl FromRequest for Authenticated {
     type Error = BrokerError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let broker = request.app_data::<web::Data<Arc<Broker>>>().cloned();
-        let info = request_info(request);
-        let header = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|value| value.to_str().map(str::to_string));
-        Box::pin(async move {
-            let broker =
-                broker.ok_or_else(|| BrokerError::Internal("broker state missing".into()))?;
-            let token = match header {
-                None => None,
-                Some(Err(_)) => {
-                    return Err(BrokerError::Unauthenticated(
-                        "Authorization header is not valid text".into(),
-                    ))
-                }
-                Some(Ok(value)) => match value.strip_prefix("Bearer ") {
-                    Some(token) => Some(token.trim().to_string()),
-                    None => {
-                        return Err(BrokerError::Unauthenticated(
-                            "Authorization header must be 'Bearer <token>'".into(),
-                        ))
-                    }
-                },
-            };
-            broker
-                .authenticate(token.as_deref(), info)
-                .await
-                .map(Authenticated)
-        })
+        let caller = request.extensions().get::<Caller>().cloned();
+        ready(caller.map(Authenticated).ok_or_else(|| {
+            BrokerError::Unauthenticated("missing bearer token".into())
+        }))
     }
 }

@@ -142,6 +142,7 @@ pub fn serve(
             .app_data(web::PayloadConfig::default().limit(body_bytes_max))
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
+            .wrap(actix_web::middleware::from_fn(extract::authenticate_first))
             .wrap_fn(move |request, service| {
                 let id = new_request_id();
                 request.extensions_mut().insert(RequestId(id.clone()));
