@@ -65,6 +65,8 @@ struct Sim {
     checker: Checker,
     step: u64,
     faults: BTreeMap<&'static str, u64>,
+    /// Leader-churn nemesis: every this many steps, heal and cut the current leader off.
+    churn_period_steps: Option<u64>,
 }
 
 impl Sim {
@@ -79,7 +81,7 @@ impl Sim {
         };
         let election_timeout_ticks = 4 + rng.below(7) as u32;
         let heartbeat_interval_ticks = 1 + rng.below(2) as u32;
-        let append_bytes_max = [48, 128, 1024 * 1024][rng.below(3) as usize];
+        let append_bytes_max = [48, 48, 128, 1024 * 1024][rng.below(4) as usize];
         let inflight_appends_max = 1 + rng.below(8) as usize;
         let pre_vote = rng.chance(85);
         let check_quorum = rng.chance(85);
@@ -106,7 +108,9 @@ impl Sim {
                 Replica::new(config, conf)
             })
             .collect();
+        let churn_period_steps = rng.chance(50).then(|| 20 + rng.below(100));
         Sim {
+            churn_period_steps,
             rng,
             replicas,
             network: Vec::new(),
@@ -320,6 +324,25 @@ impl Sim {
         }
     }
 
+    /// The most common real fault: the leader alone loses the network, or crashes.
+    fn isolate_leader(&mut self) {
+        let Some(leader) = self.rng.pick(&self.leaders()) else {
+            return;
+        };
+        if self.rng.chance(50) {
+            self.replicas[index_of(leader)].crash();
+            self.fault("crash");
+            return;
+        }
+        for replica in &self.replicas {
+            if replica.id != leader {
+                self.cut.insert((leader, replica.id));
+                self.cut.insert((replica.id, leader));
+            }
+        }
+        self.fault("partition_symmetric");
+    }
+
     fn crash_or_restart(&mut self, crash: bool) {
         let down: Vec<NodeId> = self
             .replicas
@@ -341,6 +364,18 @@ impl Sim {
     }
 
     fn act(&mut self) {
+        if let Some(period) = self.churn_period_steps {
+            if self.step % period == 0 {
+                self.cut.clear();
+                self.fault("heal");
+                self.isolate_leader();
+                return;
+            }
+            if self.rng.chance(2) {
+                self.isolate_leader();
+                return;
+            }
+        }
         let roll = self.rng.below(1000);
         match roll {
             0..=449 => self.deliver(false),
@@ -377,7 +412,8 @@ impl Sim {
                     self.fault("heal");
                 }
             }
-            926..=935 => self.crash_or_restart(true),
+            926..=930 => self.crash_or_restart(true),
+            931..=935 => self.isolate_leader(),
             936..=955 => self.crash_or_restart(false),
             956..=975 => self.conf_change(),
             976..=985 => self.transfer(),
