@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod checker;
+pub mod cluster;
 
 use palisade::raft::{
     ConfState, Config, Entry, HardState, LogIndex, LogStore, MemStore, Message, NodeId, RawNode,
