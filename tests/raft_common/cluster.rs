@@ -244,3 +244,27 @@ impl Cluster {
         text
     }
 }
+
+pub fn assert_trace(cluster: &mut Cluster, expected: &str) {
+    let actual = cluster.take_trace();
+    assert_text(&actual, expected);
+}
+
+pub fn assert_text(actual: &str, expected: &str) {
+    let expected: Vec<&str> = expected.trim().lines().map(str::trim).collect();
+    let actual_lines: Vec<&str> = actual.lines().collect();
+    if actual_lines != expected {
+        panic!("trace differs; actual trace:\n{actual}\n");
+    }
+}
+
+/// Elections by `campaign()` only: no PreVote or CheckQuorum unless a scenario turns them on.
+pub fn plain(config: &mut Config) {
+    config.pre_vote = false;
+    config.check_quorum = false;
+}
+
+pub fn elect(cluster: &mut Cluster, id: u64) {
+    cluster.node(id).campaign();
+    cluster.run();
+}

@@ -9,6 +9,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod sim;
 
 use palisade::raft::{
     ConfState, Config, Entry, HardState, LogIndex, LogStore, MemStore, Message, NodeId, RawNode,
