@@ -130,3 +130,35 @@ fn checker_catches_two_leaders_in_one_term() {
     checker.observe_leader(Term(3), NodeId(2));
     assert_eq!(checker.violations.len(), 1, "{:?}", checker.violations);
 }
+
+#[test]
+fn checker_catches_log_matching_and_committed_entry_changes() {
+    use palisade::raft::{ConfState, Config, Entry, EntryPayload, GroupId, LogIndex};
+    use raft_common::{Processed, Replica};
+    let replica = Replica::new(
+        Config::new(NodeId(1), GroupId(7)),
+        ConfState::with_voters(vec![NodeId(1)]),
+    );
+    let entry = |data: &[u8]| Entry {
+        term: Term(1),
+        index: LogIndex(1),
+        payload: EntryPayload::Normal(data.to_vec()),
+    };
+    let processed = |entry: Entry| Processed {
+        messages: Vec::new(),
+        entries: vec![entry.clone()],
+        snapshot: None,
+        committed: vec![entry],
+        synced: true,
+    };
+    let mut checker = Checker::default();
+    checker.on_ready(&replica, &processed(entry(b"a")));
+    assert!(checker.violations.is_empty());
+    checker.on_restart(NodeId(1), LogIndex(0));
+    checker.on_ready(&replica, &processed(entry(b"b")));
+    let found = checker.violations.join("\n");
+    assert!(
+        found.contains("log matching") && found.contains("committed entry"),
+        "{found}"
+    );
+}
