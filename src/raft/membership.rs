@@ -47,7 +47,8 @@ impl<S: LogStore> RawNode<S> {
         if self.role != Role::Leader {
             return;
         }
-        let next = self.log.last_index().next();
+        // The conf change entry itself is the first thing a new member is sent.
+        let next = self.log.last_index();
         match change {
             ConfChange::AddLearner(id) => {
                 self.progress

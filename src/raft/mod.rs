@@ -49,3 +49,6 @@ pub use types::{
     ConfChange, ConfState, Entry, EntryPayload, GroupId, HardState, LogIndex, NodeId, Snapshot,
     SnapshotMeta, Term,
 };
+
+#[cfg(test)]
+mod tests;

@@ -206,9 +206,10 @@ impl<S: LogStore> RawNode<S> {
 
     fn handle_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
         let index = snapshot.meta.index;
-        let reply_index = if index <= self.log.commit && !self.is_uninitialized() {
+        let uninitialized = self.is_uninitialized();
+        let reply_index = if index <= self.log.commit && !uninitialized {
             self.log.commit
-        } else if self.log.matches(index, snapshot.meta.term) {
+        } else if self.log.matches(index, snapshot.meta.term) && !uninitialized {
             self.log.commit_to(index);
             index
         } else {

@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod checker;
+pub mod cluster;
+pub mod sim;
 
 use palisade::raft::{
     ConfState, Config, Entry, HardState, LogIndex, LogStore, MemStore, Message, NodeId, RawNode,
