@@ -76,6 +76,10 @@ pub async fn run(
             "the controller elected no leader within {STARTUP_WAIT:?}"
         ));
     }
+    if !controller.wait_caught_up(STARTUP_WAIT).await {
+        return Err(anyhow!("the controller did not apply its log within {STARTUP_WAIT:?}"));
+    }
+    reconcile::delete_orphans(&host, &controller.state()).await;
     let registry = Arc::new(Registry::default());
     actix_web::rt::spawn(reconcile::run(
         host.clone(),

@@ -112,6 +112,21 @@ impl Controller {
         }
     }
 
+    /// Waits until the controller replica has applied every entry in its log (after a restart).
+    pub async fn wait_caught_up(&self, timeout: Duration) -> bool {
+        let mut status = self.replica.status.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let current = status.borrow_and_update().clone();
+            if current.leader.is_some() && current.applied >= current.last_index {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, status.changed()).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Waits until this broker's controller replica leads (single broker) or `timeout` passes.
     pub async fn wait_leader(&self, timeout: Duration) -> bool {
         let mut status = self.replica.status.clone();

@@ -127,8 +127,9 @@ pub async fn run(
 }
 
 /// Removes stored groups that no assignment names any more (a topic deleted while a replica was
-/// stopping, or before a restart), so their space is freed.
-async fn delete_orphans(host: &Host, state: &MetadataState) {
+/// stopping, or before a restart), so their space is freed. Call it only with a state that covers
+/// the controller's whole log, or a group created by an entry not yet applied would be lost.
+pub async fn delete_orphans(host: &Host, state: &MetadataState) {
     if !state.bootstrapped {
         return;
     }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub key: Option<String>,
+    /// Encoded as one byte string (length + bytes), not element by element.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub value_is_text: bool,
     pub headers: Vec<(String, String)>,
@@ -48,6 +50,30 @@ pub enum PartitionCommand {
     },
 }
 
+/// The leading fields of an encoded `PartitionCommand`. Postcard writes fields in order and a
+/// `Vec`'s length as its first field, so this decodes a command's prefix without touching the
+/// records. Variant order and field order must match `PartitionCommand` (a unit test checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum CommandHeader {
+    Append { base_offset: u64, timestamp_ms: u64, count: u64 },
+    AdvanceLogStart { offset: u64 },
+}
+
+impl CommandHeader {
+    /// The offset after the last record of an `Append`.
+    pub fn end_offset(&self) -> Option<u64> {
+        match self {
+            CommandHeader::Append { base_offset, count, .. } => Some(base_offset + count),
+            CommandHeader::AdvanceLogStart { .. } => None,
+        }
+    }
+}
+
+/// Decodes only the header of an encoded command.
+pub fn decode_header(bytes: &[u8]) -> Result<CommandHeader, BatchError> {
+    Ok(postcard::take_from_bytes::<CommandHeader>(bytes)?.0)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     #[error("entry payload does not decode as a partition command: {0}")]
@@ -64,9 +90,9 @@ pub fn decode(bytes: &[u8]) -> Result<PartitionCommand, BatchError> {
 
 /// Reads only the base offset of an encoded command, for the offset index written beside each entry.
 pub fn base_offset_of(bytes: &[u8]) -> Result<Option<u64>, BatchError> {
-    match decode(bytes)? {
-        PartitionCommand::Append(batch) => Ok(Some(batch.base_offset)),
-        PartitionCommand::AdvanceLogStart { .. } => Ok(None),
+    match decode_header(bytes)? {
+        CommandHeader::Append { base_offset, .. } => Ok(Some(base_offset)),
+        CommandHeader::AdvanceLogStart { .. } => Ok(None),
     }
 }
 
@@ -99,6 +125,12 @@ mod tests {
         assert_eq!(decode(&bytes).expect("decodes"), command);
         assert_eq!(base_offset_of(&bytes).expect("decodes"), Some(17));
         assert_eq!(batch.end_offset(), 19);
+        assert_eq!(
+            decode_header(&bytes).expect("header decodes"),
+            CommandHeader::Append { base_offset: 17, timestamp_ms: 1_764_422_400_000, count: 2 }
+        );
+        let advance = encode(&PartitionCommand::AdvanceLogStart { offset: 9 });
+        assert_eq!(decode_header(&advance).expect("decodes"), CommandHeader::AdvanceLogStart { offset: 9 });
     }
 
     #[test]

@@ -11,7 +11,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::batch::{self, PartitionCommand, Record, RecordBatch};
+use super::batch::{self, CommandHeader, PartitionCommand, Record, RecordBatch};
 use super::replica::{AckPolicy, Replica, ReplicaError};
 use super::retention::{plan_log_start, BatchInfo, Retention};
 use crate::raft::{EntryPayload, LogIndex, LogStore, Role, Term};
@@ -126,35 +126,31 @@ impl super::replica::StateMachine for PartitionMachine {
     type Output = AppendResult;
 
     fn apply(&mut self, index: LogIndex, data: &[u8]) -> AppendResult {
-        let command = batch::decode(data).unwrap_or_else(|error| {
+        let header = batch::decode_header(data).unwrap_or_else(|error| {
             panic!("committed entry {index:?} is not a partition command: {error}")
         });
-        match command {
-            PartitionCommand::Append(batch) => {
+        match header {
+            CommandHeader::Append { base_offset, timestamp_ms, count } => {
+                let end_offset = base_offset + count;
                 assert!(
-                    batch.base_offset >= self.state.high_watermark
-                        || batch.end_offset() <= self.state.high_watermark,
-                    "batch at {} overlaps the committed log ending at {}",
-                    batch.base_offset,
+                    base_offset >= self.state.high_watermark || end_offset <= self.state.high_watermark,
+                    "batch at {base_offset} overlaps the committed log ending at {}",
                     self.state.high_watermark
                 );
                 // Applying a batch twice (snapshot followed by replay) leaves the state unchanged.
-                if batch.end_offset() > self.state.high_watermark {
+                if end_offset > self.state.high_watermark {
                     self.batches.push_back(BatchInfo {
-                        base_offset: batch.base_offset,
-                        end_offset: batch.end_offset(),
-                        timestamp_ms: batch.timestamp_ms,
+                        base_offset,
+                        end_offset,
+                        timestamp_ms,
                         bytes: data.len() as u64,
                         index,
                     });
                 }
-                self.state.high_watermark = self.state.high_watermark.max(batch.end_offset());
-                AppendResult {
-                    base_offset: batch.base_offset,
-                    count: batch.records.len() as u64,
-                }
+                self.state.high_watermark = self.state.high_watermark.max(end_offset);
+                AppendResult { base_offset, count }
             }
-            PartitionCommand::AdvanceLogStart { offset } => {
+            CommandHeader::AdvanceLogStart { offset } => {
                 self.advancing = false;
                 let offset = offset.min(self.state.high_watermark);
                 if offset > self.state.log_start_offset {
@@ -245,8 +241,8 @@ impl Replica<PartitionMachine> {
                 break;
             };
             if let EntryPayload::Normal(data) = entry.payload {
-                if let Ok(PartitionCommand::Append(batch)) = batch::decode(&data) {
-                    tail = tail.max(batch.end_offset());
+                if let Some(end_offset) = batch::decode_header(&data).ok().and_then(|h| h.end_offset()) {
+                    tail = tail.max(end_offset);
                     break;
                 }
             }

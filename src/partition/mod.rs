@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
-use batch::PartitionCommand;
+use batch::CommandHeader;
 pub use machine::{
     AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce, SetRetention,
 };
@@ -204,11 +204,11 @@ fn stored_batches(
             let EntryPayload::Normal(data) = &entry.payload else {
                 continue;
             };
-            if let Ok(PartitionCommand::Append(batch)) = batch::decode(data) {
+            if let Ok(CommandHeader::Append { base_offset, timestamp_ms, count }) = batch::decode_header(data) {
                 batches.push_back(BatchInfo {
-                    base_offset: batch.base_offset,
-                    end_offset: batch.end_offset(),
-                    timestamp_ms: batch.timestamp_ms,
+                    base_offset,
+                    end_offset: base_offset + count,
+                    timestamp_ms,
                     bytes: data.len() as u64,
                     index: entry.index,
                 });
