@@ -17,6 +17,11 @@ use crate::client::dto::{
 use crate::client::error::{api_error, ClientError};
 use crate::client::list::decode_list;
 
+/// Largest reply body the client reads; a longer one is an error, not an allocation.
+pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Bound on establishing a TCP + TLS connection (long polls are bounded by `wait_ms` instead).
+const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
 /// Typed HTTP client for one broker's API.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -30,7 +35,9 @@ impl Client {
     /// trusted; without it, the platform's roots are.
     pub fn new(base_url: &str, ca_pem: Option<&Path>) -> Result<Client, ClientError> {
         let base = parse_base(base_url)?;
-        let mut builder = reqwest::Client::builder().tcp_nodelay(true);
+        let mut builder = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_millis(CONNECT_TIMEOUT_MS));
         if let Some(path) = ca_pem {
             let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
                 path: path.to_path_buf(),
@@ -309,14 +316,33 @@ fn push_some<T: ToString>(
 
 /// Sends `request`; a 2xx yields the body, anything else an `Api` error.
 async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError> {
-    let response = request.send().await?;
+    let mut response = request.send().await?;
     let status = response.status();
-    let body = response.bytes().await?;
+    let body = read_bounded(&mut response).await?;
     if status.is_success() {
-        Ok(body.to_vec())
+        Ok(body)
     } else {
         Err(api_error(status.as_u16(), &body))
     }
+}
+
+/// The whole body of `response`, refusing more than `RESPONSE_BYTES_MAX` bytes.
+async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, ClientError> {
+    let too_large = ClientError::ResponseTooLarge {
+        bytes_max: RESPONSE_BYTES_MAX,
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > RESPONSE_BYTES_MAX {
+        return Err(too_large);
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > RESPONSE_BYTES_MAX {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn decode<T: DeserializeOwned>(body: Vec<u8>) -> Result<T, ClientError> {

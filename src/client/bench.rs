@@ -70,10 +70,27 @@ pub struct BenchOptions {
     pub json: bool,
 }
 
+/// Which side of the API a run loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Produce,
+    Consume,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Produce => "produce",
+            Mode::Consume => "consume",
+        }
+    }
+}
+
 /// Outcome of one bench run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BenchReport {
-    pub mode: String,
+    pub mode: Mode,
     pub topic: String,
     pub connections: u32,
     pub partitions: u32,
@@ -162,8 +179,8 @@ pub async fn run(
     token: Option<String>,
 ) -> anyhow::Result<()> {
     let (mode, options) = match &args.mode {
-        BenchMode::Produce(options) => ("produce", options),
-        BenchMode::Consume(options) => ("consume", options),
+        BenchMode::Produce(options) => (Mode::Produce, options),
+        BenchMode::Consume(options) => (Mode::Consume, options),
     };
     anyhow::ensure!(options.connections >= 1, "--connections must be at least 1");
     anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
@@ -176,8 +193,8 @@ pub async fn run(
     };
     let admin = connect()?;
     let topic = match mode {
-        "produce" => ensure_topic(&admin, options).await?,
-        _ => admin.describe_topic(&options.topic).await?,
+        Mode::Produce => ensure_topic(&admin, options).await?,
+        Mode::Consume => admin.describe_topic(&options.topic).await?,
     };
     let partitions: Vec<u32> = topic.partitions.iter().map(|p| p.partition).collect();
     anyhow::ensure!(
@@ -190,8 +207,8 @@ pub async fn run(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     let tally = match mode {
-        "produce" => run_produce(clients, options, &partitions).await?,
-        _ => run_consume(clients, options, &partitions).await?,
+        Mode::Produce => run_produce(clients, options, &partitions).await?,
+        Mode::Consume => run_consume(clients, options, &partitions).await?,
     };
     let report = build_report(mode, options, partitions.len(), started.elapsed(), &tally);
     print_report(&report, options.json)
@@ -343,7 +360,7 @@ pub fn encoded_batch(batch: u32, record_bytes: u32, partition: u32) -> anyhow::R
 
 /// The report for `tally` collected over `elapsed`.
 pub fn build_report(
-    mode: &str,
+    mode: Mode,
     options: &BenchOptions,
     partitions: usize,
     elapsed: Duration,
@@ -352,7 +369,7 @@ pub fn build_report(
     let elapsed_s = elapsed.as_secs_f64().max(f64::EPSILON);
     let quantile_ms = |quantile: f64| tally.latency_us.value_at_quantile(quantile) as f64 / 1000.0;
     BenchReport {
-        mode: mode.to_string(),
+        mode,
         topic: options.topic.clone(),
         connections: options.connections,
         partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
@@ -382,7 +399,7 @@ fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
     }
     println!(
         "bench {} topic={} connections={} partitions={} batch={} record_bytes={}",
-        report.mode,
+        report.mode.name(),
         report.topic,
         report.connections,
         report.partitions,
@@ -456,7 +473,7 @@ mod tests {
         tally.records = 100_000;
         tally.bytes = 2_000_000;
         tally.errors = 1;
-        let report = build_report("produce", &options, 4, Duration::from_secs(2), &tally);
+        let report = build_report(Mode::Produce, &options, 4, Duration::from_secs(2), &tally);
         assert_eq!(report.records_per_s, 50_000.0);
         assert_eq!(report.mb_per_s, 1.0);
         // 3 significant digits: quantiles are exact to within 0.1%.

@@ -34,6 +34,8 @@ pub enum ClientError {
         path: PathBuf,
         source: reqwest::Error,
     },
+    #[error("reply body larger than {bytes_max} bytes")]
+    ResponseTooLarge { bytes_max: u64 },
     /// A 2xx reply whose body is not the expected JSON shape.
     #[error("unexpected reply body: {source}")]
     Decode { source: serde_json::Error },
