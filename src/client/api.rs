@@ -23,11 +23,22 @@ pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
 /// Typed HTTP client for one broker's API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    // The bearer token is a credential: show whether there is one, never its value.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("has_token", &self.token.is_some())
+            .finish()
+    }
 }
 
 impl Client {
@@ -376,6 +387,16 @@ mod tests {
         let base = parse_base("https://example.test/palisade/").expect("valid base");
         let url = endpoint(&base, &["v1", "whoami"], &[]).expect("endpoint");
         assert_eq!(url.as_str(), "https://example.test/palisade/v1/whoami");
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let client = Client::new("https://127.0.0.1:8441", None)
+            .expect("client")
+            .with_token("eyJ.secret.sig".to_string());
+        let printed = format!("{client:?}");
+        assert!(!printed.contains("eyJ.secret.sig"), "{printed}");
+        assert!(printed.contains("has_token: true"), "{printed}");
     }
 
     #[test]

@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/auth/token` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRequest {
     pub username: String,
     pub password: String,
 }
 
 /// `POST /v1/auth/token` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `"Bearer"`.
@@ -152,7 +152,7 @@ pub struct User {
 }
 
 /// `POST /v1/users` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateUser {
     pub username: String,
     pub password: String,
@@ -161,7 +161,7 @@ pub struct CreateUser {
 }
 
 /// `PUT /v1/users/{user}/password` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetPassword {
     pub password: String,
 }
@@ -271,6 +271,50 @@ pub struct AuditEvent {
     pub detail: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// Stands in for secrets in `Debug` output, so logging a DTO never leaks a credential.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenRequest")
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenResponse")
+            .field("access_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CreateUser")
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .field("superuser", &self.superuser)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SetPassword")
+            .field("password", &REDACTED)
+            .finish()
+    }
 }
 
 /// An `application/problem+json` error body (RFC 9457).
@@ -433,6 +477,34 @@ mod tests {
         );
         assert_eq!(problem.problem_type.as_deref(), Some("about:blank"));
         assert_eq!(problem.status, Some(403));
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let login = TokenRequest {
+            username: "admin".to_string(),
+            password: "hunter2".to_string(),
+        };
+        let token = TokenResponse {
+            access_token: "eyJ.secret.sig".to_string(),
+            token_type: "Bearer".to_string(),
+            expires_in: 1,
+        };
+        let user = CreateUser {
+            username: "bob".to_string(),
+            password: "hunter2".to_string(),
+            superuser: false,
+        };
+        let change = SetPassword {
+            password: "hunter2".to_string(),
+        };
+        let printed = format!("{login:?} {token:?} {user:?} {change:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("eyJ.secret.sig"), "{printed}");
+        assert!(
+            printed.contains("admin") && printed.contains("bob"),
+            "{printed}"
+        );
     }
 
     #[test]
