@@ -132,14 +132,13 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
         limit,
     };
     for event in client.audit(&filters).await? {
-        println!("{}", serde_json::to_string(&event)?);
+        streams::write_line(&serde_json::to_string(&event)?)?;
     }
     Ok(())
 }
 
 fn print_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    streams::write_line(&serde_json::to_string_pretty(value)?)
 }
 
 impl From<ResourceArg> for ResourceType {

@@ -212,6 +212,14 @@ pub enum AuditCommand {
 
 /// Runs one client command against the broker named by `global`.
 pub async fn run(command: ClientCommand, global: GlobalArgs) -> anyhow::Result<()> {
+    match dispatch(command, global).await {
+        // The reader of our output went away (`palisade consume ... | head`): not a failure.
+        Err(error) if streams::is_output_closed(&error) => Ok(()),
+        outcome => outcome,
+    }
+}
+
+async fn dispatch(command: ClientCommand, global: GlobalArgs) -> anyhow::Result<()> {
     match command {
         ClientCommand::Login(args) => login(args, &global).await,
         ClientCommand::Topic(args) => admin::topic(args.command, &connect(&global)?).await,
