@@ -260,3 +260,22 @@ async fn an_oversized_reply_is_refused_before_it_is_read() {
         "expected ResponseTooLarge, got {outcome:?}"
     );
 }
+
+#[test]
+fn a_ca_file_without_certificates_is_refused_up_front() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = certs::init(dir.path(), &[1]).expect("certs");
+    // The key file is PEM but holds no certificate.
+    let outcome = Client::new("https://127.0.0.1:1", Some(&paths.ca.key));
+    assert!(
+        matches!(outcome, Err(ClientError::CaEmpty { .. })),
+        "got {outcome:?}"
+    );
+    let missing = dir.path().join("missing.pem");
+    let outcome = Client::new("https://127.0.0.1:1", Some(&missing));
+    assert!(
+        matches!(outcome, Err(ClientError::CaFile { .. })),
+        "got {outcome:?}"
+    );
+}

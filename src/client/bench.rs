@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
+use serde::Deserialize;
 
 use crate::client::bench_report::{build_report, print_report, Mode, Tally};
 use crate::client::cli::GlobalArgs;
@@ -192,18 +193,20 @@ async fn run_consume(
             let mut offset = 0;
             while Instant::now() < deadline {
                 let started = Instant::now();
-                let reply = match client
-                    .fetch(&topic, partition, offset, Some(max_messages), None, None)
+                let body = match client
+                    .fetch_encoded(&topic, partition, offset, Some(max_messages), None, None)
                     .await
                 {
-                    Ok(reply) => reply,
+                    Ok(body) => body,
                     Err(error) => {
                         tally.failure(&error);
                         tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
                         continue;
                     }
                 };
-                let bytes = reply.records.iter().map(value_bytes).sum();
+                let reply: FetchSummary =
+                    serde_json::from_slice(&body).context("decoding a fetch reply")?;
+                let bytes = reply.records.iter().map(ValueOnly::bytes).sum();
                 tally.success(started, reply.records.len() as u64, bytes);
                 offset = reply.next_offset.max(reply.log_start_offset);
                 if offset >= reply.high_watermark {
@@ -226,12 +229,51 @@ async fn join_tallies(
     Ok(total)
 }
 
-/// Size of a fetched record's value in bytes (decoded size for `value_b64`).
-fn value_bytes(record: &crate::client::dto::FetchedRecord) -> u64 {
-    match (&record.value, &record.value_b64) {
-        (Some(text), _) => text.len() as u64,
-        (None, Some(encoded)) => (encoded.len() as u64 / 4) * 3,
-        (None, None) => 0,
+/// The parts of a fetch reply the consume bench counts: offsets and value lengths. Values are
+/// measured, never copied out of the body; other record fields are skipped.
+#[derive(Deserialize)]
+struct FetchSummary {
+    records: Vec<ValueOnly>,
+    next_offset: u64,
+    high_watermark: u64,
+    log_start_offset: u64,
+}
+
+#[derive(Deserialize)]
+struct ValueOnly {
+    #[serde(default)]
+    value: Option<TextLength>,
+    #[serde(default)]
+    value_b64: Option<TextLength>,
+}
+
+impl ValueOnly {
+    /// Size of the record's value in bytes (decoded size for `value_b64`, ignoring padding).
+    fn bytes(&self) -> u64 {
+        match (&self.value, &self.value_b64) {
+            (Some(TextLength(length)), _) => *length,
+            (None, Some(TextLength(length))) => (length / 4) * 3,
+            (None, None) => 0,
+        }
+    }
+}
+
+/// The UTF-8 length of a JSON string, read without allocating it.
+struct TextLength(u64);
+
+impl<'de> Deserialize<'de> for TextLength {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LengthVisitor;
+        impl serde::de::Visitor<'_> for LengthVisitor {
+            type Value = TextLength;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TextLength, E> {
+                Ok(TextLength(text.len() as u64))
+            }
+        }
+        deserializer.deserialize_str(LengthVisitor)
     }
 }
 
@@ -278,6 +320,28 @@ mod tests {
         assert_eq!(options.duration_s, 20);
         assert_eq!(options.topic, "bench");
         assert!(!options.json);
+    }
+
+    #[test]
+    fn fetch_summary_reads_the_design_example_and_counts_value_bytes() {
+        let wire = br#"{"records":[{"offset":17,"key":"k1","value":"text","headers":{"h":"v"},
+                        "timestamp_ms":1764422400000},{"offset":18,"value_b64":"AAECAw=="}],
+                        "next_offset":19,"high_watermark":19,"log_start_offset":0}"#;
+        let summary: FetchSummary = serde_json::from_slice(wire).expect("decodes");
+        assert_eq!(summary.records.len(), 2);
+        assert_eq!(summary.records[0].bytes(), 4);
+        // 8 base64 characters stand for at most 6 bytes; the estimate ignores padding.
+        assert_eq!(summary.records[1].bytes(), 6);
+        assert_eq!(summary.next_offset, 19);
+        let escaped: FetchSummary = serde_json::from_slice(
+            br#"{"records":[{"value":"a\"\u00e9"}],"next_offset":1,"high_watermark":1,"log_start_offset":0}"#,
+        )
+        .expect("escaped value decodes");
+        assert_eq!(
+            escaped.records[0].bytes(),
+            4,
+            "a, quote and a two-byte e-acute"
+        );
     }
 
     #[test]

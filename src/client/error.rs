@@ -29,6 +29,8 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} contains no certificate")]
+    CaEmpty { path: PathBuf },
     #[error("CA certificate {path} is not usable: {source}")]
     CaCertificate {
         path: PathBuf,
