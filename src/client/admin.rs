@@ -116,6 +116,7 @@ pub(crate) async fn acl(command: AclCommand, client: &Client) -> anyhow::Result<
 
 pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Result<()> {
     let AuditCommand::List {
+        offset,
         since_ms,
         until_ms,
         principal,
@@ -123,7 +124,8 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
         decision,
         limit,
     } = command;
-    let filters = AuditFilters {
+    let mut filters = AuditFilters {
+        offset,
         since_ms,
         until_ms,
         principal,
@@ -131,10 +133,22 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
         decision: decision.map(Into::into),
         limit,
     };
-    for event in client.audit(&filters).await? {
-        streams::write_line(&serde_json::to_string(&event)?)?;
+    let mut remaining = limit;
+    // Page through the log: the broker caps each page, and a filtered page may be empty while
+    // the log continues. Stop at the end, at --limit, or if the broker stops making progress.
+    loop {
+        filters.limit = remaining;
+        let page = client.audit_page(&filters).await?;
+        for event in &page.events {
+            streams::write_line(&serde_json::to_string(event)?)?;
+        }
+        remaining = remaining.map(|left| left.saturating_sub(page.events.len() as u32));
+        let progressed = page.next_offset > filters.offset.unwrap_or(0);
+        if remaining == Some(0) || page.next_offset >= page.high_watermark || !progressed {
+            return Ok(());
+        }
+        filters.offset = Some(page.next_offset);
     }
-    Ok(())
 }
 
 fn print_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {

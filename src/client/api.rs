@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::dto::{
-    AclRule, AuditEvent, AuditFilters, CreateAcl, CreateTopic, CreateUser, FetchResponse,
-    ProduceRequest, ProduceResponse, SetPassword, TokenRequest, TokenResponse, TopicDescription,
-    User, Whoami,
+    AclRule, AuditEvent, AuditFilters, AuditPage, CreateAcl, CreateTopic, CreateUser,
+    FetchResponse, ProduceRequest, ProduceResponse, SetPassword, TokenRequest, TokenResponse,
+    TopicDescription, User, Whoami,
 };
 use crate::client::error::{api_error, ClientError};
 use crate::client::list::decode_list;
@@ -242,21 +242,16 @@ impl Client {
             .map(drop)
     }
 
-    /// `GET /v1/audit` with `filters`.
+    /// `GET /v1/audit` with `filters`: one page of matching events.
     pub async fn audit(&self, filters: &AuditFilters) -> Result<Vec<AuditEvent>, ClientError> {
-        let mut query = Vec::new();
-        push_some(&mut query, "since_ms", filters.since_ms);
-        push_some(&mut query, "until_ms", filters.until_ms);
-        push_some(&mut query, "principal", filters.principal.as_ref());
-        push_some(&mut query, "action", filters.action.as_ref());
-        push_some(&mut query, "limit", filters.limit);
-        if let Some(decision) = filters.decision {
-            let text =
-                serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
-            query.push(("decision", text.as_str().unwrap_or_default().to_string()));
-        }
-        let body = send(self.request(Method::GET, &["v1", "audit"], &query)?).await?;
+        let body =
+            send(self.request(Method::GET, &["v1", "audit"], &audit_query(filters)?)?).await?;
         decode_list(&body, "events")
+    }
+
+    /// `GET /v1/audit` with `filters`, with the page's continuation offsets.
+    pub async fn audit_page(&self, filters: &AuditFilters) -> Result<AuditPage, ClientError> {
+        self.get(&["v1", "audit"], &audit_query(filters)?).await
     }
 
     /// `GET /healthz`: the reply body of a healthy broker.
@@ -336,6 +331,22 @@ pub(crate) fn endpoint(
         }
     }
     Ok(url)
+}
+
+fn audit_query(filters: &AuditFilters) -> Result<Vec<(&'static str, String)>, ClientError> {
+    let mut query = Vec::new();
+    push_some(&mut query, "offset", filters.offset);
+    push_some(&mut query, "since_ms", filters.since_ms);
+    push_some(&mut query, "until_ms", filters.until_ms);
+    push_some(&mut query, "principal", filters.principal.as_ref());
+    push_some(&mut query, "action", filters.action.as_ref());
+    push_some(&mut query, "limit", filters.limit);
+    if let Some(decision) = filters.decision {
+        let text =
+            serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
+        query.push(("decision", text.as_str().unwrap_or_default().to_string()));
+    }
+    Ok(query)
 }
 
 fn push_some<T: ToString>(

@@ -193,8 +193,11 @@ pub struct AuditArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
-    /// Print audit events as JSON lines.
+    /// Print audit events as JSON lines, paging through the whole log (or up to --limit).
     List {
+        /// Audit log position to start from.
+        #[arg(long)]
+        offset: Option<u64>,
         #[arg(long)]
         since_ms: Option<u64>,
         #[arg(long)]

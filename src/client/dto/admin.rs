@@ -95,6 +95,9 @@ pub struct AclRule {
 /// Query of `GET /v1/audit`; every filter is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct AuditFilters {
+    /// Position in the audit log to read from (a page's `next_offset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +110,16 @@ pub struct AuditFilters {
     pub decision: Option<AuditDecision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+}
+
+/// `GET /v1/audit` reply: matching events from `offset` on, and where to continue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// Where the next page starts (past every event examined, matching or not).
+    pub next_offset: u64,
+    /// One past the last event in the audit log.
+    pub high_watermark: u64,
 }
 
 /// Outcome recorded by an audit event.
@@ -122,6 +135,9 @@ pub enum AuditDecision {
 /// One hash-chained audit event (DESIGN.md section 8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
+    /// Position of the event in the audit log, when the reply carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     pub time_ms: u64,
     pub broker: u64,
     pub request_id: String,
@@ -186,6 +202,19 @@ mod tests {
                 "prev_hash":"00","hash":"ab"}"#,
         );
         assert_eq!(event.decision, AuditDecision::Success);
+    }
+
+    #[test]
+    fn audit_page_carries_offsets_beside_the_event_fields() {
+        let page: AuditPage = round_trip(
+            r#"{"events":[{"offset":3,"time_ms":1,"broker":1,"request_id":"r","principal":null,
+                "source":"s","action":"login","resource":"user/admin","decision":"failure",
+                "status":401,"detail":"bad password","prev_hash":"00","hash":"ab"}],
+                "next_offset":4,"high_watermark":9}"#,
+        );
+        assert_eq!(page.events[0].offset, Some(3));
+        assert_eq!(page.events[0].principal, None);
+        assert_eq!(page.next_offset, 4);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 mod admin;
 
 pub use admin::{
-    AclRule, AuditDecision, AuditEvent, AuditFilters, CreateAcl, CreateUser, Effect, Operation,
-    Pattern, ResourceType, SetPassword, User,
+    AclRule, AuditDecision, AuditEvent, AuditFilters, AuditPage, CreateAcl, CreateUser, Effect,
+    Operation, Pattern, ResourceType, SetPassword, User,
 };
 
 /// `POST /v1/auth/token` body.
