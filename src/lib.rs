@@ -1,18 +1,31 @@
 //! Palisade: a secure, replicated message queue.
 //!
 //! Layout (dependencies point down only):
-//! - `app`: start-up and shutdown; wires the layers below together.
+//! - `app`: start-up and shutdown of one broker; wires the layers below together.
+//! - `dev`: the local development cluster supervisor behind `palisade dev`.
 //! - `http`: HTTPS + JSON API (actix-web); maps errors to statuses in one place.
 //! - `client`: HTTP client used by the CLI and the bench command.
-//! - `cluster`: metadata state machine (topics, users, ACLs, keys) run by Raft group 0.
-//! - `partition`: one actor per partition replica; drives a `raft::RawNode`.
+//! - `broker`: the operations behind each route: authenticate, authorize, audit, then act.
+//! - `cluster`: the controller (Raft group 0: topics, users, ACLs, keys), placement, routing table.
 //! - `audit`: audit events, the SHA-256 hash chain, and the audit log actor.
+//! - `partition`: one actor per Raft group replica; drives a `raft::RawNode`; produce and fetch.
 //! - `auth`: passwords (argon2id), JWTs, principals and the pure ACL decision.
 //! - `storage`: the only user of redb; group-commit writer, log reads, recovery.
 //! - `transport`: TLS configuration and certificate generation.
 //! - `raft`: sans-IO consensus; no I/O, clocks or global randomness.
 //! - `config`: raw TOML/env → validated, typed configuration.
 //! - `names`: validation of topic, group and user names.
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod broker;
 pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod dev;
+pub mod http;
+pub mod names;
+pub mod partition;
 pub mod raft;
+pub mod storage;
 pub mod transport;

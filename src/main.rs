@@ -1,1 +1,138 @@
-fn main() {}
+//! The `palisade` command: parses arguments and hands over to the broker, the dev cluster or a client
+//! command. No logic lives here.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use palisade::client::cli::{ClientCommand, GlobalArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "A secure, replicated message queue"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one broker.
+    Serve {
+        /// The broker's TOML config (see config/palisade.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run a local development cluster with generated certificates.
+    Dev {
+        /// Number of brokers.
+        #[arg(long, default_value_t = 1)]
+        brokers: u32,
+        /// Directory for certificates, configs, data, logs and cluster.json.
+        #[arg(long, default_value = ".dev")]
+        dir: PathBuf,
+        /// HTTP port of broker 1 (broker i uses base + i - 1); 0 picks free ports.
+        #[arg(long, default_value_t = 8441)]
+        http_port_base: u16,
+    },
+    /// Certificates for a cluster.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Create a cluster CA plus broker and client certificates (keeps an existing CA).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Broker ids to issue certificates for, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        brokers: Vec<u64>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            let config = palisade::config::load(config.as_deref())?;
+            let listener = std::net::TcpListener::bind(config.http.listen)
+                .with_context(|| format!("cannot listen on http.listen {}", config.http.listen))?;
+            actix_web::rt::System::new().block_on(palisade::app::run(
+                config,
+                listener,
+                shutdown_signal(),
+            ))
+        }
+        Command::Dev {
+            brokers,
+            dir,
+            http_port_base,
+        } => {
+            let options = palisade::dev::DevOptions {
+                brokers,
+                dir,
+                http_port_base,
+            };
+            actix_web::rt::System::new().block_on(palisade::dev::run(options))
+        }
+        Command::Certs {
+            command: CertsCommand::Init { dir, brokers },
+        } => {
+            let paths = palisade::transport::certs::init(&dir, &brokers)?;
+            println!("CA: {}", paths.ca.cert.display());
+            for (id, cert) in &paths.brokers {
+                println!(
+                    "broker {id}: {} / {}",
+                    cert.cert.display(),
+                    cert.key.display()
+                );
+            }
+            println!(
+                "client: {} / {}",
+                paths.client.cert.display(),
+                paths.client.key.display()
+            );
+            Ok(())
+        }
+        Command::Client(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(palisade::client::cli::run(command, cli.global))
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}

@@ -260,6 +260,12 @@ impl Client {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// `GET /readyz`: Ok once the broker serves requests.
+    pub async fn ready(&self) -> Result<String, ClientError> {
+        let body = send(self.request(Method::GET, &["readyz"], &[])?).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     async fn get<T: DeserializeOwned>(
         &self,
         path: &[&str],

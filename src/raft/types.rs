@@ -108,3 +108,53 @@ pub struct Snapshot {
     pub meta: SnapshotMeta,
     pub data: Vec<u8>,
 }
+
+impl ConfState {
+    /// A bootstrap membership: the given voters, no learners.
+    pub fn with_voters(voters: Vec<NodeId>) -> ConfState {
+        ConfState {
+            voters,
+            learners: Vec::new(),
+        }
+    }
+
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id)
+    }
+
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.contains(&id)
+    }
+
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.is_learner(id)
+    }
+
+    /// Voters and learners, voters first.
+    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.voters.iter().chain(self.learners.iter()).copied()
+    }
+
+    /// Applies a change. Changes that do not fit the membership (adding a member twice, promoting
+    /// a voter, removing a stranger) leave it unchanged: the leader validated the change against
+    /// the same log prefix, so replaying it on any node yields the same result.
+    pub fn apply_change(&mut self, change: ConfChange) {
+        match change {
+            ConfChange::AddLearner(id) => {
+                if !self.contains(id) {
+                    self.learners.push(id);
+                }
+            }
+            ConfChange::PromoteLearner(id) => {
+                if self.is_learner(id) {
+                    self.learners.retain(|member| *member != id);
+                    self.voters.push(id);
+                }
+            }
+            ConfChange::RemoveNode(id) => {
+                self.voters.retain(|member| *member != id);
+                self.learners.retain(|member| *member != id);
+            }
+        }
+    }
+}

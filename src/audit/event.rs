@@ -1,0 +1,168 @@
+//! The audit event and the canonical bytes its hash covers.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Common action names, so every producer of events spells them the same way.
+pub mod actions {
+    pub const LOGIN: &str = "auth.login";
+    pub const TOKEN_REJECTED: &str = "auth.token_rejected";
+    pub const TOKEN_REVOKE: &str = "auth.revoke";
+    pub const AUTHORIZE: &str = "authorize";
+    pub const USER_CREATE: &str = "user.create";
+    pub const USER_DELETE: &str = "user.delete";
+    pub const USER_PASSWORD: &str = "user.password";
+    pub const ACL_CREATE: &str = "acl.create";
+    pub const ACL_DELETE: &str = "acl.delete";
+    pub const TOPIC_CREATE: &str = "topic.create";
+    pub const TOPIC_DELETE: &str = "topic.delete";
+    pub const CLUSTER_CHANGE: &str = "cluster.change";
+}
+
+/// What happened to the audited request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    /// Authorization granted.
+    Allow,
+    /// Authorization refused.
+    Deny,
+    /// The action (for example a login or a user change) completed.
+    Success,
+    /// The action failed (for example a wrong password).
+    Failure,
+}
+
+impl AuditDecision {
+    fn code(self) -> u8 {
+        match self {
+            AuditDecision::Allow => 1,
+            AuditDecision::Deny => 2,
+            AuditDecision::Success => 3,
+            AuditDecision::Failure => 4,
+        }
+    }
+}
+
+/// An event as recorded, hash-chained to its predecessor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When the broker handled the request, Unix milliseconds.
+    pub time_ms: u64,
+    /// The broker that handled the request.
+    pub broker: u64,
+    /// The request id, also returned to the client.
+    pub request_id: String,
+    /// The authenticated user, if any (absent for failed token checks).
+    pub principal: Option<String>,
+    /// The client's address.
+    pub source: String,
+    /// What was attempted, for example [`actions::LOGIN`].
+    pub action: String,
+    /// What it was attempted on, for example `topic/orders` or `user/alice`.
+    pub resource: String,
+    pub decision: AuditDecision,
+    /// The HTTP status returned.
+    pub status: u16,
+    /// Extra context (a deny reason, a rejected token's reason); never secrets.
+    pub detail: Option<String>,
+    /// Lowercase hex SHA-256 of the previous event, or [`super::GENESIS_HASH`] for the first.
+    pub prev_hash: String,
+    /// Lowercase hex SHA-256 over `prev_hash` and the canonical bytes of the fields above.
+    pub hash: String,
+}
+
+/// An event before it is sealed into the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsealedEvent {
+    pub time_ms: u64,
+    pub broker: u64,
+    pub request_id: String,
+    pub principal: Option<String>,
+    pub source: String,
+    pub action: String,
+    pub resource: String,
+    pub decision: AuditDecision,
+    pub status: u16,
+    pub detail: Option<String>,
+}
+
+impl UnsealedEvent {
+    /// Seals this event after `prev_hash`.
+    pub(crate) fn seal_after(self, prev_hash: &str) -> AuditEvent {
+        let hash = event_hash(prev_hash, &self);
+        AuditEvent {
+            time_ms: self.time_ms,
+            broker: self.broker,
+            request_id: self.request_id,
+            principal: self.principal,
+            source: self.source,
+            action: self.action,
+            resource: self.resource,
+            decision: self.decision,
+            status: self.status,
+            detail: self.detail,
+            prev_hash: prev_hash.to_string(),
+            hash,
+        }
+    }
+}
+
+impl AuditEvent {
+    /// The event without its chain fields.
+    pub fn unsealed(&self) -> UnsealedEvent {
+        UnsealedEvent {
+            time_ms: self.time_ms,
+            broker: self.broker,
+            request_id: self.request_id.clone(),
+            principal: self.principal.clone(),
+            source: self.source.clone(),
+            action: self.action.clone(),
+            resource: self.resource.clone(),
+            decision: self.decision,
+            status: self.status,
+            detail: self.detail.clone(),
+        }
+    }
+
+    /// The hash this event should carry given its `prev_hash` and fields.
+    pub fn expected_hash(&self) -> String {
+        event_hash(&self.prev_hash, &self.unsealed())
+    }
+}
+
+/// SHA-256 over a version tag, `prev_hash` and the fields in declaration order. Integers
+/// are big-endian; each string is prefixed by its byte length as u64 big-endian; an optional
+/// string is a 0 byte when absent or a 1 byte and the string; the decision is one byte.
+/// Length prefixes keep field boundaries unambiguous, so no two events share bytes.
+fn event_hash(prev_hash: &str, event: &UnsealedEvent) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"palisade-audit-v1");
+    put_string(&mut hasher, prev_hash);
+    hasher.update(event.time_ms.to_be_bytes());
+    hasher.update(event.broker.to_be_bytes());
+    put_string(&mut hasher, &event.request_id);
+    put_optional(&mut hasher, event.principal.as_deref());
+    put_string(&mut hasher, &event.source);
+    put_string(&mut hasher, &event.action);
+    put_string(&mut hasher, &event.resource);
+    hasher.update([event.decision.code()]);
+    hasher.update(event.status.to_be_bytes());
+    put_optional(&mut hasher, event.detail.as_deref());
+    hex::encode(hasher.finalize())
+}
+
+fn put_string(hasher: &mut Sha256, text: &str) {
+    hasher.update((text.len() as u64).to_be_bytes());
+    hasher.update(text.as_bytes());
+}
+
+fn put_optional(hasher: &mut Sha256, text: Option<&str>) {
+    match text {
+        None => hasher.update([0u8]),
+        Some(text) => {
+            hasher.update([1u8]);
+            put_string(hasher, text);
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Topics, produce and fetch.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::future::join_all;
+use tokio::sync::oneshot;
+
+use super::{Broker, BrokerError, Caller};
+use crate::audit::actions;
+use crate::auth::acl::{Operation, ResourceType};
+use crate::cluster::{MetaCommand, MetaOutput, TopicMeta, TopicSpec, AUDIT_TOPIC};
+use crate::names::{self, NameKind};
+use crate::partition::batch::Record;
+use crate::partition::machine::Describe;
+use crate::partition::read::{read_records, FetchLimits, FetchedRecord};
+use crate::partition::{Fetch, PartitionHandle, Produce};
+use crate::raft::GroupId;
+
+/// A record as a producer sends it.
+#[derive(Clone, Debug)]
+pub struct ProduceRecord {
+    pub record: Record,
+    pub partition: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FetchRequest {
+    pub offset: u64,
+    pub max_messages: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub records: Vec<FetchedRecord>,
+    pub next_offset: u64,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct PartitionView {
+    pub partition: u32,
+    pub leader: Option<u64>,
+    pub replicas: Vec<u64>,
+    pub in_sync: Vec<u64>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TopicView {
+    pub name: String,
+    pub replication_factor: u16,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub partitions: Vec<PartitionView>,
+}
+
+/// Spreads unkeyed records evenly over partitions.
+static ROUND_ROBIN: AtomicU64 = AtomicU64::new(0);
+
+/// Stable partition of a key: FNV-1a 64 of its bytes, modulo the partition count.
+pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(partitions)) as u32
+}
+
+impl Broker {
+    fn topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
+        self.controller
+            .state()
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::NotFound(format!("topic '{name}' does not exist")))
+    }
+
+    /// The running leader replica of a group, waiting up to the leader timeout during an election.
+    async fn leader(&self, group: GroupId) -> Result<PartitionHandle, BrokerError> {
+        let deadline = tokio::time::Instant::now() + self.limits.leader_wait;
+        let Some(handle) = self.registry.wait_for(group, self.limits.leader_wait).await else {
+            return Err(BrokerError::Unavailable(format!(
+                "partition group {} is not running yet",
+                group.0
+            )));
+        };
+        let mut status = handle.status.clone();
+        loop {
+            if status.borrow_and_update().is_leader {
+                return Ok(handle);
+            }
+            if tokio::time::timeout_at(deadline, status.changed())
+                .await
+                .is_err()
+            {
+                return Err(BrokerError::Unavailable(
+                    "partition has no leader; retry".into(),
+                ));
+            }
+        }
+    }
+
+    pub async fn create_topic(
+        &self,
+        caller: &Caller,
+        mut spec: TopicSpec,
+    ) -> Result<TopicView, BrokerError> {
+        names::validate(NameKind::Topic, &spec.name)
+            .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
+        if spec.partitions == 0 || spec.partitions > self.limits.partitions_max {
+            return Err(BrokerError::BadRequest(format!(
+                "partitions must be between 1 and {}, got {}",
+                self.limits.partitions_max, spec.partitions
+            )));
+        }
+        spec.internal = false;
+        self.authorize(caller, ResourceType::Topic, &spec.name, Operation::Create)
+            .await?;
+        self.record_change(caller, actions::TOPIC_CREATE, &spec.name)
+            .await?;
+        let MetaOutput::Topic(topic) = self
+            .controller
+            .propose(MetaCommand::CreateTopic(spec))
+            .await?
+        else {
+            return Err(BrokerError::Internal(
+                "controller answered a topic creation with no topic".into(),
+            ));
+        };
+        for partition in &topic.partitions {
+            self.leader(partition.group).await?;
+        }
+        self.describe(&topic).await
+    }
+
+    pub async fn delete_topic(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
+        self.authorize(caller, ResourceType::Topic, name, Operation::Delete)
+            .await?;
+        let topic = self.topic(name)?;
+        if topic.internal {
+            return Err(BrokerError::Forbidden(format!(
+                "topic '{name}' is internal and cannot be deleted"
+            )));
+        }
+        self.record_change(caller, actions::TOPIC_DELETE, name)
+            .await?;
+        self.controller
+            .propose(MetaCommand::DeleteTopic {
+                name: name.to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_topics(&self, caller: &Caller) -> Result<Vec<TopicView>, BrokerError> {
+        let state = self.controller.state();
+        let rules: Vec<_> = state.acls.values().cloned().collect();
+        let mut views = Vec::new();
+        for topic in state.topics.values() {
+            let decision = crate::auth::acl::check(
+                &caller.principal,
+                &rules,
+                ResourceType::Topic,
+                &topic.name,
+                Operation::Describe,
+            );
+            if decision == crate::auth::acl::Decision::Allow {
+                views.push(self.describe(topic).await?);
+            }
+        }
+        Ok(views)
+    }
+
+    pub async fn describe_topic(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<TopicView, BrokerError> {
+        self.authorize(caller, ResourceType::Topic, name, Operation::Describe)
+            .await?;
+        let topic = self.topic(name)?;
+        self.describe(&topic).await
+    }
+
+    async fn describe(&self, topic: &TopicMeta) -> Result<TopicView, BrokerError> {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for assignment in &topic.partitions {
+            let mut view = PartitionView {
+                partition: assignment.partition,
+                leader: None,
+                replicas: assignment.replicas.clone(),
+                in_sync: Vec::new(),
+                high_watermark: 0,
+                log_start_offset: 0,
+            };
+            if let Some(handle) = self.registry.get(assignment.group) {
+                view.leader = handle.status.borrow().leader.map(|node| node.0);
+                if let Ok(state) = handle.addr.send(Describe).await {
+                    view.high_watermark = state.high_watermark;
+                    view.log_start_offset = state.log_start_offset;
+                }
+                if view.leader.is_some() {
+                    view.in_sync = assignment.replicas.clone();
+                }
+            }
+            partitions.push(view);
+        }
+        Ok(TopicView {
+            name: topic.name.clone(),
+            replication_factor: topic.replication_factor,
+            retention_ms: topic.retention_ms,
+            retention_bytes: topic.retention_bytes,
+            partitions,
+        })
+    }
+
+    /// Appends records; returns `(partition, offset)` per record, in request order. Every record is
+    /// validated before anything is written.
+    pub async fn produce(
+        &self,
+        caller: &Caller,
+        topic_name: &str,
+        records: Vec<ProduceRecord>,
+    ) -> Result<Vec<(u32, u64)>, BrokerError> {
+        self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write)
+            .await?;
+        let topic = self.topic(topic_name)?;
+        if topic.internal {
+            return Err(BrokerError::Forbidden(format!(
+                "topic '{topic_name}' is internal; only the broker writes it"
+            )));
+        }
+        let targets = self.route(&topic, &records)?;
+        let count = topic.partitions.len();
+        let mut per_partition: Vec<(Vec<usize>, Vec<Record>)> =
+            vec![(Vec::new(), Vec::new()); count];
+        for (position, (record, partition)) in records.into_iter().zip(targets).enumerate() {
+            per_partition[partition as usize].0.push(position);
+            per_partition[partition as usize].1.push(record.record);
+        }
+        let now = crate::cluster::now_ms();
+        let writes = per_partition
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (p, _))| !p.is_empty())
+            .map(|(partition, (positions, records))| {
+                let group = topic.partitions[partition].group;
+                async move {
+                    let handle = self.leader(group).await?;
+                    let (reply, wait) = oneshot::channel();
+                    handle.addr.do_send(Produce {
+                        records,
+                        timestamp_ms: now,
+                        reply,
+                    });
+                    let appended = wait
+                        .await
+                        .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+                    Ok::<_, BrokerError>((partition as u32, positions, appended.base_offset))
+                }
+            });
+        let mut results = Vec::new();
+        for result in join_all(writes).await {
+            results.push(result?);
+        }
+        let total: usize = results
+            .iter()
+            .map(|(_, positions, _)| positions.len())
+            .sum();
+        let mut offsets = vec![(0u32, 0u64); total];
+        for (partition, positions, base_offset) in results {
+            for (slot, position) in positions.into_iter().enumerate() {
+                offsets[position] = (partition, base_offset + slot as u64);
+            }
+        }
+        Ok(offsets)
+    }
+
+    fn route(&self, topic: &TopicMeta, records: &[ProduceRecord]) -> Result<Vec<u32>, BrokerError> {
+        if records.is_empty() {
+            return Err(BrokerError::BadRequest("records must not be empty".into()));
+        }
+        if records.len() > self.limits.records_per_batch_max {
+            return Err(BrokerError::TooLarge(format!(
+                "{} records in one request; at most {} are allowed",
+                records.len(),
+                self.limits.records_per_batch_max
+            )));
+        }
+        let count = topic.partitions.len() as u32;
+        let mut spread = ROUND_ROBIN.fetch_add(records.len() as u64, Ordering::Relaxed);
+        let mut targets = Vec::with_capacity(records.len());
+        for (position, record) in records.iter().enumerate() {
+            let size = record.record.size_bytes() as usize;
+            if size > self.limits.record_bytes_max {
+                return Err(BrokerError::TooLarge(format!(
+                    "record {position} is {size} bytes; at most {} are allowed",
+                    self.limits.record_bytes_max
+                )));
+            }
+            let partition = match (record.partition, &record.record.key) {
+                (Some(partition), _) if partition >= count => {
+                    return Err(BrokerError::BadRequest(format!(
+                        "record {position}: partition {partition} does not exist; topic '{}' has partitions 0..{}",
+                        topic.name,
+                        count - 1
+                    )))
+                }
+                (Some(partition), _) => partition,
+                (None, Some(key)) => partition_for_key(key, count),
+                (None, None) => {
+                    spread += 1;
+                    (spread % u64::from(count)) as u32
+                }
+            };
+            targets.push(partition);
+        }
+        Ok(targets)
+    }
+
+    pub async fn fetch(
+        &self,
+        caller: &Caller,
+        topic_name: &str,
+        partition: u32,
+        request: FetchRequest,
+    ) -> Result<Fetched, BrokerError> {
+        self.authorize(caller, ResourceType::Topic, topic_name, Operation::Read)
+            .await?;
+        let topic = self.topic(topic_name)?;
+        if topic.name == AUDIT_TOPIC {
+            self.authorize(caller, ResourceType::Audit, AUDIT_TOPIC, Operation::Read)
+                .await?;
+        }
+        self.fetch_partition(&topic, partition, request).await
+    }
+
+    pub(super) async fn fetch_partition(
+        &self,
+        topic: &TopicMeta,
+        partition: u32,
+        request: FetchRequest,
+    ) -> Result<Fetched, BrokerError> {
+        let Some(assignment) = topic.partitions.get(partition as usize) else {
+            return Err(BrokerError::NotFound(format!(
+                "partition {partition} does not exist; topic '{}' has {} partitions",
+                topic.name,
+                topic.partitions.len()
+            )));
+        };
+        let limits = FetchLimits {
+            records_max: request
+                .max_messages
+                .unwrap_or(self.limits.fetch_records_max)
+                .min(self.limits.fetch_records_max),
+            bytes_max: request
+                .max_bytes
+                .unwrap_or(self.limits.fetch_bytes_max)
+                .min(self.limits.fetch_bytes_max),
+        };
+        let wait_ms = request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max);
+        let handle = self.leader(assignment.group).await?;
+        let (reply, wait) = oneshot::channel();
+        handle.addr.do_send(Fetch {
+            offset: request.offset,
+            wait_ms,
+            reply,
+        });
+        let window = wait
+            .await
+            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+        let records = read_records(&self.store, assignment.group, window, limits)?;
+        let next_offset = records.last().map_or(window.offset, |r| r.offset + 1);
+        Ok(Fetched {
+            records,
+            next_offset,
+            high_watermark: window.high_watermark,
+            log_start_offset: window.log_start_offset,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_for_key;
+
+    #[test]
+    fn key_partition_is_stable_and_in_range() {
+        for partitions in 1..20 {
+            let first = partition_for_key("customer-42", partitions);
+            assert!(first < partitions);
+            assert_eq!(first, partition_for_key("customer-42", partitions));
+        }
+        let mut used = std::collections::BTreeSet::new();
+        for key in 0..600 {
+            used.insert(partition_for_key(&format!("key-{key}"), 6));
+        }
+        assert_eq!(used.len(), 6, "keys must spread over every partition");
+    }
+}

@@ -1,0 +1,90 @@
+//! The error every broker operation returns; `http::error` maps it to a status in one place.
+
+use crate::cluster::{ControllerError, MetaError};
+use crate::partition::{FetchError, ReplicaError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("too many failed logins; retry in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
+    #[error("offset {offset} is out of range: the partition holds offsets {log_start_offset}..{high_watermark}")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start_offset: u64,
+        high_watermark: u64,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("audit log unavailable: {0}")]
+    AuditUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ControllerError> for BrokerError {
+    fn from(error: ControllerError) -> Self {
+        match error {
+            ControllerError::Meta(meta) => meta.into(),
+            ControllerError::Replica(replica) => replica.into(),
+            ControllerError::Timeout(_) => BrokerError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+impl From<MetaError> for BrokerError {
+    fn from(error: MetaError) -> Self {
+        match error {
+            MetaError::TopicExists(_) | MetaError::UserExists(_) | MetaError::LastSuperuser => {
+                BrokerError::Conflict(error.to_string())
+            }
+            MetaError::NoSuchTopic(_) | MetaError::NoSuchUser(_) | MetaError::NoSuchAcl(_) => {
+                BrokerError::NotFound(error.to_string())
+            }
+            MetaError::Placement(_) => BrokerError::BadRequest(error.to_string()),
+            MetaError::AlreadyBootstrapped | MetaError::Malformed(_) => {
+                BrokerError::Internal(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<ReplicaError> for BrokerError {
+    fn from(error: ReplicaError) -> Self {
+        BrokerError::Unavailable(error.to_string())
+    }
+}
+
+impl From<FetchError> for BrokerError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            } => BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            },
+            FetchError::Replica(replica) => replica.into(),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for BrokerError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        BrokerError::Internal(error.to_string())
+    }
+}

@@ -1,0 +1,231 @@
+//! The broker's operations, as the HTTP layer calls them: authenticate, authorize, audit, and the
+//! topic, record, user, ACL and audit operations behind each route.
+//!
+//! Decisions stay in the pure functions of `auth`, `cluster` and `partition`; this layer sequences
+//! them (authorize → audit → propose → answer) and owns no HTTP types.
+
+mod admin;
+mod data;
+mod errors;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use tokio::sync::oneshot;
+
+use crate::audit::log::{Append, AuditLog};
+use crate::audit::{AuditDecision, UnsealedEvent};
+use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
+use crate::auth::jwt::{self, Claims, TokenSettings};
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::Principal;
+use crate::cluster::{now_ms, Controller, Registry};
+use crate::storage::Store;
+pub use admin::{AuditQuery, NewAcl};
+pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
+pub use errors::BrokerError;
+
+/// Limits and settings the operations enforce.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub records_per_batch_max: usize,
+    pub record_bytes_max: usize,
+    pub fetch_bytes_max: u64,
+    pub fetch_records_max: u64,
+    pub wait_ms_max: u64,
+    pub partitions_max: u32,
+    pub default_partitions: u32,
+    pub default_retention_ms: Option<u64>,
+    pub default_retention_bytes: Option<u64>,
+    /// How long a request waits for a partition leader before answering 503.
+    pub leader_wait: Duration,
+}
+
+/// Who is asking and from where, for audit events.
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    pub request_id: String,
+    pub source: IpAddr,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub claims: Claims,
+    pub request: RequestInfo,
+}
+
+pub struct Broker {
+    pub broker_id: u64,
+    pub controller: Controller,
+    pub registry: Arc<Registry>,
+    pub store: Store,
+    pub audit: Addr<AuditLog>,
+    pub tokens: TokenSettings,
+    pub limits: Limits,
+    pub limiter: Mutex<LoginLimiter>,
+}
+
+impl Broker {
+    /// Verifies a bearer token. A rejected token is audited and answered with 401.
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+        request: RequestInfo,
+    ) -> Result<Caller, BrokerError> {
+        let Some(token) = token else {
+            return Err(BrokerError::Unauthenticated("missing bearer token".into()));
+        };
+        let state = self.controller.state();
+        let now_s = now_ms() / 1000;
+        let verified = jwt::verify(&self.tokens, &state.signing_keys, token, now_s, &|jti| {
+            state.is_revoked(jti)
+        });
+        let claims = match verified {
+            Ok(claims) => claims,
+            Err(error) => {
+                let detail = error.to_string();
+                self.record(
+                    &request,
+                    None,
+                    crate::audit::actions::TOKEN_REJECTED,
+                    "token",
+                    AuditDecision::Deny,
+                    401,
+                    Some(detail.clone()),
+                )
+                .await?;
+                return Err(BrokerError::Unauthenticated(detail));
+            }
+        };
+        let Some(user) = state.users.get(&claims.sub) else {
+            return Err(BrokerError::Unauthenticated(format!(
+                "user '{}' no longer exists",
+                claims.sub
+            )));
+        };
+        let principal = Principal {
+            name: user.name.clone(),
+            superuser: user.superuser,
+        };
+        Ok(Caller {
+            principal,
+            claims,
+            request,
+        })
+    }
+
+    /// Checks an ACL decision; a denial is audited (fail-closed) and answered with 403.
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        resource: ResourceType,
+        name: &str,
+        operation: Operation,
+    ) -> Result<(), BrokerError> {
+        let state = self.controller.state();
+        let rules: Vec<_> = state.acls.values().cloned().collect();
+        match acl::check(&caller.principal, &rules, resource, name, operation) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => {
+                let why = match reason {
+                    DenyReason::DeniedByRule { rule_id } => format!("denied by ACL {rule_id}"),
+                    DenyReason::NoMatchingRule => "no ACL allows it".to_string(),
+                };
+                let detail = format!(
+                    "{} may not {operation:?} {resource:?} '{name}': {why}",
+                    caller.principal.name
+                );
+                let resource_name = format!("{resource:?}:{name}").to_lowercase();
+                self.record(
+                    &caller.request,
+                    Some(&caller.principal.name),
+                    crate::audit::actions::AUTHORIZE,
+                    &resource_name,
+                    AuditDecision::Deny,
+                    403,
+                    Some(detail.clone()),
+                )
+                .await?;
+                Err(BrokerError::Forbidden(detail))
+            }
+        }
+    }
+
+    /// Writes one audit event and waits until it is durable. Failing to audit fails the request.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record(
+        &self,
+        request: &RequestInfo,
+        principal: Option<&str>,
+        action: &str,
+        resource: &str,
+        decision: AuditDecision,
+        status: u16,
+        detail: Option<String>,
+    ) -> Result<(), BrokerError> {
+        let event = UnsealedEvent {
+            time_ms: now_ms(),
+            broker: self.broker_id,
+            request_id: request.request_id.clone(),
+            principal: principal.map(str::to_string),
+            source: request.source.to_string(),
+            action: action.to_string(),
+            resource: resource.to_string(),
+            decision,
+            status,
+            detail,
+        };
+        let (reply, wait) = oneshot::channel();
+        self.audit.do_send(Append {
+            event,
+            reply: Some(reply),
+        });
+        match tokio::time::timeout(AUDIT_WAIT, wait).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(BrokerError::AuditUnavailable(error.to_string())),
+            Ok(Err(_)) => Err(BrokerError::AuditUnavailable("audit log stopped".into())),
+            Err(_) => Err(BrokerError::AuditUnavailable(
+                "audit write timed out".into(),
+            )),
+        }
+    }
+
+    /// Audits an authorized change by `caller` before it is made (so an unauditable change never happens).
+    pub async fn record_change(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), BrokerError> {
+        self.record(
+            &caller.request,
+            Some(&caller.principal.name),
+            action,
+            resource,
+            AuditDecision::Allow,
+            200,
+            None,
+        )
+        .await
+    }
+
+    /// Effective permissions: the ACL rules that apply to the caller.
+    pub fn permissions(&self, caller: &Caller) -> Vec<acl::AclRule> {
+        let state = self.controller.state();
+        state
+            .acls
+            .values()
+            .filter(|rule| {
+                rule.principal == caller.principal.name || rule.principal == acl::ANY_PRINCIPAL
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// How long a request waits for its audit event to be durable.
+const AUDIT_WAIT: Duration = Duration::from_secs(10);

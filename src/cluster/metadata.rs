@@ -1,0 +1,280 @@
+//! The controller's replicated state (Raft group 0) and its pure `apply`.
+//!
+//! Holds brokers, topics and their partition assignments, users (argon2id hashes), ACLs, JWT signing
+//! keys and revoked token ids. Every command carries the time it was proposed at, so `apply` is a
+//! deterministic function of the log. Must not do I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::placement;
+use crate::auth::acl::AclRule;
+use crate::auth::jwt::SigningKey;
+use crate::raft::GroupId;
+
+/// The group that carries this state.
+pub const METADATA_GROUP: GroupId = GroupId(0);
+/// The internal topic holding the audit log.
+pub const AUDIT_TOPIC: &str = "__audit";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: u64,
+    pub http: String,
+    pub peer: String,
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionAssignment {
+    pub partition: u32,
+    pub group: GroupId,
+    /// Replica brokers; the first is the preferred leader.
+    pub replicas: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub partitions: Vec<PartitionAssignment>,
+    pub replication_factor: u16,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub created_ms: u64,
+    pub internal: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    /// argon2id PHC string; never leaves the broker.
+    pub password_hash: String,
+    pub superuser: bool,
+    pub created_ms: u64,
+}
+
+/// Everything the controller knows. `Default` is the state before bootstrap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataState {
+    pub bootstrapped: bool,
+    pub brokers: BTreeMap<u64, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicMeta>,
+    pub users: BTreeMap<String, UserRecord>,
+    pub acls: BTreeMap<u64, AclRule>,
+    pub next_acl_id: u64,
+    /// Next Raft group id for a new partition (0 is the controller).
+    pub next_group_id: u64,
+    pub signing_keys: Vec<SigningKey>,
+    /// Revoked token ids and when they expire (seconds); pruned once expired.
+    pub revoked_tokens: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u16,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub internal: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    Bootstrap {
+        broker: BrokerInfo,
+        admin: UserRecord,
+        key: SigningKey,
+        audit_topic: TopicSpec,
+    },
+    CreateTopic(TopicSpec),
+    DeleteTopic {
+        name: String,
+    },
+    CreateUser(UserRecord),
+    DeleteUser {
+        name: String,
+    },
+    SetPassword {
+        name: String,
+        password_hash: String,
+    },
+    CreateAcl(AclRule),
+    DeleteAcl {
+        id: u64,
+    },
+    RevokeToken {
+        jti: String,
+        expires_at_s: u64,
+    },
+    AddSigningKey(SigningKey),
+}
+
+/// A command plus the proposer's clock, so that applying it is deterministic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaEnvelope {
+    pub now_ms: u64,
+    pub command: MetaCommand,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaOutput {
+    Done,
+    Topic(TopicMeta),
+    AclCreated(AclRule),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    #[error("the cluster is already bootstrapped")]
+    AlreadyBootstrapped,
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    NoSuchTopic(String),
+    #[error("user '{0}' already exists")]
+    UserExists(String),
+    #[error("user '{0}' does not exist")]
+    NoSuchUser(String),
+    #[error("ACL {0} does not exist")]
+    NoSuchAcl(u64),
+    #[error("the last superuser cannot be deleted")]
+    LastSuperuser,
+    #[error("{0}")]
+    Placement(#[from] placement::PlacementError),
+    #[error("command does not decode: {0}")]
+    Malformed(String),
+}
+
+/// Applies one command. Errors leave the state unchanged.
+pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOutput, MetaError> {
+    let now_ms = envelope.now_ms;
+    state
+        .revoked_tokens
+        .retain(|_, expires_at_s| *expires_at_s * 1000 > now_ms);
+    match envelope.command {
+        MetaCommand::Bootstrap {
+            broker,
+            admin,
+            key,
+            audit_topic,
+        } => {
+            if state.bootstrapped {
+                return Err(MetaError::AlreadyBootstrapped);
+            }
+            state.bootstrapped = true;
+            state.next_group_id = state.next_group_id.max(1);
+            state.brokers.insert(broker.id, broker);
+            state.users.insert(admin.name.clone(), admin);
+            state.signing_keys.push(key);
+            create_topic(state, audit_topic, now_ms).map(MetaOutput::Topic)
+        }
+        MetaCommand::CreateTopic(spec) => create_topic(state, spec, now_ms).map(MetaOutput::Topic),
+        MetaCommand::DeleteTopic { name } => match state.topics.remove(&name) {
+            Some(_) => Ok(MetaOutput::Done),
+            None => Err(MetaError::NoSuchTopic(name)),
+        },
+        MetaCommand::CreateUser(user) => {
+            if state.users.contains_key(&user.name) {
+                return Err(MetaError::UserExists(user.name));
+            }
+            state.users.insert(user.name.clone(), user);
+            Ok(MetaOutput::Done)
+        }
+        MetaCommand::DeleteUser { name } => delete_user(state, name),
+        MetaCommand::SetPassword {
+            name,
+            password_hash,
+        } => match state.users.get_mut(&name) {
+            Some(user) => {
+                user.password_hash = password_hash;
+                Ok(MetaOutput::Done)
+            }
+            None => Err(MetaError::NoSuchUser(name)),
+        },
+        MetaCommand::CreateAcl(mut rule) => {
+            state.next_acl_id = state.next_acl_id.max(1);
+            rule.id = state.next_acl_id;
+            state.next_acl_id += 1;
+            state.acls.insert(rule.id, rule.clone());
+            Ok(MetaOutput::AclCreated(rule))
+        }
+        MetaCommand::DeleteAcl { id } => match state.acls.remove(&id) {
+            Some(_) => Ok(MetaOutput::Done),
+            None => Err(MetaError::NoSuchAcl(id)),
+        },
+        MetaCommand::RevokeToken { jti, expires_at_s } => {
+            state.revoked_tokens.insert(jti, expires_at_s);
+            Ok(MetaOutput::Done)
+        }
+        MetaCommand::AddSigningKey(key) => {
+            state.signing_keys.push(key);
+            Ok(MetaOutput::Done)
+        }
+    }
+}
+
+fn create_topic(
+    state: &mut MetadataState,
+    spec: TopicSpec,
+    now_ms: u64,
+) -> Result<TopicMeta, MetaError> {
+    if state.topics.contains_key(&spec.name) {
+        return Err(MetaError::TopicExists(spec.name));
+    }
+    let brokers: Vec<u64> = state.brokers.keys().copied().collect();
+    let existing = placement::replica_counts(state.topics.values().flat_map(|t| &t.partitions));
+    let plans = placement::plan(
+        &brokers,
+        &existing,
+        spec.partitions,
+        spec.replication_factor,
+    )?;
+    let partitions = plans
+        .into_iter()
+        .enumerate()
+        .map(|(position, replicas)| {
+            let group = GroupId(state.next_group_id.max(1) + position as u64);
+            PartitionAssignment {
+                partition: position as u32,
+                group,
+                replicas,
+            }
+        })
+        .collect::<Vec<_>>();
+    state.next_group_id = state.next_group_id.max(1) + partitions.len() as u64;
+    let topic = TopicMeta {
+        name: spec.name.clone(),
+        partitions,
+        replication_factor: spec.replication_factor,
+        retention_ms: spec.retention_ms,
+        retention_bytes: spec.retention_bytes,
+        created_ms: now_ms,
+        internal: spec.internal,
+    };
+    state.topics.insert(spec.name, topic.clone());
+    Ok(topic)
+}
+
+fn delete_user(state: &mut MetadataState, name: String) -> Result<MetaOutput, MetaError> {
+    let Some(user) = state.users.get(&name) else {
+        return Err(MetaError::NoSuchUser(name));
+    };
+    if user.superuser && state.users.values().filter(|u| u.superuser).count() == 1 {
+        return Err(MetaError::LastSuperuser);
+    }
+    state.users.remove(&name);
+    Ok(MetaOutput::Done)
+}
+
+impl MetadataState {
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked_tokens.contains_key(jti)
+    }
+
+    /// The assignment of `(topic, partition)`, if both exist.
+    pub fn partition(&self, topic: &str, partition: u32) -> Option<&PartitionAssignment> {
+        self.topics.get(topic)?.partitions.get(partition as usize)
+    }
+}

@@ -1,0 +1,138 @@
+//! The controller (Raft group 0) and the broker's routing table.
+//!
+//! `metadata` is the replicated state and its pure `apply`; `placement` the pure replica plan;
+//! `Controller` proposes commands and exposes the latest applied state to every reader without a
+//! round trip; `Registry` and `reconcile` keep the running partition replicas in line with the
+//! assignments in that state.
+
+pub mod metadata;
+pub mod placement;
+pub mod reconcile;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use crate::partition::{Host, HostError, Propose, ReplicaError, ReplicaHandle, StateMachine};
+use crate::raft::LogIndex;
+pub use metadata::{
+    MetaCommand, MetaEnvelope, MetaError, MetaOutput, MetadataState, TopicMeta, TopicSpec,
+    UserRecord, AUDIT_TOPIC, METADATA_GROUP,
+};
+pub use reconcile::Registry;
+
+/// Applies metadata commands and publishes each new state to readers.
+pub struct MetadataMachine {
+    state: MetadataState,
+    view: watch::Sender<Arc<MetadataState>>,
+}
+
+impl StateMachine for MetadataMachine {
+    type Output = Result<MetaOutput, MetaError>;
+
+    fn apply(&mut self, _index: LogIndex, data: &[u8]) -> Self::Output {
+        // JSON keeps the controller's commands readable and tolerant of added fields.
+        let envelope: MetaEnvelope = serde_json::from_slice(data)
+            .map_err(|error| MetaError::Malformed(error.to_string()))?;
+        metadata::apply(&mut self.state, envelope)
+    }
+
+    fn encode_state(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state).expect("metadata state is plain data")
+    }
+
+    fn after_apply(&mut self) {
+        self.view.send_replace(Arc::new(self.state.clone()));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("the controller did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Handle to the controller replica on this broker.
+#[derive(Clone)]
+pub struct Controller {
+    replica: ReplicaHandle<MetadataMachine>,
+    view: watch::Receiver<Arc<MetadataState>>,
+}
+
+/// How long a metadata proposal may wait for its commit.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Controller {
+    /// Creates group 0 on disk if needed (this broker as its only voter) and starts its replica.
+    pub async fn start(host: &Host) -> Result<Controller, HostError> {
+        host.ensure_group(METADATA_GROUP, vec![host.node()]).await?;
+        let (view_sender, view) = watch::channel(Arc::new(MetadataState::default()));
+        let replica = host.start(METADATA_GROUP, move |recovery| {
+            let state: MetadataState = if recovery.applied_state.is_empty() {
+                MetadataState::default()
+            } else {
+                serde_json::from_slice(&recovery.applied_state).map_err(|e| e.to_string())?
+            };
+            view_sender.send_replace(Arc::new(state.clone()));
+            Ok(MetadataMachine {
+                state,
+                view: view_sender,
+            })
+        })?;
+        Ok(Controller { replica, view })
+    }
+
+    /// The latest applied state (cheap: an `Arc` clone).
+    pub fn state(&self) -> Arc<MetadataState> {
+        self.view.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataState>> {
+        self.view.clone()
+    }
+
+    /// Proposes a command and waits until it is committed and applied.
+    pub async fn propose(&self, command: MetaCommand) -> Result<MetaOutput, ControllerError> {
+        let envelope = MetaEnvelope {
+            now_ms: now_ms(),
+            command,
+        };
+        let data = serde_json::to_vec(&envelope).expect("metadata commands are plain data");
+        let (reply, wait) = oneshot::channel();
+        self.replica.addr.do_send(Propose { data, reply });
+        match tokio::time::timeout(PROPOSE_TIMEOUT, wait).await {
+            Err(_) => Err(ControllerError::Timeout(PROPOSE_TIMEOUT)),
+            Ok(Err(_)) => Err(ReplicaError::Stopped.into()),
+            Ok(Ok(result)) => Ok(result??),
+        }
+    }
+
+    /// Waits until this broker's controller replica leads (single broker) or `timeout` passes.
+    pub async fn wait_leader(&self, timeout: Duration) -> bool {
+        let mut status = self.replica.status.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if status.borrow_and_update().leader.is_some() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, status.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

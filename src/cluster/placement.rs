@@ -1,0 +1,171 @@
+//! Pure replica placement: which brokers carry each new partition, and which one leads.
+//!
+//! `plan` gives each partition `replication_factor` distinct brokers, preferring brokers that carry
+//! the fewest replicas, and rotates the first (preferred leader) slot so leaders spread evenly.
+//! No I/O, no clocks, no randomness: the same inputs always give the same plan.
+
+use std::collections::BTreeMap;
+
+use super::metadata::PartitionAssignment;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    #[error(
+        "replication factor {requested} needs {requested} brokers, the cluster has {available}"
+    )]
+    NotEnoughBrokers { requested: u16, available: usize },
+    #[error("replication factor must be at least 1")]
+    ZeroReplicationFactor,
+    #[error("a topic needs at least one partition")]
+    ZeroPartitions,
+}
+
+/// Replicas and preferred leaderships each broker already carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    pub replicas: u64,
+    pub leaders: u64,
+}
+
+pub fn replica_counts<'a>(
+    assignments: impl Iterator<Item = &'a PartitionAssignment>,
+) -> BTreeMap<u64, Load> {
+    let mut counts: BTreeMap<u64, Load> = BTreeMap::new();
+    for assignment in assignments {
+        for (position, broker) in assignment.replicas.iter().enumerate() {
+            let load = counts.entry(*broker).or_default();
+            load.replicas += 1;
+            if position == 0 {
+                load.leaders += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Places `partitions` new partitions with `replication_factor` replicas each over `brokers`.
+pub fn plan(
+    brokers: &[u64],
+    existing: &BTreeMap<u64, Load>,
+    partitions: u32,
+    replication_factor: u16,
+) -> Result<Vec<Vec<u64>>, PlacementError> {
+    if replication_factor == 0 {
+        return Err(PlacementError::ZeroReplicationFactor);
+    }
+    if partitions == 0 {
+        return Err(PlacementError::ZeroPartitions);
+    }
+    if brokers.len() < replication_factor as usize {
+        return Err(PlacementError::NotEnoughBrokers {
+            requested: replication_factor,
+            available: brokers.len(),
+        });
+    }
+    let mut load: BTreeMap<u64, Load> = brokers
+        .iter()
+        .map(|b| (*b, existing.get(b).cloned().unwrap_or_default()))
+        .collect();
+    let mut result = Vec::with_capacity(partitions as usize);
+    for _ in 0..partitions {
+        // Leader: fewest leaderships, then fewest replicas, then lowest id.
+        let leader = *load
+            .iter()
+            .min_by_key(|(id, l)| (l.leaders, l.replicas, **id))
+            .map(|(id, _)| id)
+            .expect("brokers is not empty");
+        let mut replicas = vec![leader];
+        while replicas.len() < replication_factor as usize {
+            let next = *load
+                .iter()
+                .filter(|(id, _)| !replicas.contains(id))
+                .min_by_key(|(id, l)| (l.replicas, **id))
+                .map(|(id, _)| id)
+                .expect("enough brokers were checked above");
+            replicas.push(next);
+        }
+        for (position, broker) in replicas.iter().enumerate() {
+            let entry = load.get_mut(broker).expect("placed on a known broker");
+            entry.replicas += 1;
+            if position == 0 {
+                entry.leaders += 1;
+            }
+        }
+        result.push(replicas);
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spread(plans: &[Vec<u64>]) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
+        let mut replicas = BTreeMap::new();
+        let mut leaders = BTreeMap::new();
+        for plan in plans {
+            *leaders.entry(plan[0]).or_insert(0) += 1;
+            for broker in plan {
+                *replicas.entry(*broker).or_insert(0) += 1;
+            }
+        }
+        (replicas, leaders)
+    }
+
+    #[test]
+    fn six_partitions_rf3_on_three_brokers_are_even() {
+        let plans = plan(&[1, 2, 3], &BTreeMap::new(), 6, 3).expect("fits");
+        let (replicas, leaders) = spread(&plans);
+        assert_eq!(
+            replicas.values().copied().collect::<Vec<_>>(),
+            vec![6, 6, 6]
+        );
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+        for p in &plans {
+            let mut distinct = p.clone();
+            distinct.dedup();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 3, "replicas must be distinct: {p:?}");
+        }
+    }
+
+    #[test]
+    fn single_broker_takes_everything() {
+        let plans = plan(&[7], &BTreeMap::new(), 3, 1).expect("fits");
+        assert_eq!(plans, vec![vec![7], vec![7], vec![7]]);
+    }
+
+    #[test]
+    fn existing_load_steers_new_replicas() {
+        let mut existing = BTreeMap::new();
+        existing.insert(
+            1,
+            Load {
+                replicas: 4,
+                leaders: 4,
+            },
+        );
+        let plans = plan(&[1, 2, 3], &existing, 2, 1).expect("fits");
+        assert_eq!(plans, vec![vec![2], vec![3]]);
+    }
+
+    #[test]
+    fn impossible_requests_are_errors() {
+        assert_eq!(
+            plan(&[1], &BTreeMap::new(), 1, 3),
+            Err(PlacementError::NotEnoughBrokers {
+                requested: 3,
+                available: 1
+            })
+        );
+        assert_eq!(
+            plan(&[1], &BTreeMap::new(), 1, 0),
+            Err(PlacementError::ZeroReplicationFactor)
+        );
+        assert_eq!(
+            plan(&[1], &BTreeMap::new(), 0, 1),
+            Err(PlacementError::ZeroPartitions)
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Broker configuration: TOML file → `PALISADE_*` environment overrides → validation →
+//! typed [`Config`].
+//!
+//! Owns reading the config file, the list of keys and their defaults ([`raw`]), the
+//! environment overrides ([`env`]) and the checks ([`validate`]). A bad value stops start-up
+//! with a [`ConfigError`] naming the key (`section.key`), the value and what is allowed.
+//! Relative paths in the file resolve against the file's directory. No other module reads
+//! configuration files or `PALISADE_*` variables; this one reads nothing else.
+
+mod env;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use env::{ENV_PREFIX, KEYS};
+pub use raw::RawConfig;
+
+/// A validated configuration. Paths are absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub broker: BrokerConfig,
+    pub http: HttpConfig,
+    /// The cluster link; `None` when no `[peer]` key is set (a single broker).
+    pub peer: Option<PeerConfig>,
+    pub auth: AuthConfig,
+    pub storage: StorageConfig,
+    pub raft: RaftConfig,
+    pub topics: TopicsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Stable broker id, at least 1; also named in the broker's certificate.
+    pub id: u64,
+    pub data_dir: PathBuf,
+    /// Failure domain used to spread replicas; `None` when racks are not used.
+    pub rack: Option<String>,
+}
+
+/// How the client API is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpTransport {
+    /// HTTPS with this certificate chain and private key (PEM files).
+    Tls { cert: PathBuf, key: PathBuf },
+    /// Plain HTTP; only when `http.tls = false` is set explicitly.
+    Plain,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub transport: HttpTransport,
+    pub workers: usize,
+    pub body_bytes_max: usize,
+    pub records_per_batch_max: usize,
+    /// At most `body_bytes_max`.
+    pub record_bytes_max: usize,
+    /// At least `record_bytes_max`, so every record can be fetched.
+    pub fetch_bytes_max: usize,
+    pub fetch_records_max: usize,
+    pub wait_ms_max: u64,
+    pub connections_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub listen: SocketAddr,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub token_ttl_s: u64,
+    pub leeway_s: u64,
+    pub token_bytes_max: usize,
+    /// A valid user name; the bootstrap superuser.
+    pub admin_username: String,
+    pub login_failures_max: u32,
+    pub login_window_s: u64,
+    pub login_tracked_keys_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    pub requests_per_commit_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftConfig {
+    pub tick_ms: u64,
+    /// Greater than `heartbeat_interval_ticks`.
+    pub election_timeout_ticks: u32,
+    pub heartbeat_interval_ticks: u32,
+    /// Threads for partition actors; `arbiters = 0` in the file resolves to the core count.
+    pub arbiters: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicsConfig {
+    /// At most `partitions_max`.
+    pub default_partitions: u32,
+    pub default_retention_ms: u64,
+    /// `None`: no size limit.
+    pub default_retention_bytes: Option<u64>,
+    pub partitions_max: u32,
+    pub retention_check_ms: u64,
+}
+
+/// Why the configuration was refused. Messages name the key as `section.key`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}` = {value}{origin} is invalid: allowed is {allowed}")]
+    Invalid {
+        key: String,
+        value: String,
+        /// Empty, or ` (from PALISADE_...)` when the value came from the environment.
+        origin: String,
+        allowed: String,
+    },
+    #[error("config key `{key}` is required {why}")]
+    Missing { key: String, why: String },
+    #[error("environment variable {variable} is invalid: {message}")]
+    Env { variable: String, message: String },
+    #[error("cannot determine the current directory: {0}")]
+    CurrentDir(std::io::Error),
+}
+
+impl ConfigError {
+    /// The `section.key` the error is about, if it is about one key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } | ConfigError::Missing { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Loads the file at `path` (or only defaults when `None`), applies the process's
+/// `PALISADE_*` variables and validates.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let mut variables = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let value = value.into_string().map_err(|_| ConfigError::Env {
+            variable: name.to_string(),
+            message: "value is not UTF-8".to_string(),
+        })?;
+        variables.push((name.to_string(), value));
+    }
+    load_with_env(path, variables)
+}
+
+/// Like [`load`], with the environment given explicitly (tests use this).
+pub fn load_with_env(
+    path: Option<&Path>,
+    variables: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let current_dir = std::env::current_dir().map_err(ConfigError::CurrentDir)?;
+    let (mut raw, base_dir) = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let raw = parse(&text).map_err(|message| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            })?;
+            let parent = path.parent().unwrap_or(Path::new(""));
+            (raw, current_dir.join(parent))
+        }
+        None => (RawConfig::default(), current_dir.clone()),
+    };
+    let from_env = env::apply_all(&mut raw, variables, &current_dir)?;
+    validate::validate(&raw, &base_dir, &from_env)
+}
+
+/// Parses TOML text; the message carries the line, the key and what was expected.
+pub fn parse(text: &str) -> Result<RawConfig, String> {
+    toml::from_str(text).map_err(|error| error.to_string())
+}
+
+impl RawConfig {
+    /// Checks every key and builds the typed configuration. Relative paths resolve against
+    /// `base_dir`.
+    pub fn validate(&self, base_dir: &Path) -> Result<Config, ConfigError> {
+        validate::validate(self, base_dir, &[])
+    }
+}

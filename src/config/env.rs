@@ -1,0 +1,268 @@
+//! `PALISADE_<SECTION>_<KEY>` environment overrides, applied on top of the file.
+//!
+//! A variable whose name starts with `PALISADE_` and a known section (`BROKER`, `HTTP`,
+//! `PEER`, `AUTH`, `STORAGE`, `RAFT`, `TOPICS`) must name a known key of that section;
+//! other `PALISADE_*` variables (such as `PALISADE_ADMIN_PASSWORD`) are not configuration
+//! and are ignored here. Relative paths given in the environment resolve against the
+//! current directory, not the config file's. For optional keys an empty value means unset.
+
+use std::path::Path;
+
+use super::raw::RawConfig;
+use super::ConfigError;
+
+/// Prefix of every configuration variable.
+pub const ENV_PREFIX: &str = "PALISADE_";
+
+/// The sections that may be overridden, lowercase as in the file.
+pub const SECTIONS: [&str; 7] = [
+    "broker", "http", "peer", "auth", "storage", "raft", "topics",
+];
+
+/// Every key, as `(section, key)`; the documented sample file lists exactly these.
+pub const KEYS: &[(&str, &str)] = &[
+    ("broker", "id"),
+    ("broker", "data_dir"),
+    ("broker", "rack"),
+    ("http", "listen"),
+    ("http", "tls"),
+    ("http", "cert"),
+    ("http", "key"),
+    ("http", "workers"),
+    ("http", "body_bytes_max"),
+    ("http", "records_per_batch_max"),
+    ("http", "record_bytes_max"),
+    ("http", "fetch_bytes_max"),
+    ("http", "fetch_records_max"),
+    ("http", "wait_ms_max"),
+    ("http", "connections_max"),
+    ("peer", "listen"),
+    ("peer", "ca_cert"),
+    ("peer", "cert"),
+    ("peer", "key"),
+    ("auth", "issuer"),
+    ("auth", "audience"),
+    ("auth", "token_ttl_s"),
+    ("auth", "leeway_s"),
+    ("auth", "token_bytes_max"),
+    ("auth", "admin_username"),
+    ("auth", "login_failures_max"),
+    ("auth", "login_window_s"),
+    ("auth", "login_tracked_keys_max"),
+    ("storage", "requests_per_commit_max"),
+    ("raft", "tick_ms"),
+    ("raft", "election_timeout_ticks"),
+    ("raft", "heartbeat_interval_ticks"),
+    ("raft", "arbiters"),
+    ("topics", "default_partitions"),
+    ("topics", "default_retention_ms"),
+    ("topics", "default_retention_bytes"),
+    ("topics", "partitions_max"),
+    ("topics", "retention_check_ms"),
+];
+
+/// Applies every configuration variable in `variables` to `raw`; returns the dotted keys
+/// that were set, so validation errors can say the value came from the environment.
+pub fn apply_all(
+    raw: &mut RawConfig,
+    variables: impl IntoIterator<Item = (String, String)>,
+    current_dir: &Path,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
+    for (variable, value) in variables {
+        let Some((section, key)) = split_name(&variable) else {
+            continue;
+        };
+        let value = resolve_path_value(&section, &key, value, current_dir);
+        set(raw, &section, &key, &value).map_err(|message| ConfigError::Env {
+            variable: variable.clone(),
+            message,
+        })?;
+        applied.push((format!("{section}.{key}"), variable));
+    }
+    Ok(applied)
+}
+
+/// `PALISADE_HTTP_BODY_BYTES_MAX` → `("http", "body_bytes_max")`; `None` when the variable
+/// is not configuration.
+fn split_name(variable: &str) -> Option<(String, String)> {
+    let rest = variable.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
+    SECTIONS.iter().find_map(|section| {
+        let key = rest.strip_prefix(section)?.strip_prefix('_')?;
+        Some((section.to_string(), key.to_string()))
+    })
+}
+
+fn is_path_key(section: &str, key: &str) -> bool {
+    matches!(
+        (section, key),
+        ("broker", "data_dir") | ("http" | "peer", "cert" | "key") | ("peer", "ca_cert")
+    )
+}
+
+fn resolve_path_value(section: &str, key: &str, value: String, current_dir: &Path) -> String {
+    if !is_path_key(section, key) || value.is_empty() || Path::new(&value).is_absolute() {
+        return value;
+    }
+    current_dir.join(&value).to_string_lossy().into_owned()
+}
+
+fn number(value: &str) -> Result<u64, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a non-negative integer"))
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
+    }
+}
+
+fn optional(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// Sets one key from its text form. The match is the single list of settable keys.
+fn set(raw: &mut RawConfig, section: &str, key: &str, value: &str) -> Result<(), String> {
+    let text = || value.to_string();
+    match (section, key) {
+        ("broker", "id") => raw.broker.id = number(value)?,
+        ("broker", "data_dir") => raw.broker.data_dir = text(),
+        ("broker", "rack") => raw.broker.rack = optional(value),
+        ("http", "listen") => raw.http.listen = text(),
+        ("http", "tls") => raw.http.tls = boolean(value)?,
+        ("http", "cert") => raw.http.cert = optional(value),
+        ("http", "key") => raw.http.key = optional(value),
+        ("http", "workers") => raw.http.workers = number(value)?,
+        ("http", "body_bytes_max") => raw.http.body_bytes_max = number(value)?,
+        ("http", "records_per_batch_max") => raw.http.records_per_batch_max = number(value)?,
+        ("http", "record_bytes_max") => raw.http.record_bytes_max = number(value)?,
+        ("http", "fetch_bytes_max") => raw.http.fetch_bytes_max = number(value)?,
+        ("http", "fetch_records_max") => raw.http.fetch_records_max = number(value)?,
+        ("http", "wait_ms_max") => raw.http.wait_ms_max = number(value)?,
+        ("http", "connections_max") => raw.http.connections_max = number(value)?,
+        ("peer", "listen") => raw.peer.listen = optional(value),
+        ("peer", "ca_cert") => raw.peer.ca_cert = optional(value),
+        ("peer", "cert") => raw.peer.cert = optional(value),
+        ("peer", "key") => raw.peer.key = optional(value),
+        _ => return set_lower_sections(raw, section, key, value),
+    }
+    Ok(())
+}
+
+fn set_lower_sections(
+    raw: &mut RawConfig,
+    section: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    let text = || value.to_string();
+    match (section, key) {
+        ("auth", "issuer") => raw.auth.issuer = text(),
+        ("auth", "audience") => raw.auth.audience = text(),
+        ("auth", "token_ttl_s") => raw.auth.token_ttl_s = number(value)?,
+        ("auth", "leeway_s") => raw.auth.leeway_s = number(value)?,
+        ("auth", "token_bytes_max") => raw.auth.token_bytes_max = number(value)?,
+        ("auth", "admin_username") => raw.auth.admin_username = text(),
+        ("auth", "login_failures_max") => raw.auth.login_failures_max = number(value)?,
+        ("auth", "login_window_s") => raw.auth.login_window_s = number(value)?,
+        ("auth", "login_tracked_keys_max") => raw.auth.login_tracked_keys_max = number(value)?,
+        ("storage", "requests_per_commit_max") => {
+            raw.storage.requests_per_commit_max = number(value)?
+        }
+        ("raft", "tick_ms") => raw.raft.tick_ms = number(value)?,
+        ("raft", "election_timeout_ticks") => raw.raft.election_timeout_ticks = number(value)?,
+        ("raft", "heartbeat_interval_ticks") => raw.raft.heartbeat_interval_ticks = number(value)?,
+        ("raft", "arbiters") => raw.raft.arbiters = number(value)?,
+        ("topics", "default_partitions") => raw.topics.default_partitions = number(value)?,
+        ("topics", "default_retention_ms") => raw.topics.default_retention_ms = number(value)?,
+        ("topics", "default_retention_bytes") => {
+            raw.topics.default_retention_bytes = match value.trim() {
+                "" => None,
+                digits => Some(number(digits)?),
+            }
+        }
+        ("topics", "partitions_max") => raw.topics.partitions_max = number(value)?,
+        ("topics", "retention_check_ms") => raw.topics.retention_check_ms = number(value)?,
+        _ => {
+            let known: Vec<&str> = KEYS
+                .iter()
+                .filter(|(known_section, _)| *known_section == section)
+                .map(|(_, key)| *key)
+                .collect();
+            return Err(format!(
+                "[{section}] has no key {key:?}; known keys: {}",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample text accepted by `set` for every key, whatever its type.
+    fn set_any(raw: &mut RawConfig, section: &str, key: &str) -> Result<(), String> {
+        ["7", "true", "text"]
+            .iter()
+            .map(|value| set(raw, section, key, value))
+            .find(Result::is_ok)
+            .unwrap_or_else(|| set(raw, section, key, "7"))
+    }
+
+    #[test]
+    fn every_listed_key_is_settable_and_every_field_is_listed() {
+        let mut raw = RawConfig::default();
+        for (section, key) in KEYS {
+            assert_eq!(set_any(&mut raw, section, key), Ok(()), "{section}.{key}");
+        }
+        // With every optional key set, the serialized form shows every field.
+        let table = toml::Table::try_from(&raw).unwrap();
+        let mut fields = Vec::new();
+        for (section, keys) in &table {
+            for key in keys.as_table().unwrap().keys() {
+                fields.push((section.clone(), key.clone()));
+            }
+        }
+        let mut listed: Vec<(String, String)> = KEYS
+            .iter()
+            .map(|(section, key)| (section.to_string(), key.to_string()))
+            .collect();
+        listed.sort();
+        fields.sort();
+        assert_eq!(fields, listed);
+    }
+
+    #[test]
+    fn unknown_keys_in_known_sections_are_refused() {
+        let mut raw = RawConfig::default();
+        let error = set(&mut raw, "http", "worker", "2").unwrap_err();
+        assert!(error.contains("workers"), "{error}");
+    }
+
+    #[test]
+    fn variable_names_split_into_section_and_key() {
+        assert_eq!(
+            split_name("PALISADE_HTTP_BODY_BYTES_MAX"),
+            Some(("http".into(), "body_bytes_max".into()))
+        );
+        assert_eq!(split_name("PALISADE_ADMIN_PASSWORD"), None);
+        assert_eq!(split_name("PALISADE_HTTPS_LISTEN"), None);
+        assert_eq!(split_name("HOME"), None);
+    }
+
+    #[test]
+    fn relative_paths_from_the_environment_resolve_against_the_current_directory() {
+        let dir = Path::new("/work/dir");
+        let resolved = resolve_path_value("http", "cert", "certs/a.pem".into(), dir);
+        assert_eq!(resolved, "/work/dir/certs/a.pem");
+        let untouched = resolve_path_value("http", "listen", "a:1".into(), dir);
+        assert_eq!(untouched, "a:1");
+    }
+}

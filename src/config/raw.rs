@@ -1,0 +1,172 @@
+//! The configuration exactly as written in TOML, before validation.
+//!
+//! Every section and key has a default, so an empty file is a valid input; unknown keys
+//! are refused (`deny_unknown_fields`) so a typo fails loudly instead of being ignored.
+//! Values are kept as written (paths and addresses as strings) so validation can name the
+//! key and quote the value.
+
+use serde::{Deserialize, Serialize};
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub broker: RawBroker,
+    pub http: RawHttp,
+    pub peer: RawPeer,
+    pub auth: RawAuth,
+    pub storage: RawStorage,
+    pub raft: RawRaft,
+    pub topics: RawTopics,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawBroker {
+    pub id: u64,
+    pub data_dir: String,
+    pub rack: Option<String>,
+}
+
+impl Default for RawBroker {
+    fn default() -> Self {
+        RawBroker {
+            id: 1,
+            data_dir: "data".to_string(),
+            rack: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: String,
+    pub tls: bool,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub workers: u64,
+    pub body_bytes_max: u64,
+    pub records_per_batch_max: u64,
+    pub record_bytes_max: u64,
+    pub fetch_bytes_max: u64,
+    pub fetch_records_max: u64,
+    pub wait_ms_max: u64,
+    pub connections_max: u64,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: "127.0.0.1:8441".to_string(),
+            tls: true,
+            cert: None,
+            key: None,
+            workers: 2,
+            body_bytes_max: 8 * MIB,
+            records_per_batch_max: 10_000,
+            record_bytes_max: MIB,
+            fetch_bytes_max: 8 * MIB,
+            fetch_records_max: 10_000,
+            wait_ms_max: 30_000,
+            connections_max: 10_000,
+        }
+    }
+}
+
+/// The peer section is off when every key is absent, and needs all of them otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPeer {
+    pub listen: Option<String>,
+    pub ca_cert: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAuth {
+    pub issuer: String,
+    pub audience: String,
+    pub token_ttl_s: u64,
+    pub leeway_s: u64,
+    pub token_bytes_max: u64,
+    pub admin_username: String,
+    pub login_failures_max: u64,
+    pub login_window_s: u64,
+    pub login_tracked_keys_max: u64,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            issuer: "palisade".to_string(),
+            audience: "palisade".to_string(),
+            token_ttl_s: 3600,
+            leeway_s: 30,
+            token_bytes_max: 8192,
+            admin_username: "admin".to_string(),
+            login_failures_max: 5,
+            login_window_s: 60,
+            login_tracked_keys_max: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStorage {
+    pub requests_per_commit_max: u64,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            requests_per_commit_max: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRaft {
+    pub tick_ms: u64,
+    pub election_timeout_ticks: u64,
+    pub heartbeat_interval_ticks: u64,
+    pub arbiters: u64,
+}
+
+impl Default for RawRaft {
+    fn default() -> Self {
+        RawRaft {
+            tick_ms: 100,
+            election_timeout_ticks: 10,
+            heartbeat_interval_ticks: 2,
+            arbiters: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTopics {
+    pub default_partitions: u64,
+    pub default_retention_ms: u64,
+    pub default_retention_bytes: Option<u64>,
+    pub partitions_max: u64,
+    pub retention_check_ms: u64,
+}
+
+impl Default for RawTopics {
+    fn default() -> Self {
+        RawTopics {
+            default_partitions: 3,
+            default_retention_ms: 7 * 24 * 3600 * 1000,
+            default_retention_bytes: None,
+            partitions_max: 1024,
+            retention_check_ms: 30_000,
+        }
+    }
+}

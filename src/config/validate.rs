@@ -1,0 +1,325 @@
+//! Checks of every key, section by section, producing the typed configuration.
+//!
+//! Ranges are wide enough for any real deployment and narrow enough to catch unit mistakes
+//! (seconds where milliseconds were meant) and values that would exhaust memory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::raw::{RawAuth, RawConfig, RawHttp, RawPeer, RawRaft, RawTopics};
+use super::{
+    AuthConfig, BrokerConfig, Config, ConfigError, HttpConfig, HttpTransport, PeerConfig,
+    RaftConfig, StorageConfig, TopicsConfig,
+};
+use crate::names::{self, NameKind};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+const DAY_S: u64 = 24 * 3600;
+const DAY_MS: u64 = DAY_S * 1000;
+
+/// Knows which keys came from the environment, to say so in errors.
+struct Checker<'a> {
+    base_dir: &'a Path,
+    from_env: &'a [(String, String)],
+}
+
+impl Checker<'_> {
+    fn invalid(&self, key: &str, value: impl std::fmt::Display, allowed: &str) -> ConfigError {
+        let origin = self
+            .from_env
+            .iter()
+            .rev()
+            .find(|(env_key, _)| env_key == key)
+            .map(|(_, variable)| format!(" (from {variable})"))
+            .unwrap_or_default();
+        ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            origin,
+            allowed: allowed.to_string(),
+        }
+    }
+
+    /// `value` within `minimum..=maximum`, described in `unit` for the error message.
+    fn range(&self, key: &str, value: u64, minimum: u64, maximum: u64) -> Result<u64, ConfigError> {
+        if (minimum..=maximum).contains(&value) {
+            Ok(value)
+        } else {
+            let allowed = format!("an integer from {minimum} to {maximum}");
+            Err(self.invalid(key, value, &allowed))
+        }
+    }
+
+    fn size(
+        &self,
+        key: &str,
+        value: u64,
+        minimum: u64,
+        maximum: u64,
+    ) -> Result<usize, ConfigError> {
+        let value = self.range(key, value, minimum, maximum)?;
+        usize::try_from(value).map_err(|_| self.invalid(key, value, "a value that fits in memory"))
+    }
+
+    fn small(&self, key: &str, value: u64, minimum: u64, maximum: u64) -> Result<u32, ConfigError> {
+        let value = self.range(key, value, minimum, maximum)?;
+        u32::try_from(value).map_err(|_| self.invalid(key, value, "a 32-bit integer"))
+    }
+
+    fn address(&self, key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+        value.parse().map_err(|_| {
+            self.invalid(
+                key,
+                format!("{value:?}"),
+                "an IP address and port, such as \"127.0.0.1:8441\" or \"[::1]:8441\"",
+            )
+        })
+    }
+
+    fn path(&self, key: &str, value: &str) -> Result<PathBuf, ConfigError> {
+        if value.is_empty() {
+            return Err(self.invalid(key, "\"\"", "a file or directory path"));
+        }
+        Ok(self.base_dir.join(value))
+    }
+
+    fn text(&self, key: &str, value: &str) -> Result<String, ConfigError> {
+        let printable = value.chars().all(|character| !character.is_control());
+        if value.is_empty() || value.len() > 256 || !printable {
+            return Err(self.invalid(key, format!("{value:?}"), "1 to 256 printable characters"));
+        }
+        Ok(value.to_string())
+    }
+}
+
+pub(super) fn validate(
+    raw: &RawConfig,
+    base_dir: &Path,
+    from_env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let checker = Checker { base_dir, from_env };
+    let broker = BrokerConfig {
+        id: checker.range("broker.id", raw.broker.id, 1, u64::from(u32::MAX))?,
+        data_dir: checker.path("broker.data_dir", &raw.broker.data_dir)?,
+        rack: match &raw.broker.rack {
+            None => None,
+            Some(rack) => Some(rack_name(&checker, rack)?),
+        },
+    };
+    let http = http(&checker, &raw.http)?;
+    let peer = peer(&checker, &raw.peer)?;
+    if let Some(peer) = &peer {
+        if peer.listen == http.listen && peer.listen.port() != 0 {
+            return Err(checker.invalid(
+                "peer.listen",
+                peer.listen,
+                "an address different from http.listen",
+            ));
+        }
+    }
+    let storage = StorageConfig {
+        requests_per_commit_max: checker.size(
+            "storage.requests_per_commit_max",
+            raw.storage.requests_per_commit_max,
+            1,
+            65_536,
+        )?,
+    };
+    Ok(Config {
+        broker,
+        http,
+        peer,
+        auth: auth(&checker, &raw.auth)?,
+        storage,
+        raft: raft(&checker, &raw.raft)?,
+        topics: topics(&checker, &raw.topics)?,
+    })
+}
+
+fn rack_name(checker: &Checker<'_>, rack: &str) -> Result<String, ConfigError> {
+    match names::validate(NameKind::Group, rack) {
+        Ok(()) if rack.len() <= 64 => Ok(rack.to_string()),
+        _ => Err(checker.invalid(
+            "broker.rack",
+            format!("{rack:?}"),
+            "1 to 64 characters from A-Z a-z 0-9 . _ -, or no rack key",
+        )),
+    }
+}
+
+fn http(checker: &Checker<'_>, raw: &RawHttp) -> Result<HttpConfig, ConfigError> {
+    let transport = if raw.tls {
+        let why = "when http.tls = true (set http.tls = false for plain HTTP in development)";
+        let missing = |key: &str| ConfigError::Missing {
+            key: key.to_string(),
+            why: why.to_string(),
+        };
+        let cert = raw.cert.as_deref().ok_or_else(|| missing("http.cert"))?;
+        let key = raw.key.as_deref().ok_or_else(|| missing("http.key"))?;
+        HttpTransport::Tls {
+            cert: checker.path("http.cert", cert)?,
+            key: checker.path("http.key", key)?,
+        }
+    } else {
+        HttpTransport::Plain
+    };
+    let body_bytes_max = checker.size("http.body_bytes_max", raw.body_bytes_max, KIB, GIB)?;
+    let record_bytes_max = checker.size("http.record_bytes_max", raw.record_bytes_max, 1, GIB)?;
+    if record_bytes_max > body_bytes_max {
+        let allowed = format!("at most http.body_bytes_max ({body_bytes_max})");
+        return Err(checker.invalid("http.record_bytes_max", record_bytes_max, &allowed));
+    }
+    let fetch_bytes_max = checker.size("http.fetch_bytes_max", raw.fetch_bytes_max, KIB, GIB)?;
+    if fetch_bytes_max < record_bytes_max {
+        let allowed = format!("at least http.record_bytes_max ({record_bytes_max})");
+        return Err(checker.invalid("http.fetch_bytes_max", fetch_bytes_max, &allowed));
+    }
+    Ok(HttpConfig {
+        listen: checker.address("http.listen", &raw.listen)?,
+        transport,
+        workers: checker.size("http.workers", raw.workers, 1, 1024)?,
+        body_bytes_max,
+        records_per_batch_max: checker.size(
+            "http.records_per_batch_max",
+            raw.records_per_batch_max,
+            1,
+            1_000_000,
+        )?,
+        record_bytes_max,
+        fetch_bytes_max,
+        fetch_records_max: checker.size(
+            "http.fetch_records_max",
+            raw.fetch_records_max,
+            1,
+            1_000_000,
+        )?,
+        wait_ms_max: checker.range("http.wait_ms_max", raw.wait_ms_max, 0, 300_000)?,
+        connections_max: checker.size("http.connections_max", raw.connections_max, 1, 1_000_000)?,
+    })
+}
+
+fn peer(checker: &Checker<'_>, raw: &RawPeer) -> Result<Option<PeerConfig>, ConfigError> {
+    let fields = [
+        ("peer.listen", &raw.listen),
+        ("peer.ca_cert", &raw.ca_cert),
+        ("peer.cert", &raw.cert),
+        ("peer.key", &raw.key),
+    ];
+    if fields.iter().all(|(_, value)| value.is_none()) {
+        return Ok(None);
+    }
+    let mut values = Vec::with_capacity(fields.len());
+    for (key, value) in fields {
+        let value = value.as_deref().ok_or_else(|| ConfigError::Missing {
+            key: key.to_string(),
+            why: "when any [peer] key is set (set all four or none)".to_string(),
+        })?;
+        values.push(value);
+    }
+    Ok(Some(PeerConfig {
+        listen: checker.address("peer.listen", values[0])?,
+        ca_cert: checker.path("peer.ca_cert", values[1])?,
+        cert: checker.path("peer.cert", values[2])?,
+        key: checker.path("peer.key", values[3])?,
+    }))
+}
+
+fn auth(checker: &Checker<'_>, raw: &RawAuth) -> Result<AuthConfig, ConfigError> {
+    let admin_username = match names::validate(NameKind::User, &raw.admin_username) {
+        Ok(()) => raw.admin_username.clone(),
+        Err(error) => {
+            let value = format!("{:?}", raw.admin_username);
+            return Err(checker.invalid("auth.admin_username", value, &error.to_string()));
+        }
+    };
+    Ok(AuthConfig {
+        issuer: checker.text("auth.issuer", &raw.issuer)?,
+        audience: checker.text("auth.audience", &raw.audience)?,
+        token_ttl_s: checker.range("auth.token_ttl_s", raw.token_ttl_s, 60, 7 * DAY_S)?,
+        leeway_s: checker.range("auth.leeway_s", raw.leeway_s, 0, 300)?,
+        token_bytes_max: checker.size("auth.token_bytes_max", raw.token_bytes_max, 512, 65_536)?,
+        admin_username,
+        login_failures_max: checker.small(
+            "auth.login_failures_max",
+            raw.login_failures_max,
+            1,
+            1000,
+        )?,
+        login_window_s: checker.range("auth.login_window_s", raw.login_window_s, 1, DAY_S)?,
+        login_tracked_keys_max: checker.size(
+            "auth.login_tracked_keys_max",
+            raw.login_tracked_keys_max,
+            100,
+            10_000_000,
+        )?,
+    })
+}
+
+fn raft(checker: &Checker<'_>, raw: &RawRaft) -> Result<RaftConfig, ConfigError> {
+    let heartbeat_interval_ticks = checker.small(
+        "raft.heartbeat_interval_ticks",
+        raw.heartbeat_interval_ticks,
+        1,
+        1000,
+    )?;
+    let election_timeout_ticks = checker.small(
+        "raft.election_timeout_ticks",
+        raw.election_timeout_ticks,
+        2,
+        10_000,
+    )?;
+    if election_timeout_ticks <= heartbeat_interval_ticks {
+        let allowed =
+            format!("more than raft.heartbeat_interval_ticks ({heartbeat_interval_ticks})");
+        return Err(checker.invalid(
+            "raft.election_timeout_ticks",
+            election_timeout_ticks,
+            &allowed,
+        ));
+    }
+    let arbiters = match checker.size("raft.arbiters", raw.arbiters, 0, 256)? {
+        0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+        count => count,
+    };
+    Ok(RaftConfig {
+        tick_ms: checker.range("raft.tick_ms", raw.tick_ms, 1, 10_000)?,
+        election_timeout_ticks,
+        heartbeat_interval_ticks,
+        arbiters,
+    })
+}
+
+fn topics(checker: &Checker<'_>, raw: &RawTopics) -> Result<TopicsConfig, ConfigError> {
+    let partitions_max = checker.small("topics.partitions_max", raw.partitions_max, 1, 100_000)?;
+    let default_partitions = checker.small(
+        "topics.default_partitions",
+        raw.default_partitions,
+        1,
+        u64::from(partitions_max),
+    )?;
+    let default_retention_bytes = match raw.default_retention_bytes {
+        None => None,
+        Some(bytes) => {
+            Some(checker.range("topics.default_retention_bytes", bytes, MIB, u64::MAX)?)
+        }
+    };
+    Ok(TopicsConfig {
+        default_partitions,
+        default_retention_ms: checker.range(
+            "topics.default_retention_ms",
+            raw.default_retention_ms,
+            1000,
+            3650 * DAY_MS,
+        )?,
+        default_retention_bytes,
+        partitions_max,
+        retention_check_ms: checker.range(
+            "topics.retention_check_ms",
+            raw.retention_check_ms,
+            100,
+            DAY_MS,
+        )?,
+    })
+}

@@ -1,0 +1,73 @@
+//! Prometheus metrics for the HTTP layer, rendered at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Histogram,
+    pub produced_records: Counter,
+    pub fetched_records: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("palisade");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let produced_records = Counter::default();
+        let fetched_records = Counter::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "produced_records",
+            "Records acknowledged to producers",
+            produced_records.clone(),
+        );
+        registry.register(
+            "fetched_records",
+            "Records returned to consumers",
+            fetched_records.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            produced_records,
+            fetched_records,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(error) = encode(&mut text, &self.registry) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

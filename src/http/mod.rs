@@ -1,0 +1,182 @@
+//! The HTTPS + JSON API (actix-web over rustls): routes, the bearer-token extractor, DTOs, the one
+//! error → status mapping, and metrics. Business decisions live in `broker` and below.
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+mod routes_admin;
+mod routes_data;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
+
+use crate::broker::Broker;
+use error::problem;
+use extract::{new_request_id, RequestId};
+use metrics::{Metrics, RequestLabels};
+
+/// Settings of the HTTP server.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub workers: usize,
+    pub body_bytes_max: usize,
+    pub connections_max: usize,
+}
+
+fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let (status, detail) = match &error {
+        JsonPayloadError::OverflowKnownLength { length, limit } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is {length} bytes; at most {limit} are allowed"),
+        ),
+        JsonPayloadError::Overflow { limit } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".to_string(),
+        ),
+        JsonPayloadError::Deserialize(inner) => (
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON body: {inner}"),
+        ),
+        other => (
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {other}"),
+        ),
+    };
+    let slug = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too-large"
+    } else {
+        "bad-request"
+    };
+    actix_web::error::InternalError::from_response(error, problem(status, slug, detail)).into()
+}
+
+fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let detail = format!("invalid query string: {error}");
+    actix_web::error::InternalError::from_response(
+        error,
+        problem(StatusCode::BAD_REQUEST, "bad-request", detail),
+    )
+    .into()
+}
+
+fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
+    let detail = format!("invalid path parameter: {error}");
+    actix_web::error::InternalError::from_response(
+        error,
+        problem(StatusCode::BAD_REQUEST, "bad-request", detail),
+    )
+    .into()
+}
+
+/// Registers every route of the v1 API.
+pub fn configure(config: &mut web::ServiceConfig) {
+    use routes_admin as admin;
+    use routes_data as data;
+    config
+        .route("/healthz", web::get().to(admin::healthz))
+        .route("/readyz", web::get().to(admin::readyz))
+        .route("/metrics", web::get().to(admin::metrics))
+        .route("/v1/auth/token", web::post().to(data::token))
+        .route("/v1/auth/revoke", web::post().to(data::revoke))
+        .route("/v1/whoami", web::get().to(data::whoami))
+        .route("/v1/topics", web::get().to(data::list_topics))
+        .route("/v1/topics", web::post().to(data::create_topic))
+        .route("/v1/topics/{topic}", web::get().to(data::describe_topic))
+        .route("/v1/topics/{topic}", web::delete().to(data::delete_topic))
+        .route("/v1/topics/{topic}/messages", web::post().to(data::produce))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/messages",
+            web::get().to(data::fetch),
+        )
+        .route("/v1/users", web::get().to(admin::list_users))
+        .route("/v1/users", web::post().to(admin::create_user))
+        .route("/v1/users/{user}", web::delete().to(admin::delete_user))
+        .route(
+            "/v1/users/{user}/password",
+            web::put().to(admin::set_password),
+        )
+        .route("/v1/acls", web::get().to(admin::list_acls))
+        .route("/v1/acls", web::post().to(admin::create_acl))
+        .route("/v1/acls/{id}", web::delete().to(admin::delete_acl))
+        .route("/v1/audit", web::get().to(admin::audit))
+        .route("/v1/cluster", web::get().to(admin::cluster))
+        .route(
+            "/v1/cluster/rebalance",
+            web::post().to(admin::not_implemented),
+        )
+        .service(web::resource("/v1/groups").to(admin::not_implemented))
+        .service(web::resource("/v1/groups/{tail:.*}").to(admin::not_implemented))
+        .service(web::resource("/v1/producers").to(admin::not_implemented));
+}
+
+/// Builds the server on an already bound listener. `tls` is `None` only for explicit plain-HTTP setups.
+pub fn serve(
+    listener: std::net::TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    broker: Arc<Broker>,
+    settings: HttpSettings,
+) -> std::io::Result<Server> {
+    let metrics = Arc::new(Metrics::new());
+    let body_bytes_max = settings.body_bytes_max;
+    let factory = move || {
+        let metrics_for_middleware = metrics.clone();
+        App::new()
+            .app_data(web::Data::new(broker.clone()))
+            .app_data(web::Data::new(metrics.clone()))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_bytes_max)
+                    .error_handler(json_error),
+            )
+            .app_data(web::PayloadConfig::default().limit(body_bytes_max))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .wrap_fn(move |request, service| {
+                let id = new_request_id();
+                request.extensions_mut().insert(RequestId(id.clone()));
+                let method = request.method().to_string();
+                let started = Instant::now();
+                let metrics = metrics_for_middleware.clone();
+                let response = service.call(request);
+                async move {
+                    let mut response = response.await?;
+                    let status = response.status().as_u16();
+                    metrics
+                        .requests
+                        .get_or_create(&RequestLabels { method, status })
+                        .inc();
+                    metrics
+                        .request_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    if let Ok(value) = HeaderValue::from_str(&id) {
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), value);
+                    }
+                    Ok(response)
+                }
+            })
+            .configure(configure)
+            .default_service(web::to(routes_admin::not_found))
+    };
+    let server = HttpServer::new(factory)
+        .workers(settings.workers)
+        .max_connections(settings.connections_max)
+        .disable_signals();
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
+}

@@ -1,0 +1,191 @@
+//! Routes for users, ACLs, the audit log, the cluster view and probes.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::dto::*;
+use super::error::problem;
+use super::extract::Authenticated;
+use super::metrics::Metrics;
+use crate::auth::acl::{Operation, ResourceType};
+use crate::broker::{AuditQuery, Broker, BrokerError, NewAcl};
+
+type State = web::Data<Arc<Broker>>;
+
+/// Events returned by one audit read at most.
+const AUDIT_PAGE_MAX: u64 = 1000;
+
+pub async fn list_users(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
+    let users = broker.list_users(&caller.0).await?;
+    let users: Vec<UserDto> = users
+        .into_iter()
+        .map(|u| UserDto {
+            username: u.name,
+            superuser: u.superuser,
+            created_ms: u.created_ms,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+pub async fn create_user(
+    broker: State,
+    caller: Authenticated,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, BrokerError> {
+    let body = body.into_inner();
+    broker
+        .create_user(&caller.0, &body.username, &body.password, body.superuser)
+        .await?;
+    Ok(HttpResponse::Created()
+        .json(json!({ "username": body.username, "superuser": body.superuser })))
+}
+
+pub async fn delete_user(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, BrokerError> {
+    broker.delete_user(&caller.0, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn set_password(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: web::Json<PasswordRequest>,
+) -> Result<HttpResponse, BrokerError> {
+    broker
+        .set_password(&caller.0, &path, &body.password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_acls(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
+    let acls = broker.list_acls(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(AclList { acls }))
+}
+
+pub async fn create_acl(
+    broker: State,
+    caller: Authenticated,
+    body: web::Json<CreateAclRequest>,
+) -> Result<HttpResponse, BrokerError> {
+    let body = body.into_inner();
+    let acl = NewAcl {
+        principal: body.principal,
+        resource: body.resource,
+        pattern: body.pattern,
+        operation: body.operation,
+        effect: body.effect,
+    };
+    let rule = broker.create_acl(&caller.0, acl).await?;
+    Ok(HttpResponse::Created().json(rule))
+}
+
+pub async fn delete_acl(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<u64>,
+) -> Result<HttpResponse, BrokerError> {
+    broker.delete_acl(&caller.0, path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn audit(
+    broker: State,
+    caller: Authenticated,
+    query: web::Query<AuditParams>,
+) -> Result<HttpResponse, BrokerError> {
+    let params = query.into_inner();
+    let query = AuditQuery {
+        from_offset: params.offset.unwrap_or(0),
+        limit: params.limit.unwrap_or(AUDIT_PAGE_MAX).min(AUDIT_PAGE_MAX),
+        principal: params.principal,
+        action: params.action,
+        decision: params.decision,
+        since_ms: params.since_ms,
+        until_ms: params.until_ms,
+    };
+    let page = broker.read_audit(&caller.0, query).await?;
+    Ok(HttpResponse::Ok().json(AuditResponse {
+        events: page
+            .events
+            .into_iter()
+            .map(|(offset, event)| AuditEventDto { offset, event })
+            .collect(),
+        next_offset: page.next_offset,
+        high_watermark: page.high_watermark,
+    }))
+}
+
+pub async fn cluster(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
+    broker
+        .authorize(&caller.0, ResourceType::Cluster, "*", Operation::Describe)
+        .await?;
+    let state = broker.controller.state();
+    let brokers: Vec<_> = state
+        .brokers
+        .values()
+        .map(|b| json!({ "id": b.id, "http": b.http, "peer": b.peer, "rack": b.rack, "state": "up" }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "brokers": brokers,
+        "controller": broker.broker_id,
+        "topics": state.topics.len(),
+    })))
+}
+
+/// Capabilities that are specified but not built yet answer 501 with a pointer to the README.
+pub async fn not_implemented(request: HttpRequest) -> HttpResponse {
+    problem(
+        StatusCode::NOT_IMPLEMENTED,
+        "not-implemented",
+        format!(
+            "{} {} is not implemented yet; see the README's status section",
+            request.method(),
+            request.path()
+        ),
+    )
+}
+
+pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    problem(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        format!("no route for {} {}", request.method(), request.path()),
+    )
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(broker: State) -> HttpResponse {
+    let state = broker.controller.state();
+    let audit_ready = state
+        .topics
+        .get(crate::cluster::AUDIT_TOPIC)
+        .and_then(|topic| topic.partitions.first())
+        .and_then(|partition| broker.registry.get(partition.group))
+        .is_some_and(|handle| handle.status.borrow().is_leader);
+    if state.bootstrapped && audit_ready {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    } else {
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "the broker is still starting".into(),
+        )
+    }
+}
+
+pub async fn metrics(metrics: web::Data<Arc<Metrics>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.render())
+}

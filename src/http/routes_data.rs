@@ -1,0 +1,144 @@
+//! Routes for login, topics, produce and fetch.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::dto::*;
+use super::extract::{request_info, Authenticated};
+use super::metrics::Metrics;
+use crate::broker::{Broker, BrokerError, FetchRequest, ProduceRecord};
+use crate::cluster::TopicSpec;
+
+type State = web::Data<Arc<Broker>>;
+
+pub async fn token(
+    broker: State,
+    request: HttpRequest,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, BrokerError> {
+    let body = body.into_inner();
+    let issued = broker
+        .login(&body.username, &body.password, request_info(&request))
+        .await?;
+    let expires_in = issued
+        .expires_at_s
+        .saturating_sub(crate::cluster::now_ms() / 1000);
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in,
+    }))
+}
+
+pub async fn revoke(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
+    broker.revoke(&caller.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn whoami(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
+    let caller = caller.0;
+    let permissions = broker.permissions(&caller);
+    Ok(HttpResponse::Ok().json(WhoAmI {
+        principal: caller.principal.name,
+        superuser: caller.principal.superuser,
+        token_expires_at_s: caller.claims.exp,
+        permissions,
+    }))
+}
+
+pub async fn list_topics(
+    broker: State,
+    caller: Authenticated,
+) -> Result<HttpResponse, BrokerError> {
+    let topics = broker.list_topics(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(TopicList {
+        topics: topics.into_iter().map(TopicDto::from).collect(),
+    }))
+}
+
+pub async fn create_topic(
+    broker: State,
+    caller: Authenticated,
+    body: web::Json<CreateTopicRequest>,
+) -> Result<HttpResponse, BrokerError> {
+    let body = body.into_inner();
+    let limits = &broker.limits;
+    let spec = TopicSpec {
+        name: body.name,
+        partitions: body.partitions.unwrap_or(limits.default_partitions),
+        replication_factor: body.replication_factor.unwrap_or(1),
+        retention_ms: body.retention_ms.or(limits.default_retention_ms),
+        retention_bytes: body.retention_bytes.or(limits.default_retention_bytes),
+        internal: false,
+    };
+    let view = broker.create_topic(&caller.0, spec).await?;
+    Ok(HttpResponse::Created().json(TopicDto::from(view)))
+}
+
+pub async fn describe_topic(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, BrokerError> {
+    let view = broker.describe_topic(&caller.0, &path).await?;
+    Ok(HttpResponse::Ok().json(TopicDto::from(view)))
+}
+
+pub async fn delete_topic(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, BrokerError> {
+    broker.delete_topic(&caller.0, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn produce(
+    broker: State,
+    metrics: web::Data<Arc<Metrics>>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: web::Json<ProduceRequest>,
+) -> Result<HttpResponse, BrokerError> {
+    let mut records = Vec::with_capacity(body.records.len());
+    for (position, record) in body.into_inner().records.into_iter().enumerate() {
+        let (record, partition) = record
+            .into_record(position)
+            .map_err(BrokerError::BadRequest)?;
+        records.push(ProduceRecord { record, partition });
+    }
+    let offsets = broker.produce(&caller.0, &path, records).await?;
+    metrics.produced_records.inc_by(offsets.len() as u64);
+    Ok(HttpResponse::Ok().json(ProduceResponse {
+        offsets: offsets
+            .into_iter()
+            .map(|(partition, offset)| OffsetDto { partition, offset })
+            .collect(),
+    }))
+}
+
+pub async fn fetch(
+    broker: State,
+    metrics: web::Data<Arc<Metrics>>,
+    caller: Authenticated,
+    path: web::Path<(String, u32)>,
+    query: web::Query<FetchQuery>,
+) -> Result<HttpResponse, BrokerError> {
+    let (topic, partition) = path.into_inner();
+    let query = query.into_inner();
+    let request = FetchRequest {
+        offset: query.offset.unwrap_or(0),
+        max_messages: query.max_messages,
+        max_bytes: query.max_bytes,
+        wait_ms: query.wait_ms,
+    };
+    let fetched = broker.fetch(&caller.0, &topic, partition, request).await?;
+    metrics.fetched_records.inc_by(fetched.records.len() as u64);
+    Ok(HttpResponse::Ok().json(FetchResponse {
+        records: fetched.records.into_iter().map(RecordOut::from).collect(),
+        next_offset: fetched.next_offset,
+        high_watermark: fetched.high_watermark,
+        log_start_offset: fetched.log_start_offset,
+    }))
+}

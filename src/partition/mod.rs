@@ -1,0 +1,219 @@
+//! Partition replicas: one actix actor per Raft group replica on this broker.
+//!
+//! Owns the Ready loop (`replica`), the partition's applied state, produce and long-poll fetch
+//! (`machine`), record batch encoding (`batch`), committed-record reads (`read`) and the placement of
+//! replica actors on a small fixed set of arbiters (`Host`). Knows nothing about HTTP.
+
+pub mod batch;
+pub mod log_store;
+pub mod machine;
+pub mod read;
+pub mod replica;
+pub mod retention;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix::prelude::*;
+use tokio::sync::{oneshot, watch};
+
+use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
+use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
+use batch::PartitionCommand;
+pub use machine::{
+    AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce, SetRetention,
+};
+pub use replica::{
+    AckPolicy, Propose, Replica, ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop,
+};
+use retention::BatchInfo;
+
+/// Long polls parked per partition at once.
+pub const FETCH_WAITERS_MAX: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("raft log: {0}")]
+    Raft(#[from] crate::raft::StorageError),
+    #[error("group {0} has no state on disk")]
+    Missing(u64),
+    #[error("stored state of group {group} does not decode: {reason}")]
+    BadState { group: u64, reason: String },
+}
+
+/// A running replica and the view of its status.
+pub struct ReplicaHandle<M: StateMachine> {
+    pub group: GroupId,
+    pub addr: Addr<Replica<M>>,
+    pub status: watch::Receiver<ReplicaStatus>,
+}
+
+impl<M: StateMachine> Clone for ReplicaHandle<M> {
+    fn clone(&self) -> Self {
+        ReplicaHandle {
+            group: self.group,
+            addr: self.addr.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
+pub type PartitionHandle = ReplicaHandle<PartitionMachine>;
+
+/// Starts replica actors of this broker, spreading them over a fixed set of arbiters.
+pub struct Host {
+    pub store: Store,
+    pub writer: Writer,
+    pub settings: ReplicaSettings,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+}
+
+impl Host {
+    /// `arbiters_count` threads carry every replica (about one per core, never one per partition).
+    pub fn new(
+        store: Store,
+        writer: Writer,
+        settings: ReplicaSettings,
+        arbiters_count: usize,
+    ) -> Host {
+        let arbiters = (0..arbiters_count.max(1))
+            .map(|_| Arbiter::new().handle())
+            .collect();
+        Host {
+            store,
+            writer,
+            settings,
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.settings.node
+    }
+
+    /// Creates a group on disk with `voters` as its first membership, if it does not exist yet.
+    pub async fn ensure_group(&self, group: GroupId, voters: Vec<NodeId>) -> Result<(), HostError> {
+        if self.store.load_group(group)?.is_some() {
+            return Ok(());
+        }
+        let meta = SnapshotMeta {
+            conf_state: ConfState {
+                voters,
+                learners: vec![],
+            },
+            ..Default::default()
+        };
+        let batch = WriteBatch {
+            group,
+            create: Some(meta),
+            ..WriteBatch::default()
+        };
+        self.write(batch).await
+    }
+
+    /// Removes every stored row of a group (its replica must be stopped first).
+    pub async fn delete_group(&self, group: GroupId) -> Result<(), HostError> {
+        self.write(WriteBatch {
+            group,
+            delete_group: true,
+            ..WriteBatch::default()
+        })
+        .await
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<(), HostError> {
+        let (done, wait) = oneshot::channel();
+        self.writer.submit(
+            batch,
+            Box::new(move |result| {
+                let _ = done.send(result);
+            }),
+        )?;
+        wait.await.map_err(|_| StorageError::WriterStopped)??;
+        Ok(())
+    }
+
+    /// Recovers a stored group and starts its replica with `make_machine(applied_state)`.
+    pub fn start<M, F>(
+        &self,
+        group: GroupId,
+        make_machine: F,
+    ) -> Result<ReplicaHandle<M>, HostError>
+    where
+        M: StateMachine + Send,
+        F: FnOnce(&GroupRecovery) -> Result<M, String>,
+    {
+        let recovery = self
+            .store
+            .load_group(group)?
+            .ok_or(HostError::Missing(group.0))?;
+        let machine = make_machine(&recovery).map_err(|reason| HostError::BadState {
+            group: group.0,
+            reason,
+        })?;
+        let (replica, status) = Replica::new(
+            self.store.clone(),
+            self.writer.clone(),
+            group,
+            &recovery,
+            machine,
+            self.settings.clone(),
+        )?;
+        let position = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        let addr = Replica::start_in_arbiter(&self.arbiters[position], move |_| replica);
+        Ok(ReplicaHandle {
+            group,
+            addr,
+            status,
+        })
+    }
+
+    /// Starts a partition replica.
+    pub fn start_partition(&self, group: GroupId) -> Result<PartitionHandle, HostError> {
+        let store = self.store.clone();
+        self.start(group, move |recovery| {
+            let batches = stored_batches(&store, group, recovery).map_err(|e| e.to_string())?;
+            PartitionMachine::restore(&recovery.applied_state, FETCH_WAITERS_MAX, batches)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Entries read per call while listing stored batches at start-up.
+const RECOVERY_READ_BYTES: u64 = 4 << 20;
+
+/// The batches stored from the log start up to the applied index, for retention. Reads the log once
+/// at start-up.
+fn stored_batches(
+    store: &Store,
+    group: GroupId,
+    recovery: &GroupRecovery,
+) -> Result<VecDeque<BatchInfo>, StorageError> {
+    let mut batches = VecDeque::new();
+    let mut index = recovery.snapshot.meta.index.next();
+    let end = recovery.applied_index.next();
+    while index < end {
+        let entries = store.entries(group, index, end, RECOVERY_READ_BYTES)?;
+        let Some(last) = entries.last() else { break };
+        index = last.index.next();
+        for entry in entries {
+            let EntryPayload::Normal(data) = &entry.payload else {
+                continue;
+            };
+            if let Ok(PartitionCommand::Append(batch)) = batch::decode(data) {
+                batches.push_back(BatchInfo {
+                    base_offset: batch.base_offset,
+                    end_offset: batch.end_offset(),
+                    timestamp_ms: batch.timestamp_ms,
+                    bytes: data.len() as u64,
+                    index: entry.index,
+                });
+            }
+        }
+    }
+    Ok(batches)
+}

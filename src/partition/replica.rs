@@ -1,0 +1,513 @@
+//! `Replica<M>`: the actor that drives one Raft group's `RawNode` and executes every Ready in the
+//! contract order: persist (through the group-commit writer), send, apply, advance.
+//!
+//! The same actor runs partitions (`PartitionMachine`) and the controller (`cluster::MetadataMachine`):
+//! the replicated state machine is a type parameter. Proposals wait for the apply of their index and
+//! are answered with the machine's output, so a reply always means "committed on a majority and applied".
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::{oneshot, watch};
+
+use super::log_store::GroupLog;
+use crate::raft::{
+    Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex, LogStore, Message as RaftMessage,
+    NodeId, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, Term,
+};
+use crate::storage::{Compaction, GroupRecovery, Store, WriteBatch, Writer};
+
+/// A deterministic state machine replicated by a Raft group.
+pub trait StateMachine: Unpin + 'static {
+    /// What a proposal's caller receives once its entry is applied.
+    type Output: Send + 'static;
+    /// Applies one committed Normal entry. Must be deterministic: every replica computes the same.
+    fn apply(&mut self, index: LogIndex, data: &[u8]) -> Self::Output;
+    /// The state to store beside the applied index (same transaction), and in snapshots.
+    fn encode_state(&self) -> Vec<u8>;
+    /// Offset-index row for an entry's payload (record batches only).
+    fn offset_row(&self, _data: &[u8]) -> Option<u64> {
+        None
+    }
+    /// Called after a run of applies, e.g. to wake long polls or publish a state view.
+    fn after_apply(&mut self) {}
+    /// An applied index up to which entries may be compacted, and the offset below which offset
+    /// rows go with them (retention). Taken once.
+    fn take_compaction(&mut self) -> Option<(LogIndex, u64)> {
+        None
+    }
+}
+
+/// Why a proposal or request did not go through.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("this replica is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("the proposal was dropped by a leadership change; retry")]
+    ProposalDropped,
+    #[error("the group is busy with a membership change or transfer; retry")]
+    Busy,
+    #[error("the replica has stopped")]
+    Stopped,
+    #[error("too many proposals are waiting; retry later")]
+    Overloaded,
+}
+
+/// What every other part of the broker may know about a replica without asking it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub leader: Option<NodeId>,
+    pub term: Term,
+    pub is_leader: bool,
+    pub commit: LogIndex,
+    pub applied: LogIndex,
+}
+
+/// Settings a replica is started with.
+#[derive(Clone, Debug)]
+pub struct ReplicaSettings {
+    pub node: NodeId,
+    pub tick_ms: u64,
+    pub election_timeout_ticks: u32,
+    pub heartbeat_interval_ticks: u32,
+    /// Proposals waiting for their apply at once; more are refused with `Overloaded`.
+    pub pending_proposals_max: usize,
+    /// When a produce is acknowledged. Only tests that prove the crash checker change it.
+    pub ack: AckPolicy,
+    /// How often partition leaders check retention.
+    pub retention_check_ms: u64,
+}
+
+/// When a produce is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckPolicy {
+    /// After the batch is committed (fsynced on a majority) and applied: the product's promise.
+    AfterCommit,
+    /// Deliberately broken: as soon as the batch is proposed, before anything is durable. Exists
+    /// only so tests can show that the crash-safety checker catches a broker that acks too early.
+    BeforeCommitUnsafe,
+}
+
+type Reply<O> = oneshot::Sender<Result<O, ReplicaError>>;
+
+pub struct Replica<M: StateMachine> {
+    pub(super) node: RawNode<GroupLog>,
+    pub(super) machine: M,
+    group: GroupId,
+    writer: Writer,
+    settings: ReplicaSettings,
+    /// The Ready handed to the writer and not yet durable. Only one at a time.
+    in_flight: Option<Ready>,
+    proposals: BTreeMap<LogIndex, (Term, Reply<M::Output>)>,
+    applied: LogIndex,
+    /// The applied index and state have moved past what is on disk.
+    applied_dirty: bool,
+    /// The newest hard state not yet handed to the writer (commit-only changes wait for a write).
+    unwritten_hard_state: Option<crate::raft::HardState>,
+    status: watch::Sender<ReplicaStatus>,
+    /// Raft messages for other brokers; none exist for a single-broker group.
+    outbound: Option<Recipient<Outbound>>,
+}
+
+/// Raft messages leaving this broker, batched per Ready.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Outbound(pub Vec<RaftMessage>);
+
+/// A Raft message for this replica from a peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Inbound(pub RaftMessage);
+
+/// Propose an opaque command; answered after it is applied.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Propose<O: Send + 'static> {
+    pub data: Vec<u8>,
+    pub reply: oneshot::Sender<Result<O, ReplicaError>>,
+}
+
+/// The storage writer finished (or failed) the in-flight Ready.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Persisted;
+
+/// A compaction is durable: the log now starts after the snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Compacted(Snapshot);
+
+impl<M: StateMachine> Handler<Compacted> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, message: Compacted, _: &mut Context<Self>) {
+        self.node.store_mut().on_compacted(message.0);
+    }
+}
+
+/// Stop the replica (topic deleted or broker shutting down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl<M: StateMachine> Replica<M> {
+    /// Builds a replica from what storage recovered; `machine` was restored from the same recovery.
+    pub fn new(
+        store: Store,
+        writer: Writer,
+        group: GroupId,
+        recovery: &GroupRecovery,
+        machine: M,
+        settings: ReplicaSettings,
+    ) -> Result<(Replica<M>, watch::Receiver<ReplicaStatus>), crate::raft::StorageError> {
+        let log = GroupLog::new(store, group, recovery);
+        let mut config = RaftConfig::new(settings.node, group);
+        config.election_timeout_ticks = settings.election_timeout_ticks;
+        config.heartbeat_interval_ticks = settings.heartbeat_interval_ticks;
+        config.applied = recovery.applied_index;
+        config.seed = group.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ settings.node.0;
+        let node = RawNode::new(&config, log)?;
+        let (status, receiver) = watch::channel(ReplicaStatus::default());
+        let replica = Replica {
+            node,
+            machine,
+            group,
+            writer,
+            settings,
+            in_flight: None,
+            proposals: BTreeMap::new(),
+            applied: recovery.applied_index,
+            applied_dirty: false,
+            unwritten_hard_state: None,
+            status,
+            outbound: None,
+        };
+        Ok((replica, receiver))
+    }
+
+    pub fn with_outbound(mut self, outbound: Recipient<Outbound>) -> Self {
+        self.outbound = Some(outbound);
+        self
+    }
+
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    pub(super) fn ack_policy(&self) -> AckPolicy {
+        self.settings.ack
+    }
+
+    /// Proposes `data`; `reply` is answered when its index is applied, or at once on failure.
+    /// Returns whether the proposal was accepted.
+    pub(super) fn propose_with_reply(&mut self, data: Vec<u8>, reply: Reply<M::Output>) -> bool {
+        if self.proposals.len() >= self.settings.pending_proposals_max {
+            let _ = reply.send(Err(ReplicaError::Overloaded));
+            return false;
+        }
+        match self.node.propose(data) {
+            Ok(index) => {
+                let term = self.node.status().term;
+                self.proposals.insert(index, (term, reply));
+                true
+            }
+            Err(error) => {
+                let _ = reply.send(Err(self.map_propose_error(error)));
+                false
+            }
+        }
+    }
+
+    pub(super) fn map_propose_error(&self, error: ProposeError) -> ReplicaError {
+        match error {
+            ProposeError::NotLeader { leader_hint } => ReplicaError::NotLeader {
+                leader: leader_hint,
+            },
+            _ => ReplicaError::Busy,
+        }
+    }
+
+    /// Takes the next Ready if none is in flight, hands it to the writer or finishes it at once.
+    pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight.is_none() && self.node.has_ready() {
+            let ready = self.node.ready();
+            if let Some(hard_state) = ready.hard_state {
+                self.unwritten_hard_state = Some(hard_state);
+            }
+            // A commit-index-only change needs no fsync: it rides along with the next write.
+            let needs_write =
+                ready.must_sync || ready.snapshot.is_some() || !ready.entries.is_empty();
+            if !needs_write {
+                self.finish(ready);
+                continue;
+            }
+            let batch = self.write_batch(&ready);
+            self.applied_dirty = false;
+            self.unwritten_hard_state = None;
+            self.in_flight = Some(ready);
+            let address = ctx.address();
+            let submitted = self.writer.submit(
+                batch,
+                Box::new(move |result| {
+                    if let Err(error) = result {
+                        // The writer aborts the process on a failed commit; this is the last word.
+                        tracing::error!(%error, "storage write failed");
+                    }
+                    address.do_send(Persisted);
+                }),
+            );
+            if let Err(error) = submitted {
+                tracing::error!(%error, group = self.group.0, "storage writer is gone; stopping replica");
+                ctx.stop();
+                return;
+            }
+        }
+        if let Some((index, offset_below)) = self.machine.take_compaction() {
+            self.compact(index, offset_below, ctx);
+        }
+        self.publish_status();
+    }
+
+    /// Drops entries up to `index` (all applied) with a snapshot of the applied state in their place.
+    fn compact(&mut self, index: LogIndex, offset_below: u64, ctx: &mut Context<Self>) {
+        assert!(
+            index <= self.applied,
+            "compacting {index:?} beyond applied {:?}",
+            self.applied
+        );
+        let log = self.node.store();
+        if index < log.first_index() {
+            return;
+        }
+        let term = match log.term(index) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, group = self.group.0, "cannot compact: term unknown");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                conf_state: self.node.status().conf_state,
+            },
+            data: self.machine.encode_state(),
+        };
+        let batch = WriteBatch {
+            group: self.group,
+            compact: Some(Compaction {
+                snapshot: snapshot.clone(),
+                offset_below,
+            }),
+            applied: Some((self.applied, self.machine.encode_state())),
+            ..WriteBatch::default()
+        };
+        let address = ctx.address();
+        let submitted = self.writer.submit(
+            batch,
+            Box::new(move |result| {
+                if result.is_ok() {
+                    address.do_send(Compacted(snapshot));
+                }
+            }),
+        );
+        if let Err(error) = submitted {
+            tracing::error!(%error, "storage writer is gone");
+            ctx.stop();
+        }
+    }
+
+    fn write_batch(&self, ready: &Ready) -> WriteBatch {
+        let mut offset_rows = Vec::new();
+        for entry in &ready.entries {
+            if let EntryPayload::Normal(data) = &entry.payload {
+                if let Some(base) = self.machine.offset_row(data) {
+                    offset_rows.push((base, entry.index));
+                }
+            }
+        }
+        WriteBatch {
+            group: self.group,
+            snapshot: ready.snapshot.clone(),
+            hard_state: self.unwritten_hard_state,
+            entries: ready.entries.clone(),
+            offset_rows,
+            applied: self
+                .applied_dirty
+                .then(|| (self.applied, self.machine.encode_state())),
+            ..WriteBatch::default()
+        }
+    }
+
+    /// Steps after persistence: send, apply, update the log view, advance.
+    fn finish(&mut self, mut ready: Ready) {
+        let messages = std::mem::take(&mut ready.messages);
+        if !messages.is_empty() {
+            match &self.outbound {
+                Some(outbound) => outbound.do_send(Outbound(messages)),
+                None => tracing::debug!(count = messages.len(), "no peers: dropping raft messages"),
+            }
+        }
+        let committed = std::mem::take(&mut ready.committed_entries);
+        self.apply_entries(committed);
+        self.node.store_mut().on_persisted(
+            ready.snapshot.as_ref(),
+            ready.hard_state,
+            &ready.entries,
+        );
+        if let Some(snapshot) = &ready.snapshot {
+            self.applied = snapshot.meta.index;
+        }
+        self.node.advance(ready);
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        for entry in entries {
+            assert!(
+                entry.index > self.applied,
+                "group {:?}: entry {:?} applied twice (applied {:?})",
+                self.group,
+                entry.index,
+                self.applied
+            );
+            let waiting = self.proposals.remove(&entry.index);
+            match &entry.payload {
+                EntryPayload::Normal(data) => {
+                    let output = self.machine.apply(entry.index, data);
+                    if let Some((term, reply)) = waiting {
+                        let result = if term == entry.term {
+                            Ok(output)
+                        } else {
+                            Err(ReplicaError::ProposalDropped)
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+                EntryPayload::Noop | EntryPayload::ConfChange(_) => {
+                    if let Some((_, reply)) = waiting {
+                        let _ = reply.send(Err(ReplicaError::ProposalDropped));
+                    }
+                }
+            }
+            self.applied = entry.index;
+        }
+        // Proposals at or below the applied index that were not answered lost their slot.
+        let applied = self.applied;
+        while let Some(entry) = self.proposals.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            let (_, reply) = entry.remove();
+            let _ = reply.send(Err(ReplicaError::ProposalDropped));
+        }
+        self.applied_dirty = true;
+        self.machine.after_apply();
+    }
+
+    fn publish_status(&mut self) {
+        let status = self.node.status();
+        let is_leader = status.role == Role::Leader;
+        let next = ReplicaStatus {
+            leader: status.leader,
+            term: status.term,
+            is_leader,
+            commit: status.commit,
+            applied: self.applied,
+        };
+        self.status.send_if_modified(|current| {
+            if *current == next {
+                false
+            } else {
+                *current = next;
+                true
+            }
+        });
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.node.tick();
+        // Persist a lagging applied state when the group is otherwise idle.
+        let lagging = self.applied_dirty || self.unwritten_hard_state.is_some();
+        if lagging && self.in_flight.is_none() && !self.node.has_ready() {
+            let batch = WriteBatch {
+                group: self.group,
+                hard_state: self.unwritten_hard_state.take(),
+                applied: Some((self.applied, self.machine.encode_state())),
+                ..WriteBatch::default()
+            };
+            self.applied_dirty = false;
+            if let Err(error) = self.writer.submit(batch, Box::new(|_| {})) {
+                tracing::error!(%error, "storage writer is gone");
+                ctx.stop();
+            }
+        }
+        self.drive(ctx);
+    }
+}
+
+impl<M: StateMachine> Actor for Replica<M> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let status = self.node.status();
+        if status.conf_state.voters == [self.settings.node] && status.role != Role::Leader {
+            self.node.campaign();
+        }
+        ctx.run_interval(
+            Duration::from_millis(self.settings.tick_ms),
+            |replica, ctx| replica.tick(ctx),
+        );
+        self.drive(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
+            let _ = reply.send(Err(ReplicaError::Stopped));
+        }
+    }
+}
+
+/// Bound on queued messages per replica; senders wait (backpressure) past it.
+pub const MAILBOX_CAPACITY: usize = 4096;
+
+impl<M: StateMachine> Handler<Persisted> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, _: Persisted, ctx: &mut Context<Self>) {
+        let ready = self
+            .in_flight
+            .take()
+            .expect("a Persisted notice always follows a submitted Ready");
+        self.finish(ready);
+        self.drive(ctx);
+    }
+}
+
+impl<M: StateMachine> Handler<Inbound> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, message: Inbound, ctx: &mut Context<Self>) {
+        if let Err(error) = self.node.step(message.0) {
+            tracing::debug!(%error, group = self.group.0, "dropped raft message");
+        }
+        self.drive(ctx);
+    }
+}
+
+impl<M: StateMachine> Handler<Propose<M::Output>> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, message: Propose<M::Output>, ctx: &mut Context<Self>) {
+        self.propose_with_reply(message.data, message.reply);
+        self.drive(ctx);
+    }
+}
+
+impl<M: StateMachine> Handler<Stop> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,90 @@
+//! Messages exchanged between the replicas of one Raft group.
+//!
+//! Owns the wire shape (serde, postcard on the wire). Every message names its group, sender,
+//! recipient and the sender's term. Must not carry anything the receiver cannot check against
+//! its own log: indexes and terms only, never local state such as progress.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{Entry, GroupId, LogIndex, NodeId, Snapshot, Term};
+
+/// One Raft message. `term` is the sender's current term, except for pre-votes: a `PreVote`
+/// carries the term the sender would campaign in, and a granting `PreVoteResponse` echoes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub group: GroupId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: MessageBody,
+}
+
+/// What a message asks or answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    /// Would you vote for me in `term`? Changes no state on the receiver.
+    PreVote {
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    },
+    PreVoteResponse {
+        reject: bool,
+    },
+    /// Vote for me in `term`. `transfer` marks an election started by a leadership transfer,
+    /// which voters honour even while they still hear from the current leader.
+    Vote {
+        last_log_index: LogIndex,
+        last_log_term: Term,
+        transfer: bool,
+    },
+    VoteResponse {
+        reject: bool,
+    },
+    /// Entries following (`prev_log_index`, `prev_log_term`), plus the leader's commit index.
+    Append {
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    },
+    /// On success `index` is the last index known to match the leader's log. On rejection
+    /// `index` is the rejected `prev_log_index` and (`hint_index`, `hint_term`) is the last entry
+    /// of the follower's log at or below it whose term is not greater than `prev_log_term`,
+    /// so the leader can skip a whole conflicting term in one round trip.
+    AppendResponse {
+        reject: bool,
+        index: LogIndex,
+        hint_index: LogIndex,
+        hint_term: Term,
+    },
+    /// Small and separate from appends so it is never queued behind them. `commit` is capped at
+    /// what the follower is known to hold.
+    Heartbeat {
+        commit: LogIndex,
+    },
+    HeartbeatResponse,
+    /// The leader's latest snapshot, for a follower that needs compacted entries.
+    Snapshot {
+        snapshot: Snapshot,
+    },
+    /// Start an election now (leadership transfer).
+    TimeoutNow,
+}
+
+impl MessageBody {
+    /// Short name for traces and fault accounting.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageBody::PreVote { .. } => "PreVote",
+            MessageBody::PreVoteResponse { .. } => "PreVoteResponse",
+            MessageBody::Vote { .. } => "Vote",
+            MessageBody::VoteResponse { .. } => "VoteResponse",
+            MessageBody::Append { .. } => "Append",
+            MessageBody::AppendResponse { .. } => "AppendResponse",
+            MessageBody::Heartbeat { .. } => "Heartbeat",
+            MessageBody::HeartbeatResponse => "HeartbeatResponse",
+            MessageBody::Snapshot { .. } => "Snapshot",
+            MessageBody::TimeoutNow => "TimeoutNow",
+        }
+    }
+}

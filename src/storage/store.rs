@@ -1,0 +1,407 @@
+//! The broker's database handle and every read: recovery, log reads, term and offset lookups.
+//!
+//! Owns the redb `Database`. Reads run in their own read transactions (MVCC) and never wait
+//! for the writer thread. Must not: write outside the writer thread (except creating the
+//! tables when the file is opened).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
+
+use super::codec;
+use super::rows;
+use super::tables::{APPLIED, ENTRIES, HARD_STATE, OFFSETS, SNAPSHOT_DATA, SNAPSHOT_META};
+use super::writer::{self, Writer, WriterConfig};
+use super::{GroupRecovery, StorageError};
+use crate::raft::{Entry, GroupId, LogIndex, Snapshot, Term};
+
+/// A shared handle to the broker database. Cheap to clone; all clones share one file.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    database: Database,
+    writer_started: AtomicBool,
+}
+
+impl Store {
+    /// Opens (or creates) the database file at `path` and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
+        let database = Database::create(path)?;
+        let mut transaction = database.begin_write()?;
+        transaction.set_durability(Durability::Immediate)?;
+        {
+            transaction.open_table(ENTRIES)?;
+            transaction.open_table(SNAPSHOT_META)?;
+            transaction.open_table(SNAPSHOT_DATA)?;
+            transaction.open_table(HARD_STATE)?;
+            transaction.open_table(APPLIED)?;
+            transaction.open_table(OFFSETS)?;
+        }
+        transaction.commit()?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                database,
+                writer_started: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Spawns the writer thread. There is exactly one per store: a second call is a bug.
+    pub fn start_writer(&self, config: WriterConfig) -> Writer {
+        let already = self.shared.writer_started.swap(true, Ordering::SeqCst);
+        assert!(!already, "start_writer called twice on one store");
+        writer::spawn(self.clone(), config)
+    }
+
+    pub(crate) fn database(&self) -> &Database {
+        &self.shared.database
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StorageError> {
+        Ok(self.shared.database.begin_read()?)
+    }
+
+    /// Every group with state on disk, in increasing id order.
+    pub fn groups(&self) -> Result<Vec<GroupId>, StorageError> {
+        let transaction = self.read()?;
+        let table = transaction.open_table(SNAPSHOT_META)?;
+        let mut groups = Vec::new();
+        for row in table.iter()? {
+            let (key, _) = row?;
+            groups.push(GroupId(key.value()));
+        }
+        Ok(groups)
+    }
+
+    /// Everything needed to restart `group`, or `None` if it has no state on disk.
+    pub fn load_group(&self, group: GroupId) -> Result<Option<GroupRecovery>, StorageError> {
+        let transaction = self.read()?;
+        let Some(meta) = rows::snapshot_meta(&transaction.open_table(SNAPSHOT_META)?, group)?
+        else {
+            return Ok(None);
+        };
+        let data = rows::snapshot_data(&transaction.open_table(SNAPSHOT_DATA)?, group)?
+            .unwrap_or_default();
+        let hard_state =
+            rows::hard_state(&transaction.open_table(HARD_STATE)?, group)?.unwrap_or_default();
+        let applied = rows::applied(&transaction.open_table(APPLIED)?, group)?;
+        let (last_index, last_term) = rows::last_entry(&transaction.open_table(ENTRIES)?, group)?
+            .unwrap_or((meta.index, meta.term));
+        let (applied_index, applied_state) = match applied {
+            Some(record) => (record.index, record.state),
+            None => (meta.index, data.clone()),
+        };
+        Ok(Some(GroupRecovery {
+            hard_state,
+            snapshot: Snapshot { meta, data },
+            last_index,
+            last_term,
+            applied_index,
+            applied_state,
+        }))
+    }
+
+    /// Entries in `[low, high_exclusive)`, stopping before the total size would pass
+    /// `bytes_max`, but always at least one entry if any is in range. Empty when `low` is past
+    /// the last entry. `Compacted` when `low` is at or below the snapshot index.
+    pub fn entries(
+        &self,
+        group: GroupId,
+        low: LogIndex,
+        high_exclusive: LogIndex,
+        bytes_max: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        assert!(
+            low <= high_exclusive,
+            "group {group:?}: range {low:?}..{high_exclusive:?}"
+        );
+        let transaction = self.read()?;
+        let table = transaction.open_table(ENTRIES)?;
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut bytes = 0u64;
+        for row in table.range((group.0, low.0)..(group.0, high_exclusive.0))? {
+            let (key, value) = row?;
+            let index = LogIndex(key.value().1);
+            let expected = entries.last().map_or(low, |last| last.index.next());
+            if index != expected {
+                if entries.is_empty() {
+                    return Err(self.missing_start(&transaction, group, low)?);
+                }
+                return Err(StorageError::Corrupt {
+                    group,
+                    index: expected,
+                    reason: format!("log gap: next stored entry is {index:?}"),
+                });
+            }
+            let entry = codec::open_entry(group, index, value.value())?;
+            bytes += entry.size_bytes();
+            if !entries.is_empty() && bytes > bytes_max {
+                break;
+            }
+            entries.push(entry);
+        }
+        if entries.is_empty() && low < high_exclusive {
+            if let Some(error) = self.compacted(&transaction, group, low)? {
+                return Err(error);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// `Compacted` when `low` is covered by the snapshot.
+    fn compacted(
+        &self,
+        transaction: &ReadTransaction,
+        group: GroupId,
+        low: LogIndex,
+    ) -> Result<Option<StorageError>, StorageError> {
+        let meta = rows::snapshot_meta(&transaction.open_table(SNAPSHOT_META)?, group)?;
+        Ok(meta
+            .filter(|meta| low <= meta.index)
+            .map(|meta| StorageError::Compacted {
+                group,
+                index: low,
+                snapshot_index: meta.index,
+            }))
+    }
+
+    /// The error for a range whose first stored entry is past `low`.
+    fn missing_start(
+        &self,
+        transaction: &ReadTransaction,
+        group: GroupId,
+        low: LogIndex,
+    ) -> Result<StorageError, StorageError> {
+        Ok(self
+            .compacted(transaction, group, low)?
+            .unwrap_or(StorageError::Corrupt {
+                group,
+                index: low,
+                reason: "entry missing inside the log".to_string(),
+            }))
+    }
+
+    /// Term of the entry at `index`: from the log, or from the snapshot metadata when `index`
+    /// is the snapshot index. `None` when compacted away or past the last entry.
+    pub fn term(&self, group: GroupId, index: LogIndex) -> Result<Option<Term>, StorageError> {
+        let transaction = self.read()?;
+        if let Some(term) = rows::entry_term(&transaction.open_table(ENTRIES)?, group, index)? {
+            return Ok(Some(term));
+        }
+        let meta = rows::snapshot_meta(&transaction.open_table(SNAPSHOT_META)?, group)?;
+        Ok(meta
+            .filter(|meta| meta.index == index)
+            .map(|meta| meta.term))
+    }
+
+    /// The offset row with the greatest base offset at or below `offset`:
+    /// `(base offset, log index of the entry holding that batch)`.
+    pub fn offset_floor(
+        &self,
+        group: GroupId,
+        offset: u64,
+    ) -> Result<Option<(u64, LogIndex)>, StorageError> {
+        let transaction = self.read()?;
+        let table = transaction.open_table(OFFSETS)?;
+        let mut range = table.range((group.0, 0)..=(group.0, offset))?;
+        match range.next_back() {
+            None => Ok(None),
+            Some(row) => {
+                let (key, value) = row?;
+                Ok(Some((key.value().1, LogIndex(value.value()))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{ConfState, EntryPayload, HardState, NodeId, SnapshotMeta};
+    use crate::storage::{StorageError, WriteBatch};
+    use redb::ReadableTable;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    const GROUP: GroupId = GroupId(9);
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            term: Term(2),
+            index: LogIndex(index),
+            payload: EntryPayload::Normal(vec![index as u8; 64]),
+        }
+    }
+
+    /// A store holding group 9 with entries 1..=3 and a hard state; the writer is stopped.
+    fn store_with_log(dir: &tempfile::TempDir) -> Store {
+        let store = Store::open(&dir.path().join("broker.redb")).unwrap();
+        let writer = store.start_writer(WriterConfig::default());
+        let mut batch = WriteBatch::new(GROUP);
+        batch.create = Some(SnapshotMeta {
+            conf_state: ConfState {
+                voters: vec![NodeId(1)],
+                learners: vec![],
+            },
+            ..SnapshotMeta::default()
+        });
+        batch.entries = (1..=3).map(entry).collect();
+        batch.hard_state = Some(HardState {
+            term: Term(2),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(3),
+        });
+        let (sender, receiver) = mpsc::channel();
+        writer
+            .submit(batch, Box::new(move |result| sender.send(result).unwrap()))
+            .unwrap();
+        receiver
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        writer.shutdown();
+        store
+    }
+
+    /// Rewrites one raw value of a table, bypassing the codec.
+    fn rewrite_entry(store: &Store, key: (u64, u64), change: impl FnOnce(&mut Vec<u8>)) {
+        let transaction = store.database().begin_write().unwrap();
+        {
+            let mut table = transaction.open_table(ENTRIES).unwrap();
+            let mut value = table.get(key).unwrap().unwrap().value().to_vec();
+            change(&mut value);
+            table.insert(key, value.as_slice()).unwrap();
+        }
+        transaction.commit().unwrap();
+    }
+
+    fn assert_corrupt_at(result: Result<impl std::fmt::Debug, StorageError>, at: LogIndex) {
+        match result {
+            Err(StorageError::Corrupt { group, index, .. }) => {
+                assert_eq!((group, index), (GROUP, at));
+            }
+            other => panic!("expected Corrupt at {at:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_stored_entry_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_log(&dir);
+        assert_eq!(
+            store
+                .entries(GROUP, LogIndex(1), LogIndex(4), u64::MAX)
+                .unwrap()
+                .len(),
+            3
+        );
+        rewrite_entry(&store, (GROUP.0, 2), |value| {
+            let middle = value.len() / 2;
+            value[middle] ^= 0x40;
+        });
+        assert_corrupt_at(
+            store.entries(GROUP, LogIndex(1), LogIndex(4), u64::MAX),
+            LogIndex(2),
+        );
+        assert_corrupt_at(store.term(GROUP, LogIndex(2)), LogIndex(2));
+        // Entries around the damaged one still read.
+        assert_eq!(
+            store
+                .entries(GROUP, LogIndex(1), LogIndex(2), u64::MAX)
+                .unwrap(),
+            vec![entry(1)]
+        );
+        assert_eq!(store.term(GROUP, LogIndex(3)).unwrap(), Some(Term(2)));
+    }
+
+    #[test]
+    fn an_entry_copied_under_another_key_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_log(&dir);
+        let transaction = store.database().begin_write().unwrap();
+        {
+            let mut table = transaction.open_table(ENTRIES).unwrap();
+            let first = table.get((GROUP.0, 1)).unwrap().unwrap().value().to_vec();
+            table.insert((GROUP.0, 3), first.as_slice()).unwrap();
+        }
+        transaction.commit().unwrap();
+        assert_corrupt_at(
+            store.entries(GROUP, LogIndex(3), LogIndex(4), u64::MAX),
+            LogIndex(3),
+        );
+        assert_corrupt_at(store.load_group(GROUP), LogIndex(3));
+    }
+
+    #[test]
+    fn a_hole_inside_the_log_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_log(&dir);
+        let transaction = store.database().begin_write().unwrap();
+        transaction
+            .open_table(ENTRIES)
+            .unwrap()
+            .remove((GROUP.0, 2))
+            .unwrap();
+        transaction.commit().unwrap();
+        assert_corrupt_at(
+            store.entries(GROUP, LogIndex(1), LogIndex(4), u64::MAX),
+            LogIndex(2),
+        );
+        assert_corrupt_at(
+            store.entries(GROUP, LogIndex(2), LogIndex(4), u64::MAX),
+            LogIndex(2),
+        );
+    }
+
+    #[test]
+    fn a_damaged_hard_state_fails_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_log(&dir);
+        assert!(store.load_group(GROUP).unwrap().is_some());
+        let transaction = store.database().begin_write().unwrap();
+        {
+            let mut table = transaction.open_table(HARD_STATE).unwrap();
+            let mut value = table.get(GROUP.0).unwrap().unwrap().value().to_vec();
+            let last = value.len() - 1;
+            value[last] ^= 0x01;
+            table.insert(GROUP.0, value.as_slice()).unwrap();
+        }
+        transaction.commit().unwrap();
+        assert_corrupt_at(store.load_group(GROUP), LogIndex(0));
+    }
+
+    #[test]
+    fn reads_proceed_while_a_write_transaction_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_log(&dir);
+        // Holding the single write transaction on this thread: a read that waited for the
+        // writer would never return.
+        let transaction = store.database().begin_write().unwrap();
+        transaction
+            .open_table(ENTRIES)
+            .unwrap()
+            .remove((GROUP.0, 3))
+            .unwrap();
+        assert_eq!(
+            store
+                .entries(GROUP, LogIndex(1), LogIndex(4), u64::MAX)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            store.load_group(GROUP).unwrap().unwrap().last_index,
+            LogIndex(3)
+        );
+        transaction.commit().unwrap();
+        assert_eq!(
+            store.load_group(GROUP).unwrap().unwrap().last_index,
+            LogIndex(2)
+        );
+    }
+}

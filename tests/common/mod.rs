@@ -1,0 +1,188 @@
+//! Test harness: real broker processes (the `palisade` binary) on verified-free loopback ports, with
+//! generated certificates, real redb files in a temporary directory and real HTTPS.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use palisade::client::Client;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+const READY_WAIT: Duration = Duration::from_secs(60);
+
+pub struct BrokerProcess {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub ca: PathBuf,
+    config: PathBuf,
+    extra_env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+/// A port nothing listens on right now (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+impl BrokerProcess {
+    /// Starts one broker and waits until it is ready.
+    pub async fn start() -> BrokerProcess {
+        BrokerProcess::start_with(&[], "").await
+    }
+
+    /// Starts one broker with extra environment variables and extra config text appended.
+    pub async fn start_with(env: &[(&str, &str)], extra_config: &str) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs =
+            palisade::transport::certs::init(&dir.path().join("certs"), &[1]).expect("certs");
+        let broker_cert = certs.broker(1).expect("broker cert").clone();
+        let port = free_port();
+        let config = dir.path().join("broker.toml");
+        let text = format!(
+            "[broker]\nid = 1\ndata_dir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\ntls = true\ncert = \"{}\"\nkey = \"{}\"\n{extra_config}\n",
+            dir.path().join("data").display(),
+            broker_cert.cert.display(),
+            broker_cert.key.display(),
+        );
+        std::fs::write(&config, text).expect("write config");
+        let mut broker = BrokerProcess {
+            url: format!("https://127.0.0.1:{port}"),
+            ca: certs.ca.cert.clone(),
+            config,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+            dir,
+        };
+        broker.spawn();
+        broker.wait_ready().await;
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_palisade"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .env("PALISADE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
+        }
+        self.child = Some(command.spawn().expect("spawn broker"));
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    /// Polls `/readyz` until it answers 200, failing the test after a deadline.
+    pub async fn wait_ready(&mut self) {
+        let client = self.client();
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        loop {
+            if client.ready().await.is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().expect("try_wait"))
+            {
+                panic!(
+                    "broker exited during start-up ({status}); log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "broker not ready in time; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs, unflushed state is lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("broker is running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        child.wait().expect("wait for broker")
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, Some(&self.ca)).expect("client")
+    }
+
+    /// A client logged in as the bootstrap admin.
+    pub async fn admin(&self) -> Client {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Client {
+        let client = self.client();
+        let token = client
+            .login(user, password)
+            .await
+            .expect("login")
+            .access_token;
+        client.with_token(token)
+    }
+
+    pub fn ca_path(&self) -> &Path {
+        &self.ca
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A raw HTTPS client for requests the typed client cannot express (malformed bodies, odd headers).
+pub fn raw_client(ca: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).expect("read CA");
+    let certificate = reqwest::Certificate::from_pem(&pem).expect("CA pem");
+    reqwest::Client::builder()
+        .tls_certs_only([certificate])
+        .build()
+        .expect("reqwest client")
+}

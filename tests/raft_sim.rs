@@ -1,0 +1,564 @@
+//! Deterministic simulation of Raft groups under faults, checking safety after every step and
+//! liveness once the faults heal. `PALISADE_SIM_SEEDS=<n>` sets the seed budget,
+//! `PALISADE_SIM_SEED=<n>` replays one seed.
+
+mod raft_common;
+
+use std::collections::{BTreeMap, HashSet};
+
+use palisade::raft::{
+    Canary, ConfChange, ConfState, Config, GroupId, LogIndex, LogStore, Message, NodeId,
+    ProposeError, Role, Term,
+};
+use raft_common::checker::Checker;
+use raft_common::Replica;
+
+const STEPS_PER_SEED: u64 = 2_000;
+const NETWORK_MESSAGES_MAX: usize = 400;
+const DEFAULT_SEEDS: u64 = 1_000;
+
+/// Replica ids are 1..=n, stored in order.
+fn index_of(id: NodeId) -> usize {
+    (id.0 - 1) as usize
+}
+
+struct SimRng(u64);
+
+impl SimRng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut mixed = self.0;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        mixed ^ (mixed >> 31)
+    }
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound.max(1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
+        (!items.is_empty()).then(|| items[self.below(items.len() as u64) as usize])
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    seeds: u64,
+    steps: u64,
+    faults: BTreeMap<&'static str, u64>,
+    proposals_committed: u64,
+    checks: u64,
+}
+
+struct InFlight {
+    deliver_at: u64,
+    message: Message,
+}
+
+struct Sim {
+    rng: SimRng,
+    replicas: Vec<Replica>,
+    network: Vec<InFlight>,
+    cut: HashSet<(NodeId, NodeId)>,
+    checker: Checker,
+    step: u64,
+    faults: BTreeMap<&'static str, u64>,
+}
+
+impl Sim {
+    fn new(seed: u64, canary: Option<Canary>) -> Sim {
+        let mut rng = SimRng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5151);
+        let voter_count = if rng.chance(50) { 3 } else { 5 };
+        let voters: Vec<NodeId> = (1..=voter_count).map(NodeId).collect();
+        let learners: Vec<NodeId> = if rng.chance(50) {
+            vec![NodeId(voter_count + 1)]
+        } else {
+            vec![]
+        };
+        let election_timeout_ticks = 4 + rng.below(7) as u32;
+        let heartbeat_interval_ticks = 1 + rng.below(2) as u32;
+        let append_bytes_max = [48, 128, 1024 * 1024][rng.below(3) as usize];
+        let inflight_appends_max = 1 + rng.below(8) as usize;
+        let pre_vote = rng.chance(85);
+        let check_quorum = rng.chance(85);
+        let replicas = (1..=voter_count + 2)
+            .map(|id| {
+                let mut config = Config::new(NodeId(id), GroupId(7));
+                config.election_timeout_ticks = election_timeout_ticks;
+                config.heartbeat_interval_ticks = heartbeat_interval_ticks;
+                config.append_bytes_max = append_bytes_max;
+                config.inflight_appends_max = inflight_appends_max;
+                config.pre_vote = pre_vote;
+                config.check_quorum = check_quorum;
+                config.seed = seed;
+                config.canary = canary;
+                let member = voters.contains(&NodeId(id)) || learners.contains(&NodeId(id));
+                let conf = if member {
+                    ConfState {
+                        voters: voters.clone(),
+                        learners: learners.clone(),
+                    }
+                } else {
+                    ConfState::default()
+                };
+                Replica::new(config, conf)
+            })
+            .collect();
+        Sim {
+            rng,
+            replicas,
+            network: Vec::new(),
+            cut: HashSet::new(),
+            checker: Checker::default(),
+            step: 0,
+            faults: BTreeMap::new(),
+        }
+    }
+
+    fn fault(&mut self, kind: &'static str) {
+        *self.faults.entry(kind).or_default() += 1;
+    }
+
+    fn up_ids(&self) -> Vec<NodeId> {
+        self.replicas
+            .iter()
+            .filter(|r| r.is_up())
+            .map(|r| r.id)
+            .collect()
+    }
+
+    fn leaders(&self) -> Vec<NodeId> {
+        self.replicas
+            .iter()
+            .filter(|r| r.is_up() && r.node().status().role == Role::Leader)
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// Executes every pending Ready, observing each, and queues the messages.
+    fn process_all(&mut self) {
+        for position in 0..self.replicas.len() {
+            while let Some(processed) = self.replicas[position].process_ready() {
+                if trace_enabled() {
+                    let status = self.replicas[position].node().status();
+                    println!(
+                        "{} ready {:?} {:?} t{} commit={} last={} entries={:?} committed={} snapshot={:?} conf={:?}/{:?} progress={:?}",
+                        self.step, status.id, status.role, status.term.0, status.commit.0, status.last_index.0,
+                        processed.entries.iter().map(|e| (e.index.0, e.term.0)).collect::<Vec<_>>(),
+                        processed.committed.len(), processed.snapshot.as_ref().map(|s| s.meta.index.0),
+                        status.conf_state.voters, status.conf_state.learners, status.progress
+                    );
+                }
+                self.checker.on_ready(&self.replicas[position], &processed);
+                for message in processed.messages {
+                    let mut deliver_at = self.step;
+                    if self.rng.chance(5) {
+                        deliver_at += 1 + self.rng.below(40);
+                        self.fault("delay");
+                    }
+                    self.network.push(InFlight {
+                        deliver_at,
+                        message,
+                    });
+                }
+            }
+        }
+        if self.network.len() > NETWORK_MESSAGES_MAX {
+            let excess = self.network.len() - NETWORK_MESSAGES_MAX;
+            self.network.drain(..excess);
+            *self.faults.entry("drop_overflow").or_default() += excess as u64;
+        }
+    }
+
+    fn check_all(&mut self) {
+        for position in 0..self.replicas.len() {
+            self.checker
+                .check_replica(&self.replicas[position], &self.replicas);
+        }
+    }
+
+    fn deliver(&mut self, reorder: bool) {
+        let eligible: Vec<usize> = (0..self.network.len())
+            .filter(|position| self.network[*position].deliver_at <= self.step)
+            .collect();
+        let position = if reorder {
+            self.rng.pick(&eligible)
+        } else {
+            eligible.first().copied()
+        };
+        let Some(position) = position else {
+            return;
+        };
+        if reorder {
+            self.fault("reorder");
+        }
+        let message = self.network.remove(position).message;
+        if trace_enabled() {
+            println!(
+                "{} deliver {:?}->{:?} t{} {:?}",
+                self.step, message.from, message.to, message.term.0, message.body
+            );
+        }
+        if self.cut.contains(&(message.from, message.to)) {
+            self.fault("drop_partitioned");
+            return;
+        }
+        let target = index_of(message.to);
+        match self.replicas[target].try_node_mut() {
+            Some(node) => node
+                .step(message)
+                .expect("simulator routes by group and recipient"),
+            None => self.fault("drop_node_down"),
+        }
+    }
+}
+
+impl Sim {
+    fn propose(&mut self) {
+        let Some(leader) = self.rng.pick(&self.leaders()) else {
+            return;
+        };
+        let payload = format!("s{}", self.step).into_bytes();
+        let position = index_of(leader);
+        let _ = self.replicas[position].node_mut().propose(payload);
+    }
+
+    fn conf_change(&mut self) {
+        let Some(leader) = self.rng.pick(&self.leaders()) else {
+            return;
+        };
+        let position = index_of(leader);
+        let status = self.replicas[position].node().status();
+        let conf = status.conf_state;
+        let all: Vec<NodeId> = self.replicas.iter().map(|r| r.id).collect();
+        let strangers: Vec<NodeId> = all
+            .iter()
+            .copied()
+            .filter(|id| !conf.contains(*id))
+            .collect();
+        let mut removable: Vec<NodeId> = conf.learners.clone();
+        if conf.voters.len() > 3 {
+            removable.extend(conf.voters.iter().copied());
+        }
+        let change = match self.rng.below(3) {
+            0 => self.rng.pick(&strangers).map(ConfChange::AddLearner),
+            1 => self
+                .rng
+                .pick(&conf.learners)
+                .map(ConfChange::PromoteLearner),
+            _ => self.rng.pick(&removable).map(ConfChange::RemoveNode),
+        };
+        let Some(change) = change else {
+            return;
+        };
+        match self.replicas[position]
+            .node_mut()
+            .propose_conf_change(change)
+        {
+            Ok(index) => {
+                self.checker.on_conf_proposed(leader, status.term, index);
+                self.fault("conf_change");
+            }
+            Err(ProposeError::ConfChangePending | ProposeError::NoCommitInTerm) => {}
+            Err(ProposeError::TransferInProgress) => {}
+            Err(error) => panic!("unexpected refusal of {change:?}: {error}"),
+        }
+    }
+
+    fn transfer(&mut self) {
+        let Some(leader) = self.rng.pick(&self.leaders()) else {
+            return;
+        };
+        let position = index_of(leader);
+        let voters = self.replicas[position].node().status().conf_state.voters;
+        let others: Vec<NodeId> = voters.into_iter().filter(|id| *id != leader).collect();
+        if let Some(target) = self.rng.pick(&others) {
+            if self.replicas[position]
+                .node_mut()
+                .transfer_leader(target)
+                .is_ok()
+            {
+                self.fault("transfer_leader");
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        let Some(id) = self.rng.pick(&self.up_ids()) else {
+            return;
+        };
+        let node = self.replicas[index_of(id)].node_mut();
+        let applied = node.status().applied;
+        if applied >= node.store().first_index() {
+            let data = applied.0.to_le_bytes().to_vec();
+            if node.store_mut().compact(applied, data).is_ok() {
+                self.fault("compaction");
+            }
+        }
+    }
+
+    fn partition(&mut self, symmetric: bool) {
+        let ids: Vec<NodeId> = self.replicas.iter().map(|r| r.id).collect();
+        if symmetric {
+            let isolated: Vec<NodeId> = ids
+                .iter()
+                .copied()
+                .filter(|_| self.rng.chance(35))
+                .collect();
+            for inside in &isolated {
+                for outside in ids.iter().filter(|id| !isolated.contains(id)) {
+                    self.cut.insert((*inside, *outside));
+                    self.cut.insert((*outside, *inside));
+                }
+            }
+            self.fault("partition_symmetric");
+        } else if let (Some(from), Some(to)) = (self.rng.pick(&ids), self.rng.pick(&ids)) {
+            self.cut.insert((from, to));
+            self.fault("partition_asymmetric");
+        }
+    }
+
+    fn crash_or_restart(&mut self, crash: bool) {
+        let down: Vec<NodeId> = self
+            .replicas
+            .iter()
+            .filter(|r| !r.is_up())
+            .map(|r| r.id)
+            .collect();
+        if crash {
+            if let Some(id) = self.rng.pick(&self.up_ids()) {
+                self.replicas[index_of(id)].crash();
+                self.fault("crash");
+            }
+        } else if let Some(id) = self.rng.pick(&down) {
+            let position = index_of(id);
+            let applied = self.replicas[position].restart();
+            self.checker.on_restart(id, applied);
+            self.fault("restart");
+        }
+    }
+
+    fn act(&mut self) {
+        let roll = self.rng.below(1000);
+        match roll {
+            0..=449 => self.deliver(false),
+            450..=699 => {
+                if let Some(id) = self.rng.pick(&self.up_ids()) {
+                    self.replicas[index_of(id)].node_mut().tick();
+                }
+            }
+            700..=819 => self.propose(),
+            820..=849 => self.deliver(true),
+            850..=869 => {
+                if !self.network.is_empty() {
+                    let position = self.rng.below(self.network.len() as u64) as usize;
+                    self.network.remove(position);
+                    self.fault("drop");
+                }
+            }
+            870..=889 => {
+                if let Some(position) = self.rng.pick(&(0..self.network.len()).collect::<Vec<_>>())
+                {
+                    let copy = InFlight {
+                        deliver_at: self.step,
+                        message: self.network[position].message.clone(),
+                    };
+                    self.network.push(copy);
+                    self.fault("duplicate");
+                }
+            }
+            890..=897 => self.partition(true),
+            898..=905 => self.partition(false),
+            906..=925 => {
+                if !self.cut.is_empty() {
+                    self.cut.clear();
+                    self.fault("heal");
+                }
+            }
+            926..=935 => self.crash_or_restart(true),
+            936..=955 => self.crash_or_restart(false),
+            956..=975 => self.conf_change(),
+            976..=985 => self.transfer(),
+            _ => self.compact(),
+        }
+    }
+
+    /// Heals everything and requires a leader that commits a new proposal within a bound.
+    fn check_liveness(&mut self, rounds_max: u64) -> Result<u64, String> {
+        self.cut.clear();
+        for position in 0..self.replicas.len() {
+            if !self.replicas[position].is_up() {
+                let id = self.replicas[position].id;
+                let applied = self.replicas[position].restart();
+                self.checker.on_restart(id, applied);
+            }
+        }
+        let mut proposal: Option<(NodeId, Term, LogIndex)> = None;
+        for round in 0..rounds_max {
+            self.step += 1;
+            for replica in &mut self.replicas {
+                replica.node_mut().tick();
+            }
+            for _ in 0..10_000 {
+                self.process_all();
+                if self.network.is_empty() {
+                    break;
+                }
+                self.step += 40;
+                while !self.network.is_empty() {
+                    self.deliver(false);
+                }
+            }
+            self.check_all();
+            if !self.checker.violations.is_empty() {
+                return Err("safety violation while healing".to_string());
+            }
+            if let Some((leader, term, index)) = proposal {
+                let status = self.replicas[index_of(leader)].node().status();
+                if status.term == term && status.commit >= index {
+                    return Ok(round);
+                }
+                if status.term != term || status.role != Role::Leader {
+                    proposal = None;
+                }
+            }
+            if proposal.is_none() {
+                if let Some(leader) = self.leaders().first().copied() {
+                    let node = self.replicas[index_of(leader)].node_mut();
+                    if let Ok(index) = node.propose(b"liveness".to_vec()) {
+                        proposal = Some((leader, node.status().term, index));
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "no proposal committed within {rounds_max} rounds after healing"
+        ))
+    }
+}
+
+/// Runs one seed; returns the first violation, if any.
+fn run_seed(
+    seed: u64,
+    steps: u64,
+    canary: Option<Canary>,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let mut sim = Sim::new(seed, canary);
+    for _ in 0..steps {
+        sim.step += 1;
+        sim.act();
+        sim.process_all();
+        sim.check_all();
+        if let Some(violation) = sim.checker.violations.first() {
+            return Err(format!("step {}: {violation}", sim.step));
+        }
+    }
+    let election_timeout = u64::from(sim.replicas[0].config.election_timeout_ticks);
+    let outcome = sim.check_liveness(40 * election_timeout);
+    stats.seeds += 1;
+    stats.steps += steps;
+    stats.checks += sim.checker.checks;
+    stats.proposals_committed += sim.checker.max_committed().map_or(0, |(index, _)| index.0);
+    for (kind, count) in sim.faults {
+        *stats.faults.entry(kind).or_default() += count;
+    }
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(error) => Err(sim.checker.violations.first().cloned().unwrap_or(error)),
+    }
+}
+
+fn trace_enabled() -> bool {
+    std::env::var("PALISADE_SIM_TRACE").is_ok()
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+}
+
+#[test]
+fn simulation_keeps_every_invariant() {
+    let seeds: Vec<u64> = match env_u64("PALISADE_SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (0..env_u64("PALISADE_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
+    };
+    let mut stats = Stats::default();
+    let started = std::time::Instant::now();
+    for seed in seeds {
+        if let Err(violation) = run_seed(seed, STEPS_PER_SEED, None, &mut stats) {
+            panic!(
+                "seed {seed}: {violation}\nreplay: PALISADE_SIM_SEED={seed} cargo test --test raft_sim simulation_keeps_every_invariant -- --nocapture"
+            );
+        }
+    }
+    let faults: Vec<String> = stats
+        .faults
+        .iter()
+        .map(|(kind, count)| format!("{kind}={count}"))
+        .collect();
+    println!(
+        "raft sim: seeds={} steps={} faults[{}] entries_committed={} invariant_checks={} violations=0 elapsed_s={:.1}",
+        stats.seeds,
+        stats.steps,
+        faults.join(" "),
+        stats.proposals_committed,
+        stats.checks,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Runs seeds with a planted bug until the simulator reports a violation.
+fn seeds_to_catch(canary: Canary) -> u64 {
+    let budget = env_u64("PALISADE_SIM_CANARY_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    for seed in 0..budget {
+        let mut stats = Stats::default();
+        if let Err(violation) = run_seed(seed, STEPS_PER_SEED, Some(canary), &mut stats) {
+            println!(
+                "canary {canary:?}: caught at seed {seed} ({} seeds run): {violation}",
+                seed + 1
+            );
+            return seed + 1;
+        }
+    }
+    panic!("canary {canary:?} was not caught within {budget} seeds");
+}
+
+#[test]
+fn canary_commit_previous_term_by_counting_is_caught() {
+    assert!(seeds_to_catch(Canary::CommitPreviousTermByCounting) >= 1);
+}
+
+#[test]
+fn canary_vote_before_persist_is_caught() {
+    assert!(seeds_to_catch(Canary::VoteBeforePersist) >= 1);
+}
+
+#[test]
+fn canary_count_learners_in_quorum_is_caught() {
+    assert!(seeds_to_catch(Canary::CountLearnersInQuorum) >= 1);
+}
+
+#[test]
+fn canary_commit_before_quorum_persist_is_caught() {
+    assert!(seeds_to_catch(Canary::CommitBeforeQuorumPersist) >= 1);
+}
+
+#[test]
+fn canary_truncate_committed_is_caught() {
+    assert!(seeds_to_catch(Canary::TruncateCommitted) >= 1);
+}
+
+#[test]
+fn checker_catches_two_leaders_in_one_term() {
+    let mut checker = Checker::default();
+    checker.observe_leader(Term(3), NodeId(1));
+    checker.observe_leader(Term(4), NodeId(2));
+    assert!(checker.violations.is_empty());
+    checker.observe_leader(Term(3), NodeId(2));
+    assert_eq!(checker.violations.len(), 1, "{:?}", checker.violations);
+}
