@@ -99,7 +99,7 @@ impl Tally {
         self.requests += 1;
         self.errors += 1;
         if self.first_error.is_none() {
-            self.first_error = Some(error.to_string());
+            self.first_error = Some(error_chain(error));
         }
     }
 
@@ -116,6 +116,21 @@ impl Tally {
             .add(&other.latency_us)
             .context("merging latency histograms")
     }
+}
+
+/// `error` and its sources joined with ": " (transport errors hide the cause in the chain).
+fn error_chain(error: &ClientError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The report for `tally` collected over `elapsed`.
