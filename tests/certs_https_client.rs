@@ -15,6 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 const TOKEN: &str = "jwt-1";
 const REQUEST_BYTES_MAX: usize = 1 << 20;
+const HUGE_MARKER: &str = "<huge>";
+const HUGE_BYTES: u64 = 1 << 40;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One parsed request: `METHOD /path?query`, the Authorization header, and the body.
@@ -65,6 +67,8 @@ fn respond(request: &Request) -> (u16, &'static str, String) {
             )
         }
         "GET /v1/topics" => (200, json, r#"{"topics":[]}"#.to_string()),
+        // Announces a body far above the client's bound; the client must refuse to read it.
+        "GET /v1/topics/huge" => (200, json, HUGE_MARKER.to_string()),
         _ => {
             let reply = r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"no such route"}"#;
             (404, problem, reply.to_string())
@@ -138,9 +142,13 @@ async fn start_responder(paths: &CertPaths) -> SocketAddr {
                     return;
                 };
                 let (status, content_type, body) = respond(&request);
+                let (length, body) = if body == HUGE_MARKER {
+                    (HUGE_BYTES, String::new())
+                } else {
+                    (body.len() as u64, body)
+                };
                 let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
+                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n{body}"
                 );
                 let _ = stream.write_all(reply.as_bytes()).await;
                 let _ = stream.shutdown().await;
@@ -237,5 +245,37 @@ async fn a_client_that_does_not_trust_the_cluster_ca_refuses_the_broker() {
     assert!(
         matches!(outcome, Err(ClientError::Transport(_))),
         "expected a TLS failure, got {outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_reply_is_refused_before_it_is_read() {
+    let (_dir, paths, url) = setup().await;
+    let client = Client::new(&url, Some(&paths.ca.cert))
+        .expect("client")
+        .with_token(TOKEN.to_string());
+    let outcome = within_deadline(client.describe_topic("huge")).await;
+    assert!(
+        matches!(outcome, Err(ClientError::ResponseTooLarge { .. })),
+        "expected ResponseTooLarge, got {outcome:?}"
+    );
+}
+
+#[test]
+fn a_ca_file_without_certificates_is_refused_up_front() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = certs::init(dir.path(), &[1]).expect("certs");
+    // The key file is PEM but holds no certificate.
+    let outcome = Client::new("https://127.0.0.1:1", Some(&paths.ca.key));
+    assert!(
+        matches!(outcome, Err(ClientError::CaEmpty { .. })),
+        "got {outcome:?}"
+    );
+    let missing = dir.path().join("missing.pem");
+    let outcome = Client::new("https://127.0.0.1:1", Some(&missing));
+    assert!(
+        matches!(outcome, Err(ClientError::CaFile { .. })),
+        "got {outcome:?}"
     );
 }

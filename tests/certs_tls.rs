@@ -226,3 +226,20 @@ fn unreadable_or_empty_pem_files_are_named_errors() {
         Err(TlsError::NoCertificates { path }) if path == own.key
     ));
 }
+
+#[tokio::test]
+async fn a_broker_added_by_a_rerun_chains_to_the_kept_ca() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    certs::init(dir.path(), &[1]).expect("first init");
+    // The second run rebuilds the issuer from ca.key; its certificate must verify like the first.
+    let paths = certs::init(dir.path(), &[1, 2]).expect("second init");
+    let (server_outcome, client_outcome) =
+        run(mtls_server(&paths, 1), broker_client(&paths, 2)).await;
+    assert_eq!(server_outcome.expect("server side"), Some(2));
+    assert_eq!(client_outcome.expect("client side"), Some(1));
+    let (server_outcome, client_outcome) =
+        run(mtls_server(&paths, 2), broker_client(&paths, 1)).await;
+    assert_eq!(server_outcome.expect("server side"), Some(1));
+    assert_eq!(client_outcome.expect("client side"), Some(2));
+}

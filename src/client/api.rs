@@ -10,39 +10,63 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::dto::{
-    AclRule, AuditEvent, AuditFilters, CreateAcl, CreateTopic, CreateUser, FetchResponse,
-    ProduceRequest, ProduceResponse, SetPassword, TokenRequest, TokenResponse, TopicDescription,
-    User, Whoami,
+    AclRule, AuditEvent, AuditFilters, AuditPage, CreateAcl, CreateTopic, CreateUser,
+    FetchResponse, ProduceRequest, ProduceResponse, SetPassword, TokenRequest, TokenResponse,
+    TopicDescription, User, Whoami,
 };
 use crate::client::error::{api_error, ClientError};
 use crate::client::list::decode_list;
 
+/// Largest reply body the client reads; a longer one is an error, not an allocation.
+pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Bound on establishing a TCP + TLS connection (long polls are bounded by `wait_ms` instead).
+const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
 /// Typed HTTP client for one broker's API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
 }
 
+impl std::fmt::Debug for Client {
+    // The bearer token is a credential: show whether there is one, never its value.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("has_token", &self.token.is_some())
+            .finish()
+    }
+}
+
 impl Client {
-    /// A client for `base_url` (e.g. `https://127.0.0.1:8441`). With `ca_pem`, only that CA is
-    /// trusted; without it, the platform's roots are.
+    /// A client for `base_url` (e.g. `https://127.0.0.1:8441`). With `ca_pem`, only the
+    /// certificates in that PEM file (a CA or a bundle) are trusted; without it, the
+    /// platform's roots are.
     pub fn new(base_url: &str, ca_pem: Option<&Path>) -> Result<Client, ClientError> {
         let base = parse_base(base_url)?;
-        let mut builder = reqwest::Client::builder().tcp_nodelay(true);
+        let mut builder = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_millis(CONNECT_TIMEOUT_MS));
         if let Some(path) = ca_pem {
             let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
                 path: path.to_path_buf(),
                 source,
             })?;
-            let ca = reqwest::Certificate::from_pem(&pem).map_err(|source| {
+            let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
                 ClientError::CaCertificate {
                     path: path.to_path_buf(),
                     source,
                 }
             })?;
-            builder = builder.tls_certs_only([ca]);
+            if roots.is_empty() {
+                return Err(ClientError::CaEmpty {
+                    path: path.to_path_buf(),
+                });
+            }
+            builder = builder.tls_certs_only(roots);
         }
         Ok(Client {
             http: builder.build()?,
@@ -145,13 +169,30 @@ impl Client {
         max_bytes: Option<u64>,
         wait_ms: Option<u64>,
     ) -> Result<FetchResponse, ClientError> {
+        let body = self
+            .fetch_encoded(topic, partition, offset, max_messages, max_bytes, wait_ms)
+            .await?;
+        decode(body)
+    }
+
+    /// The same request as `fetch`, returning the undecoded JSON body, so load generators can
+    /// decode only what they count instead of allocating every record.
+    pub async fn fetch_encoded(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_messages: Option<u32>,
+        max_bytes: Option<u64>,
+        wait_ms: Option<u64>,
+    ) -> Result<Vec<u8>, ClientError> {
         let partition = partition.to_string();
         let mut query = vec![("offset", offset.to_string())];
         push_some(&mut query, "max_messages", max_messages);
         push_some(&mut query, "max_bytes", max_bytes);
         push_some(&mut query, "wait_ms", wait_ms);
         let path = ["v1", "topics", topic, "partitions", &partition, "messages"];
-        self.get(&path, &query).await
+        send(self.request(Method::GET, &path, &query)?).await
     }
 
     /// `GET /v1/users`.
@@ -201,21 +242,16 @@ impl Client {
             .map(drop)
     }
 
-    /// `GET /v1/audit` with `filters`.
+    /// `GET /v1/audit` with `filters`: one page of matching events.
     pub async fn audit(&self, filters: &AuditFilters) -> Result<Vec<AuditEvent>, ClientError> {
-        let mut query = Vec::new();
-        push_some(&mut query, "since_ms", filters.since_ms);
-        push_some(&mut query, "until_ms", filters.until_ms);
-        push_some(&mut query, "principal", filters.principal.as_ref());
-        push_some(&mut query, "action", filters.action.as_ref());
-        push_some(&mut query, "limit", filters.limit);
-        if let Some(decision) = filters.decision {
-            let text =
-                serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
-            query.push(("decision", text.as_str().unwrap_or_default().to_string()));
-        }
-        let body = send(self.request(Method::GET, &["v1", "audit"], &query)?).await?;
+        let body =
+            send(self.request(Method::GET, &["v1", "audit"], &audit_query(filters)?)?).await?;
         decode_list(&body, "events")
+    }
+
+    /// `GET /v1/audit` with `filters`, with the page's continuation offsets.
+    pub async fn audit_page(&self, filters: &AuditFilters) -> Result<AuditPage, ClientError> {
+        self.get(&["v1", "audit"], &audit_query(filters)?).await
     }
 
     /// `GET /healthz`: the reply body of a healthy broker.
@@ -303,6 +339,22 @@ pub(crate) fn endpoint(
     Ok(url)
 }
 
+fn audit_query(filters: &AuditFilters) -> Result<Vec<(&'static str, String)>, ClientError> {
+    let mut query = Vec::new();
+    push_some(&mut query, "offset", filters.offset);
+    push_some(&mut query, "since_ms", filters.since_ms);
+    push_some(&mut query, "until_ms", filters.until_ms);
+    push_some(&mut query, "principal", filters.principal.as_ref());
+    push_some(&mut query, "action", filters.action.as_ref());
+    push_some(&mut query, "limit", filters.limit);
+    if let Some(decision) = filters.decision {
+        let text =
+            serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
+        query.push(("decision", text.as_str().unwrap_or_default().to_string()));
+    }
+    Ok(query)
+}
+
 fn push_some<T: ToString>(
     query: &mut Vec<(&'static str, String)>,
     name: &'static str,
@@ -315,14 +367,33 @@ fn push_some<T: ToString>(
 
 /// Sends `request`; a 2xx yields the body, anything else an `Api` error.
 async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError> {
-    let response = request.send().await?;
+    let mut response = request.send().await?;
     let status = response.status();
-    let body = response.bytes().await?;
+    let body = read_bounded(&mut response).await?;
     if status.is_success() {
-        Ok(body.to_vec())
+        Ok(body)
     } else {
         Err(api_error(status.as_u16(), &body))
     }
+}
+
+/// The whole body of `response`, refusing more than `RESPONSE_BYTES_MAX` bytes.
+async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, ClientError> {
+    let too_large = ClientError::ResponseTooLarge {
+        bytes_max: RESPONSE_BYTES_MAX,
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > RESPONSE_BYTES_MAX {
+        return Err(too_large);
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > RESPONSE_BYTES_MAX {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn decode<T: DeserializeOwned>(body: Vec<u8>) -> Result<T, ClientError> {
@@ -356,6 +427,16 @@ mod tests {
         let base = parse_base("https://example.test/palisade/").expect("valid base");
         let url = endpoint(&base, &["v1", "whoami"], &[]).expect("endpoint");
         assert_eq!(url.as_str(), "https://example.test/palisade/v1/whoami");
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let client = Client::new("https://127.0.0.1:8441", None)
+            .expect("client")
+            .with_token("eyJ.secret.sig".to_string());
+        let printed = format!("{client:?}");
+        assert!(!printed.contains("eyJ.secret.sig"), "{printed}");
+        assert!(printed.contains("has_token: true"), "{printed}");
     }
 
     #[test]

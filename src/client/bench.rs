@@ -1,25 +1,21 @@
 //! `palisade bench produce|consume`: load generation against one broker's HTTP API.
 //!
-//! Owns the workers (one `Client`, hence one TCP connection, per `--connections`), the
-//! latency histogram (hdrhistogram, microseconds, successful requests only) and the report.
-//! Produce workers each send pre-encoded batches to one partition until `--duration-s`
+//! Owns the bench arguments and the workers (one `Client`, hence one TCP connection, per
+//! `--connections`); counting and reporting live in `bench_report`. Produce workers each send pre-encoded batches to one partition until `--duration-s`
 //! elapses; consume workers each read one partition from offset 0 to its end. Numbers are
 //! printed, never asserted: this module must not fail a run because it was slow.
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use hdrhistogram::Histogram;
 use rand::distr::{Alphanumeric, SampleString};
-use serde::Serialize;
+use serde::Deserialize;
 
+use crate::client::bench_report::{build_report, print_report, Mode, Tally};
 use crate::client::cli::GlobalArgs;
 use crate::client::dto::{CreateTopic, ProduceRecord, ProduceRequest, TopicDescription};
-use crate::client::{Client, ClientError};
+use crate::client::Client;
 
-/// Highest latency the histogram tracks (larger values saturate), in microseconds.
-const LATENCY_US_MAX: u64 = 60_000_000;
-const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
 /// Pause after a failed request so a broken broker is not hammered in a tight loop.
 const ERROR_BACKOFF_MS: u64 = 20;
 /// How long to wait for a newly created topic's partitions to elect leaders.
@@ -70,91 +66,6 @@ pub struct BenchOptions {
     pub json: bool,
 }
 
-/// Outcome of one bench run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct BenchReport {
-    pub mode: String,
-    pub topic: String,
-    pub connections: u32,
-    pub partitions: u32,
-    pub batch: u32,
-    pub record_bytes: u32,
-    pub elapsed_s: f64,
-    pub requests: u64,
-    pub records: u64,
-    pub bytes: u64,
-    pub records_per_s: f64,
-    pub mb_per_s: f64,
-    pub latency_ms: LatencySummary,
-    pub errors: u64,
-    pub first_error: Option<String>,
-}
-
-/// Request latency percentiles of successful requests, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct LatencySummary {
-    pub p50: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-/// What one worker counted.
-#[derive(Debug, Clone)]
-pub struct Tally {
-    pub requests: u64,
-    pub records: u64,
-    pub bytes: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
-    pub latency_us: Histogram<u64>,
-}
-
-impl Tally {
-    pub fn new() -> anyhow::Result<Tally> {
-        let latency_us = Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
-            .context("creating the latency histogram")?;
-        Ok(Tally {
-            requests: 0,
-            records: 0,
-            bytes: 0,
-            errors: 0,
-            first_error: None,
-            latency_us,
-        })
-    }
-
-    fn success(&mut self, started: Instant, records: u64, bytes: u64) {
-        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.saturating_record(elapsed_us.max(1));
-        self.requests += 1;
-        self.records += records;
-        self.bytes += bytes;
-    }
-
-    fn failure(&mut self, error: &ClientError) {
-        self.requests += 1;
-        self.errors += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(error.to_string());
-        }
-    }
-
-    /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: Tally) -> anyhow::Result<()> {
-        self.requests += other.requests;
-        self.records += other.records;
-        self.bytes += other.bytes;
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
-        self.latency_us
-            .add(&other.latency_us)
-            .context("merging latency histograms")
-    }
-}
-
 /// Runs a bench and prints its report (human text, or JSON with `--json`).
 pub async fn run(
     args: BenchArgs,
@@ -162,8 +73,8 @@ pub async fn run(
     token: Option<String>,
 ) -> anyhow::Result<()> {
     let (mode, options) = match &args.mode {
-        BenchMode::Produce(options) => ("produce", options),
-        BenchMode::Consume(options) => ("consume", options),
+        BenchMode::Produce(options) => (Mode::Produce, options),
+        BenchMode::Consume(options) => (Mode::Consume, options),
     };
     anyhow::ensure!(options.connections >= 1, "--connections must be at least 1");
     anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
@@ -176,8 +87,8 @@ pub async fn run(
     };
     let admin = connect()?;
     let topic = match mode {
-        "produce" => ensure_topic(&admin, options).await?,
-        _ => admin.describe_topic(&options.topic).await?,
+        Mode::Produce => ensure_topic(&admin, options).await?,
+        Mode::Consume => admin.describe_topic(&options.topic).await?,
     };
     let partitions: Vec<u32> = topic.partitions.iter().map(|p| p.partition).collect();
     anyhow::ensure!(
@@ -190,8 +101,8 @@ pub async fn run(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     let tally = match mode {
-        "produce" => run_produce(clients, options, &partitions).await?,
-        _ => run_consume(clients, options, &partitions).await?,
+        Mode::Produce => run_produce(clients, options, &partitions).await?,
+        Mode::Consume => run_consume(clients, options, &partitions).await?,
     };
     let report = build_report(mode, options, partitions.len(), started.elapsed(), &tally);
     print_report(&report, options.json)
@@ -282,18 +193,20 @@ async fn run_consume(
             let mut offset = 0;
             while Instant::now() < deadline {
                 let started = Instant::now();
-                let reply = match client
-                    .fetch(&topic, partition, offset, Some(max_messages), None, None)
+                let body = match client
+                    .fetch_encoded(&topic, partition, offset, Some(max_messages), None, None)
                     .await
                 {
-                    Ok(reply) => reply,
+                    Ok(body) => body,
                     Err(error) => {
                         tally.failure(&error);
                         tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
                         continue;
                     }
                 };
-                let bytes = reply.records.iter().map(value_bytes).sum();
+                let reply: FetchSummary =
+                    serde_json::from_slice(&body).context("decoding a fetch reply")?;
+                let bytes = reply.records.iter().map(ValueOnly::bytes).sum();
                 tally.success(started, reply.records.len() as u64, bytes);
                 offset = reply.next_offset.max(reply.log_start_offset);
                 if offset >= reply.high_watermark {
@@ -316,12 +229,51 @@ async fn join_tallies(
     Ok(total)
 }
 
-/// Size of a fetched record's value in bytes (decoded size for `value_b64`).
-fn value_bytes(record: &crate::client::dto::FetchedRecord) -> u64 {
-    match (&record.value, &record.value_b64) {
-        (Some(text), _) => text.len() as u64,
-        (None, Some(encoded)) => (encoded.len() as u64 / 4) * 3,
-        (None, None) => 0,
+/// The parts of a fetch reply the consume bench counts: offsets and value lengths. Values are
+/// measured, never copied out of the body; other record fields are skipped.
+#[derive(Deserialize)]
+struct FetchSummary {
+    records: Vec<ValueOnly>,
+    next_offset: u64,
+    high_watermark: u64,
+    log_start_offset: u64,
+}
+
+#[derive(Deserialize)]
+struct ValueOnly {
+    #[serde(default)]
+    value: Option<TextLength>,
+    #[serde(default)]
+    value_b64: Option<TextLength>,
+}
+
+impl ValueOnly {
+    /// Size of the record's value in bytes (decoded size for `value_b64`, ignoring padding).
+    fn bytes(&self) -> u64 {
+        match (&self.value, &self.value_b64) {
+            (Some(TextLength(length)), _) => *length,
+            (None, Some(TextLength(length))) => (length / 4) * 3,
+            (None, None) => 0,
+        }
+    }
+}
+
+/// The UTF-8 length of a JSON string, read without allocating it.
+struct TextLength(u64);
+
+impl<'de> Deserialize<'de> for TextLength {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LengthVisitor;
+        impl serde::de::Visitor<'_> for LengthVisitor {
+            type Value = TextLength;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TextLength, E> {
+                Ok(TextLength(text.len() as u64))
+            }
+        }
+        deserializer.deserialize_str(LengthVisitor)
     }
 }
 
@@ -339,70 +291,6 @@ pub fn encoded_batch(batch: u32, record_bytes: u32, partition: u32) -> anyhow::R
         })
         .collect();
     serde_json::to_vec(&ProduceRequest { records }).context("encoding the bench batch")
-}
-
-/// The report for `tally` collected over `elapsed`.
-pub fn build_report(
-    mode: &str,
-    options: &BenchOptions,
-    partitions: usize,
-    elapsed: Duration,
-    tally: &Tally,
-) -> BenchReport {
-    let elapsed_s = elapsed.as_secs_f64().max(f64::EPSILON);
-    let quantile_ms = |quantile: f64| tally.latency_us.value_at_quantile(quantile) as f64 / 1000.0;
-    BenchReport {
-        mode: mode.to_string(),
-        topic: options.topic.clone(),
-        connections: options.connections,
-        partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
-        batch: options.batch,
-        record_bytes: options.record_bytes,
-        elapsed_s,
-        requests: tally.requests,
-        records: tally.records,
-        bytes: tally.bytes,
-        records_per_s: tally.records as f64 / elapsed_s,
-        mb_per_s: tally.bytes as f64 / 1_000_000.0 / elapsed_s,
-        latency_ms: LatencySummary {
-            p50: quantile_ms(0.5),
-            p99: quantile_ms(0.99),
-            p999: quantile_ms(0.999),
-            max: tally.latency_us.max() as f64 / 1000.0,
-        },
-        errors: tally.errors,
-        first_error: tally.first_error.clone(),
-    }
-}
-
-fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(report)?);
-        return Ok(());
-    }
-    println!(
-        "bench {} topic={} connections={} partitions={} batch={} record_bytes={}",
-        report.mode,
-        report.topic,
-        report.connections,
-        report.partitions,
-        report.batch,
-        report.record_bytes
-    );
-    println!(
-        "{:.0} records/s  {:.1} MB/s  ({} records, {} requests in {:.2} s)",
-        report.records_per_s, report.mb_per_s, report.records, report.requests, report.elapsed_s
-    );
-    let latency = &report.latency_ms;
-    println!(
-        "latency ms: p50 {:.2}  p99 {:.2}  p999 {:.2}  max {:.2}",
-        latency.p50, latency.p99, latency.p999, latency.max
-    );
-    println!("errors: {}", report.errors);
-    if let Some(error) = &report.first_error {
-        println!("first error: {error}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -435,6 +323,28 @@ mod tests {
     }
 
     #[test]
+    fn fetch_summary_reads_the_design_example_and_counts_value_bytes() {
+        let wire = br#"{"records":[{"offset":17,"key":"k1","value":"text","headers":{"h":"v"},
+                        "timestamp_ms":1764422400000},{"offset":18,"value_b64":"AAECAw=="}],
+                        "next_offset":19,"high_watermark":19,"log_start_offset":0}"#;
+        let summary: FetchSummary = serde_json::from_slice(wire).expect("decodes");
+        assert_eq!(summary.records.len(), 2);
+        assert_eq!(summary.records[0].bytes(), 4);
+        // 8 base64 characters stand for at most 6 bytes; the estimate ignores padding.
+        assert_eq!(summary.records[1].bytes(), 6);
+        assert_eq!(summary.next_offset, 19);
+        let escaped: FetchSummary = serde_json::from_slice(
+            br#"{"records":[{"value":"a\"\u00e9"}],"next_offset":1,"high_watermark":1,"log_start_offset":0}"#,
+        )
+        .expect("escaped value decodes");
+        assert_eq!(
+            escaped.records[0].bytes(),
+            4,
+            "a, quote and a two-byte e-acute"
+        );
+    }
+
+    #[test]
     fn encoded_batch_has_batch_records_of_record_bytes_for_one_partition() {
         let body = encoded_batch(3, 16, 5).expect("encode");
         let request: ProduceRequest = serde_json::from_slice(&body).expect("decodes");
@@ -443,53 +353,5 @@ mod tests {
             assert_eq!(record.value.as_ref().map(String::len), Some(16));
             assert_eq!(record.partition, Some(5));
         }
-    }
-
-    #[test]
-    fn report_computes_rates_and_percentiles() {
-        let options = options(&["bench", "produce", "--connections", "2"]);
-        let mut tally = Tally::new().expect("tally");
-        for latency_us in 1..=1000u64 {
-            tally.latency_us.record(latency_us * 10).expect("record");
-        }
-        tally.requests = 1001;
-        tally.records = 100_000;
-        tally.bytes = 2_000_000;
-        tally.errors = 1;
-        let report = build_report("produce", &options, 4, Duration::from_secs(2), &tally);
-        assert_eq!(report.records_per_s, 50_000.0);
-        assert_eq!(report.mb_per_s, 1.0);
-        // 3 significant digits: quantiles are exact to within 0.1%.
-        assert!(
-            (report.latency_ms.p50 - 5.0).abs() < 0.01,
-            "{:?}",
-            report.latency_ms
-        );
-        assert!(
-            (report.latency_ms.p99 - 9.9).abs() < 0.01,
-            "{:?}",
-            report.latency_ms
-        );
-        assert!(
-            (report.latency_ms.max - 10.0).abs() < 0.01,
-            "{:?}",
-            report.latency_ms
-        );
-        assert_eq!(report.partitions, 4);
-        assert_eq!(report.errors, 1);
-    }
-
-    #[test]
-    fn merge_adds_counts_and_latencies() {
-        let mut left = Tally::new().expect("tally");
-        let mut right = Tally::new().expect("tally");
-        left.latency_us.record(100).expect("record");
-        right.latency_us.record(300).expect("record");
-        right.records = 7;
-        right.first_error = Some("boom".to_string());
-        left.merge(right).expect("merge");
-        assert_eq!(left.records, 7);
-        assert_eq!(left.latency_us.len(), 2);
-        assert_eq!(left.first_error.as_deref(), Some("boom"));
     }
 }

@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::client::admin;
 use crate::client::bench::{self, BenchArgs};
-use crate::client::dto::{
-    AuditDecision, AuditFilters, CreateAcl, CreateTopic, CreateUser, Effect, Operation, Pattern,
-    ResourceType,
-};
+#[cfg(test)]
+use crate::client::dto::Effect;
 use crate::client::streams::{self, ConsumeArgs, ProduceArgs};
 use crate::client::token_store;
 use crate::client::Client;
@@ -194,8 +193,11 @@ pub struct AuditArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
-    /// Print audit events as JSON lines.
+    /// Print audit events as JSON lines, paging through the whole log (or up to --limit).
     List {
+        /// Audit log position to start from.
+        #[arg(long)]
+        offset: Option<u64>,
         #[arg(long)]
         since_ms: Option<u64>,
         #[arg(long)]
@@ -213,14 +215,22 @@ pub enum AuditCommand {
 
 /// Runs one client command against the broker named by `global`.
 pub async fn run(command: ClientCommand, global: GlobalArgs) -> anyhow::Result<()> {
+    match dispatch(command, global).await {
+        // The reader of our output went away (`palisade consume ... | head`): not a failure.
+        Err(error) if streams::is_output_closed(&error) => Ok(()),
+        outcome => outcome,
+    }
+}
+
+async fn dispatch(command: ClientCommand, global: GlobalArgs) -> anyhow::Result<()> {
     match command {
         ClientCommand::Login(args) => login(args, &global).await,
-        ClientCommand::Topic(args) => topic(args.command, &connect(&global)?).await,
+        ClientCommand::Topic(args) => admin::topic(args.command, &connect(&global)?).await,
         ClientCommand::Produce(args) => streams::produce(args, &connect(&global)?).await,
         ClientCommand::Consume(args) => streams::consume(args, &connect(&global)?).await,
-        ClientCommand::User(args) => user(args.command, &connect(&global)?).await,
-        ClientCommand::Acl(args) => acl(args.command, &connect(&global)?).await,
-        ClientCommand::Audit(args) => audit(args.command, &connect(&global)?).await,
+        ClientCommand::User(args) => admin::user(args.command, &connect(&global)?).await,
+        ClientCommand::Acl(args) => admin::acl(args.command, &connect(&global)?).await,
+        ClientCommand::Audit(args) => admin::audit(args.command, &connect(&global)?).await,
         ClientCommand::Bench(args) => {
             let token = resolve_token(&global)?;
             bench::run(args, &global, token).await
@@ -264,175 +274,118 @@ async fn login(args: LoginArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn topic(command: TopicCommand, client: &Client) -> anyhow::Result<()> {
-    match command {
-        TopicCommand::List => print_pretty(&client.list_topics().await?),
-        TopicCommand::Create {
-            name,
-            partitions,
-            replication_factor,
-            retention_ms,
-            retention_bytes,
-        } => {
-            let request = CreateTopic {
-                name: name.clone(),
-                partitions,
-                replication_factor,
-                retention_ms,
-                retention_bytes,
-            };
-            client.create_topic(&request).await?;
-            print_pretty(&client.describe_topic(&name).await?)
-        }
-        TopicCommand::Describe { name } => print_pretty(&client.describe_topic(&name).await?),
-        TopicCommand::Delete { name } => {
-            client.delete_topic(&name).await?;
-            eprintln!("deleted topic {name}");
-            Ok(())
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(subcommand)]
+        command: ClientCommand,
     }
-}
 
-async fn user(command: UserCommand, client: &Client) -> anyhow::Result<()> {
-    match command {
-        UserCommand::List => print_pretty(&client.list_users().await?),
-        UserCommand::Create {
-            username,
-            password,
-            superuser,
-        } => {
-            let password = match password {
-                Some(password) => password,
-                None => streams::read_secret_line("password").await?,
-            };
-            let request = CreateUser {
-                username: username.clone(),
-                password,
-                superuser,
-            };
-            client.create_user(&request).await?;
-            eprintln!("created user {username}");
-            Ok(())
-        }
-        UserCommand::Delete { username } => {
-            client.delete_user(&username).await?;
-            eprintln!("deleted user {username}");
-            Ok(())
-        }
-        UserCommand::Passwd { username, password } => {
-            let password = match password {
-                Some(password) => password,
-                None => streams::read_secret_line("password").await?,
-            };
-            client.set_password(&username, &password).await?;
-            eprintln!("password of {username} changed");
-            Ok(())
-        }
+    fn parse(args: &[&str]) -> TestCli {
+        TestCli::try_parse_from(args).expect("arguments parse")
     }
-}
 
-async fn acl(command: AclCommand, client: &Client) -> anyhow::Result<()> {
-    match command {
-        AclCommand::List => print_pretty(&client.list_acls().await?),
-        AclCommand::Create {
-            principal,
-            resource,
-            name,
-            prefix,
-            operation,
-            effect,
-        } => {
-            let pattern = match (name, prefix) {
-                (Some(name), _) => Pattern::Literal(name),
-                (None, Some(prefix)) => Pattern::Prefix(prefix),
-                (None, None) => Pattern::Any,
-            };
-            let rule = CreateAcl {
-                principal,
-                resource: resource.into(),
-                pattern,
-                operation: operation.into(),
-                effect: effect.into(),
-            };
-            print_pretty(&client.create_acl(&rule).await?)
-        }
-        AclCommand::Delete { id } => {
-            client.delete_acl(id).await?;
-            eprintln!("deleted ACL rule {id}");
-            Ok(())
-        }
+    #[test]
+    fn global_options_parse_after_the_subcommand() {
+        let cli = parse(&[
+            "palisade",
+            "topic",
+            "list",
+            "--url",
+            "https://b:1",
+            "--token",
+            "t",
+        ]);
+        assert_eq!(cli.global.url, "https://b:1");
+        assert_eq!(cli.global.token.as_deref(), Some("t"));
+        assert!(matches!(
+            cli.command,
+            ClientCommand::Topic(TopicArgs {
+                command: TopicCommand::List
+            })
+        ));
     }
-}
 
-async fn audit(command: AuditCommand, client: &Client) -> anyhow::Result<()> {
-    let AuditCommand::List {
-        since_ms,
-        until_ms,
-        principal,
-        action,
-        decision,
-        limit,
-    } = command;
-    let filters = AuditFilters {
-        since_ms,
-        until_ms,
-        principal,
-        action,
-        decision: decision.map(Into::into),
-        limit,
-    };
-    for event in client.audit(&filters).await? {
-        println!("{}", serde_json::to_string(&event)?);
+    #[test]
+    fn acl_create_builds_a_prefix_rule() {
+        let cli = parse(&[
+            "palisade",
+            "acl",
+            "create",
+            "--principal",
+            "alice",
+            "--resource",
+            "topic",
+            "--prefix",
+            "orders.",
+            "--operation",
+            "write",
+        ]);
+        let ClientCommand::Acl(AclArgs {
+            command:
+                AclCommand::Create {
+                    prefix,
+                    name,
+                    effect,
+                    ..
+                },
+        }) = cli.command
+        else {
+            panic!("expected acl create");
+        };
+        assert_eq!(prefix.as_deref(), Some("orders."));
+        assert_eq!(name, None);
+        assert_eq!(Effect::from(effect), Effect::Allow);
     }
-    Ok(())
-}
 
-fn print_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-impl From<ResourceArg> for ResourceType {
-    fn from(arg: ResourceArg) -> Self {
-        match arg {
-            ResourceArg::Topic => ResourceType::Topic,
-            ResourceArg::Group => ResourceType::Group,
-            ResourceArg::Cluster => ResourceType::Cluster,
-            ResourceArg::User => ResourceType::User,
-            ResourceArg::Audit => ResourceType::Audit,
-        }
+    #[test]
+    fn acl_create_refuses_both_name_and_prefix() {
+        let outcome = TestCli::try_parse_from([
+            "palisade",
+            "acl",
+            "create",
+            "--principal",
+            "a",
+            "--resource",
+            "topic",
+            "--name",
+            "x",
+            "--prefix",
+            "y",
+            "--operation",
+            "read",
+        ]);
+        assert!(outcome.is_err());
     }
-}
 
-impl From<OperationArg> for Operation {
-    fn from(arg: OperationArg) -> Self {
-        match arg {
-            OperationArg::Read => Operation::Read,
-            OperationArg::Write => Operation::Write,
-            OperationArg::Create => Operation::Create,
-            OperationArg::Delete => Operation::Delete,
-            OperationArg::Describe => Operation::Describe,
-            OperationArg::Alter => Operation::Alter,
-        }
-    }
-}
-
-impl From<EffectArg> for Effect {
-    fn from(arg: EffectArg) -> Self {
-        match arg {
-            EffectArg::Allow => Effect::Allow,
-            EffectArg::Deny => Effect::Deny,
-        }
-    }
-}
-
-impl From<DecisionArg> for AuditDecision {
-    fn from(arg: DecisionArg) -> Self {
-        match arg {
-            DecisionArg::Allow => AuditDecision::Allow,
-            DecisionArg::Deny => AuditDecision::Deny,
-            DecisionArg::Success => AuditDecision::Success,
-            DecisionArg::Failure => AuditDecision::Failure,
-        }
+    #[test]
+    fn produce_and_consume_options_parse() {
+        let cli = parse(&[
+            "palisade", "produce", "orders", "--key", "k", "--header", "a=b", "--batch", "10",
+        ]);
+        let ClientCommand::Produce(produce) = cli.command else {
+            panic!("expected produce");
+        };
+        assert_eq!(produce.headers, vec![("a".to_string(), "b".to_string())]);
+        assert_eq!(produce.batch, 10);
+        let cli = parse(&[
+            "palisade",
+            "consume",
+            "orders",
+            "--partition",
+            "2",
+            "--follow",
+        ]);
+        let ClientCommand::Consume(consume) = cli.command else {
+            panic!("expected consume");
+        };
+        assert_eq!(consume.partition, Some(2));
+        assert!(consume.follow);
     }
 }

@@ -29,11 +29,15 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} contains no certificate")]
+    CaEmpty { path: PathBuf },
     #[error("CA certificate {path} is not usable: {source}")]
     CaCertificate {
         path: PathBuf,
         source: reqwest::Error,
     },
+    #[error("reply body larger than {bytes_max} bytes")]
+    ResponseTooLarge { bytes_max: u64 },
     /// A 2xx reply whose body is not the expected JSON shape.
     #[error("unexpected reply body: {source}")]
     Decode { source: serde_json::Error },

@@ -4,8 +4,11 @@
 //! Owns everything a user or script runs against a broker over HTTPS. It must not depend on
 //! broker internals (storage, partitions, Raft): it speaks only the wire API of DESIGN.md
 //! section 9, so it works against any broker version that keeps those shapes.
+mod admin;
 mod api;
 pub mod bench;
+pub mod bench_report;
+pub mod certs_command;
 pub mod cli;
 pub mod dto;
 mod error;

@@ -4,6 +4,7 @@
 //! Owns batching of input lines and the fetch loop. It must not reorder records: lines are
 //! sent in input order and each partition is printed in offset order.
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
@@ -101,7 +102,7 @@ async fn send_batch(
 ) -> anyhow::Result<()> {
     let reply = client.produce(topic, &ProduceRequest { records }).await?;
     for position in reply.offsets {
-        println!("{}", serde_json::to_string(&position)?);
+        write_line(&serde_json::to_string(&position)?)?;
     }
     Ok(())
 }
@@ -144,7 +145,7 @@ async fn consume_partition(
             .await?;
         for record in &reply.records {
             let line = ConsumedLine { partition, record };
-            println!("{}", serde_json::to_string(&line)?);
+            write_line(&serde_json::to_string(&line)?)?;
         }
         // A log start past our offset (retention) moves us forward rather than stalling.
         offset = reply.next_offset.max(reply.log_start_offset);
@@ -152,6 +153,23 @@ async fn consume_partition(
             return Ok(());
         }
     }
+}
+
+/// Writes `line` and a newline to stdout. A closed stdout (`consume | head`) comes back as the
+/// bare `io::Error`, which `cli::run` treats as a normal end of output.
+pub(crate) fn write_line(line: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(line.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Whether `error` is stdout having been closed by the reader.
+pub(crate) fn is_output_closed(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// The first line of stdin, without its line ending; `what` names it in errors.
@@ -179,6 +197,15 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broken_pipe_is_recognised_as_closed_output() {
+        let closed = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_output_closed(&closed));
+        let other = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(!is_output_closed(&other));
+        assert!(!is_output_closed(&anyhow::anyhow!("broken pipe")));
+    }
 
     #[test]
     fn header_needs_a_name_and_an_equals_sign() {

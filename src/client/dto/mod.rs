@@ -8,15 +8,22 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod admin;
+
+pub use admin::{
+    AclRule, AuditDecision, AuditEvent, AuditFilters, AuditPage, CreateAcl, CreateUser, Effect,
+    Operation, Pattern, ResourceType, SetPassword, User,
+};
+
 /// `POST /v1/auth/token` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRequest {
     pub username: String,
     pub password: String,
 }
 
 /// `POST /v1/auth/token` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `"Bearer"`.
@@ -143,134 +150,28 @@ pub struct FetchedRecord {
     pub timestamp_ms: u64,
 }
 
-/// An item of `GET /v1/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub username: String,
-    #[serde(default)]
-    pub superuser: bool,
+/// Stands in for secrets in `Debug` output, so logging a DTO never leaks a credential.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenRequest")
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .finish()
+    }
 }
 
-/// `POST /v1/users` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateUser {
-    pub username: String,
-    pub password: String,
-    #[serde(default)]
-    pub superuser: bool,
-}
-
-/// `PUT /v1/users/{user}/password` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetPassword {
-    pub password: String,
-}
-
-/// Resource types an ACL rule can name (DESIGN.md section 7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    Topic,
-    Group,
-    Cluster,
-    User,
-    Audit,
-}
-
-/// Which names a rule covers: `{"literal":"orders"}`, `{"prefix":"orders."}` or `"any"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pattern {
-    Literal(String),
-    Prefix(String),
-    Any,
-}
-
-/// Operations an ACL rule can grant or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Read,
-    Write,
-    Create,
-    Delete,
-    Describe,
-    Alter,
-}
-
-/// Whether a matching rule allows or denies; deny wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    Allow,
-    Deny,
-}
-
-/// `POST /v1/acls` body: a rule without its id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateAcl {
-    /// A user name, or `"*"` for every principal.
-    pub principal: String,
-    pub resource: ResourceType,
-    pub pattern: Pattern,
-    pub operation: Operation,
-    pub effect: Effect,
-}
-
-/// An item of `GET /v1/acls` (and the reply of `POST /v1/acls`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AclRule {
-    pub id: u64,
-    pub principal: String,
-    pub resource: ResourceType,
-    pub pattern: Pattern,
-    pub operation: Operation,
-    pub effect: Effect,
-}
-
-/// Query of `GET /v1/audit`; every filter is optional.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct AuditFilters {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decision: Option<AuditDecision>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-}
-
-/// Outcome recorded by an audit event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditDecision {
-    Allow,
-    Deny,
-    Success,
-    Failure,
-}
-
-/// One hash-chained audit event (DESIGN.md section 8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    pub time_ms: u64,
-    pub broker: u64,
-    pub request_id: String,
-    pub principal: Option<String>,
-    pub source: String,
-    pub action: String,
-    pub resource: String,
-    pub decision: AuditDecision,
-    pub status: u16,
-    #[serde(default)]
-    pub detail: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenResponse")
+            .field("access_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// An `application/problem+json` error body (RFC 9457).
@@ -286,20 +187,28 @@ pub struct Problem {
     pub detail: Option<String>,
 }
 
+/// The round-trip check shared by the DTO tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod wire_check {
     use serde::de::DeserializeOwned;
-    use serde_json::{json, Value};
+    use serde::Serialize;
+    use serde_json::Value;
 
     /// Decodes `wire`, re-encodes it, and checks that nothing was renamed, dropped or added.
-    fn round_trip<T: Serialize + DeserializeOwned>(wire: &str) -> T {
+    pub fn round_trip<T: Serialize + DeserializeOwned>(wire: &str) -> T {
         let decoded: T = serde_json::from_str(wire).expect("example decodes");
         let encoded = serde_json::to_value(&decoded).expect("encodes");
         let expected: Value = serde_json::from_str(wire).expect("example is JSON");
         assert_eq!(encoded, expected, "round trip changed {wire}");
         decoded
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire_check::round_trip;
+    use super::*;
+    use serde_json::json;
 
     #[test]
     fn token_request_and_response_match_design_examples() {
@@ -401,38 +310,40 @@ mod tests {
     }
 
     #[test]
-    fn acl_rule_uses_snake_case_names_and_tagged_patterns() {
-        let rule: AclRule = round_trip(
-            r#"{"id":7,"principal":"alice","resource":"topic","pattern":{"prefix":"orders."},
-                "operation":"write","effect":"deny"}"#,
-        );
-        assert_eq!(rule.pattern, Pattern::Prefix("orders.".to_string()));
-        let any: CreateAcl = round_trip(
-            r#"{"principal":"*","resource":"audit","pattern":"any","operation":"read","effect":"allow"}"#,
-        );
-        assert_eq!(any.pattern, Pattern::Any);
-        let literal: Pattern = round_trip(r#"{"literal":"orders"}"#);
-        assert_eq!(literal, Pattern::Literal("orders".to_string()));
-    }
-
-    #[test]
-    fn audit_event_round_trips() {
-        let event: AuditEvent = round_trip(
-            r#"{"time_ms":1764422400000,"broker":1,"request_id":"r-1","principal":"admin",
-                "source":"127.0.0.1:5000","action":"topic.create","resource":"topic:orders",
-                "decision":"success","status":201,"detail":null,
-                "prev_hash":"00","hash":"ab"}"#,
-        );
-        assert_eq!(event.decision, AuditDecision::Success);
-    }
-
-    #[test]
     fn problem_uses_type_as_its_wire_name() {
         let problem: Problem = round_trip(
             r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"no ACL"}"#,
         );
         assert_eq!(problem.problem_type.as_deref(), Some("about:blank"));
         assert_eq!(problem.status, Some(403));
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let login = TokenRequest {
+            username: "admin".to_string(),
+            password: "hunter2".to_string(),
+        };
+        let token = TokenResponse {
+            access_token: "eyJ.secret.sig".to_string(),
+            token_type: "Bearer".to_string(),
+            expires_in: 1,
+        };
+        let user = CreateUser {
+            username: "bob".to_string(),
+            password: "hunter2".to_string(),
+            superuser: false,
+        };
+        let change = SetPassword {
+            password: "hunter2".to_string(),
+        };
+        let printed = format!("{login:?} {token:?} {user:?} {change:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("eyJ.secret.sig"), "{printed}");
+        assert!(
+            printed.contains("admin") && printed.contains("bob"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! Handlers of the administrative client commands (`topic`, `user`, `acl`, `audit`): one
+//! `Client` call each, printed as JSON.
+//!
+//! Owns the translation from parsed arguments to request DTOs and the printed output. It must
+//! not decide anything the broker decides (names, permissions); errors come back from the API.
+use crate::client::cli::{
+    AclCommand, AuditCommand, DecisionArg, EffectArg, OperationArg, ResourceArg, TopicCommand,
+    UserCommand,
+};
+use crate::client::dto::{
+    AuditDecision, AuditFilters, CreateAcl, CreateTopic, CreateUser, Effect, Operation, Pattern,
+    ResourceType,
+};
+use crate::client::streams;
+use crate::client::Client;
+
+pub(crate) async fn topic(command: TopicCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        TopicCommand::List => print_pretty(&client.list_topics().await?),
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            retention_ms,
+            retention_bytes,
+        } => {
+            let request = CreateTopic {
+                name: name.clone(),
+                partitions,
+                replication_factor,
+                retention_ms,
+                retention_bytes,
+            };
+            client.create_topic(&request).await?;
+            print_pretty(&client.describe_topic(&name).await?)
+        }
+        TopicCommand::Describe { name } => print_pretty(&client.describe_topic(&name).await?),
+        TopicCommand::Delete { name } => {
+            client.delete_topic(&name).await?;
+            eprintln!("deleted topic {name}");
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn user(command: UserCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        UserCommand::List => print_pretty(&client.list_users().await?),
+        UserCommand::Create {
+            username,
+            password,
+            superuser,
+        } => {
+            let password = match password {
+                Some(password) => password,
+                None => streams::read_secret_line("password").await?,
+            };
+            let request = CreateUser {
+                username: username.clone(),
+                password,
+                superuser,
+            };
+            client.create_user(&request).await?;
+            eprintln!("created user {username}");
+            Ok(())
+        }
+        UserCommand::Delete { username } => {
+            client.delete_user(&username).await?;
+            eprintln!("deleted user {username}");
+            Ok(())
+        }
+        UserCommand::Passwd { username, password } => {
+            let password = match password {
+                Some(password) => password,
+                None => streams::read_secret_line("password").await?,
+            };
+            client.set_password(&username, &password).await?;
+            eprintln!("password of {username} changed");
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn acl(command: AclCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        AclCommand::List => print_pretty(&client.list_acls().await?),
+        AclCommand::Create {
+            principal,
+            resource,
+            name,
+            prefix,
+            operation,
+            effect,
+        } => {
+            let pattern = match (name, prefix) {
+                (Some(name), _) => Pattern::Literal(name),
+                (None, Some(prefix)) => Pattern::Prefix(prefix),
+                (None, None) => Pattern::Any,
+            };
+            let rule = CreateAcl {
+                principal,
+                resource: resource.into(),
+                pattern,
+                operation: operation.into(),
+                effect: effect.into(),
+            };
+            print_pretty(&client.create_acl(&rule).await?)
+        }
+        AclCommand::Delete { id } => {
+            client.delete_acl(id).await?;
+            eprintln!("deleted ACL rule {id}");
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Result<()> {
+    let AuditCommand::List {
+        offset,
+        since_ms,
+        until_ms,
+        principal,
+        action,
+        decision,
+        limit,
+    } = command;
+    let mut filters = AuditFilters {
+        offset,
+        since_ms,
+        until_ms,
+        principal,
+        action,
+        decision: decision.map(Into::into),
+        limit,
+    };
+    let mut remaining = limit;
+    // Page through the log: the broker caps each page, and a filtered page may be empty while
+    // the log continues. Stop at the end, at --limit, or if the broker stops making progress.
+    loop {
+        filters.limit = remaining;
+        let page = client.audit_page(&filters).await?;
+        for event in &page.events {
+            streams::write_line(&serde_json::to_string(event)?)?;
+        }
+        remaining = remaining.map(|left| left.saturating_sub(page.events.len() as u32));
+        let progressed = page.next_offset > filters.offset.unwrap_or(0);
+        if remaining == Some(0) || page.next_offset >= page.high_watermark || !progressed {
+            return Ok(());
+        }
+        filters.offset = Some(page.next_offset);
+    }
+}
+
+fn print_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    streams::write_line(&serde_json::to_string_pretty(value)?)
+}
+
+impl From<ResourceArg> for ResourceType {
+    fn from(arg: ResourceArg) -> Self {
+        match arg {
+            ResourceArg::Topic => ResourceType::Topic,
+            ResourceArg::Group => ResourceType::Group,
+            ResourceArg::Cluster => ResourceType::Cluster,
+            ResourceArg::User => ResourceType::User,
+            ResourceArg::Audit => ResourceType::Audit,
+        }
+    }
+}
+
+impl From<OperationArg> for Operation {
+    fn from(arg: OperationArg) -> Self {
+        match arg {
+            OperationArg::Read => Operation::Read,
+            OperationArg::Write => Operation::Write,
+            OperationArg::Create => Operation::Create,
+            OperationArg::Delete => Operation::Delete,
+            OperationArg::Describe => Operation::Describe,
+            OperationArg::Alter => Operation::Alter,
+        }
+    }
+}
+
+impl From<EffectArg> for Effect {
+    fn from(arg: EffectArg) -> Self {
+        match arg {
+            EffectArg::Allow => Effect::Allow,
+            EffectArg::Deny => Effect::Deny,
+        }
+    }
+}
+
+impl From<DecisionArg> for AuditDecision {
+    fn from(arg: DecisionArg) -> Self {
+        match arg {
+            DecisionArg::Allow => AuditDecision::Allow,
+            DecisionArg::Deny => AuditDecision::Deny,
+            DecisionArg::Success => AuditDecision::Success,
+            DecisionArg::Failure => AuditDecision::Failure,
+        }
+    }
+}
