@@ -77,7 +77,9 @@ pub async fn run(
         ));
     }
     if !controller.wait_caught_up(STARTUP_WAIT).await {
-        return Err(anyhow!("the controller did not apply its log within {STARTUP_WAIT:?}"));
+        return Err(anyhow!(
+            "the controller did not apply its log within {STARTUP_WAIT:?}"
+        ));
     }
     reconcile::delete_orphans(&host, &controller.state()).await;
     let registry = Arc::new(Registry::default());

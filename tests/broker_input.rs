@@ -211,12 +211,22 @@ async fn a_bad_token_is_refused_before_the_body_is_read() {
         let cases: Vec<(&str, &str, Vec<u8>)> = vec![
             ("POST", "/v1/topics", b"{\"name\": ".to_vec()),
             ("POST", "/v1/topics/x/messages", vec![b'x'; 100_000]),
-            ("GET", "/v1/topics/x/partitions/not-a-number/messages?offset=-1", Vec::new()),
+            (
+                "GET",
+                "/v1/topics/x/partitions/not-a-number/messages?offset=-1",
+                Vec::new(),
+            ),
         ];
         for (method, path, body) in cases {
             let body = (!body.is_empty()).then_some(body);
             let reply = api.send(method, path, &headers, body).await;
-            assert_eq!(reply.status, 401, "{method} {path} with token {:?}: {:?}", token.is_some(), reply.body);
+            assert_eq!(
+                reply.status,
+                401,
+                "{method} {path} with token {:?}: {:?}",
+                token.is_some(),
+                reply.body
+            );
         }
     }
 }

@@ -171,11 +171,21 @@ async fn wait_parked_fetches(broker: &BrokerProcess, count: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let wanted = format!("palisade_parked_fetches {count}");
     loop {
-        let text = raw.get(format!("{}/metrics", broker.url)).send().await.expect("metrics").text().await.expect("body");
+        let text = raw
+            .get(format!("{}/metrics", broker.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
         if text.lines().any(|line| line.trim() == wanted) {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no parked fetch seen; metrics:\n{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no parked fetch seen; metrics:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -211,7 +221,10 @@ async fn long_poll_returns_on_commit_and_empty_after_wait_ms() {
     });
     // Produce only once the poll is parked on the partition (the broker's gauge says so).
     wait_parked_fetches(&broker, 1).await;
-    assert!(!waiting.is_finished(), "the poll must still be waiting before the produce");
+    assert!(
+        !waiting.is_finished(),
+        "the poll must still be waiting before the produce"
+    );
     let record = ProduceRecord {
         value: Some("wake up".into()),
         ..ProduceRecord::default()

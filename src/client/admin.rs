@@ -115,6 +115,9 @@ pub(crate) async fn acl(command: AclCommand, client: &Client) -> anyhow::Result<
 }
 
 pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Result<()> {
+    if let AuditCommand::Verify = command {
+        return verify_audit(client).await;
+    }
     let AuditCommand::List {
         offset,
         since_ms,
@@ -123,7 +126,10 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
         action,
         decision,
         limit,
-    } = command;
+    } = command
+    else {
+        unreachable!("Verify was handled above");
+    };
     let mut filters = AuditFilters {
         offset,
         since_ms,
@@ -148,6 +154,50 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
             return Ok(());
         }
         filters.offset = Some(page.next_offset);
+    }
+}
+
+/// Reads the whole audit log and checks its hash chain end to end: every event's hash covers its
+/// fields and the previous event's hash, and offsets run from 0 without gaps.
+async fn verify_audit(client: &Client) -> anyhow::Result<()> {
+    let mut events = Vec::new();
+    let mut filters = AuditFilters {
+        offset: Some(0),
+        ..AuditFilters::default()
+    };
+    loop {
+        let page = client.audit_page(&filters).await?;
+        for event in page.events {
+            let expected = events.len() as u64;
+            if let Some(offset) = event.offset.filter(|offset| *offset != expected) {
+                anyhow::bail!(
+                    "audit log has a gap: event {expected} is missing (next stored is {offset})"
+                );
+            }
+            let mut json = serde_json::to_value(&event)?;
+            if let Some(fields) = json.as_object_mut() {
+                fields.remove("offset");
+            }
+            events.push(serde_json::from_value::<crate::audit::AuditEvent>(json)?);
+        }
+        if page.next_offset >= page.high_watermark
+            || page.next_offset <= filters.offset.unwrap_or(0)
+        {
+            break;
+        }
+        filters.offset = Some(page.next_offset);
+    }
+    match crate::audit::verify_chain(&events) {
+        Ok(count) => {
+            let head = events
+                .last()
+                .map_or(crate::audit::GENESIS_HASH, |e| e.hash.as_str());
+            streams::write_line(&format!(
+                "audit chain verified: {count} events, head {head}"
+            ))?;
+            Ok(())
+        }
+        Err(error) => anyhow::bail!("audit chain is broken: {error:?}"),
     }
 }
 

@@ -211,6 +211,8 @@ pub enum AuditCommand {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Read the whole audit log and check its hash chain end to end (exit 1 if broken).
+    Verify,
 }
 
 /// Runs one client command against the broker named by `global`.

@@ -8,7 +8,6 @@ mod admin;
 mod api;
 pub mod bench;
 pub mod bench_report;
-pub mod certs_command;
 pub mod cli;
 pub mod dto;
 mod error;

@@ -121,7 +121,10 @@ impl Controller {
             if current.leader.is_some() && current.applied >= current.last_index {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, status.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, status.changed())
+                .await
+                .is_err()
+            {
                 return false;
             }
         }

@@ -133,7 +133,10 @@ pub async fn delete_orphans(host: &Host, state: &MetadataState) {
     if !state.bootstrapped {
         return;
     }
-    let desired: BTreeSet<GroupId> = desired_groups(state, host.node()).iter().map(|d| d.group).collect();
+    let desired: BTreeSet<GroupId> = desired_groups(state, host.node())
+        .iter()
+        .map(|d| d.group)
+        .collect();
     let stored = match host.store.groups() {
         Ok(groups) => groups,
         Err(error) => {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::ResponseError;
-use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use rand::RngCore;
 
@@ -46,9 +46,9 @@ fn bearer(request: &HttpRequest) -> Result<Option<String>, BrokerError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| BrokerError::Unauthenticated("Authorization header is not valid text".into()))?;
+    let value = value.to_str().map_err(|_| {
+        BrokerError::Unauthenticated("Authorization header is not valid text".into())
+    })?;
     match value.strip_prefix("Bearer ") {
         Some(token) => Ok(Some(token.trim().to_string())),
         None => Err(BrokerError::Unauthenticated(
@@ -96,8 +96,10 @@ impl FromRequest for Authenticated {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let caller = request.extensions().get::<Caller>().cloned();
-        ready(caller.map(Authenticated).ok_or_else(|| {
-            BrokerError::Unauthenticated("missing bearer token".into())
-        }))
+        ready(
+            caller
+                .map(Authenticated)
+                .ok_or_else(|| BrokerError::Unauthenticated("missing bearer token".into())),
+        )
     }
 }

@@ -55,15 +55,23 @@ pub enum PartitionCommand {
 /// records. Variant order and field order must match `PartitionCommand` (a unit test checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub enum CommandHeader {
-    Append { base_offset: u64, timestamp_ms: u64, count: u64 },
-    AdvanceLogStart { offset: u64 },
+    Append {
+        base_offset: u64,
+        timestamp_ms: u64,
+        count: u64,
+    },
+    AdvanceLogStart {
+        offset: u64,
+    },
 }
 
 impl CommandHeader {
     /// The offset after the last record of an `Append`.
     pub fn end_offset(&self) -> Option<u64> {
         match self {
-            CommandHeader::Append { base_offset, count, .. } => Some(base_offset + count),
+            CommandHeader::Append {
+                base_offset, count, ..
+            } => Some(base_offset + count),
             CommandHeader::AdvanceLogStart { .. } => None,
         }
     }
@@ -127,10 +135,17 @@ mod tests {
         assert_eq!(batch.end_offset(), 19);
         assert_eq!(
             decode_header(&bytes).expect("header decodes"),
-            CommandHeader::Append { base_offset: 17, timestamp_ms: 1_764_422_400_000, count: 2 }
+            CommandHeader::Append {
+                base_offset: 17,
+                timestamp_ms: 1_764_422_400_000,
+                count: 2
+            }
         );
         let advance = encode(&PartitionCommand::AdvanceLogStart { offset: 9 });
-        assert_eq!(decode_header(&advance).expect("decodes"), CommandHeader::AdvanceLogStart { offset: 9 });
+        assert_eq!(
+            decode_header(&advance).expect("decodes"),
+            CommandHeader::AdvanceLogStart { offset: 9 }
+        );
     }
 
     #[test]

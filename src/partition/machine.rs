@@ -130,10 +130,15 @@ impl super::replica::StateMachine for PartitionMachine {
             panic!("committed entry {index:?} is not a partition command: {error}")
         });
         match header {
-            CommandHeader::Append { base_offset, timestamp_ms, count } => {
+            CommandHeader::Append {
+                base_offset,
+                timestamp_ms,
+                count,
+            } => {
                 let end_offset = base_offset + count;
                 assert!(
-                    base_offset >= self.state.high_watermark || end_offset <= self.state.high_watermark,
+                    base_offset >= self.state.high_watermark
+                        || end_offset <= self.state.high_watermark,
                     "batch at {base_offset} overlaps the committed log ending at {}",
                     self.state.high_watermark
                 );
@@ -241,7 +246,10 @@ impl Replica<PartitionMachine> {
                 break;
             };
             if let EntryPayload::Normal(data) = entry.payload {
-                if let Some(end_offset) = batch::decode_header(&data).ok().and_then(|h| h.end_offset()) {
+                if let Some(end_offset) = batch::decode_header(&data)
+                    .ok()
+                    .and_then(|h| h.end_offset())
+                {
                     tail = tail.max(end_offset);
                     break;
                 }

@@ -204,7 +204,12 @@ fn stored_batches(
             let EntryPayload::Normal(data) = &entry.payload else {
                 continue;
             };
-            if let Ok(CommandHeader::Append { base_offset, timestamp_ms, count }) = batch::decode_header(data) {
+            if let Ok(CommandHeader::Append {
+                base_offset,
+                timestamp_ms,
+                count,
+            }) = batch::decode_header(data)
+            {
                 batches.push_back(BatchInfo {
                     base_offset,
                     end_offset: base_offset + count,
