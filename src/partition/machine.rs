@@ -228,12 +228,12 @@ impl Replica<PartitionMachine> {
     /// The offset the next proposed batch starts at: the end of the last batch in the log, which on a
     /// new leader may be above the commit index (entries of earlier terms it will commit).
     fn tail_offset(&mut self) -> u64 {
-        let status = self.node.status();
         if let Some((term, tail)) = self.machine.tail {
-            if term == status.term {
+            if term == self.node.term() {
                 return tail;
             }
         }
+        let status = self.node.status();
         let mut tail = self.machine.state.high_watermark;
         let log = self.node.store();
         let mut index = log.last_index();
@@ -264,13 +264,12 @@ impl Replica<PartitionMachine> {
 impl Handler<Produce> for Replica<PartitionMachine> {
     type Result = ();
     fn handle(&mut self, message: Produce, ctx: &mut Context<Self>) {
-        let status = self.node.status();
-        if status.role != Role::Leader {
-            let _ = message.reply.send(Err(ReplicaError::NotLeader {
-                leader: status.leader,
-            }));
+        if self.node.role() != Role::Leader {
+            let leader = self.node.leader();
+            let _ = message.reply.send(Err(ReplicaError::NotLeader { leader }));
             return;
         }
+        let term = self.node.term();
         let base_offset = self.tail_offset();
         let batch = RecordBatch {
             base_offset,
@@ -282,7 +281,7 @@ impl Handler<Produce> for Replica<PartitionMachine> {
         if self.ack_policy() == AckPolicy::BeforeCommitUnsafe {
             let (ignored, _) = oneshot::channel();
             let result = if self.propose_with_reply(data, ignored) {
-                self.machine.tail = Some((status.term, end));
+                self.machine.tail = Some((term, end));
                 Ok(AppendResult {
                     base_offset,
                     count: end - base_offset,
@@ -292,7 +291,7 @@ impl Handler<Produce> for Replica<PartitionMachine> {
             };
             let _ = message.reply.send(result);
         } else if self.propose_with_reply(data, message.reply) {
-            self.machine.tail = Some((status.term, end));
+            self.machine.tail = Some((term, end));
         }
         self.drive(ctx);
     }
@@ -385,7 +384,7 @@ impl Handler<SetRetention> for Replica<PartitionMachine> {
 impl Handler<RetentionTick> for Replica<PartitionMachine> {
     type Result = ();
     fn handle(&mut self, _: RetentionTick, ctx: &mut Context<Self>) {
-        if self.machine.advancing || self.node.status().role != Role::Leader {
+        if self.machine.advancing || self.node.role() != Role::Leader {
             return;
         }
         let machine = &self.machine;

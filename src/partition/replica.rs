@@ -209,7 +209,7 @@ impl<M: StateMachine> Replica<M> {
         }
         match self.node.propose(data) {
             Ok(index) => {
-                let term = self.node.status().term;
+                let term = self.node.term();
                 self.proposals.insert(index, (term, reply));
                 true
             }
@@ -411,15 +411,13 @@ impl<M: StateMachine> Replica<M> {
     }
 
     fn publish_status(&mut self) {
-        let status = self.node.status();
-        let is_leader = status.role == Role::Leader;
         let next = ReplicaStatus {
-            leader: status.leader,
-            term: status.term,
-            is_leader,
-            commit: status.commit,
+            leader: self.node.leader(),
+            term: self.node.term(),
+            is_leader: self.node.role() == Role::Leader,
+            commit: self.node.commit(),
             applied: self.applied,
-            last_index: status.last_index,
+            last_index: self.node.last_index(),
         };
         self.status.send_if_modified(|current| {
             if *current == next {

@@ -298,6 +298,31 @@ impl<S: LogStore> RawNode<S> {
         self.log.term(index).ok()
     }
 
+    /// This node's role; cheaper than `status()` on hot paths.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The current term; cheaper than `status()` on hot paths.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The commit index.
+    pub fn commit(&self) -> LogIndex {
+        self.log.commit
+    }
+
+    /// The last index of the log (persisted or not).
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+
     pub fn status(&self) -> Status {
         let role = self.role;
         let progress = if role == Role::Leader {
