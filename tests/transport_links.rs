@@ -11,7 +11,10 @@ use transport_support::*;
 const MESSAGES: u64 = 200;
 
 fn peers(entries: &[(u64, SocketAddr)]) -> HashMap<NodeId, SocketAddr> {
-    entries.iter().map(|(id, address)| (NodeId(*id), *address)).collect()
+    entries
+        .iter()
+        .map(|(id, address)| (NodeId(*id), *address))
+        .collect()
 }
 
 /// Sends `MESSAGES` from `from` to `to` and checks they arrive complete and in order.
@@ -127,7 +130,9 @@ async fn reconnects_after_restart_of(restarted: u64) {
             tokio::time::Instant::now() < deadline,
             "the restarted broker heard nothing before the deadline"
         );
-        stable.network.send([message(stable_id, restarted, sequence)]);
+        stable
+            .network
+            .send([message(stable_id, restarted, sequence)]);
         let probe = std::time::Duration::from_millis(50);
         if let Ok(Some(_)) = tokio::time::timeout(probe, restarting.inbound.recv()).await {
             break;

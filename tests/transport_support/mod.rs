@@ -159,7 +159,9 @@ pub async fn raw_connect(
 ) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(address).await?;
     let name = ServerName::IpAddress(address.ip().into());
-    TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
 }
 
 pub async fn write_frame(stream: &mut TlsStream<TcpStream>, frame: &Frame) {
