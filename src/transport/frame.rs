@@ -65,12 +65,17 @@ where
     R: AsyncRead + Unpin,
 {
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
-    match reader.read_exact(&mut prefix).await {
-        Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(FrameError::Closed)
+    let mut filled = 0;
+    while filled < LENGTH_PREFIX_BYTES {
+        let read = reader.read(&mut prefix[filled..]).await?;
+        if read == 0 {
+            return Err(if filled == 0 {
+                FrameError::Closed
+            } else {
+                FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
+            });
         }
-        Err(error) => return Err(FrameError::Io(error)),
+        filled += read;
     }
     let length = u32::from_be_bytes(prefix);
     if length > frame_bytes_max {
@@ -144,6 +149,8 @@ mod tests {
 
         let wire = encode(&frame(2), 1 << 20).expect("encode");
         let result = read_frame(&mut &wire[..wire.len() - 1], 1 << 20).await;
+        assert!(matches!(result, Err(FrameError::Io(_))), "{result:?}");
+        let result = read_frame(&mut &wire[..2], 1 << 20).await;
         assert!(matches!(result, Err(FrameError::Io(_))), "{result:?}");
         let result = read_frame(&mut &wire[..0], 1 << 20).await;
         assert!(matches!(result, Err(FrameError::Closed)), "{result:?}");
