@@ -124,6 +124,23 @@ mod tests {
         assert_eq!(decoded, original);
     }
 
+    #[test]
+    fn the_wire_layout_matches_docs_transport_md() {
+        let heartbeat_response = Frame {
+            from: NodeId(2),
+            messages: vec![Message {
+                group: GroupId(0),
+                from: NodeId(2),
+                to: NodeId(1),
+                term: Term(3),
+                body: MessageBody::HeartbeatResponse,
+            }],
+        };
+        let wire = encode(&heartbeat_response, 1 << 20).expect("encode");
+        // Length 7; from 2; one message: group 0, from 2, to 1, term 3, variant 7.
+        assert_eq!(wire, [0, 0, 0, 7, 2, 1, 0, 2, 1, 3, 7]);
+    }
+
     #[tokio::test]
     async fn an_oversized_length_is_refused_before_reading_the_body() {
         let wire = encode(&frame(50), 1 << 20).expect("encode");
