@@ -11,7 +11,7 @@
 //! - `partition`: one actor per Raft group replica; drives a `raft::RawNode`; produce and fetch.
 //! - `auth`: passwords (argon2id), JWTs, principals and the pure ACL decision.
 //! - `storage`: the only user of redb; group-commit writer, log reads, recovery.
-//! - `transport`: TLS configuration and certificate generation.
+//! - `transport`: TLS configuration, certificate generation, and the mutual-TLS peer links.
 //! - `raft`: sans-IO consensus; no I/O, clocks or global randomness.
 //! - `config`: raw TOML/env → validated, typed configuration.
 //! - `names`: validation of topic, group and user names.

@@ -1,7 +1,16 @@
-//! Transport: TLS material and configuration for client and peer connections.
+//! Transport: TLS material and configuration, and the mutual-TLS peer links between brokers.
 //!
-//! Owns certificate generation (`certs`) and the rustls configurations built from PEM files
-//! (`tls`). It must not interpret Raft messages or HTTP requests; it only answers "who is the
-//! peer" (a broker id bound to its certificate) and "is this connection trusted".
+//! Owns certificate generation (`certs`), the rustls configurations built from PEM files
+//! (`tls`), the peer-link wire format (`frame`) and the peer network (`network`, with one
+//! `link` per peer). It must not interpret Raft messages or HTTP requests; it only answers
+//! "who is the peer" (a broker id bound to its certificate), "is this connection trusted",
+//! and carries Raft messages to the broker named by their `to`.
 pub mod certs;
+pub mod frame;
+mod link;
+mod network;
+mod stats;
 pub mod tls;
+
+pub use network::{PeerLimits, PeerNetwork, PeerNetworkConfig, TransportError};
+pub use stats::PeerStats;

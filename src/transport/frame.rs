@@ -1,0 +1,175 @@
+//! The peer-link wire format: one length-prefixed postcard frame per batch of Raft messages.
+//!
+//! Owns encoding and decoding of `Frame` and the bound on a frame's size. A frame is a
+//! big-endian `u32` body length followed by that many bytes of postcard-encoded `Frame`
+//! (field-level layout in `docs/transport.md`). It must not check who sent a frame: the link
+//! compares `Frame::from` with the broker id of the authenticated peer.
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::raft::{Message, NodeId};
+
+/// Bytes of the length prefix in front of every frame body.
+pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+/// One batch of Raft messages from one broker to one peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The broker id the sender claims; the receiver drops the frame unless it equals the
+    /// broker id in the sender's verified certificate.
+    pub from: NodeId,
+    /// Messages of any Raft groups, in the order the sender queued them.
+    pub messages: Vec<Message>,
+}
+
+/// Why a frame could not be encoded or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("peer link I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection closed at a frame boundary")]
+    Closed,
+    #[error("frame body of {bytes} bytes exceeds the bound of {bytes_max} bytes")]
+    TooLarge { bytes: u64, bytes_max: u32 },
+    #[error("frame body is not a valid frame: {0}")]
+    Decode(postcard::Error),
+    #[error("frame cannot be encoded: {0}")]
+    Encode(postcard::Error),
+}
+
+/// The bytes of `frame` on the wire (length prefix included).
+///
+/// Fails with `TooLarge` when the body would exceed `frame_bytes_max`, so a sender never
+/// emits a frame its peer is bound to refuse.
+pub fn encode(frame: &Frame, frame_bytes_max: u32) -> Result<Vec<u8>, FrameError> {
+    let body = postcard::to_stdvec(frame).map_err(FrameError::Encode)?;
+    let bytes = body.len() as u64;
+    if bytes > u64::from(frame_bytes_max) {
+        return Err(FrameError::TooLarge {
+            bytes,
+            bytes_max: frame_bytes_max,
+        });
+    }
+    let length = u32::try_from(body.len()).expect("body length is bounded by a u32 above");
+    let mut wire = Vec::with_capacity(LENGTH_PREFIX_BYTES + body.len());
+    wire.extend_from_slice(&length.to_be_bytes());
+    wire.extend_from_slice(&body);
+    Ok(wire)
+}
+
+/// Reads one frame. A length above `frame_bytes_max` fails before any of the body is read or
+/// buffered; the caller must close the connection on any error, since the stream position
+/// is then unknown.
+pub async fn read_frame<R>(reader: &mut R, frame_bytes_max: u32) -> Result<Frame, FrameError>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
+    let mut filled = 0;
+    while filled < LENGTH_PREFIX_BYTES {
+        let read = reader.read(&mut prefix[filled..]).await?;
+        if read == 0 {
+            return Err(if filled == 0 {
+                FrameError::Closed
+            } else {
+                FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
+            });
+        }
+        filled += read;
+    }
+    let length = u32::from_be_bytes(prefix);
+    if length > frame_bytes_max {
+        return Err(FrameError::TooLarge {
+            bytes: u64::from(length),
+            bytes_max: frame_bytes_max,
+        });
+    }
+    let mut body = vec![0u8; length as usize];
+    reader.read_exact(&mut body).await?;
+    postcard::from_bytes(&body).map_err(FrameError::Decode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{GroupId, MessageBody, Term};
+
+    fn frame(count: u64) -> Frame {
+        let messages = (0..count)
+            .map(|sequence| Message {
+                group: GroupId(sequence % 3),
+                from: NodeId(1),
+                to: NodeId(2),
+                term: Term(sequence),
+                body: MessageBody::Heartbeat {
+                    commit: crate::raft::LogIndex(sequence),
+                },
+            })
+            .collect();
+        Frame {
+            from: NodeId(1),
+            messages,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_round_trips_and_carries_its_length() {
+        let original = frame(5);
+        let wire = encode(&original, 1 << 20).expect("encode");
+        let length = u32::from_be_bytes(wire[..4].try_into().expect("prefix"));
+        assert_eq!(length as usize, wire.len() - LENGTH_PREFIX_BYTES);
+        let decoded = read_frame(&mut wire.as_slice(), 1 << 20)
+            .await
+            .expect("decode");
+        assert_eq!(decoded, original);
+    }
+
+    #[test]
+    fn the_wire_layout_matches_docs_transport_md() {
+        let heartbeat_response = Frame {
+            from: NodeId(2),
+            messages: vec![Message {
+                group: GroupId(0),
+                from: NodeId(2),
+                to: NodeId(1),
+                term: Term(3),
+                body: MessageBody::HeartbeatResponse,
+            }],
+        };
+        let wire = encode(&heartbeat_response, 1 << 20).expect("encode");
+        // Length 7; from 2; one message: group 0, from 2, to 1, term 3, variant 7.
+        assert_eq!(wire, [0, 0, 0, 7, 2, 1, 0, 2, 1, 3, 7]);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_length_is_refused_before_reading_the_body() {
+        let wire = encode(&frame(50), 1 << 20).expect("encode");
+        let body_bytes = (wire.len() - LENGTH_PREFIX_BYTES) as u32;
+        // Only the prefix is supplied: refusing must not wait for the body.
+        let result = read_frame(&mut &wire[..LENGTH_PREFIX_BYTES], body_bytes - 1).await;
+        assert!(
+            matches!(result, Err(FrameError::TooLarge { .. })),
+            "{result:?}"
+        );
+        assert!(matches!(
+            encode(&frame(50), body_bytes - 1),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn garbage_and_truncation_are_errors_not_panics() {
+        let mut garbage = 6u32.to_be_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff; 6]);
+        let result = read_frame(&mut garbage.as_slice(), 1 << 20).await;
+        assert!(matches!(result, Err(FrameError::Decode(_))), "{result:?}");
+
+        let wire = encode(&frame(2), 1 << 20).expect("encode");
+        let result = read_frame(&mut &wire[..wire.len() - 1], 1 << 20).await;
+        assert!(matches!(result, Err(FrameError::Io(_))), "{result:?}");
+        let result = read_frame(&mut &wire[..2], 1 << 20).await;
+        assert!(matches!(result, Err(FrameError::Io(_))), "{result:?}");
+        let result = read_frame(&mut &wire[..0], 1 << 20).await;
+        assert!(matches!(result, Err(FrameError::Closed)), "{result:?}");
+    }
+}

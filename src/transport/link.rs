@@ -1,0 +1,318 @@
+//! One peer's link: its outbound queue, its connection, and the task that keeps both going.
+//!
+//! Owns the bounded queue of messages for one peer, dialling with capped exponential backoff
+//! (when this broker has the lower id) or waiting for the acceptor to hand over a connection
+//! (when it has the higher id), batching queued messages into frames, and checking the sender
+//! of every inbound frame and message against the authenticated peer. It must not interpret
+//! Raft messages beyond their `from` and `to`.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsStream;
+
+use crate::raft::{Message, NodeId};
+use crate::transport::frame::{self, Frame, FrameError};
+use crate::transport::network::Shared;
+use crate::transport::stats::{add, bump, Counters};
+use crate::transport::tls::peer_broker_id;
+
+/// An authenticated connection to a peer, from either end.
+pub(crate) type PeerStream = TlsStream<TcpStream>;
+
+/// Replacement connections waiting for a link; the acceptor waits when it is full.
+const STREAMS_QUEUE_MAX: usize = 1;
+
+/// The network's handle on one link. Dropping it stops the link and closes its connection.
+pub(crate) struct LinkHandle {
+    queue: mpsc::Sender<Message>,
+    streams: mpsc::Sender<PeerStream>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LinkHandle {
+    /// Queues `message` without waiting; a full queue drops it.
+    pub(crate) fn enqueue(&self, message: Message, counters: &Counters) {
+        match self.queue.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => bump(&counters.dropped_queue_full),
+            Err(TrySendError::Closed(_)) => bump(&counters.dropped_unknown_peer),
+        }
+    }
+
+    /// Where the acceptor hands over an authenticated inbound connection from this peer.
+    pub(crate) fn streams(&self) -> mpsc::Sender<PeerStream> {
+        self.streams.clone()
+    }
+
+    /// The link's task, for a caller that aborts and awaits it.
+    pub(crate) fn into_task(mut self) -> JoinHandle<()> {
+        self.task.take().expect("a link's task is taken only once")
+    }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped, so a link's reader never outlives its link.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the link to `peer`. Must be called inside a tokio runtime.
+pub(crate) fn spawn(shared: Arc<Shared>, peer: NodeId) -> LinkHandle {
+    let (queue, queue_receiver) = mpsc::channel(shared.limits.queue_messages_max.max(1));
+    let (streams, streams_receiver) = mpsc::channel(STREAMS_QUEUE_MAX);
+    let task = tokio::spawn(run(shared, peer, queue_receiver, streams_receiver));
+    LinkHandle {
+        queue,
+        streams,
+        task: Some(task),
+    }
+}
+
+/// Doubling delays between dials, from `backoff_ms_min` up to `backoff_ms_max`.
+struct Backoff {
+    next_ms: u64,
+    min_ms: u64,
+    max_ms: u64,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let delay = self.next_ms;
+        self.next_ms = delay.saturating_mul(2).min(self.max_ms);
+        Duration::from_millis(delay)
+    }
+
+    fn reset(&mut self) {
+        self.next_ms = self.min_ms;
+    }
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    mut queue: mpsc::Receiver<Message>,
+    mut streams: mpsc::Receiver<PeerStream>,
+) {
+    let dials = shared.broker < peer;
+    let limits = &shared.limits;
+    let mut backoff = Backoff {
+        next_ms: limits.backoff_ms_min,
+        min_ms: limits.backoff_ms_min,
+        max_ms: limits.backoff_ms_max.max(limits.backoff_ms_min),
+    };
+    let mut delay: Option<Duration> = None;
+    let mut replacement: Option<PeerStream> = None;
+    loop {
+        let stream = match (replacement.take(), dials) {
+            (Some(stream), _) => stream,
+            (None, true) => {
+                if let Some(delay) = delay.take() {
+                    tokio::time::sleep(delay).await;
+                }
+                match dial(&shared, peer).await {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::debug!(%error, peer = peer.0, "dial failed");
+                        bump(&shared.counters.dials_failed);
+                        delay = Some(backoff.next());
+                        continue;
+                    }
+                }
+            }
+            (None, false) => match streams.recv().await {
+                Some(stream) => stream,
+                None => return,
+            },
+        };
+        let outcome = serve(&shared, peer, stream, &mut queue, &mut streams).await;
+        bump(&shared.counters.connections_closed);
+        // A connection that carried a frame proves the pair works; one that died at once
+        // (for example our certificate refused on the first read) counts as a failed dial.
+        if outcome.received_any {
+            backoff.reset();
+        }
+        delay = Some(backoff.next());
+        replacement = outcome.replacement;
+    }
+}
+
+/// Why a dial produced no link.
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error("no address for the peer")]
+    NoAddress,
+    #[error("connect or handshake timed out")]
+    Timeout,
+    #[error("connect or handshake: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("dialled broker {expected} but the certificate names {found:?}")]
+    WrongPeer { expected: u64, found: Option<u64> },
+}
+
+async fn dial(shared: &Shared, peer: NodeId) -> Result<PeerStream, DialError> {
+    let address = shared.address_of(peer).ok_or(DialError::NoAddress)?;
+    let timeout = Duration::from_millis(shared.limits.handshake_timeout_ms);
+    let handshake = async {
+        let tcp = TcpStream::connect(address).await?;
+        tcp.set_nodelay(true)?;
+        // The chain is checked against the cluster CA and the address must be in the
+        // certificate; the broker id check below is what binds the connection to `peer`.
+        let name = ServerName::IpAddress(address.ip().into());
+        shared.connector.connect(name, tcp).await
+    };
+    let stream = tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| DialError::Timeout)??;
+    let found = peer_broker_id(stream.get_ref().1);
+    if found != Some(peer.0) {
+        bump(&shared.counters.peers_refused);
+        return Err(DialError::WrongPeer {
+            expected: peer.0,
+            found,
+        });
+    }
+    Ok(TlsStream::Client(stream))
+}
+
+/// How a connection ended.
+struct Outcome {
+    /// Whether at least one frame arrived on it.
+    received_any: bool,
+    /// A newer connection from the same peer that replaces this one.
+    replacement: Option<PeerStream>,
+}
+
+/// Runs one connection until it fails or is replaced: queued messages go out in batches,
+/// inbound frames are checked and forwarded by a reader task.
+async fn serve(
+    shared: &Arc<Shared>,
+    peer: NodeId,
+    stream: PeerStream,
+    queue: &mut mpsc::Receiver<Message>,
+    streams: &mut mpsc::Receiver<PeerStream>,
+) -> Outcome {
+    bump(&shared.counters.connections_established);
+    let (reader, mut writer) = tokio::io::split(stream);
+    let received_any = Arc::new(AtomicBool::new(false));
+    let mut reader = AbortOnDrop(tokio::spawn(read_loop(
+        shared.clone(),
+        peer,
+        reader,
+        received_any.clone(),
+    )));
+    let replacement = loop {
+        tokio::select! {
+            _ = &mut reader.0 => break None,
+            stream = streams.recv() => break stream,
+            message = queue.recv() => {
+                let Some(first) = message else { break None };
+                let mut batch = vec![first];
+                while batch.len() < shared.limits.batch_messages_max {
+                    match queue.try_recv() {
+                        Ok(message) => batch.push(message),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(error) = write_batch(shared, &mut writer, batch).await {
+                    tracing::debug!(%error, peer = peer.0, "peer write failed");
+                    break None;
+                }
+            }
+        }
+    };
+    Outcome {
+        received_any: received_any.load(Ordering::Relaxed),
+        replacement,
+    }
+}
+
+/// Writes `messages` as as few frames as the frame bound allows, halving a batch that is too
+/// large; a single message above the bound is dropped and counted.
+async fn write_batch<W>(
+    shared: &Shared,
+    writer: &mut W,
+    messages: Vec<Message>,
+) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+{
+    let counters = &shared.counters;
+    let mut pending = vec![messages];
+    while let Some(messages) = pending.pop() {
+        let frame = Frame {
+            from: shared.broker,
+            messages,
+        };
+        match frame::encode(&frame, shared.limits.frame_bytes_max) {
+            Ok(bytes) => {
+                writer.write_all(&bytes).await?;
+                bump(&counters.frames_sent);
+                add(&counters.messages_sent, frame.messages.len() as u64);
+            }
+            Err(FrameError::TooLarge { .. }) if frame.messages.len() > 1 => {
+                let mut first = frame.messages;
+                let second = first.split_off(first.len() / 2);
+                pending.push(second);
+                pending.push(first);
+            }
+            Err(FrameError::TooLarge { .. }) => bump(&counters.dropped_oversized),
+            Err(error) => return Err(error),
+        }
+    }
+    writer.flush().await?;
+    Ok(())
+}
+
+/// Reads frames until the connection ends, forwarding each message whose senders check out.
+async fn read_loop(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    mut reader: ReadHalf<PeerStream>,
+    received_any: Arc<AtomicBool>,
+) {
+    let counters = &shared.counters;
+    loop {
+        let frame = match frame::read_frame(&mut reader, shared.limits.frame_bytes_max).await {
+            Ok(frame) => frame,
+            Err(FrameError::Closed | FrameError::Io(_)) => return,
+            Err(error) => {
+                tracing::warn!(%error, peer = peer.0, "invalid frame from peer; closing");
+                return bump(&counters.frames_invalid);
+            }
+        };
+        received_any.store(true, Ordering::Relaxed);
+        bump(&counters.frames_received);
+        if frame.from != peer {
+            bump(&counters.frames_forged_sender);
+            continue;
+        }
+        for message in frame.messages {
+            if message.from != frame.from {
+                bump(&counters.messages_forged_sender);
+            } else if message.to != shared.broker {
+                bump(&counters.messages_misaddressed);
+            } else if shared.inbound.send(message).await.is_ok() {
+                bump(&counters.messages_received);
+            } else {
+                return;
+            }
+        }
+    }
+}

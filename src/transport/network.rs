@@ -1,0 +1,278 @@
+//! `PeerNetwork`: this broker's mutual-TLS links to every peer broker.
+//!
+//! Owns the listener, the map of peer addresses, one link task per peer and the counters.
+//! Exactly one connection serves a broker pair: the broker with the lower id dials, the
+//! higher one accepts, and both directions share that connection. Every connection is TLS 1.3
+//! with certificates from the cluster CA on both ends; the peer's broker id is read from its
+//! certificate (never from the wire) and checked on both ends. There is no plaintext path.
+//! It must not interpret Raft messages: it routes by `Message::to` and checks senders only.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::raft::{Message, NodeId};
+use crate::transport::link::{self, LinkHandle};
+use crate::transport::stats::{bump, Counters, PeerStats};
+use crate::transport::tls::{self, peer_broker_id, TlsError};
+
+/// Pause after a failed `accept` (for example too many open files) before accepting again.
+const ACCEPT_RETRY_MS: u64 = 100;
+
+/// Bounds and timings of the peer links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Largest frame body accepted or sent; a larger inbound frame closes its connection.
+    pub frame_bytes_max: u32,
+    /// Messages waiting per peer; `send` drops (and counts) messages beyond it.
+    pub queue_messages_max: usize,
+    /// Messages coalesced into one frame at most.
+    pub batch_messages_max: usize,
+    /// First delay before re-dialling a peer; doubles per failure up to `backoff_ms_max`.
+    pub backoff_ms_min: u64,
+    pub backoff_ms_max: u64,
+    /// Deadline for TCP connect plus TLS handshake, each way.
+    pub handshake_timeout_ms: u64,
+    /// Inbound handshakes in progress at once; further connections are closed unanswered.
+    pub handshakes_max: usize,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            frame_bytes_max: 16 * 1024 * 1024,
+            queue_messages_max: 4096,
+            batch_messages_max: 256,
+            backoff_ms_min: 50,
+            backoff_ms_max: 2000,
+            handshake_timeout_ms: 5000,
+            handshakes_max: 64,
+        }
+    }
+}
+
+/// What a `PeerNetwork` needs to start.
+#[derive(Clone, Debug)]
+pub struct PeerNetworkConfig {
+    /// This broker's id; must equal the broker id in `cert`.
+    pub broker: NodeId,
+    /// The cluster CA every peer certificate must chain to.
+    pub ca_cert: PathBuf,
+    /// This broker's certificate chain and key (PEM).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub limits: PeerLimits,
+}
+
+/// Failures while starting the peer network.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("peer TLS configuration: {0}")]
+    Tls(#[from] TlsError),
+    #[error("certificate {path} names broker {found:?}, but this broker is {expected}")]
+    OwnIdentity {
+        path: PathBuf,
+        expected: u64,
+        found: Option<u64>,
+    },
+}
+
+/// State shared by the acceptor and every link task.
+pub(crate) struct Shared {
+    pub(crate) broker: NodeId,
+    pub(crate) limits: PeerLimits,
+    pub(crate) connector: TlsConnector,
+    pub(crate) inbound: mpsc::Sender<Message>,
+    pub(crate) counters: Counters,
+    peers: RwLock<HashMap<NodeId, SocketAddr>>,
+    links: Mutex<HashMap<NodeId, LinkHandle>>,
+}
+
+impl Shared {
+    /// The current address of `peer`, if it is one.
+    pub(crate) fn address_of(&self, peer: NodeId) -> Option<SocketAddr> {
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        peers.get(&peer).copied()
+    }
+
+    fn links(&self) -> MutexGuard<'_, HashMap<NodeId, LinkHandle>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// This broker's end of the peer links. Dropping it stops every task it started.
+pub struct PeerNetwork {
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl PeerNetwork {
+    /// Starts accepting on `listener` and links to every peer in `peers` (this broker's own
+    /// id is ignored there). Messages from peers go to `inbound`; a full sink slows the peer's
+    /// connection down rather than dropping. Must be called inside a tokio runtime.
+    pub fn start(
+        config: PeerNetworkConfig,
+        listener: TcpListener,
+        peers: HashMap<NodeId, SocketAddr>,
+        inbound: mpsc::Sender<Message>,
+    ) -> Result<PeerNetwork, TransportError> {
+        let own_chain = tls::load_certs(&config.cert)?;
+        let found = own_chain
+            .first()
+            .and_then(crate::transport::certs::broker_id_of);
+        if found != Some(config.broker.0) {
+            return Err(TransportError::OwnIdentity {
+                path: config.cert.clone(),
+                expected: config.broker.0,
+                found,
+            });
+        }
+        let identity = Some((config.cert.as_path(), config.key.as_path()));
+        let client = tls::client_config(&config.ca_cert, identity)?;
+        let server = tls::server_config(&config.cert, &config.key, Some(&config.ca_cert))?;
+        let shared = Arc::new(Shared {
+            broker: config.broker,
+            limits: config.limits,
+            connector: TlsConnector::from(Arc::new(client)),
+            inbound,
+            counters: Counters::default(),
+            peers: RwLock::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
+        });
+        let acceptor = TlsAcceptor::from(Arc::new(server));
+        let task = tokio::spawn(accept_loop(shared.clone(), listener, acceptor));
+        let network = PeerNetwork {
+            shared,
+            acceptor: Some(task),
+        };
+        network.set_peers(peers);
+        Ok(network)
+    }
+
+    /// Replaces the peer map. New peers get a link, removed peers lose theirs (queued
+    /// messages are dropped); a changed address is used from the next dial on.
+    pub fn set_peers(&self, mut peers: HashMap<NodeId, SocketAddr>) {
+        peers.remove(&self.shared.broker);
+        let mut links = self.shared.links();
+        links.retain(|peer, _| peers.contains_key(peer));
+        for peer in peers.keys() {
+            if !links.contains_key(peer) {
+                links.insert(*peer, link::spawn(self.shared.clone(), *peer));
+            }
+        }
+        *self
+            .shared
+            .peers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = peers;
+    }
+
+    /// Queues each message for the broker named by its `to`, without waiting. Messages to an
+    /// unknown broker or to a peer whose queue is full are dropped and counted.
+    pub fn send(&self, messages: impl IntoIterator<Item = Message>) {
+        let links = self.shared.links();
+        for message in messages {
+            match links.get(&message.to) {
+                Some(link) => link.enqueue(message, &self.shared.counters),
+                None => bump(&self.shared.counters.dropped_unknown_peer),
+            }
+        }
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> PeerStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// This broker's id.
+    pub fn broker(&self) -> NodeId {
+        self.shared.broker
+    }
+
+    /// Stops every task and waits until the listener and all connections are closed.
+    pub async fn shutdown(mut self) {
+        let mut tasks: Vec<JoinHandle<()>> = self
+            .shared
+            .links()
+            .drain()
+            .map(|(_, l)| l.into_task())
+            .collect();
+        tasks.extend(self.acceptor.take());
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            // A cancelled task reports `JoinError::Cancelled`, which is the expected outcome.
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for PeerNetwork {
+    fn drop(&mut self) {
+        // Link tasks hold `Shared`; emptying the map aborts them and breaks that cycle.
+        self.shared.links().clear();
+        if let Some(task) = self.acceptor.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) if handshakes.len() < shared.limits.handshakes_max => {
+                    handshakes.spawn(admit(shared.clone(), acceptor.clone(), tcp));
+                }
+                Ok(_) => bump(&shared.counters.handshakes_failed),
+                Err(error) => {
+                    tracing::warn!(%error, "peer listener accept failed");
+                    tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
+                }
+            },
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
+        }
+    }
+}
+
+/// Completes the handshake of one inbound connection and hands it to its peer's link.
+async fn admit(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream) {
+    let counters = &shared.counters;
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "peer socket option");
+    }
+    let timeout = Duration::from_millis(shared.limits.handshake_timeout_ms);
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "inbound peer handshake failed");
+            return bump(&counters.handshakes_failed);
+        }
+        Err(_) => return bump(&counters.handshakes_failed),
+    };
+    let peer = peer_broker_id(stream.get_ref().1).map(NodeId);
+    // Only a lower id dials us; a higher one would open a second connection for the pair.
+    let streams = match peer {
+        Some(peer) if peer < shared.broker => shared.links().get(&peer).map(LinkHandle::streams),
+        _ => None,
+    };
+    let Some(streams) = streams else {
+        tracing::debug!(?peer, "inbound peer refused");
+        return bump(&counters.peers_refused);
+    };
+    if streams
+        .send(tokio_rustls::TlsStream::Server(stream))
+        .await
+        .is_err()
+    {
+        bump(&counters.peers_refused);
+    }
+}
