@@ -30,61 +30,14 @@ pub struct SetPassword {
     pub password: String,
 }
 
-/// Resource types an ACL rule can name (DESIGN.md section 7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    Topic,
-    Group,
-    Cluster,
-    User,
-    Audit,
-}
-
-/// Which names a rule covers: `{"literal":"orders"}`, `{"prefix":"orders."}` or `"any"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pattern {
-    Literal(String),
-    Prefix(String),
-    Any,
-}
-
-/// Operations an ACL rule can grant or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Read,
-    Write,
-    Create,
-    Delete,
-    Describe,
-    Alter,
-}
-
-/// Whether a matching rule allows or denies; deny wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    Allow,
-    Deny,
-}
+/// ACL rules and their parts are the broker's own types (`auth::acl`), so client and broker cannot
+/// drift apart: `{"literal":"orders"}`, `{"prefix":"orders."}` or `"any"` patterns, snake_case names.
+pub use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
 
 /// `POST /v1/acls` body: a rule without its id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateAcl {
     /// A user name, or `"*"` for every principal.
-    pub principal: String,
-    pub resource: ResourceType,
-    pub pattern: Pattern,
-    pub operation: Operation,
-    pub effect: Effect,
-}
-
-/// An item of `GET /v1/acls` (and the reply of `POST /v1/acls`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AclRule {
-    pub id: u64,
     pub principal: String,
     pub resource: ResourceType,
     pub pattern: Pattern,
