@@ -266,6 +266,45 @@ fn balance_moves_never_shrink_a_groups_rack_spread() {
 }
 
 #[test]
+fn moves_in_flight_count_toward_the_loads() {
+    let mut view = balanced_three();
+    view.brokers.push(up(4));
+    let running = vec![Move {
+        group: GroupId(1),
+        add: 4,
+        remove: Some(3),
+        reason: MoveReason::Balance,
+    }];
+    let moves = plan_moves(&view, &settings(10), 0, &running);
+    assert_eq!(
+        moves.len(),
+        3,
+        "the running move is one of the four: {moves:?}"
+    );
+    assert!(moves.iter().all(|m| m.add == 4 && m.group != GroupId(1)));
+    let mut all = running.clone();
+    all.extend(moves);
+    assert!(spread(&counts_after(&view, &all)) <= 1);
+}
+
+#[test]
+fn replica_on_a_broker_missing_from_the_view_is_replaced() {
+    let mut view = balanced_three();
+    view.brokers.push(up(4));
+    view.groups = vec![group(1, &[1, 2, 9])];
+    let moves = plan_moves(&view, &settings(1), 0, &[]);
+    assert_eq!(
+        moves,
+        vec![Move {
+            group: GroupId(1),
+            add: 3,
+            remove: Some(9),
+            reason: MoveReason::BrokerDown { broker: 9 },
+        }]
+    );
+}
+
+#[test]
 fn leaders_spread_to_in_sync_up_brokers() {
     let mut view = balanced_three();
     for group in &mut view.groups {
