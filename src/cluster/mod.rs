@@ -5,6 +5,7 @@
 //! round trip; `Registry` and `reconcile` keep the running partition replicas in line with the
 //! assignments in that state.
 
+pub mod balance;
 pub mod metadata;
 pub mod placement;
 pub mod reconcile;
