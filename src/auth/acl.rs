@@ -153,9 +153,9 @@ pub fn rules_for<'a>(
 }
 
 /// Decides whether `principal` may perform `operation` on the resource `resource`/`name`.
-pub fn check(
+pub fn check<'a>(
     principal: &Principal,
-    rules: &[AclRule],
+    rules: impl IntoIterator<Item = &'a AclRule>,
     resource: ResourceType,
     name: &str,
     operation: Operation,

@@ -160,12 +160,11 @@ impl Broker {
 
     pub async fn list_topics(&self, caller: &Caller) -> Result<Vec<TopicView>, BrokerError> {
         let state = self.controller.state();
-        let rules: Vec<_> = state.acls.values().cloned().collect();
         let mut views = Vec::new();
         for topic in state.topics.values() {
             let decision = crate::auth::acl::check(
                 &caller.principal,
-                &rules,
+                state.acls.values(),
                 ResourceType::Topic,
                 &topic.name,
                 Operation::Describe,

@@ -127,8 +127,13 @@ impl Broker {
         operation: Operation,
     ) -> Result<(), BrokerError> {
         let state = self.controller.state();
-        let rules: Vec<_> = state.acls.values().cloned().collect();
-        match acl::check(&caller.principal, &rules, resource, name, operation) {
+        match acl::check(
+            &caller.principal,
+            state.acls.values(),
+            resource,
+            name,
+            operation,
+        ) {
             Decision::Allow => Ok(()),
             Decision::Deny(reason) => {
                 let why = match reason {
