@@ -75,35 +75,17 @@ pub struct AuditPage {
     pub high_watermark: u64,
 }
 
-/// Outcome recorded by an audit event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditDecision {
-    Allow,
-    Deny,
-    Success,
-    Failure,
-}
+/// The outcome an audit event records: the broker's own type.
+pub use crate::audit::AuditDecision;
 
-/// One hash-chained audit event (DESIGN.md section 8).
+/// One hash-chained audit event (DESIGN.md section 8): the broker's own event type, plus its
+/// position in the audit log when the reply carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
-    /// Position of the event in the audit log, when the reply carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
-    pub time_ms: u64,
-    pub broker: u64,
-    pub request_id: String,
-    pub principal: Option<String>,
-    pub source: String,
-    pub action: String,
-    pub resource: String,
-    pub decision: AuditDecision,
-    pub status: u16,
-    #[serde(default)]
-    pub detail: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+    #[serde(flatten)]
+    pub event: crate::audit::AuditEvent,
 }
 
 impl std::fmt::Debug for CreateUser {
@@ -154,7 +136,7 @@ mod tests {
                 "decision":"success","status":201,"detail":null,
                 "prev_hash":"00","hash":"ab"}"#,
         );
-        assert_eq!(event.decision, AuditDecision::Success);
+        assert_eq!(event.event.decision, AuditDecision::Success);
     }
 
     #[test]
@@ -166,7 +148,7 @@ mod tests {
                 "next_offset":4,"high_watermark":9}"#,
         );
         assert_eq!(page.events[0].offset, Some(3));
-        assert_eq!(page.events[0].principal, None);
+        assert_eq!(page.events[0].event.principal, None);
         assert_eq!(page.next_offset, 4);
     }
 
