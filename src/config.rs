@@ -28,6 +28,24 @@ pub struct Config {
     pub storage: StorageConfig,
     pub raft: RaftConfig,
     pub topics: TopicsConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// How this broker finds and joins its cluster, and how the balancer behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The founding brokers and their peer addresses, sorted by id. Empty for a single broker
+    /// without a `[peer]` section; otherwise it contains this broker unless `join` is set.
+    pub brokers: Vec<(u64, SocketAddr)>,
+    /// This broker joins a running cluster (an admin registers it) instead of founding one.
+    pub join: bool,
+    /// How many founding brokers (lowest ids) vote in the controller; the rest are learners.
+    pub controller_voters: usize,
+    pub down_timeout_ms: u64,
+    pub moves_max: usize,
+    pub balance_interval_ms: u64,
+    /// How long a request forwarded to a leader broker may take, elections included.
+    pub forward_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! `PALISADE_<SECTION>_<KEY>` environment overrides, applied on top of the file.
 //!
 //! A variable whose name starts with `PALISADE_` and a known section (`BROKER`, `HTTP`,
-//! `PEER`, `AUTH`, `STORAGE`, `RAFT`, `TOPICS`) must name a known key of that section;
+//! `PEER`, `AUTH`, `STORAGE`, `RAFT`, `TOPICS`,
+//! `CLUSTER`) must name a known key of that section;
 //! other `PALISADE_*` variables (such as `PALISADE_ADMIN_PASSWORD`) are not configuration
 //! and are ignored here. Relative paths given in the environment resolve against the
 //! current directory, not the config file's. For optional keys an empty value means unset.
@@ -15,8 +16,8 @@ use super::ConfigError;
 pub const ENV_PREFIX: &str = "PALISADE_";
 
 /// The sections that may be overridden, lowercase as in the file.
-pub const SECTIONS: [&str; 7] = [
-    "broker", "http", "peer", "auth", "storage", "raft", "topics",
+pub const SECTIONS: [&str; 8] = [
+    "broker", "http", "peer", "auth", "storage", "raft", "topics", "cluster",
 ];
 
 /// Every key, as `(section, key)`; the documented sample file lists exactly these.
@@ -59,6 +60,13 @@ pub const KEYS: &[(&str, &str)] = &[
     ("topics", "default_retention_bytes"),
     ("topics", "partitions_max"),
     ("topics", "retention_check_ms"),
+    ("cluster", "brokers"),
+    ("cluster", "join"),
+    ("cluster", "controller_voters"),
+    ("cluster", "down_timeout_ms"),
+    ("cluster", "moves_max"),
+    ("cluster", "balance_interval_ms"),
+    ("cluster", "forward_timeout_ms"),
 ];
 
 /// Applies every configuration variable in `variables` to `raw`; returns the dotted keys
@@ -188,6 +196,13 @@ fn set_lower_sections(
         }
         ("topics", "partitions_max") => raw.topics.partitions_max = number(value)?,
         ("topics", "retention_check_ms") => raw.topics.retention_check_ms = number(value)?,
+        ("cluster", "brokers") => raw.cluster.brokers = text(),
+        ("cluster", "join") => raw.cluster.join = boolean(value)?,
+        ("cluster", "controller_voters") => raw.cluster.controller_voters = number(value)?,
+        ("cluster", "down_timeout_ms") => raw.cluster.down_timeout_ms = number(value)?,
+        ("cluster", "moves_max") => raw.cluster.moves_max = number(value)?,
+        ("cluster", "balance_interval_ms") => raw.cluster.balance_interval_ms = number(value)?,
+        ("cluster", "forward_timeout_ms") => raw.cluster.forward_timeout_ms = number(value)?,
         _ => {
             let known: Vec<&str> = KEYS
                 .iter()

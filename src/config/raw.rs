@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub storage: RawStorage,
     pub raft: RawRaft,
     pub topics: RawTopics,
+    pub cluster: RawCluster,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +168,33 @@ impl Default for RawTopics {
             default_retention_bytes: None,
             partitions_max: 1024,
             retention_check_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCluster {
+    /// The founding brokers as `id@host:port` (peer addresses), comma separated.
+    pub brokers: String,
+    pub join: bool,
+    pub controller_voters: u64,
+    pub down_timeout_ms: u64,
+    pub moves_max: u64,
+    pub balance_interval_ms: u64,
+    pub forward_timeout_ms: u64,
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        RawCluster {
+            brokers: String::new(),
+            join: false,
+            controller_voters: 3,
+            down_timeout_ms: 30_000,
+            moves_max: 2,
+            balance_interval_ms: 2_000,
+            forward_timeout_ms: 10_000,
         }
     }
 }

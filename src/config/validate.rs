@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::raw::{RawAuth, RawConfig, RawHttp, RawPeer, RawRaft, RawTopics};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawHttp, RawPeer, RawRaft, RawTopics};
 use super::{
-    AuthConfig, BrokerConfig, Config, ConfigError, HttpConfig, HttpTransport, PeerConfig,
+    AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, HttpConfig, HttpTransport, PeerConfig,
     RaftConfig, StorageConfig, TopicsConfig,
 };
 use crate::names::{self, NameKind};
@@ -127,10 +127,12 @@ pub(super) fn validate(
             65_536,
         )?,
     };
+    let cluster = cluster(&checker, &raw.cluster, broker.id, peer.as_ref())?;
     Ok(Config {
         broker,
         http,
         peer,
+        cluster,
         auth: auth(&checker, &raw.auth)?,
         storage,
         raft: raft(&checker, &raw.raft)?,
@@ -320,6 +322,88 @@ fn topics(checker: &Checker<'_>, raw: &RawTopics) -> Result<TopicsConfig, Config
             raw.retention_check_ms,
             100,
             DAY_MS,
+        )?,
+    })
+}
+
+fn cluster(
+    checker: &Checker<'_>,
+    raw: &RawCluster,
+    own_id: u64,
+    peer: Option<&PeerConfig>,
+) -> Result<ClusterConfig, ConfigError> {
+    let mut brokers = Vec::new();
+    for item in raw.brokers.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item.split_once('@').and_then(|(id, address)| {
+            Some((id.parse::<u64>().ok()?, address.parse::<SocketAddr>().ok()?))
+        });
+        match parsed {
+            Some((id, address)) if id >= 1 && !brokers.iter().any(|(b, _)| *b == id) => {
+                brokers.push((id, address));
+            }
+            _ => {
+                return Err(checker.invalid(
+                    "cluster.brokers",
+                    format!("{item:?}"),
+                    "a comma-separated list of distinct id@host:port peer addresses, \
+                     such as \"1@127.0.0.1:9441,2@127.0.0.1:9442\"",
+                ))
+            }
+        }
+    }
+    brokers.sort_unstable();
+    let listed = brokers.iter().any(|(id, _)| *id == own_id);
+    match peer {
+        None if !brokers.is_empty() || raw.join => {
+            return Err(ConfigError::Missing {
+                key: "peer.listen".to_string(),
+                why: "when cluster.brokers or cluster.join is set".to_string(),
+            })
+        }
+        Some(peer) if brokers.is_empty() && !raw.join => brokers.push((own_id, peer.listen)),
+        Some(_) if !listed && !raw.join => {
+            return Err(checker.invalid(
+                "cluster.brokers",
+                format!("{:?}", raw.brokers),
+                "a list containing this broker's id (or set cluster.join = true)",
+            ))
+        }
+        Some(_) if listed && raw.join => {
+            return Err(checker.invalid(
+                "cluster.join",
+                true,
+                "false for a founding broker listed in cluster.brokers",
+            ))
+        }
+        _ => {}
+    }
+    Ok(ClusterConfig {
+        brokers,
+        join: raw.join,
+        controller_voters: checker.size(
+            "cluster.controller_voters",
+            raw.controller_voters,
+            1,
+            7,
+        )?,
+        down_timeout_ms: checker.range(
+            "cluster.down_timeout_ms",
+            raw.down_timeout_ms,
+            1000,
+            DAY_MS,
+        )?,
+        moves_max: checker.size("cluster.moves_max", raw.moves_max, 1, 1000)?,
+        balance_interval_ms: checker.range(
+            "cluster.balance_interval_ms",
+            raw.balance_interval_ms,
+            100,
+            3_600_000,
+        )?,
+        forward_timeout_ms: checker.range(
+            "cluster.forward_timeout_ms",
+            raw.forward_timeout_ms,
+            100,
+            600_000,
         )?,
     })
 }
