@@ -10,23 +10,28 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use rand::distr::{Alphanumeric, SampleString};
 
+mod peers;
+
+use std::collections::HashMap;
+
 use crate::audit::log::AuditLog;
-use crate::audit::AuditChain;
 use crate::auth::jwt::{SigningKey, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
+use crate::broker::balancer::{self, BalancerHandle, BalancerSettings};
 use crate::broker::{Broker, Limits};
+use crate::cluster::balance::BalanceSettings;
 use crate::cluster::metadata::BrokerInfo;
 use crate::cluster::{
-    now_ms, reconcile, Controller, MetaCommand, Registry, TopicSpec, UserRecord, AUDIT_TOPIC,
+    now_ms, reconcile, Controller, ControllerError, MetaCommand, MetaError, Registry, TopicSpec,
+    UserRecord, AUDIT_TOPIC,
 };
 use crate::config::{Config, HttpTransport};
 use crate::http::{self, HttpSettings};
-use crate::partition::machine::{Describe, FetchWindow};
-use crate::partition::read::{read_records, FetchLimits};
-use crate::partition::{AckPolicy, Host, PartitionHandle, ReplicaSettings};
-use crate::raft::NodeId;
+use crate::partition::{AckPolicy, Host, ReplicaSettings};
+use crate::raft::{GroupId, NodeId};
 use crate::storage::{Store, WriterConfig};
+use peers::Peers;
 
 /// How long start-up waits for the controller and the audit partition to elect a leader.
 const STARTUP_WAIT: Duration = Duration::from_secs(30);
@@ -53,47 +58,43 @@ pub async fn run(
     let writer = store.start_writer(WriterConfig {
         requests_per_commit_max: config.storage.requests_per_commit_max,
     });
-    let settings = ReplicaSettings {
-        node: NodeId(config.broker.id),
-        tick_ms: config.raft.tick_ms,
-        election_timeout_ticks: config.raft.election_timeout_ticks,
-        heartbeat_interval_ticks: config.raft.heartbeat_interval_ticks,
-        pending_proposals_max: PENDING_PROPOSALS_MAX,
-        ack: ack_policy(),
-        retention_check_ms: config.topics.retention_check_ms,
+    let peers = match &config.peer {
+        Some(peer) => Some(Peers::start(&config, peer).await?),
+        None => None,
     };
-    let arbiters = if config.raft.arbiters == 0 {
-        num_cores()
-    } else {
-        config.raft.arbiters
-    };
-    let host = Arc::new(Host::new(store.clone(), writer, settings, arbiters));
-    let controller = Controller::start(&host)
+    let host = Arc::new(Host::new(
+        store.clone(),
+        writer,
+        replica_settings(&config),
+        config.raft.arbiters.max(1),
+        peers.as_ref().map(Peers::outbound),
+    ));
+    let controller = Controller::start(&host, controller_voters(&config))
         .await
         .context("cannot start the controller")?;
-    if !controller.wait_leader(STARTUP_WAIT).await {
-        return Err(anyhow!(
-            "the controller elected no leader within {STARTUP_WAIT:?}"
+    let registry = Arc::new(Registry::default());
+    let caller = peers.as_ref().map(Peers::caller);
+    let running = peers.map(|p| p.run(controller.replica().clone(), registry.clone()));
+    wait_controller(&config, &controller).await?;
+    if let Some((network, _, _)) = &running {
+        actix_web::rt::spawn(peers::follow_brokers(
+            network.clone(),
+            config.cluster.brokers.clone(),
+            controller.subscribe(),
         ));
     }
-    if !controller.wait_caught_up(STARTUP_WAIT).await {
-        return Err(anyhow!(
-            "the controller did not apply its log within {STARTUP_WAIT:?}"
-        ));
+    let http_address = listener.local_addr()?;
+    if !config.cluster.join {
+        bootstrap_once(&config, &controller, http_address).await?;
     }
     reconcile::delete_orphans(&host, &controller.state()).await;
-    let registry = Arc::new(Registry::default());
     actix_web::rt::spawn(reconcile::run(
         host.clone(),
         registry.clone(),
         controller.subscribe(),
     ));
-    if !controller.state().bootstrapped {
-        bootstrap(&config, &controller, listener.local_addr()?).await?;
-    }
-    let audit_partition = audit_partition(&controller, &registry).await?;
-    let chain = recover_chain(&store, &audit_partition).await?;
-    let audit = actix::Actor::start(AuditLog::new(chain, audit_partition));
+    let audit_group = audit_group(&controller).await?;
+    let audit = actix::Actor::start(AuditLog::new(store.clone(), registry.clone(), audit_group));
     let broker = Arc::new(Broker {
         broker_id: config.broker.id,
         controller,
@@ -107,7 +108,22 @@ pub async fn run(
             config.auth.login_window_s * 1000,
             config.auth.login_tracked_keys_max,
         )),
+        peers: caller,
+        forward_timeout: Duration::from_millis(config.cluster.forward_timeout_ms),
+        leaders: Mutex::new(HashMap::new()),
+        liveness: running.as_ref().map(|(_, liveness, _)| {
+            let liveness = liveness.clone();
+            Arc::new(move |id| liveness.silence(id)) as crate::broker::Liveness
+        }),
+        balancer: Arc::new(BalancerHandle::default()),
     });
+    if let Some((_, _, slot)) = &running {
+        let _ = slot.set(broker.clone());
+    }
+    report_self(&config, &broker, http_address).await?;
+    if running.is_some() {
+        actix_web::rt::spawn(balancer::run(broker.clone(), balancer_settings(&config)));
+    }
     let tls = match &config.http.transport {
         HttpTransport::Tls { cert, key } => {
             Some(crate::transport::tls::server_config(cert, key, None)?)
@@ -130,7 +146,167 @@ pub async fn run(
         }
     }
     registry.stop_all();
+    if let Some((network, _, _)) = running {
+        network.shutdown().await;
+    }
     Ok(())
+}
+
+fn balancer_settings(config: &Config) -> BalancerSettings {
+    BalancerSettings {
+        interval_ms: config.cluster.balance_interval_ms,
+        balance: BalanceSettings {
+            down_timeout_ms: config.cluster.down_timeout_ms,
+            concurrent_moves_max: config.cluster.moves_max,
+        },
+        // Several election timeouts of silence: the broker is gone, not slow.
+        silence_ms: 3 * config.raft.tick_ms * u64::from(config.raft.election_timeout_ticks),
+    }
+}
+
+fn replica_settings(config: &Config) -> ReplicaSettings {
+    ReplicaSettings {
+        node: NodeId(config.broker.id),
+        tick_ms: config.raft.tick_ms,
+        election_timeout_ticks: config.raft.election_timeout_ticks,
+        heartbeat_interval_ticks: config.raft.heartbeat_interval_ticks,
+        pending_proposals_max: PENDING_PROPOSALS_MAX,
+        ack: ack_policy(),
+        retention_check_ms: config.topics.retention_check_ms,
+    }
+}
+
+/// The controller's first voters: the lowest founding ids. A broker that is not one of them
+/// starts empty and is added as a learner by the controller leader.
+fn controller_voters(config: &Config) -> Vec<NodeId> {
+    if config.peer.is_none() {
+        return vec![NodeId(config.broker.id)];
+    }
+    let voters: Vec<NodeId> = config
+        .cluster
+        .brokers
+        .iter()
+        .take(config.cluster.controller_voters)
+        .map(|(id, _)| NodeId(*id))
+        .collect();
+    if !config.cluster.join && voters.contains(&NodeId(config.broker.id)) {
+        voters
+    } else {
+        Vec::new()
+    }
+}
+
+/// Waits until the controller has a leader and this broker applied its log. A single broker
+/// gives up after `STARTUP_WAIT`; a cluster member waits for its peers (or its registration)
+/// as long as it takes.
+async fn wait_controller(config: &Config, controller: &Controller) -> anyhow::Result<()> {
+    if config.peer.is_none() {
+        if !controller.wait_leader(STARTUP_WAIT).await {
+            return Err(anyhow!(
+                "the controller elected no leader within {STARTUP_WAIT:?}"
+            ));
+        }
+        if !controller.wait_caught_up(STARTUP_WAIT).await {
+            return Err(anyhow!(
+                "the controller did not apply its log within {STARTUP_WAIT:?}"
+            ));
+        }
+        return Ok(());
+    }
+    let own = config.broker.id;
+    loop {
+        if controller.wait_caught_up(STARTUP_WAIT).await {
+            let state = controller.state();
+            if !config.cluster.join || state.brokers.contains_key(&own) {
+                return Ok(());
+            }
+        }
+        if config.cluster.join {
+            tracing::info!(
+                broker = own,
+                "waiting to be registered: run `palisade cluster add-broker --id {own} --peer <address>`"
+            );
+        } else {
+            tracing::info!(
+                broker = own,
+                "waiting for a controller quorum of the founding brokers"
+            );
+        }
+    }
+}
+
+/// The controller leader bootstraps a new cluster; every other broker waits until it did.
+async fn bootstrap_once(
+    config: &Config,
+    controller: &Controller,
+    http: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let mut view = controller.subscribe();
+    loop {
+        if view.borrow_and_update().bootstrapped {
+            return Ok(());
+        }
+        let leads = controller.replica().status.borrow().is_leader;
+        if leads {
+            match bootstrap(config, controller, http).await {
+                Ok(()) => return Ok(()),
+                Err(error) => tracing::warn!(%error, "bootstrap did not complete; retrying"),
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), view.changed()).await;
+    }
+}
+
+/// Reports this broker's client URL, peer address and rack to the controller if they changed.
+async fn report_self(
+    config: &Config,
+    broker: &Broker,
+    http: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let info = self_info(config, http);
+    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+    loop {
+        let current = broker.controller.state().brokers.get(&info.id).cloned();
+        if current
+            .as_ref()
+            .is_some_and(|c| c.http == info.http && c.peer == info.peer && c.rack == info.rack)
+        {
+            return Ok(());
+        }
+        match broker
+            .propose(MetaCommand::UpsertBroker(info.clone()))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(%error, "cannot report this broker yet; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => {
+                return Err(anyhow!(
+                    "cannot report this broker to the controller: {error}"
+                ))
+            }
+        }
+    }
+}
+
+fn self_info(config: &Config, http: std::net::SocketAddr) -> BrokerInfo {
+    let scheme = match config.http.transport {
+        HttpTransport::Tls { .. } => "https",
+        HttpTransport::Plain => "http",
+    };
+    BrokerInfo {
+        id: config.broker.id,
+        http: format!("{scheme}://{http}"),
+        peer: config
+            .peer
+            .as_ref()
+            .map(|p| p.listen.to_string())
+            .unwrap_or_default(),
+        rack: config.broker.rack.clone(),
+        decommissioning: false,
+    }
 }
 
 /// Environment switch used only by the crash-safety tests to prove their checker catches a broker
@@ -146,10 +322,6 @@ fn ack_policy() -> AckPolicy {
     } else {
         AckPolicy::AfterCommit
     }
-}
-
-fn num_cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn token_settings(config: &Config) -> TokenSettings {
@@ -177,7 +349,7 @@ fn limits(config: &Config) -> Limits {
     }
 }
 
-/// First start: the admin user, the first signing key, this broker and the audit topic.
+/// First start: the admin user, the first signing key, the founding brokers and the audit topic.
 async fn bootstrap(
     config: &Config,
     controller: &Controller,
@@ -193,34 +365,39 @@ async fn bootstrap(
         created_ms: now_ms(),
     };
     let key = SigningKey::generate(&format!("k{}", now_ms()))?;
-    let broker = BrokerInfo {
-        id: config.broker.id,
-        http: http.to_string(),
-        peer: config
-            .peer
-            .as_ref()
-            .map(|p| p.listen.to_string())
-            .unwrap_or_default(),
-        rack: config.broker.rack.clone(),
-    };
+    let own = self_info(config, http);
+    let mut brokers = vec![own.clone()];
+    for (id, peer) in &config.cluster.brokers {
+        if *id != own.id {
+            brokers.push(BrokerInfo {
+                id: *id,
+                http: String::new(),
+                peer: peer.to_string(),
+                rack: None,
+                decommissioning: false,
+            });
+        }
+    }
     let audit_topic = TopicSpec {
         name: AUDIT_TOPIC.to_string(),
         partitions: 1,
-        replication_factor: 1,
+        replication_factor: brokers.len().min(3) as u16,
         retention_ms: None,
         retention_bytes: None,
         internal: true,
     };
-    controller
+    match controller
         .propose(MetaCommand::Bootstrap {
-            broker,
+            brokers,
             admin,
             key,
             audit_topic,
         })
         .await
-        .context("cannot bootstrap the controller state")?;
-    Ok(())
+    {
+        Ok(_) | Err(ControllerError::Meta(MetaError::AlreadyBootstrapped)) => Ok(()),
+        Err(error) => Err(anyhow!("cannot bootstrap the controller state: {error}")),
+    }
 }
 
 /// The admin password: from the environment, else generated once into `<data>/admin-password` (0600).
@@ -255,82 +432,16 @@ impl Mode0600 for std::fs::OpenOptions {
     }
 }
 
-async fn audit_partition(
-    controller: &Controller,
-    registry: &Registry,
-) -> anyhow::Result<PartitionHandle> {
+/// The Raft group of the audit partition (created by the bootstrap).
+async fn audit_group(controller: &Controller) -> anyhow::Result<GroupId> {
     let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
     let mut view = controller.subscribe();
-    let group = loop {
-        if let Some(partition) = view
-            .borrow_and_update()
-            .topics
-            .get(AUDIT_TOPIC)
-            .and_then(|t| t.partitions.first())
-        {
-            break partition.group;
+    loop {
+        if let Some(partition) = view.borrow_and_update().partition(AUDIT_TOPIC, 0) {
+            return Ok(partition.group);
         }
         tokio::time::timeout_at(deadline, view.changed())
             .await
             .map_err(|_| anyhow!("the audit topic did not appear within {STARTUP_WAIT:?}"))??;
-    };
-    let handle = registry
-        .wait_for(group, STARTUP_WAIT)
-        .await
-        .ok_or_else(|| anyhow!("the audit partition did not start within {STARTUP_WAIT:?}"))?;
-    let mut status = handle.status.clone();
-    while !status.borrow_and_update().is_leader {
-        tokio::time::timeout_at(deadline, status.changed())
-            .await
-            .map_err(|_| {
-                anyhow!("the audit partition elected no leader within {STARTUP_WAIT:?}")
-            })??;
     }
-    Ok(handle)
-}
-
-/// The applied state on disk may lag the log after a crash (it is persisted lazily), so right after
-/// an election the high watermark can miss the last events. Waiting until the leader applied its log
-/// up to its own no-op makes every stored event visible before the chain is resumed.
-async fn wait_whole_log_applied(partition: &PartitionHandle) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
-    let mut status = partition.status.clone();
-    let target = status.borrow_and_update().last_index;
-    while status.borrow_and_update().applied < target {
-        tokio::time::timeout_at(deadline, status.changed())
-            .await
-            .map_err(|_| {
-                anyhow!("the audit partition did not apply its log within {STARTUP_WAIT:?}")
-            })??;
-    }
-    Ok(())
-}
-
-/// Continues the hash chain from the last stored audit event.
-async fn recover_chain(store: &Store, partition: &PartitionHandle) -> anyhow::Result<AuditChain> {
-    wait_whole_log_applied(partition).await?;
-    let state = partition.addr.send(Describe).await?;
-    if state.high_watermark == 0 {
-        return Ok(AuditChain::new());
-    }
-    let window = FetchWindow {
-        offset: state.high_watermark - 1,
-        high_watermark: state.high_watermark,
-        log_start_offset: state.log_start_offset,
-    };
-    let records = read_records(
-        store,
-        partition.group,
-        window,
-        FetchLimits {
-            records_max: 1,
-            bytes_max: u64::MAX,
-        },
-    )?;
-    let last = records
-        .last()
-        .ok_or_else(|| anyhow!("the last audit event is missing"))?;
-    let event: crate::audit::AuditEvent = serde_json::from_slice(&last.record.value)
-        .context("the last audit event does not decode")?;
-    Ok(AuditChain::resume(&event.hash))
 }

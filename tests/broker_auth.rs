@@ -99,7 +99,7 @@ async fn route_matrix(api: &RawApi, admin: &str, deletable_acl: u64) {
     }
     assert_eq!(
         checked,
-        22 * (bad_tokens.len() + 2),
+        24 * (bad_tokens.len() + 2),
         "every route saw every kind of caller"
     );
 }

@@ -17,6 +17,9 @@ pub mod actions {
     pub const TOPIC_CREATE: &str = "topic.create";
     pub const TOPIC_DELETE: &str = "topic.delete";
     pub const CLUSTER_CHANGE: &str = "cluster.change";
+    pub const BROKER_ADD: &str = "cluster.broker_add";
+    pub const BROKER_DECOMMISSION: &str = "cluster.broker_decommission";
+    pub const REBALANCE: &str = "cluster.rebalance";
 }
 
 /// What happened to the audited request.
@@ -73,7 +76,7 @@ pub struct AuditEvent {
 }
 
 /// An event before it is sealed into the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnsealedEvent {
     pub time_ms: u64,
     pub broker: u64,

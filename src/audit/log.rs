@@ -3,15 +3,25 @@
 //!
 //! Events queue while a batch is being written; each batch is one produce (one Raft entry). A caller
 //! is answered only once its event is committed, so a change that cannot be audited can fail closed.
-//! If a batch fails, the chain is rewound to the last written event, so the stored chain never refers
-//! to an event that is not stored.
+//! Only the leader of the audit partition seals events (other brokers forward theirs to it), so
+//! there is one chain. A new leader term first reads the last stored event and continues from it;
+//! a failed batch drops the chain, which is read back from the log before the next batch, so the
+//! stored chain never refers to an event that is not stored.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::{AuditChain, AuditEvent, UnsealedEvent};
+use crate::cluster::Registry;
 use crate::partition::batch::Record;
+use crate::partition::machine::{Describe, FetchWindow};
+use crate::partition::read::{read_records, FetchLimits};
 use crate::partition::{PartitionHandle, Produce, ReplicaError};
+use crate::raft::{GroupId, Term};
+use crate::storage::Store;
 
 /// Events waiting at once; past this, events are refused and the request fails closed.
 pub const AUDIT_QUEUE_MAX: usize = 10_000;
@@ -26,6 +36,8 @@ pub enum AuditError {
     Write(#[from] ReplicaError),
     #[error("the audit log has stopped")]
     Stopped,
+    #[error("the audit chain cannot be continued: {0}")]
+    Recovery(String),
 }
 
 /// Append one event; `reply` (if any) is answered once it is durable.
@@ -41,35 +53,90 @@ type Waiting = (
     Option<oneshot::Sender<Result<(), AuditError>>>,
 );
 
+/// How long a new leader may take to apply its log before it continues the chain.
+const RECOVERY_WAIT: Duration = Duration::from_secs(30);
+
 pub struct AuditLog {
-    chain: AuditChain,
-    partition: PartitionHandle,
+    store: Store,
+    registry: Arc<Registry>,
+    group: GroupId,
+    /// The chain continued from the last stored event, valid for one leader term.
+    chain: Option<(Term, AuditChain)>,
     queue: Vec<Waiting>,
     writing: bool,
+    recovering: bool,
 }
 
 impl AuditLog {
-    /// `chain` must continue from the last event stored in `partition`.
-    pub fn new(chain: AuditChain, partition: PartitionHandle) -> AuditLog {
+    /// Writes through this broker's replica of `group` (the audit partition) while it leads.
+    pub fn new(store: Store, registry: Arc<Registry>, group: GroupId) -> AuditLog {
         AuditLog {
-            chain,
-            partition,
+            store,
+            registry,
+            group,
+            chain: None,
             queue: Vec::new(),
             writing: false,
+            recovering: false,
+        }
+    }
+
+    fn fail_queued(&mut self, error: AuditError) {
+        for (_, reply) in self.queue.drain(..) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(error.clone()));
+            }
         }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.writing || self.queue.is_empty() {
+        if self.writing || self.recovering || self.queue.is_empty() {
             return;
         }
+        let Some(partition) = self.registry.get(self.group) else {
+            return self.fail_queued(AuditError::Write(ReplicaError::NotLeader { leader: None }));
+        };
+        let status = partition.status.borrow().clone();
+        if !status.is_leader {
+            let leader = status.leader;
+            return self.fail_queued(AuditError::Write(ReplicaError::NotLeader { leader }));
+        }
+        match &self.chain {
+            Some((term, _)) if *term == status.term => self.write_batch(partition, ctx),
+            _ => self.recover(partition, status.term, ctx),
+        }
+    }
+
+    /// A new leader term: continue the chain from the last event the log holds.
+    fn recover(&mut self, partition: PartitionHandle, term: Term, ctx: &mut Context<Self>) {
+        self.recovering = true;
+        let store = self.store.clone();
+        let recovery = async move { recover_chain(&store, &partition).await };
+        ctx.spawn(recovery.into_actor(self).map(move |result, actor, ctx| {
+            actor.recovering = false;
+            match result {
+                Ok(chain) => {
+                    actor.chain = Some((term, chain));
+                    actor.flush(ctx);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot continue the audit chain");
+                    actor.fail_queued(AuditError::Recovery(error.to_string()));
+                }
+            }
+        }));
+    }
+
+    fn write_batch(&mut self, partition: PartitionHandle, ctx: &mut Context<Self>) {
+        let Some((_, chain)) = self.chain.as_mut() else {
+            return;
+        };
         let take = self.queue.len().min(AUDIT_BATCH_MAX);
         let batch: Vec<Waiting> = self.queue.drain(..take).collect();
-        let rewind_to = self.chain.last_hash().to_string();
         let records = batch
             .iter()
             .map(|(event, _)| {
-                let sealed: AuditEvent = self.chain.seal(event.clone());
+                let sealed: AuditEvent = chain.seal(event.clone());
                 Record {
                     key: Some(sealed.action.clone()),
                     value: serde_json::to_vec(&sealed).expect("audit events are plain data"),
@@ -79,7 +146,7 @@ impl AuditLog {
             })
             .collect();
         let (reply, wait) = oneshot::channel();
-        self.partition.addr.do_send(Produce {
+        partition.addr.do_send(Produce {
             records,
             timestamp_ms: crate::cluster::now_ms(),
             reply,
@@ -91,8 +158,10 @@ impl AuditLog {
             let outcome = match result {
                 Ok(_) => Ok(()),
                 Err(error) => {
-                    tracing::error!(%error, "audit batch not written; rewinding the chain");
-                    actor.chain = AuditChain::resume(&rewind_to);
+                    // The chain may now name an event that was never stored: recover it
+                    // from the log before the next batch.
+                    tracing::warn!(%error, "audit batch not written; the chain is recovered");
+                    actor.chain = None;
                     Err(AuditError::Write(error))
                 }
             };
@@ -123,4 +192,63 @@ impl Handler<Append> for AuditLog {
         self.queue.push((message.event, message.reply));
         self.flush(ctx);
     }
+}
+
+/// The applied state on disk may lag the log after a crash (it is persisted lazily), so right after
+/// an election the high watermark can miss the last events. Waiting until the leader applied its log
+/// up to its own no-op makes every stored event visible before the chain is resumed.
+async fn wait_whole_log_applied(partition: &PartitionHandle) -> Result<(), RecoveryError> {
+    let deadline = tokio::time::Instant::now() + RECOVERY_WAIT;
+    let mut status = partition.status.clone();
+    let target = status.borrow_and_update().last_index;
+    while status.borrow_and_update().applied < target {
+        tokio::time::timeout_at(deadline, status.changed())
+            .await
+            .map_err(|_| RecoveryError::NotApplied(RECOVERY_WAIT))?
+            .map_err(|_| RecoveryError::Stopped)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("the audit partition did not apply its log within {0:?}")]
+    NotApplied(Duration),
+    #[error("the audit partition stopped")]
+    Stopped,
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("the last audit event is missing")]
+    Missing,
+    #[error("the last audit event does not decode: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Continues the hash chain from the last stored audit event.
+pub async fn recover_chain(
+    store: &Store,
+    partition: &PartitionHandle,
+) -> Result<AuditChain, RecoveryError> {
+    wait_whole_log_applied(partition).await?;
+    let state = partition
+        .addr
+        .send(Describe)
+        .await
+        .map_err(|_| RecoveryError::Stopped)?;
+    if state.high_watermark == 0 {
+        return Ok(AuditChain::new());
+    }
+    let window = FetchWindow {
+        offset: state.high_watermark - 1,
+        high_watermark: state.high_watermark,
+        log_start_offset: state.log_start_offset,
+    };
+    let limits = FetchLimits {
+        records_max: 1,
+        bytes_max: u64::MAX,
+    };
+    let records = read_records(store, partition.group, window, limits)?;
+    let last = records.last().ok_or(RecoveryError::Missing)?;
+    let event: AuditEvent = serde_json::from_slice(&last.record.value)?;
+    Ok(AuditChain::resume(&event.hash))
 }

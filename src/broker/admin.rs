@@ -131,7 +131,7 @@ impl Broker {
             jti: caller.claims.jti.clone(),
             expires_at_s: caller.claims.exp,
         };
-        self.controller.propose(command).await?;
+        self.propose(command).await?;
         Ok(())
     }
 
@@ -161,9 +161,7 @@ impl Broker {
             superuser,
             created_ms: now_ms(),
         };
-        self.controller
-            .propose(MetaCommand::CreateUser(user))
-            .await?;
+        self.propose(MetaCommand::CreateUser(user)).await?;
         Ok(())
     }
 
@@ -172,11 +170,10 @@ impl Broker {
             .await?;
         self.record_change(caller, actions::USER_DELETE, name)
             .await?;
-        self.controller
-            .propose(MetaCommand::DeleteUser {
-                name: name.to_string(),
-            })
-            .await?;
+        self.propose(MetaCommand::DeleteUser {
+            name: name.to_string(),
+        })
+        .await?;
         Ok(())
     }
 
@@ -194,12 +191,11 @@ impl Broker {
         let password_hash = hash(password_text).await?;
         self.record_change(caller, actions::USER_PASSWORD, name)
             .await?;
-        self.controller
-            .propose(MetaCommand::SetPassword {
-                name: name.to_string(),
-                password_hash,
-            })
-            .await?;
+        self.propose(MetaCommand::SetPassword {
+            name: name.to_string(),
+            password_hash,
+        })
+        .await?;
         Ok(())
     }
 
@@ -228,11 +224,7 @@ impl Broker {
         );
         self.record_change(caller, actions::ACL_CREATE, &resource)
             .await?;
-        match self
-            .controller
-            .propose(MetaCommand::CreateAcl(rule))
-            .await?
-        {
+        match self.propose(MetaCommand::CreateAcl(rule)).await? {
             MetaOutput::AclCreated(rule) => Ok(rule),
             _ => Err(BrokerError::Internal(
                 "controller answered an ACL creation with no ACL".into(),
@@ -245,9 +237,7 @@ impl Broker {
             .await?;
         self.record_change(caller, actions::ACL_DELETE, &id.to_string())
             .await?;
-        self.controller
-            .propose(MetaCommand::DeleteAcl { id })
-            .await?;
+        self.propose(MetaCommand::DeleteAcl { id }).await?;
         Ok(())
     }
 

@@ -3,17 +3,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::join_all;
-use tokio::sync::oneshot;
 
+use super::forward::{ForwardReply, ForwardRequest, GroupDescription, Led};
 use super::{Broker, BrokerError, Caller};
 use crate::audit::actions;
 use crate::auth::acl::{Operation, ResourceType};
 use crate::cluster::{MetaCommand, MetaOutput, TopicMeta, TopicSpec, AUDIT_TOPIC};
 use crate::names::{self, NameKind};
 use crate::partition::batch::Record;
-use crate::partition::machine::Describe;
-use crate::partition::read::{read_records, FetchLimits, FetchedRecord};
-use crate::partition::{Fetch, PartitionHandle, Produce};
+use crate::partition::read::{FetchLimits, FetchedRecord};
 use crate::raft::GroupId;
 
 /// A record as a producer sends it.
@@ -37,6 +35,15 @@ pub struct Fetched {
     pub next_offset: u64,
     pub high_watermark: u64,
     pub log_start_offset: u64,
+    /// The broker that led the partition and served the fetch.
+    pub leader: u64,
+}
+
+/// Offsets of a produce, in request order, and which broker led each partition written.
+#[derive(Clone, Debug)]
+pub struct Produced {
+    pub offsets: Vec<(u32, u64)>,
+    pub leaders: Vec<(u32, u64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +79,17 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
 }
 
 impl Broker {
+    /// A group as its leader describes it; `None` when no leader answers in time.
+    pub async fn describe_group(&self, group: GroupId) -> Option<GroupDescription> {
+        match self.on_leader(ForwardRequest::Describe { group }).await {
+            Ok(Led {
+                reply: ForwardReply::Described(description),
+                ..
+            }) => Some(description),
+            _ => None,
+        }
+    }
+
     fn topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
         self.controller
             .state()
@@ -79,31 +97,6 @@ impl Broker {
             .get(name)
             .cloned()
             .ok_or_else(|| BrokerError::NotFound(format!("topic '{name}' does not exist")))
-    }
-
-    /// The running leader replica of a group, waiting up to the leader timeout during an election.
-    async fn leader(&self, group: GroupId) -> Result<PartitionHandle, BrokerError> {
-        let deadline = tokio::time::Instant::now() + self.limits.leader_wait;
-        let Some(handle) = self.registry.wait_for(group, self.limits.leader_wait).await else {
-            return Err(BrokerError::Unavailable(format!(
-                "partition group {} is not running yet",
-                group.0
-            )));
-        };
-        let mut status = handle.status.clone();
-        loop {
-            if status.borrow_and_update().is_leader {
-                return Ok(handle);
-            }
-            if tokio::time::timeout_at(deadline, status.changed())
-                .await
-                .is_err()
-            {
-                return Err(BrokerError::Unavailable(
-                    "partition has no leader; retry".into(),
-                ));
-            }
-        }
     }
 
     pub async fn create_topic(
@@ -124,17 +117,17 @@ impl Broker {
             .await?;
         self.record_change(caller, actions::TOPIC_CREATE, &spec.name)
             .await?;
-        let MetaOutput::Topic(topic) = self
-            .controller
-            .propose(MetaCommand::CreateTopic(spec))
-            .await?
-        else {
+        let MetaOutput::Topic(topic) = self.propose(MetaCommand::CreateTopic(spec)).await? else {
             return Err(BrokerError::Internal(
                 "controller answered a topic creation with no topic".into(),
             ));
         };
+        // The topic is usable once every partition has a leader.
         for partition in &topic.partitions {
-            self.leader(partition.group).await?;
+            self.on_leader(ForwardRequest::Describe {
+                group: partition.group,
+            })
+            .await?;
         }
         self.describe(&topic).await
     }
@@ -150,11 +143,10 @@ impl Broker {
         }
         self.record_change(caller, actions::TOPIC_DELETE, name)
             .await?;
-        self.controller
-            .propose(MetaCommand::DeleteTopic {
-                name: name.to_string(),
-            })
-            .await?;
+        self.propose(MetaCommand::DeleteTopic {
+            name: name.to_string(),
+        })
+        .await?;
         Ok(())
     }
 
@@ -198,15 +190,11 @@ impl Broker {
                 high_watermark: 0,
                 log_start_offset: 0,
             };
-            if let Some(handle) = self.registry.get(assignment.group) {
-                view.leader = handle.status.borrow().leader.map(|node| node.0);
-                if let Ok(state) = handle.addr.send(Describe).await {
-                    view.high_watermark = state.high_watermark;
-                    view.log_start_offset = state.log_start_offset;
-                }
-                if view.leader.is_some() {
-                    view.in_sync = assignment.replicas.clone();
-                }
+            if let Some(description) = self.describe_group(assignment.group).await {
+                view.leader = description.leader;
+                view.high_watermark = description.high_watermark;
+                view.log_start_offset = description.log_start_offset;
+                view.in_sync = description.in_sync();
             }
             partitions.push(view);
         }
@@ -226,7 +214,7 @@ impl Broker {
         caller: &Caller,
         topic_name: &str,
         records: Vec<ProduceRecord>,
-    ) -> Result<Vec<(u32, u64)>, BrokerError> {
+    ) -> Result<Produced, BrokerError> {
         self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write)
             .await?;
         let topic = self.topic(topic_name)?;
@@ -251,17 +239,19 @@ impl Broker {
             .map(|(partition, (positions, records))| {
                 let group = topic.partitions[partition].group;
                 async move {
-                    let handle = self.leader(group).await?;
-                    let (reply, wait) = oneshot::channel();
-                    handle.addr.do_send(Produce {
-                        records,
-                        timestamp_ms: now,
-                        reply,
-                    });
-                    let appended = wait
-                        .await
-                        .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-                    Ok::<_, BrokerError>((partition as u32, positions, appended.base_offset))
+                    let led = self
+                        .on_leader(ForwardRequest::Produce {
+                            group,
+                            records,
+                            timestamp_ms: now,
+                        })
+                        .await?;
+                    let ForwardReply::Produced { base_offset } = led.reply else {
+                        return Err(BrokerError::Internal(
+                            "a produce was answered with something else".into(),
+                        ));
+                    };
+                    Ok::<_, BrokerError>((partition as u32, positions, base_offset, led.leader))
                 }
             });
         let mut results = Vec::new();
@@ -270,15 +260,20 @@ impl Broker {
         }
         let total: usize = results
             .iter()
-            .map(|(_, positions, _)| positions.len())
+            .map(|(_, positions, _, _)| positions.len())
             .sum();
-        let mut offsets = vec![(0u32, 0u64); total];
-        for (partition, positions, base_offset) in results {
+        let mut produced = Produced {
+            offsets: vec![(0u32, 0u64); total],
+            leaders: Vec::new(),
+        };
+        for (partition, positions, base_offset, leader) in results {
+            produced.leaders.push((partition, leader));
             for (slot, position) in positions.into_iter().enumerate() {
-                offsets[position] = (partition, base_offset + slot as u64);
+                produced.offsets[position] = (partition, base_offset + slot as u64);
             }
         }
-        Ok(offsets)
+        produced.leaders.sort_unstable();
+        Ok(produced)
     }
 
     fn route(&self, topic: &TopicMeta, records: &[ProduceRecord]) -> Result<Vec<u32>, BrokerError> {
@@ -364,23 +359,33 @@ impl Broker {
                 .min(self.limits.fetch_bytes_max),
         };
         let wait_ms = request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max);
-        let handle = self.leader(assignment.group).await?;
-        let (reply, wait) = oneshot::channel();
-        handle.addr.do_send(Fetch {
-            offset: request.offset,
-            wait_ms,
-            reply,
-        });
-        let window = wait
-            .await
-            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-        let records = read_records(&self.store, assignment.group, window, limits)?;
-        let next_offset = records.last().map_or(window.offset, |r| r.offset + 1);
+        let led = self
+            .on_leader(ForwardRequest::Fetch {
+                group: assignment.group,
+                offset: request.offset,
+                wait_ms,
+                records_max: limits.records_max,
+                bytes_max: limits.bytes_max,
+            })
+            .await?;
+        let ForwardReply::Fetched {
+            records,
+            offset,
+            high_watermark,
+            log_start_offset,
+        } = led.reply
+        else {
+            return Err(BrokerError::Internal(
+                "a fetch was answered with something else".into(),
+            ));
+        };
+        let next_offset = records.last().map_or(offset, |r| r.offset + 1);
         Ok(Fetched {
             records,
             next_offset,
-            high_watermark: window.high_watermark,
-            log_start_offset: window.log_start_offset,
+            high_watermark,
+            log_start_offset,
+            leader: led.leader,
         })
     }
 }

@@ -3,7 +3,8 @@
 use crate::cluster::{ControllerError, MetaError};
 use crate::partition::{FetchError, ReplicaError};
 
-#[derive(Debug, thiserror::Error)]
+/// Serializable, so a broker that forwards a request can return the leader's error as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum BrokerError {
     #[error("{0}")]
     BadRequest(String),
@@ -27,6 +28,10 @@ pub enum BrokerError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// This broker does not lead the group; `leader` is its best guess. Forwarding retries on
+    /// it; a client sees it only as 503 once the forwarding deadline passed.
+    #[error("this broker does not lead the partition (leader: {leader:?}); retry")]
+    NotLeader { leader: Option<u64> },
     #[error("audit log unavailable: {0}")]
     AuditUnavailable(String),
     #[error("internal error: {0}")]
@@ -49,9 +54,12 @@ impl From<MetaError> for BrokerError {
             MetaError::TopicExists(_) | MetaError::UserExists(_) | MetaError::LastSuperuser => {
                 BrokerError::Conflict(error.to_string())
             }
-            MetaError::NoSuchTopic(_) | MetaError::NoSuchUser(_) | MetaError::NoSuchAcl(_) => {
-                BrokerError::NotFound(error.to_string())
-            }
+            MetaError::NoSuchTopic(_)
+            | MetaError::NoSuchUser(_)
+            | MetaError::NoSuchAcl(_)
+            | MetaError::NoSuchBroker(_)
+            | MetaError::NoSuchGroup(_) => BrokerError::NotFound(error.to_string()),
+            MetaError::BrokerInUse(_) => BrokerError::Conflict(error.to_string()),
             MetaError::Placement(_) => BrokerError::BadRequest(error.to_string()),
             MetaError::AlreadyBootstrapped | MetaError::Malformed(_) => {
                 BrokerError::Internal(error.to_string())
@@ -62,7 +70,13 @@ impl From<MetaError> for BrokerError {
 
 impl From<ReplicaError> for BrokerError {
     fn from(error: ReplicaError) -> Self {
-        BrokerError::Unavailable(error.to_string())
+        match error {
+            ReplicaError::NotLeader { leader } => BrokerError::NotLeader {
+                leader: leader.map(|node| node.0),
+            },
+            ReplicaError::Invalid(reason) => BrokerError::Conflict(reason),
+            other => BrokerError::Unavailable(other.to_string()),
+        }
     }
 }
 

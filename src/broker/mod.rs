@@ -5,27 +5,32 @@
 //! them (authorize → audit → propose → answer) and owns no HTTP types.
 
 mod admin;
+pub mod balancer;
+mod cluster;
 mod data;
 mod errors;
+pub mod forward;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
-use tokio::sync::oneshot;
 
-use crate::audit::log::{Append, AuditLog};
+use crate::audit::log::AuditLog;
 use crate::audit::{AuditDecision, UnsealedEvent};
 use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::Principal;
-use crate::cluster::{now_ms, Controller, Registry};
+use crate::cluster::{now_ms, Controller, MetaCommand, MetaOutput, Registry, AUDIT_TOPIC};
+use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
 pub use errors::BrokerError;
+use forward::{ForwardReply, ForwardRequest, PeerCall};
 
 /// Limits and settings the operations enforce.
 #[derive(Clone, Debug)]
@@ -67,7 +72,19 @@ pub struct Broker {
     pub tokens: TokenSettings,
     pub limits: Limits,
     pub limiter: Mutex<LoginLimiter>,
+    /// Requests to peer brokers; `None` for a broker without peers.
+    pub peers: Option<PeerCall>,
+    /// How long forwarding looks for a group's leader (elections included).
+    pub forward_timeout: Duration,
+    /// The last broker that answered as leader, per group.
+    pub leaders: Mutex<HashMap<GroupId, u64>>,
+    /// How long ago each peer broker was last heard from; `None` without peers.
+    pub liveness: Option<Liveness>,
+    pub balancer: Arc<balancer::BalancerHandle>,
 }
+
+/// How long ago a peer broker was last heard from (`None`: never).
+pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 
 impl Broker {
     /// Verifies a bearer token. A rejected token is audited and answered with 401.
@@ -184,19 +201,51 @@ impl Broker {
             status,
             detail,
         };
-        let (reply, wait) = oneshot::channel();
-        self.audit.do_send(Append {
-            event,
-            reply: Some(reply),
-        });
-        match tokio::time::timeout(AUDIT_WAIT, wait).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(error))) => Err(BrokerError::AuditUnavailable(error.to_string())),
-            Ok(Err(_)) => Err(BrokerError::AuditUnavailable("audit log stopped".into())),
+        let Some(group) = self.audit_group() else {
+            return Err(BrokerError::AuditUnavailable(
+                "the audit topic does not exist yet".into(),
+            ));
+        };
+        let request = ForwardRequest::Audit {
+            group,
+            events: vec![event],
+        };
+        match tokio::time::timeout(AUDIT_WAIT, self.on_leader(request)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(BrokerError::AuditUnavailable(error.to_string())),
             Err(_) => Err(BrokerError::AuditUnavailable(
                 "audit write timed out".into(),
             )),
         }
+    }
+
+    /// The Raft group of the audit partition.
+    pub fn audit_group(&self) -> Option<GroupId> {
+        let state = self.controller.state();
+        state.partition(AUDIT_TOPIC, 0).map(|p| p.group)
+    }
+
+    /// Proposes a metadata command on the controller leader, wherever it is, and waits until
+    /// this broker applied it too, so the caller's next request here sees the change.
+    pub async fn propose(&self, command: MetaCommand) -> Result<MetaOutput, BrokerError> {
+        let envelope = crate::cluster::encode_command(command);
+        let led = self.on_leader(ForwardRequest::Meta { envelope }).await?;
+        let ForwardReply::Meta { index, output } = led.reply else {
+            return Err(BrokerError::Internal(
+                "the controller answered a proposal with something else".into(),
+            ));
+        };
+        if !self
+            .controller
+            .wait_applied(LogIndex(index), self.forward_timeout)
+            .await
+        {
+            return Err(BrokerError::Unavailable(format!(
+                "the change is committed, but this broker did not apply it within {:?}; retry the read",
+                self.forward_timeout
+            )));
+        }
+        Ok(output?)
     }
 
     /// Audits an authorized change by `caller` before it is made (so an unauditable change never happens).

@@ -339,6 +339,40 @@ pub fn plan_leaders(view: &ClusterView) -> Vec<(GroupId, u64)> {
     transfers
 }
 
+/// Preferred-leader election: hands each group back to its first replica (the leader placement
+/// chose) when that broker is Up and in sync and does not lead it already.
+pub fn plan_preferred_leaders(view: &ClusterView) -> Vec<(GroupId, u64)> {
+    let up: BTreeSet<u64> = view
+        .brokers
+        .iter()
+        .filter(|b| b.state == BrokerState::Up)
+        .map(|b| b.id)
+        .collect();
+    view.groups
+        .iter()
+        .filter_map(|group| {
+            let preferred = *group.replicas.first()?;
+            let leader = group.leader?;
+            let in_sync = group.in_sync.as_ref()?;
+            (leader != preferred && up.contains(&preferred) && in_sync.contains(&preferred))
+                .then_some((group.group, preferred))
+        })
+        .collect()
+}
+
+/// The view `plan_leaders` may act on once preferred leaders are served: a group led by its
+/// preferred replica is never moved away from it (its in-sync set is hidden), so the two plans
+/// cannot undo each other.
+pub fn without_preferred_groups(view: &ClusterView) -> ClusterView {
+    let mut view = view.clone();
+    for group in &mut view.groups {
+        if group.leader.is_some() && group.leader == group.replicas.first().copied() {
+            group.in_sync = None;
+        }
+    }
+    view
+}
+
 fn next_transfer(
     view: &ClusterView,
     up: &BTreeSet<u64>,

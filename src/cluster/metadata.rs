@@ -21,9 +21,14 @@ pub const AUDIT_TOPIC: &str = "__audit";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
     pub id: u64,
+    /// Client API URL; empty until the broker reports it.
     pub http: String,
+    /// Peer-link address other brokers dial.
     pub peer: String,
     pub rack: Option<String>,
+    /// An admin asked to empty this broker; it receives no new replicas.
+    #[serde(default)]
+    pub decommissioning: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +37,11 @@ pub struct PartitionAssignment {
     pub group: GroupId,
     /// Replica brokers; the first is the preferred leader.
     pub replicas: Vec<u64>,
+    /// The voters the group was created with; a replica on one of them creates the group with
+    /// this membership, any other replica joins empty and waits for the leader's snapshot.
+    /// Cleared once the balancer changes the replicas.
+    #[serde(default)]
+    pub initial: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +93,8 @@ pub struct TopicSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaCommand {
     Bootstrap {
-        broker: BrokerInfo,
+        /// The founding brokers.
+        brokers: Vec<BrokerInfo>,
         admin: UserRecord,
         key: SigningKey,
         audit_topic: TopicSpec,
@@ -109,6 +120,22 @@ pub enum MetaCommand {
         expires_at_s: u64,
     },
     AddSigningKey(SigningKey),
+    /// Adds a broker (an admin registering a joining broker) or updates its addresses and rack
+    /// (a broker reporting its own at start-up). The decommissioning mark is kept.
+    UpsertBroker(BrokerInfo),
+    /// Marks a broker to be emptied by the balancer.
+    DecommissionBroker {
+        id: u64,
+    },
+    /// Forgets an emptied, decommissioned broker.
+    RemoveBroker {
+        id: u64,
+    },
+    /// The balancer changed a group's replicas.
+    SetReplicas {
+        group: GroupId,
+        replicas: Vec<u64>,
+    },
 }
 
 /// A command plus the proposer's clock, so that applying it is deterministic.
@@ -118,14 +145,14 @@ pub struct MetaEnvelope {
     pub command: MetaCommand,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaOutput {
     Done,
     Topic(TopicMeta),
     AclCreated(AclRule),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MetaError {
     #[error("the cluster is already bootstrapped")]
     AlreadyBootstrapped,
@@ -145,6 +172,12 @@ pub enum MetaError {
     Placement(#[from] placement::PlacementError),
     #[error("command does not decode: {0}")]
     Malformed(String),
+    #[error("broker {0} is not registered")]
+    NoSuchBroker(u64),
+    #[error("broker {0} still carries replicas")]
+    BrokerInUse(u64),
+    #[error("partition group {0} does not exist")]
+    NoSuchGroup(u64),
 }
 
 /// Applies one command. Errors leave the state unchanged.
@@ -155,7 +188,7 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
         .retain(|_, expires_at_s| *expires_at_s * 1000 > now_ms);
     match envelope.command {
         MetaCommand::Bootstrap {
-            broker,
+            brokers,
             admin,
             key,
             audit_topic,
@@ -165,7 +198,9 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             }
             state.bootstrapped = true;
             state.next_group_id = state.next_group_id.max(1);
-            state.brokers.insert(broker.id, broker);
+            for broker in brokers {
+                state.brokers.insert(broker.id, broker);
+            }
             state.users.insert(admin.name.clone(), admin);
             state.signing_keys.push(key);
             create_topic(state, audit_topic, now_ms).map(MetaOutput::Topic)
@@ -212,7 +247,52 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             state.signing_keys.push(key);
             Ok(MetaOutput::Done)
         }
+        MetaCommand::UpsertBroker(mut broker) => {
+            if let Some(current) = state.brokers.get(&broker.id) {
+                broker.decommissioning = current.decommissioning;
+                if broker.http.is_empty() {
+                    broker.http = current.http.clone();
+                }
+            }
+            state.brokers.insert(broker.id, broker);
+            Ok(MetaOutput::Done)
+        }
+        MetaCommand::DecommissionBroker { id } => match state.brokers.get_mut(&id) {
+            Some(broker) => {
+                broker.decommissioning = true;
+                Ok(MetaOutput::Done)
+            }
+            None => Err(MetaError::NoSuchBroker(id)),
+        },
+        MetaCommand::RemoveBroker { id } => remove_broker(state, id),
+        MetaCommand::SetReplicas { group, replicas } => {
+            let assignment = state
+                .topics
+                .values_mut()
+                .flat_map(|topic| topic.partitions.iter_mut())
+                .find(|assignment| assignment.group == group)
+                .ok_or(MetaError::NoSuchGroup(group.0))?;
+            assignment.replicas = replicas;
+            assignment.initial.clear();
+            Ok(MetaOutput::Done)
+        }
     }
+}
+
+fn remove_broker(state: &mut MetadataState, id: u64) -> Result<MetaOutput, MetaError> {
+    if !state.brokers.contains_key(&id) {
+        return Err(MetaError::NoSuchBroker(id));
+    }
+    let in_use = state
+        .topics
+        .values()
+        .flat_map(|topic| &topic.partitions)
+        .any(|assignment| assignment.replicas.contains(&id));
+    if in_use {
+        return Err(MetaError::BrokerInUse(id));
+    }
+    state.brokers.remove(&id);
+    Ok(MetaOutput::Done)
 }
 
 fn create_topic(
@@ -223,7 +303,12 @@ fn create_topic(
     if state.topics.contains_key(&spec.name) {
         return Err(MetaError::TopicExists(spec.name));
     }
-    let brokers: Vec<u64> = state.brokers.keys().copied().collect();
+    let brokers: Vec<u64> = state
+        .brokers
+        .values()
+        .filter(|broker| !broker.decommissioning)
+        .map(|broker| broker.id)
+        .collect();
     let existing = placement::replica_counts(state.topics.values().flat_map(|t| &t.partitions));
     let plans = placement::plan(
         &brokers,
@@ -239,6 +324,7 @@ fn create_topic(
             PartitionAssignment {
                 partition: position as u32,
                 group,
+                initial: replicas.clone(),
                 replicas,
             }
         })

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 use crate::partition::{Host, HostError, Propose, ReplicaError, ReplicaHandle, StateMachine};
-use crate::raft::LogIndex;
+use crate::raft::{LogIndex, NodeId};
 pub use metadata::{
     MetaCommand, MetaEnvelope, MetaError, MetaOutput, MetadataState, TopicMeta, TopicSpec,
     UserRecord, AUDIT_TOPIC, METADATA_GROUP,
@@ -29,14 +29,18 @@ pub struct MetadataMachine {
     view: watch::Sender<Arc<MetadataState>>,
 }
 
-impl StateMachine for MetadataMachine {
-    type Output = Result<MetaOutput, MetaError>;
+/// A command's result and the index it was applied at (readers wait for that index).
+pub type Applied = (LogIndex, Result<MetaOutput, MetaError>);
 
-    fn apply(&mut self, _index: LogIndex, data: &[u8]) -> Self::Output {
+impl StateMachine for MetadataMachine {
+    type Output = Applied;
+
+    fn apply(&mut self, index: LogIndex, data: &[u8]) -> Self::Output {
         // JSON keeps the controller's commands readable and tolerant of added fields.
-        let envelope: MetaEnvelope = serde_json::from_slice(data)
-            .map_err(|error| MetaError::Malformed(error.to_string()))?;
-        metadata::apply(&mut self.state, envelope)
+        let result = serde_json::from_slice::<MetaEnvelope>(data)
+            .map_err(|error| MetaError::Malformed(error.to_string()))
+            .and_then(|envelope| metadata::apply(&mut self.state, envelope));
+        (index, result)
     }
 
     fn encode_state(&self) -> Vec<u8> {
@@ -45,6 +49,15 @@ impl StateMachine for MetadataMachine {
 
     fn after_apply(&mut self) {
         self.view.send_replace(Arc::new(self.state.clone()));
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.state = if data.is_empty() {
+            MetadataState::default()
+        } else {
+            serde_json::from_slice(data).map_err(|error| error.to_string())?
+        };
+        Ok(())
     }
 }
 
@@ -69,9 +82,10 @@ pub struct Controller {
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Controller {
-    /// Creates group 0 on disk if needed (this broker as its only voter) and starts its replica.
-    pub async fn start(host: &Host) -> Result<Controller, HostError> {
-        host.ensure_group(METADATA_GROUP, vec![host.node()]).await?;
+    /// Creates group 0 on disk if needed with `voters` (empty: this broker joins a running
+    /// controller as a learner) and starts its replica.
+    pub async fn start(host: &Host, voters: Vec<NodeId>) -> Result<Controller, HostError> {
+        host.ensure_group(METADATA_GROUP, voters).await?;
         let (view_sender, view) = watch::channel(Arc::new(MetadataState::default()));
         let replica = host.start(METADATA_GROUP, move |recovery| {
             let state: MetadataState = if recovery.applied_state.is_empty() {
@@ -97,19 +111,43 @@ impl Controller {
         self.view.clone()
     }
 
-    /// Proposes a command and waits until it is committed and applied.
+    /// Proposes a command on this broker's replica (it must lead) and waits until it is
+    /// committed and applied.
     pub async fn propose(&self, command: MetaCommand) -> Result<MetaOutput, ControllerError> {
-        let envelope = MetaEnvelope {
-            now_ms: now_ms(),
-            command,
-        };
-        let data = serde_json::to_vec(&envelope).expect("metadata commands are plain data");
+        let (_, output) = self.propose_encoded(encode_command(command)).await?;
+        Ok(output?)
+    }
+
+    /// Proposes an encoded `MetaEnvelope`; answers the applied index and the command's result.
+    pub async fn propose_encoded(&self, data: Vec<u8>) -> Result<Applied, ControllerError> {
         let (reply, wait) = oneshot::channel();
         self.replica.addr.do_send(Propose { data, reply });
         match tokio::time::timeout(PROPOSE_TIMEOUT, wait).await {
             Err(_) => Err(ControllerError::Timeout(PROPOSE_TIMEOUT)),
             Ok(Err(_)) => Err(ReplicaError::Stopped.into()),
-            Ok(Ok(result)) => Ok(result??),
+            Ok(Ok(result)) => Ok(result?),
+        }
+    }
+
+    /// This broker's replica of group 0.
+    pub fn replica(&self) -> &ReplicaHandle<MetadataMachine> {
+        &self.replica
+    }
+
+    /// Waits until this broker applied the controller log up to `index`.
+    pub async fn wait_applied(&self, index: LogIndex, timeout: Duration) -> bool {
+        let mut status = self.replica.status.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if status.borrow_and_update().applied >= index {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, status.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
         }
     }
 
@@ -147,6 +185,15 @@ impl Controller {
             }
         }
     }
+}
+
+/// The bytes of a command as proposed: the proposer's clock and the command, as JSON.
+pub fn encode_command(command: MetaCommand) -> Vec<u8> {
+    let envelope = MetaEnvelope {
+        now_ms: now_ms(),
+        command,
+    };
+    serde_json::to_vec(&envelope).expect("metadata commands are plain data")
 }
 
 pub fn now_ms() -> u64 {

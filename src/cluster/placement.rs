@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::metadata::PartitionAssignment;
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PlacementError {
     #[error(
         "replication factor {requested} needs {requested} brokers, the cluster has {available}"

@@ -86,6 +86,7 @@ impl Registry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Desired {
     pub group: GroupId,
+    /// The membership to create the group with when it is not on disk yet.
     pub voters: Vec<NodeId>,
     pub retention: Retention,
 }
@@ -105,7 +106,12 @@ pub fn desired_groups(state: &MetadataState, node: NodeId) -> Vec<Desired> {
         .filter(|(p, _)| p.replicas.contains(&node.0))
         .map(|(p, retention)| Desired {
             group: p.group,
-            voters: p.replicas.iter().map(|id| NodeId(*id)).collect(),
+            // A replica added later joins empty and receives the membership by snapshot.
+            voters: if p.initial.contains(&node.0) {
+                p.initial.iter().map(|id| NodeId(*id)).collect()
+            } else {
+                Vec::new()
+            },
             retention,
         })
         .collect()

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::raw::{RawAuth, RawCluster, RawConfig, RawHttp, RawPeer, RawRaft, RawTopics};
 use super::{
-    AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, HttpConfig, HttpTransport, PeerConfig,
-    RaftConfig, StorageConfig, TopicsConfig,
+    AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, HttpConfig, HttpTransport,
+    PeerConfig, RaftConfig, StorageConfig, TopicsConfig,
 };
 use crate::names::{self, NameKind};
 
@@ -333,7 +333,12 @@ fn cluster(
     peer: Option<&PeerConfig>,
 ) -> Result<ClusterConfig, ConfigError> {
     let mut brokers = Vec::new();
-    for item in raw.brokers.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+    for item in raw
+        .brokers
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
         let parsed = item.split_once('@').and_then(|(id, address)| {
             Some((id.parse::<u64>().ok()?, address.parse::<SocketAddr>().ok()?))
         });

@@ -44,7 +44,7 @@ impl BrokerError {
             BrokerError::TooLarge(_) => "too-large",
             BrokerError::RateLimited { .. } => "rate-limited",
             BrokerError::OffsetOutOfRange { .. } => "offset-out-of-range",
-            BrokerError::Unavailable(_) => "unavailable",
+            BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } => "unavailable",
             BrokerError::AuditUnavailable(_) => "audit-unavailable",
             BrokerError::Internal(_) => "internal",
         }
@@ -62,9 +62,9 @@ impl ResponseError for BrokerError {
             BrokerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BrokerError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             BrokerError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            BrokerError::Unavailable(_) | BrokerError::AuditUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            BrokerError::Unavailable(_)
+            | BrokerError::NotLeader { .. }
+            | BrokerError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,7 +85,9 @@ impl ResponseError for BrokerError {
         let mut response = problem(status, self.slug(), detail);
         let retry_after = match self {
             BrokerError::RateLimited { retry_after_s } => Some(*retry_after_s),
-            BrokerError::Unavailable(_) | BrokerError::AuditUnavailable(_) => Some(1),
+            BrokerError::Unavailable(_)
+            | BrokerError::NotLeader { .. }
+            | BrokerError::AuditUnavailable(_) => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {

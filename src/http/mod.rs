@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 mod routes_admin;
+mod routes_cluster;
 mod routes_data;
 
 use std::sync::Arc;
@@ -110,10 +111,18 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/acls", web::post().to(admin::create_acl))
         .route("/v1/acls/{id}", web::delete().to(admin::delete_acl))
         .route("/v1/audit", web::get().to(admin::audit))
-        .route("/v1/cluster", web::get().to(admin::cluster))
+        .route("/v1/cluster", web::get().to(routes_cluster::cluster))
+        .route(
+            "/v1/cluster/brokers",
+            web::post().to(routes_cluster::add_broker),
+        )
+        .route(
+            "/v1/cluster/brokers/{id}/decommission",
+            web::post().to(routes_cluster::decommission),
+        )
         .route(
             "/v1/cluster/rebalance",
-            web::post().to(admin::not_implemented),
+            web::post().to(routes_cluster::rebalance),
         )
         .service(web::resource("/v1/groups").to(admin::not_implemented))
         .service(web::resource("/v1/groups/{tail:.*}").to(admin::not_implemented))

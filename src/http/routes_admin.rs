@@ -10,7 +10,6 @@ use super::dto::*;
 use super::error::problem;
 use super::extract::Authenticated;
 use super::metrics::Metrics;
-use crate::auth::acl::{Operation, ResourceType};
 use crate::broker::{AuditQuery, Broker, BrokerError, NewAcl};
 
 type State = web::Data<Arc<Broker>>;
@@ -123,23 +122,6 @@ pub async fn audit(
     }))
 }
 
-pub async fn cluster(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
-    broker
-        .authorize(&caller.0, ResourceType::Cluster, "*", Operation::Describe)
-        .await?;
-    let state = broker.controller.state();
-    let brokers: Vec<_> = state
-        .brokers
-        .values()
-        .map(|b| json!({ "id": b.id, "http": b.http, "peer": b.peer, "rack": b.rack, "state": "up" }))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "brokers": brokers,
-        "controller": broker.broker_id,
-        "topics": state.topics.len(),
-    })))
-}
-
 /// Capabilities that are specified but not built yet answer 501 with a pointer to the README. The
 /// caller is authenticated first, so without a valid token these routes answer 401 like all of `/v1`.
 pub async fn not_implemented(request: HttpRequest, _caller: Authenticated) -> HttpResponse {
@@ -168,13 +150,17 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(broker: State) -> HttpResponse {
     let state = broker.controller.state();
+    let controller_led = broker.controller.replica().status.borrow().leader.is_some();
+    // The audit partition must have a leader, as far as this broker can tell without asking.
     let audit_ready = state
         .topics
         .get(crate::cluster::AUDIT_TOPIC)
         .and_then(|topic| topic.partitions.first())
-        .and_then(|partition| broker.registry.get(partition.group))
-        .is_some_and(|handle| handle.status.borrow().is_leader);
-    if state.bootstrapped && audit_ready {
+        .is_some_and(|partition| match broker.registry.get(partition.group) {
+            Some(handle) => handle.status.borrow().leader.is_some(),
+            None => true,
+        });
+    if state.bootstrapped && controller_led && audit_ready {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {
         problem(

@@ -94,6 +94,22 @@ pub async fn delete_topic(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Names the broker that led the partition(s) a request was served by.
+pub const LEADER_HEADER: &str = "palisade-leader";
+
+/// One id when one broker led every partition written, else `partition=leader` pairs.
+fn produce_leaders(leaders: &[(u32, u64)]) -> String {
+    let first = leaders.first().map(|(_, leader)| *leader);
+    if leaders.iter().all(|(_, leader)| Some(*leader) == first) {
+        return first.map(|leader| leader.to_string()).unwrap_or_default();
+    }
+    leaders
+        .iter()
+        .map(|(partition, leader)| format!("{partition}={leader}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub async fn produce(
     broker: State,
     metrics: web::Data<Arc<Metrics>>,
@@ -108,14 +124,19 @@ pub async fn produce(
             .map_err(BrokerError::BadRequest)?;
         records.push(ProduceRecord { record, partition });
     }
-    let offsets = broker.produce(&caller.0, &path, records).await?;
-    metrics.produced_records.inc_by(offsets.len() as u64);
-    Ok(HttpResponse::Ok().json(ProduceResponse {
-        offsets: offsets
-            .into_iter()
-            .map(|(partition, offset)| OffsetDto { partition, offset })
-            .collect(),
-    }))
+    let produced = broker.produce(&caller.0, &path, records).await?;
+    metrics
+        .produced_records
+        .inc_by(produced.offsets.len() as u64);
+    Ok(HttpResponse::Ok()
+        .insert_header((LEADER_HEADER, produce_leaders(&produced.leaders)))
+        .json(ProduceResponse {
+            offsets: produced
+                .offsets
+                .into_iter()
+                .map(|(partition, offset)| OffsetDto { partition, offset })
+                .collect(),
+        }))
 }
 
 pub async fn fetch(
@@ -135,10 +156,12 @@ pub async fn fetch(
     };
     let fetched = broker.fetch(&caller.0, &topic, partition, request).await?;
     metrics.fetched_records.inc_by(fetched.records.len() as u64);
-    Ok(HttpResponse::Ok().json(FetchResponse {
-        records: fetched.records.into_iter().map(RecordOut::from).collect(),
-        next_offset: fetched.next_offset,
-        high_watermark: fetched.high_watermark,
-        log_start_offset: fetched.log_start_offset,
-    }))
+    Ok(HttpResponse::Ok()
+        .insert_header((LEADER_HEADER, fetched.leader.to_string()))
+        .json(FetchResponse {
+            records: fetched.records.into_iter().map(RecordOut::from).collect(),
+            next_offset: fetched.next_offset,
+            high_watermark: fetched.high_watermark,
+            log_start_offset: fetched.log_start_offset,
+        }))
 }

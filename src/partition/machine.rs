@@ -185,6 +185,21 @@ impl super::replica::StateMachine for PartitionMachine {
         self.compaction.take()
     }
 
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.state = if data.is_empty() {
+            PartitionState::default()
+        } else {
+            postcard::from_bytes(data).map_err(|error| error.to_string())?
+        };
+        // Every entry up to the snapshot lies below the log start (only retention compacts a
+        // partition), so no stored batch remains to track.
+        self.batches.clear();
+        self.tail = None;
+        self.advancing = false;
+        self.compaction = None;
+        Ok(())
+    }
+
     fn after_apply(&mut self) {
         let high_watermark = self.state.high_watermark;
         let (ready, waiting): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)

@@ -24,7 +24,8 @@ pub use machine::{
     AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce, SetRetention,
 };
 pub use replica::{
-    AckPolicy, Propose, Replica, ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop,
+    AckPolicy, ChangeMembership, Inbound, OutboundSink, Propose, Replica, ReplicaError,
+    ReplicaSettings, ReplicaStatus, StateMachine, Stop, TransferLeadership,
 };
 use retention::BatchInfo;
 
@@ -69,6 +70,8 @@ pub struct Host {
     pub settings: ReplicaSettings,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
+    /// Where replicas send Raft messages for other brokers; `None` without peers.
+    outbound: Option<OutboundSink>,
 }
 
 impl Host {
@@ -78,6 +81,7 @@ impl Host {
         writer: Writer,
         settings: ReplicaSettings,
         arbiters_count: usize,
+        outbound: Option<OutboundSink>,
     ) -> Host {
         let arbiters = (0..arbiters_count.max(1))
             .map(|_| Arbiter::new().handle())
@@ -88,6 +92,7 @@ impl Host {
             settings,
             arbiters,
             next_arbiter: AtomicUsize::new(0),
+            outbound,
         }
     }
 
@@ -96,6 +101,8 @@ impl Host {
     }
 
     /// Creates a group on disk with `voters` as its first membership, if it does not exist yet.
+    /// Empty `voters` make a replica that joins a running group: it waits for the leader's
+    /// snapshot, which brings the membership.
     pub async fn ensure_group(&self, group: GroupId, voters: Vec<NodeId>) -> Result<(), HostError> {
         if self.store.load_group(group)?.is_some() {
             return Ok(());
@@ -163,6 +170,7 @@ impl Host {
             machine,
             self.settings.clone(),
         )?;
+        let replica = replica.with_outbound(self.outbound.clone());
         let position = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let addr = Replica::start_in_arbiter(&self.arbiters[position], move |_| replica);
         Ok(ReplicaHandle {

@@ -7,7 +7,7 @@ use crate::raft::{EntryPayload, GroupId, LogIndex};
 use crate::storage::{StorageError, Store};
 
 /// A record as a consumer sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FetchedRecord {
     pub offset: u64,
     pub timestamp_ms: u64,

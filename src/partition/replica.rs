@@ -32,6 +32,9 @@ pub trait StateMachine: Unpin + 'static {
     }
     /// Called after a run of applies, e.g. to wake long polls or publish a state view.
     fn after_apply(&mut self) {}
+    /// Replaces the whole state with a snapshot's (a follower far behind, or a new replica).
+    /// Must accept what `encode_state` produced; empty bytes mean the initial state.
+    fn restore(&mut self, data: &[u8]) -> Result<(), String>;
     /// An applied index up to which entries may be compacted, and the offset below which offset
     /// rows go with them (retention). Taken once.
     fn take_compaction(&mut self) -> Option<(LogIndex, u64)> {
@@ -52,6 +55,8 @@ pub enum ReplicaError {
     Stopped,
     #[error("too many proposals are waiting; retry later")]
     Overloaded,
+    #[error("refused: {0}")]
+    Invalid(String),
 }
 
 /// What every other part of the broker may know about a replica without asking it.
@@ -64,6 +69,22 @@ pub struct ReplicaStatus {
     pub applied: LogIndex,
     /// The last index in the log; on a new leader it covers the leader's no-op.
     pub last_index: LogIndex,
+    /// Membership as this replica knows it (refreshed every tick).
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    /// On the leader: each member's matched index (refreshed every tick); empty elsewhere.
+    pub progress: Vec<(NodeId, LogIndex)>,
+}
+
+impl ReplicaStatus {
+    /// Members whose log matches the leader's commit index (leader only; empty elsewhere).
+    pub fn in_sync(&self) -> Vec<NodeId> {
+        self.progress
+            .iter()
+            .filter(|(_, matched)| *matched >= self.commit)
+            .map(|(node, _)| *node)
+            .collect()
+    }
 }
 
 /// Settings a replica is started with.
@@ -93,6 +114,9 @@ pub enum AckPolicy {
 
 type Reply<O> = oneshot::Sender<Result<O, ReplicaError>>;
 
+/// Where a replica hands Raft messages for other brokers (the peer network).
+pub type OutboundSink = std::sync::Arc<dyn Fn(Vec<RaftMessage>) + Send + Sync>;
+
 pub struct Replica<M: StateMachine> {
     pub(super) node: RawNode<GroupLog>,
     pub(super) machine: M,
@@ -102,20 +126,32 @@ pub struct Replica<M: StateMachine> {
     /// The Ready handed to the writer and not yet durable. Only one at a time.
     in_flight: Option<Ready>,
     proposals: BTreeMap<LogIndex, (Term, Reply<M::Output>)>,
+    /// Membership changes waiting for their commit.
+    conf_proposals: BTreeMap<LogIndex, (Term, Reply<()>)>,
     applied: LogIndex,
     /// The applied index and state have moved past what is on disk.
     applied_dirty: bool,
     /// The newest hard state not yet handed to the writer (commit-only changes wait for a write).
     unwritten_hard_state: Option<crate::raft::HardState>,
     status: watch::Sender<ReplicaStatus>,
-    /// Raft messages for other brokers; none exist for a single-broker group.
-    outbound: Option<Recipient<Outbound>>,
+    /// Raft messages for other brokers; `None` on a broker without peers.
+    outbound: Option<OutboundSink>,
+    /// Membership and progress were published at this tick count.
+    ticks: u64,
 }
 
-/// Raft messages leaving this broker, batched per Ready.
+/// Propose a membership change; answered once its entry is committed and applied.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Outbound(pub Vec<RaftMessage>);
+pub struct ChangeMembership {
+    pub change: crate::raft::ConfChange,
+    pub reply: Reply<()>,
+}
+
+/// Hand leadership to another voter (answered at once; the transfer completes asynchronously).
+#[derive(Message)]
+#[rtype(result = "Result<(), ReplicaError>")]
+pub struct TransferLeadership(pub NodeId);
 
 /// A Raft message for this replica from a peer.
 #[derive(Message)]
@@ -178,17 +214,19 @@ impl<M: StateMachine> Replica<M> {
             settings,
             in_flight: None,
             proposals: BTreeMap::new(),
+            conf_proposals: BTreeMap::new(),
             applied: recovery.applied_index,
             applied_dirty: false,
             unwritten_hard_state: None,
             status,
             outbound: None,
+            ticks: 0,
         };
         Ok((replica, receiver))
     }
 
-    pub fn with_outbound(mut self, outbound: Recipient<Outbound>) -> Self {
-        self.outbound = Some(outbound);
+    pub fn with_outbound(mut self, outbound: Option<OutboundSink>) -> Self {
+        self.outbound = outbound;
         self
     }
 
@@ -225,6 +263,9 @@ impl<M: StateMachine> Replica<M> {
             ProposeError::NotLeader { leader_hint } => ReplicaError::NotLeader {
                 leader: leader_hint,
             },
+            ProposeError::InvalidConfChange { .. } | ProposeError::InvalidTransferTarget { .. } => {
+                ReplicaError::Invalid(error.to_string())
+            }
             _ => ReplicaError::Busy,
         }
     }
@@ -347,9 +388,12 @@ impl<M: StateMachine> Replica<M> {
         let messages = std::mem::take(&mut ready.messages);
         if !messages.is_empty() {
             match &self.outbound {
-                Some(outbound) => outbound.do_send(Outbound(messages)),
+                Some(outbound) => outbound(messages),
                 None => tracing::debug!(count = messages.len(), "no peers: dropping raft messages"),
             }
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            self.install_snapshot(snapshot);
         }
         let committed = std::mem::take(&mut ready.committed_entries);
         self.apply_entries(committed);
@@ -358,10 +402,39 @@ impl<M: StateMachine> Replica<M> {
             ready.hard_state,
             &ready.entries,
         );
-        if let Some(snapshot) = &ready.snapshot {
-            self.applied = snapshot.meta.index;
-        }
         self.node.advance(ready);
+    }
+
+    /// The state machine takes the snapshot's state; proposals it covers lost their slot.
+    fn install_snapshot(&mut self, snapshot: &Snapshot) {
+        if let Err(reason) = self.machine.restore(&snapshot.data) {
+            // The leader sent a state this build cannot read: continuing would diverge.
+            panic!(
+                "group {:?}: snapshot at {:?} does not restore: {reason}",
+                self.group, snapshot.meta.index
+            );
+        }
+        self.applied = snapshot.meta.index;
+        self.applied_dirty = true;
+        self.drop_answered_up_to(snapshot.meta.index);
+        self.machine.after_apply();
+    }
+
+    fn drop_answered_up_to(&mut self, applied: LogIndex) {
+        while let Some(entry) = self.proposals.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            let (_, reply) = entry.remove();
+            let _ = reply.send(Err(ReplicaError::ProposalDropped));
+        }
+        while let Some(entry) = self.conf_proposals.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            let (_, reply) = entry.remove();
+            let _ = reply.send(Err(ReplicaError::ProposalDropped));
+        }
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
@@ -393,44 +466,77 @@ impl<M: StateMachine> Replica<M> {
                     if let Some((_, reply)) = waiting {
                         let _ = reply.send(Err(ReplicaError::ProposalDropped));
                     }
+                    if let Some((term, reply)) = self.conf_proposals.remove(&entry.index) {
+                        let applied_as_proposed = term == entry.term
+                            && matches!(entry.payload, EntryPayload::ConfChange(_));
+                        let _ = reply.send(if applied_as_proposed {
+                            Ok(())
+                        } else {
+                            Err(ReplicaError::ProposalDropped)
+                        });
+                    }
                 }
             }
             self.applied = entry.index;
         }
         // Proposals at or below the applied index that were not answered lost their slot.
-        let applied = self.applied;
-        while let Some(entry) = self.proposals.first_entry() {
-            if *entry.key() > applied {
-                break;
-            }
-            let (_, reply) = entry.remove();
-            let _ = reply.send(Err(ReplicaError::ProposalDropped));
-        }
+        self.drop_answered_up_to(self.applied);
         self.applied_dirty = true;
         self.machine.after_apply();
     }
 
     fn publish_status(&mut self) {
-        let next = ReplicaStatus {
-            leader: self.node.leader(),
-            term: self.node.term(),
-            is_leader: self.node.role() == Role::Leader,
-            commit: self.node.commit(),
-            applied: self.applied,
-            last_index: self.node.last_index(),
+        let leader = self.node.leader();
+        let term = self.node.term();
+        let is_leader = self.node.role() == Role::Leader;
+        let commit = self.node.commit();
+        let applied = self.applied;
+        let last_index = self.node.last_index();
+        self.status.send_if_modified(|current| {
+            let same = current.leader == leader
+                && current.term == term
+                && current.is_leader == is_leader
+                && current.commit == commit
+                && current.applied == applied
+                && current.last_index == last_index;
+            if !same {
+                current.leader = leader;
+                current.term = term;
+                current.is_leader = is_leader;
+                current.commit = commit;
+                current.applied = applied;
+                current.last_index = last_index;
+            }
+            !same
+        });
+    }
+
+    /// Membership and follower progress change slowly or matter only to the balancer and
+    /// `GET /v1/cluster`, so they are refreshed per tick rather than per Ready.
+    fn publish_membership(&mut self) {
+        let status = self.node.status();
+        let progress = if status.role == Role::Leader {
+            status.progress
+        } else {
+            Vec::new()
         };
         self.status.send_if_modified(|current| {
-            if *current == next {
-                false
-            } else {
-                *current = next;
-                true
+            let same = current.voters == status.conf_state.voters
+                && current.learners == status.conf_state.learners
+                && current.progress == progress;
+            if !same {
+                current.voters = status.conf_state.voters;
+                current.learners = status.conf_state.learners;
+                current.progress = progress;
             }
+            !same
         });
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.node.tick();
+        self.ticks += 1;
+        self.publish_membership();
         // Persist a lagging applied state when the group is otherwise idle.
         let lagging = self.applied_dirty || self.unwritten_hard_state.is_some();
         if lagging && self.in_flight.is_none() && !self.node.has_ready() {
@@ -470,6 +576,9 @@ impl<M: StateMachine> Actor for Replica<M> {
         for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
             let _ = reply.send(Err(ReplicaError::Stopped));
         }
+        for (_, (_, reply)) in std::mem::take(&mut self.conf_proposals) {
+            let _ = reply.send(Err(ReplicaError::Stopped));
+        }
     }
 }
 
@@ -503,6 +612,34 @@ impl<M: StateMachine> Handler<Propose<M::Output>> for Replica<M> {
     fn handle(&mut self, message: Propose<M::Output>, ctx: &mut Context<Self>) {
         self.propose_with_reply(message.data, message.reply);
         self.drive(ctx);
+    }
+}
+
+impl<M: StateMachine> Handler<ChangeMembership> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, message: ChangeMembership, ctx: &mut Context<Self>) {
+        match self.node.propose_conf_change(message.change) {
+            Ok(index) => {
+                let term = self.node.term();
+                self.conf_proposals.insert(index, (term, message.reply));
+            }
+            Err(error) => {
+                let _ = message.reply.send(Err(self.map_propose_error(error)));
+            }
+        }
+        self.drive(ctx);
+    }
+}
+
+impl<M: StateMachine> Handler<TransferLeadership> for Replica<M> {
+    type Result = Result<(), ReplicaError>;
+    fn handle(&mut self, message: TransferLeadership, ctx: &mut Context<Self>) -> Self::Result {
+        let result = self
+            .node
+            .transfer_leader(message.0)
+            .map_err(|error| self.map_propose_error(error));
+        self.drive(ctx);
+        result
     }
 }
 

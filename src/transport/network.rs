@@ -5,20 +5,28 @@
 //! higher one accepts, and both directions share that connection. Every connection is TLS 1.3
 //! with certificates from the cluster CA on both ends; the peer's broker id is read from its
 //! certificate (never from the wire) and checked on both ends. There is no plaintext path.
+//! Calls (`call`, `respond`) ride the same links; their bodies are opaque here. Every method
+//! may be called from any thread or runtime: tasks are spawned on the runtime that started
+//! the network, and shared state sits behind std locks and tokio channels.
 //! It must not interpret Raft messages: it routes by `Message::to` and checks senders only.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::raft::{Message, NodeId};
+use crate::transport::batch::{Outbound, Refused};
+use crate::transport::frame::{self, Envelope};
 use crate::transport::link::{self, LinkHandle};
+use crate::transport::rpc::{CallError, Calls, PeerRequest};
 use crate::transport::stats::{bump, Counters, PeerStats};
 use crate::transport::tls::{self, peer_broker_id, TlsError};
 
@@ -30,8 +38,12 @@ const ACCEPT_RETRY_MS: u64 = 100;
 pub struct PeerLimits {
     /// Largest frame body accepted or sent; a larger inbound frame closes its connection.
     pub frame_bytes_max: u32,
-    /// Messages waiting per peer; `send` drops (and counts) messages beyond it.
+    /// Messages, requests and responses waiting per peer; `send` drops (and counts) messages
+    /// beyond it, `call` fails with `QueueFull`, `respond` drops and counts.
     pub queue_messages_max: usize,
+    /// Bytes of request and response bodies waiting per peer (at least `frame_bytes_max`);
+    /// beyond it as for `queue_messages_max`.
+    pub queue_bytes_max: usize,
     /// Messages coalesced into one frame at most.
     pub batch_messages_max: usize,
     /// First delay before re-dialling a peer; doubles per failure up to `backoff_ms_max`.
@@ -41,6 +53,11 @@ pub struct PeerLimits {
     pub handshake_timeout_ms: u64,
     /// Inbound handshakes in progress at once; further connections are closed unanswered.
     pub handshakes_max: usize,
+    /// Deadline for writing one batch to a peer; a peer that stops reading (stopped process,
+    /// full TCP window) loses its connection after it, and the link dials again.
+    pub write_timeout_ms: u64,
+    /// Calls waiting for an answer per peer; `call` fails with `QueueFull` beyond it.
+    pub calls_pending_max: usize,
 }
 
 impl Default for PeerLimits {
@@ -48,11 +65,14 @@ impl Default for PeerLimits {
         PeerLimits {
             frame_bytes_max: 16 * 1024 * 1024,
             queue_messages_max: 4096,
+            queue_bytes_max: 64 * 1024 * 1024,
             batch_messages_max: 256,
             backoff_ms_min: 50,
             backoff_ms_max: 2000,
             handshake_timeout_ms: 5000,
             handshakes_max: 64,
+            write_timeout_ms: 5000,
+            calls_pending_max: 4096,
         }
     }
 }
@@ -89,9 +109,15 @@ pub(crate) struct Shared {
     pub(crate) limits: PeerLimits,
     pub(crate) connector: TlsConnector,
     pub(crate) inbound: mpsc::Sender<Message>,
+    pub(crate) requests: mpsc::Sender<PeerRequest>,
+    pub(crate) calls: Calls,
     pub(crate) counters: Counters,
+    /// The runtime that started the network; link tasks run there whoever adds a peer.
+    pub(crate) runtime: Handle,
     peers: RwLock<HashMap<NodeId, SocketAddr>>,
+    /// One link per peer; empty for good once `stopped` is set (checked under this lock).
     links: Mutex<HashMap<NodeId, LinkHandle>>,
+    stopped: AtomicBool,
 }
 
 impl Shared {
@@ -107,20 +133,24 @@ impl Shared {
 }
 
 /// This broker's end of the peer links. Dropping it stops every task it started.
+///
+/// `Send + Sync`: share it as `Arc<PeerNetwork>` and call any method from any thread.
 pub struct PeerNetwork {
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl PeerNetwork {
     /// Starts accepting on `listener` and links to every peer in `peers` (this broker's own
-    /// id is ignored there). Messages from peers go to `inbound`; a full sink slows the peer's
-    /// connection down rather than dropping. Must be called inside a tokio runtime.
+    /// id is ignored there). Messages from peers go to `inbound`, requests from peers to
+    /// `requests`; a full sink slows the peer's connection down rather than dropping. Must be
+    /// called inside a tokio runtime, which then runs all of the network's tasks.
     pub fn start(
         config: PeerNetworkConfig,
         listener: TcpListener,
         peers: HashMap<NodeId, SocketAddr>,
         inbound: mpsc::Sender<Message>,
+        requests: mpsc::Sender<PeerRequest>,
     ) -> Result<PeerNetwork, TransportError> {
         let own_chain = tls::load_certs(&config.cert)?;
         let found = own_chain
@@ -138,29 +168,44 @@ impl PeerNetwork {
         let server = tls::server_config(&config.cert, &config.key, Some(&config.ca_cert))?;
         let shared = Arc::new(Shared {
             broker: config.broker,
+            calls: Calls::new(config.limits.calls_pending_max),
             limits: config.limits,
             connector: TlsConnector::from(Arc::new(client)),
             inbound,
+            requests,
             counters: Counters::default(),
+            runtime: Handle::current(),
             peers: RwLock::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            stopped: AtomicBool::new(false),
         });
         let acceptor = TlsAcceptor::from(Arc::new(server));
         let task = tokio::spawn(accept_loop(shared.clone(), listener, acceptor));
         let network = PeerNetwork {
             shared,
-            acceptor: Some(task),
+            acceptor: Mutex::new(Some(task)),
         };
         network.set_peers(peers);
         Ok(network)
     }
 
     /// Replaces the peer map. New peers get a link, removed peers lose theirs (queued
-    /// messages are dropped); a changed address is used from the next dial on.
+    /// messages are dropped, pending calls fail with `Disconnected`); a changed address is
+    /// used from the next dial on.
     pub fn set_peers(&self, mut peers: HashMap<NodeId, SocketAddr>) {
         peers.remove(&self.shared.broker);
         let mut links = self.shared.links();
-        links.retain(|peer, _| peers.contains_key(peer));
+        if self.shared.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let removed: Vec<NodeId> = (links.keys())
+            .filter(|peer| !peers.contains_key(peer))
+            .copied()
+            .collect();
+        for peer in removed {
+            links.remove(&peer);
+            self.shared.calls.disconnect(peer);
+        }
         for peer in peers.keys() {
             if !links.contains_key(peer) {
                 links.insert(*peer, link::spawn(self.shared.clone(), *peer));
@@ -185,6 +230,70 @@ impl PeerNetwork {
         }
     }
 
+    /// Sends `body` to `peer` and waits for its answer, at most `timeout`.
+    ///
+    /// Fails at once with `UnknownPeer`, `QueueFull` (too many calls pending to `peer`, or
+    /// its queue full) or `TooLarge` (the body cannot fit in a frame); with `Disconnected` as
+    /// soon as the connection carrying it is lost or the peer is removed; with `Timeout` at
+    /// the deadline. After `Timeout` or `Disconnected` the peer may still have executed it.
+    pub async fn call(
+        &self,
+        peer: NodeId,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let bytes_max = self.shared.limits.frame_bytes_max;
+        if !frame::envelope_fits(body.len(), bytes_max) {
+            return Err(CallError::TooLarge {
+                peer,
+                bytes: body.len() as u64,
+                bytes_max,
+            });
+        }
+        let (pending, answer) = self.shared.calls.register(peer)?;
+        let request = Outbound::Request(Envelope {
+            id: pending.id,
+            body,
+        });
+        let queued = match self.shared.links().get(&peer) {
+            Some(link) => link.try_enqueue(request),
+            None => return Err(CallError::UnknownPeer(peer)),
+        };
+        match queued {
+            Ok(()) => {}
+            Err(Refused::Full) => return Err(CallError::QueueFull(peer)),
+            Err(Refused::Stopped) => return Err(CallError::Disconnected(peer)),
+        }
+        let outcome = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            // The table was dropped with the network.
+            Ok(Err(_)) => Err(CallError::Disconnected(peer)),
+            Err(_) => Err(CallError::Timeout(peer)),
+        };
+        match &outcome {
+            Err(CallError::Timeout(_)) => bump(&self.shared.counters.calls_timed_out),
+            Err(CallError::Disconnected(_)) => bump(&self.shared.counters.calls_disconnected),
+            _ => {}
+        }
+        outcome
+    }
+
+    /// Answers request `id` of `to` (dropped and counted if the link is gone).
+    pub fn respond(&self, to: NodeId, id: u64, body: Vec<u8>) {
+        let counters = &self.shared.counters;
+        if !frame::envelope_fits(body.len(), self.shared.limits.frame_bytes_max) {
+            return bump(&counters.responses_dropped);
+        }
+        let response = Outbound::Response(Envelope { id, body });
+        let queued = match self.shared.links().get(&to) {
+            Some(link) => link.try_enqueue(response).is_ok(),
+            None => false,
+        };
+        if !queued {
+            bump(&counters.responses_dropped);
+        }
+    }
+
     /// A copy of the counters.
     pub fn stats(&self) -> PeerStats {
         self.shared.counters.snapshot()
@@ -196,14 +305,14 @@ impl PeerNetwork {
     }
 
     /// Stops every task and waits until the listener and all connections are closed.
-    pub async fn shutdown(mut self) {
-        let mut tasks: Vec<JoinHandle<()>> = self
-            .shared
-            .links()
-            .drain()
-            .map(|(_, l)| l.into_task())
-            .collect();
-        tasks.extend(self.acceptor.take());
+    /// Pending calls fail with `Disconnected`.
+    pub async fn shutdown(&self) {
+        let mut tasks: Vec<JoinHandle<()>> = {
+            let mut links = self.shared.links();
+            self.shared.stopped.store(true, Ordering::Relaxed);
+            links.drain().map(|(_, link)| link.into_task()).collect()
+        };
+        tasks.extend(self.take_acceptor());
         for task in &tasks {
             task.abort();
         }
@@ -211,6 +320,12 @@ impl PeerNetwork {
             // A cancelled task reports `JoinError::Cancelled`, which is the expected outcome.
             let _ = task.await;
         }
+        self.shared.calls.disconnect_all();
+    }
+
+    fn take_acceptor(&self) -> Option<JoinHandle<()>> {
+        let mut acceptor = self.acceptor.lock().unwrap_or_else(PoisonError::into_inner);
+        acceptor.take()
     }
 }
 
@@ -218,9 +333,10 @@ impl Drop for PeerNetwork {
     fn drop(&mut self) {
         // Link tasks hold `Shared`; emptying the map aborts them and breaks that cycle.
         self.shared.links().clear();
-        if let Some(task) = self.acceptor.take() {
+        if let Some(task) = self.take_acceptor() {
             task.abort();
         }
+        self.shared.calls.disconnect_all();
     }
 }
 

@@ -342,3 +342,52 @@ fn leaders_move_only_to_in_sync_up_brokers() {
 }
 
 mod property;
+
+#[test]
+fn preferred_leaders_return_when_up_and_in_sync() {
+    use super::{plan_preferred_leaders, without_preferred_groups};
+    let brokers = vec![
+        BrokerView {
+            id: 1,
+            rack: None,
+            state: BrokerState::Up,
+        },
+        BrokerView {
+            id: 2,
+            rack: None,
+            state: BrokerState::Up,
+        },
+        BrokerView {
+            id: 3,
+            rack: None,
+            state: BrokerState::Down { since_ms: 0 },
+        },
+    ];
+    let group = |id: u64, replicas: Vec<u64>, leader: u64, in_sync: Vec<u64>| GroupView {
+        group: GroupId(id),
+        replicas,
+        replication_factor: 3,
+        leader: Some(leader),
+        in_sync: Some(in_sync),
+    };
+    let view = ClusterView {
+        brokers,
+        groups: vec![
+            // Preferred 1 is Up and in sync: leadership goes back to it.
+            group(1, vec![1, 2, 3], 2, vec![1, 2]),
+            // Preferred 2 is not in sync: left alone.
+            group(2, vec![2, 1, 3], 1, vec![1]),
+            // Preferred 3 is down: left alone.
+            group(3, vec![3, 1, 2], 1, vec![1, 2]),
+            // Already led by its preferred replica.
+            group(4, vec![2, 1, 3], 2, vec![1, 2]),
+        ],
+    };
+    assert_eq!(plan_preferred_leaders(&view), vec![(GroupId(1), 1)]);
+    let rest = without_preferred_groups(&view);
+    assert_eq!(
+        rest.groups[3].in_sync, None,
+        "a preferred-led group is pinned"
+    );
+    assert_eq!(rest.groups[0].in_sync, Some(vec![1, 2]));
+}

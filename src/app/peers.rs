@@ -1,0 +1,210 @@
+//! Start-up of the peer side of a broker: the mutual-TLS network, the routing of inbound Raft
+//! messages to replicas, the serving of requests peers forward to this broker, and keeping the
+//! network's peer list equal to the brokers in the metadata state.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::FutureExt as _;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::forward::PeerCall;
+use crate::broker::Broker;
+use crate::cluster::{MetadataMachine, MetadataState, Registry, METADATA_GROUP};
+use crate::config::{Config, PeerConfig};
+use crate::partition::{Inbound, OutboundSink, ReplicaHandle};
+use crate::raft::{Message, NodeId};
+use crate::transport::{PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest};
+
+/// Raft messages from peers waiting to be routed.
+const INBOUND_QUEUE: usize = 65_536;
+/// Forwarded requests waiting to be started.
+const REQUEST_QUEUE: usize = 4096;
+
+/// When each peer broker was last heard from (any Raft message).
+#[derive(Default)]
+pub struct Liveness {
+    heard: Mutex<HashMap<u64, Instant>>,
+}
+
+impl Liveness {
+    fn heard(&self, broker: u64) {
+        self.heard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(broker, Instant::now());
+    }
+
+    /// How long ago `broker` was last heard from; `None` if never.
+    pub fn silence(&self, broker: u64) -> Option<Duration> {
+        self.heard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&broker)
+            .map(Instant::elapsed)
+    }
+}
+
+/// The running peer side, before the broker exists.
+pub struct Peers {
+    pub network: Arc<PeerNetwork>,
+    inbound: mpsc::Receiver<Message>,
+    requests: mpsc::Receiver<PeerRequest>,
+    pub liveness: Arc<Liveness>,
+    /// Set once the broker serves; forwarded requests are refused until then.
+    pub broker: Arc<OnceLock<Arc<Broker>>>,
+}
+
+impl Peers {
+    /// Binds the peer listener and links to the founding brokers named in the configuration.
+    pub async fn start(config: &Config, peer: &PeerConfig) -> anyhow::Result<Peers> {
+        let listener = tokio::net::TcpListener::bind(peer.listen)
+            .await
+            .with_context(|| format!("cannot listen for peers on {}", peer.listen))?;
+        let network_config = PeerNetworkConfig {
+            broker: NodeId(config.broker.id),
+            ca_cert: peer.ca_cert.clone(),
+            cert: peer.cert.clone(),
+            key: peer.key.clone(),
+            limits: PeerLimits::default(),
+        };
+        let founders: HashMap<NodeId, SocketAddr> = config
+            .cluster
+            .brokers
+            .iter()
+            .map(|(id, address)| (NodeId(*id), *address))
+            .collect();
+        let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let (request_sender, requests) = mpsc::channel(REQUEST_QUEUE);
+        let network = PeerNetwork::start(
+            network_config,
+            listener,
+            founders,
+            inbound_sender,
+            request_sender,
+        )
+        .context("cannot start the peer network")?;
+        Ok(Peers {
+            network: Arc::new(network),
+            inbound,
+            requests,
+            liveness: Arc::new(Liveness::default()),
+            broker: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Where replicas hand their outgoing Raft messages.
+    pub fn outbound(&self) -> OutboundSink {
+        let network = self.network.clone();
+        Arc::new(move |messages| network.send(messages))
+    }
+
+    /// How the broker calls its peers.
+    pub fn caller(&self) -> PeerCall {
+        let network = self.network.clone();
+        Arc::new(move |peer, body, timeout| {
+            let network = network.clone();
+            async move {
+                network
+                    .call(NodeId(peer), body, timeout)
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+            .boxed()
+        })
+    }
+
+    /// Routes inbound messages to replicas and serves forwarded requests, until shutdown.
+    pub fn run(
+        self,
+        controller: ReplicaHandle<MetadataMachine>,
+        registry: Arc<Registry>,
+    ) -> (Arc<PeerNetwork>, Arc<Liveness>, Arc<OnceLock<Arc<Broker>>>) {
+        let Peers {
+            network,
+            inbound,
+            requests,
+            liveness,
+            broker,
+        } = self;
+        actix_web::rt::spawn(route_inbound(
+            inbound,
+            controller,
+            registry,
+            liveness.clone(),
+        ));
+        actix_web::rt::spawn(serve_requests(requests, network.clone(), broker.clone()));
+        (network, liveness, broker)
+    }
+}
+
+async fn route_inbound(
+    mut inbound: mpsc::Receiver<Message>,
+    controller: ReplicaHandle<MetadataMachine>,
+    registry: Arc<Registry>,
+    liveness: Arc<Liveness>,
+) {
+    while let Some(message) = inbound.recv().await {
+        liveness.heard(message.from.0);
+        if message.group == METADATA_GROUP {
+            controller.addr.do_send(Inbound(message));
+        } else if let Some(handle) = registry.get(message.group) {
+            handle.addr.do_send(Inbound(message));
+        }
+        // A message for a replica not started yet is dropped; the leader sends again.
+    }
+}
+
+async fn serve_requests(
+    mut requests: mpsc::Receiver<PeerRequest>,
+    network: Arc<PeerNetwork>,
+    broker: Arc<OnceLock<Arc<Broker>>>,
+) {
+    while let Some(request) = requests.recv().await {
+        let network = network.clone();
+        let broker = broker.get().cloned();
+        actix_web::rt::spawn(async move {
+            let answer = match broker {
+                Some(broker) => broker.serve_forwarded(&request.body).await,
+                None => crate::broker::forward::not_ready_answer(),
+            };
+            network.respond(request.from, request.id, answer);
+        });
+    }
+}
+
+/// Keeps the network's peer list equal to the registered brokers (plus the founders).
+pub async fn follow_brokers(
+    network: Arc<PeerNetwork>,
+    founders: Vec<(u64, SocketAddr)>,
+    mut view: watch::Receiver<Arc<MetadataState>>,
+) {
+    let mut current: Option<HashMap<NodeId, SocketAddr>> = None;
+    loop {
+        let state = view.borrow_and_update().clone();
+        let mut peers: HashMap<NodeId, SocketAddr> = founders
+            .iter()
+            .map(|(id, address)| (NodeId(*id), *address))
+            .collect();
+        for broker in state.brokers.values() {
+            match broker.peer.parse::<SocketAddr>() {
+                Ok(address) => {
+                    peers.insert(NodeId(broker.id), address);
+                }
+                Err(_) => {
+                    tracing::warn!(broker = broker.id, peer = %broker.peer, "bad peer address")
+                }
+            }
+        }
+        if current.as_ref() != Some(&peers) {
+            network.set_peers(peers.clone());
+            current = Some(peers);
+        }
+        if view.changed().await.is_err() {
+            return;
+        }
+    }
+}

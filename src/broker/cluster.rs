@@ -1,0 +1,229 @@
+//! Cluster operations: the cluster report, registering a joining broker, decommissioning one and
+//! triggering a balancer round.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use super::forward::{ForwardReply, ForwardRequest};
+use super::{Broker, BrokerError, Caller};
+use crate::audit::actions;
+use crate::auth::acl::{Operation, ResourceType};
+use crate::cluster::metadata::BrokerInfo;
+use crate::cluster::MetaCommand;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ControllerReport {
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BrokerReport {
+    pub id: u64,
+    pub http: String,
+    pub peer: String,
+    pub rack: Option<String>,
+    /// `up`, `down` (not heard from by the controller leader lately), `decommissioning`, or
+    /// `unknown` when no controller leader answered.
+    pub state: String,
+    /// `voter`, `learner` or `none`: the broker's part in the controller group.
+    pub controller: String,
+    /// Milliseconds since the controller leader last heard from it.
+    pub silence_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionReport {
+    pub topic: String,
+    pub partition: u32,
+    pub group: u64,
+    pub replicas: Vec<u64>,
+    pub leader: Option<u64>,
+    pub commit: Option<u64>,
+    /// Per replica: entries behind the leader's commit index.
+    pub lag: BTreeMap<String, u64>,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterReport {
+    pub broker: u64,
+    pub controller: ControllerReport,
+    pub brokers: Vec<BrokerReport>,
+    pub partitions: Vec<PartitionReport>,
+    pub moves_in_flight: usize,
+}
+
+/// A broker silent longer than this is reported down.
+const DOWN_AFTER_MS: u64 = 3000;
+
+impl Broker {
+    pub async fn cluster_report(&self, caller: &Caller) -> Result<ClusterReport, BrokerError> {
+        self.authorize(caller, ResourceType::Cluster, "*", Operation::Describe)
+            .await?;
+        let state = self.controller.state();
+        let status = self.controller.replica().status.borrow().clone();
+        let health = match self.on_leader(ForwardRequest::Health).await {
+            Ok(led) => match led.reply {
+                ForwardReply::Health(health) => Some(health),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        let brokers = state
+            .brokers
+            .values()
+            .map(|info| {
+                let silence_ms = health
+                    .as_ref()
+                    .and_then(|h| h.iter().find(|(id, _)| *id == info.id))
+                    .and_then(|(_, silence)| *silence);
+                let state = if info.decommissioning {
+                    "decommissioning"
+                } else {
+                    match (&health, silence_ms) {
+                        (None, _) => "unknown",
+                        (Some(_), Some(ms)) if ms <= DOWN_AFTER_MS => "up",
+                        _ => "down",
+                    }
+                };
+                let role = if status.voters.iter().any(|n| n.0 == info.id) {
+                    "voter"
+                } else if status.learners.iter().any(|n| n.0 == info.id) {
+                    "learner"
+                } else {
+                    "none"
+                };
+                BrokerReport {
+                    id: info.id,
+                    http: info.http.clone(),
+                    peer: info.peer.clone(),
+                    rack: info.rack.clone(),
+                    state: state.to_string(),
+                    controller: role.to_string(),
+                    silence_ms,
+                }
+            })
+            .collect();
+        let mut partitions = Vec::new();
+        for topic in state.topics.values() {
+            for assignment in &topic.partitions {
+                let description = self.describe_group(assignment.group).await;
+                let mut report = PartitionReport {
+                    topic: topic.name.clone(),
+                    partition: assignment.partition,
+                    group: assignment.group.0,
+                    replicas: assignment.replicas.clone(),
+                    leader: None,
+                    commit: None,
+                    lag: BTreeMap::new(),
+                    voters: Vec::new(),
+                    learners: Vec::new(),
+                };
+                if let Some(description) = description {
+                    report.leader = description.leader;
+                    report.commit = Some(description.commit);
+                    report.voters = description.voters.clone();
+                    report.learners = description.learners.clone();
+                    for (node, matched) in &description.progress {
+                        let lag = description.commit.saturating_sub(*matched);
+                        report.lag.insert(node.to_string(), lag);
+                    }
+                }
+                partitions.push(report);
+            }
+        }
+        Ok(ClusterReport {
+            broker: self.broker_id,
+            controller: ControllerReport {
+                leader: status.leader.map(|n| n.0),
+                term: status.term.0,
+                voters: status.voters.iter().map(|n| n.0).collect(),
+                learners: status.learners.iter().map(|n| n.0).collect(),
+            },
+            brokers,
+            partitions,
+            moves_in_flight: self.balancer.in_flight().len(),
+        })
+    }
+
+    /// Registers a broker that joins the cluster; it must then be started with `cluster.join`.
+    pub async fn add_broker(
+        &self,
+        caller: &Caller,
+        id: u64,
+        peer: &str,
+    ) -> Result<(), BrokerError> {
+        if id == 0 || id > u64::from(u32::MAX) {
+            return Err(BrokerError::BadRequest(format!(
+                "broker id must be between 1 and {}, got {id}",
+                u32::MAX
+            )));
+        }
+        if peer.parse::<SocketAddr>().is_err() {
+            return Err(BrokerError::BadRequest(format!(
+                "peer must be an IP address and port such as 127.0.0.1:9444, got {peer:?}"
+            )));
+        }
+        self.authorize(caller, ResourceType::Cluster, "*", Operation::Alter)
+            .await?;
+        if self.controller.state().brokers.contains_key(&id) {
+            return Err(BrokerError::Conflict(format!(
+                "broker {id} is already registered"
+            )));
+        }
+        self.record_change(caller, actions::BROKER_ADD, &format!("broker/{id}"))
+            .await?;
+        let info = BrokerInfo {
+            id,
+            http: String::new(),
+            peer: peer.to_string(),
+            rack: None,
+            decommissioning: false,
+        };
+        self.propose(MetaCommand::UpsertBroker(info)).await?;
+        self.balancer_now().await;
+        Ok(())
+    }
+
+    /// Marks a broker to be emptied; the balancer moves its replicas away, then forgets it.
+    pub async fn decommission(&self, caller: &Caller, id: u64) -> Result<(), BrokerError> {
+        self.authorize(caller, ResourceType::Cluster, "*", Operation::Alter)
+            .await?;
+        if !self.controller.state().brokers.contains_key(&id) {
+            return Err(BrokerError::NotFound(format!(
+                "broker {id} is not registered"
+            )));
+        }
+        self.record_change(
+            caller,
+            actions::BROKER_DECOMMISSION,
+            &format!("broker/{id}"),
+        )
+        .await?;
+        self.propose(MetaCommand::DecommissionBroker { id }).await?;
+        self.balancer_now().await;
+        Ok(())
+    }
+
+    /// Starts a balancer round on the controller leader now.
+    pub async fn rebalance(&self, caller: &Caller) -> Result<(), BrokerError> {
+        self.authorize(caller, ResourceType::Cluster, "*", Operation::Alter)
+            .await?;
+        self.record_change(caller, actions::REBALANCE, "cluster")
+            .await?;
+        self.on_leader(ForwardRequest::Rebalance).await?;
+        Ok(())
+    }
+
+    async fn balancer_now(&self) {
+        if let Err(error) = self.on_leader(ForwardRequest::Rebalance).await {
+            tracing::debug!(%error, "could not start a balancer round");
+        }
+    }
+}

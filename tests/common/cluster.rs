@@ -1,0 +1,268 @@
+//! Test harness for clusters: several real broker processes on verified-free loopback ports,
+//! linked by mutual TLS with certificates from one generated CA, each with its own redb file.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use palisade::client::Client;
+
+use super::{free_port, ADMIN_PASSWORD};
+
+const READY_WAIT: Duration = Duration::from_secs(90);
+
+pub struct Node {
+    pub id: u64,
+    pub url: String,
+    pub peer_port: u16,
+    pub config: PathBuf,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+}
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub nodes: Vec<Node>,
+    /// The founding brokers as `id@address`, shared by every config.
+    founders: String,
+    extra_config: String,
+}
+
+impl TestCluster {
+    /// Starts `count` founding brokers (ids 1..=count) and waits until each is ready.
+    pub async fn start(count: u64) -> TestCluster {
+        TestCluster::start_with(count, "").await
+    }
+
+    /// Like `start`, with `extra_config` appended to every broker's `[cluster]` section.
+    pub async fn start_with(count: u64, extra_config: &str) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ids: Vec<u64> = (1..=count).collect();
+        let certs =
+            palisade::transport::certs::init(&dir.path().join("certs"), &ids).expect("certs");
+        let ports: Vec<(u64, u16, u16)> = ids
+            .iter()
+            .map(|id| (*id, free_port(), free_port()))
+            .collect();
+        let founders = ports
+            .iter()
+            .map(|(id, _, peer)| format!("{id}@127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = TestCluster {
+            ca: certs.ca.cert.clone(),
+            dir,
+            nodes: Vec::new(),
+            founders,
+            extra_config: extra_config.to_string(),
+        };
+        for (id, http, peer) in ports {
+            let node = cluster.write_node(id, http, peer, false);
+            cluster.nodes.push(node);
+        }
+        for node in &mut cluster.nodes {
+            spawn(node);
+        }
+        for index in 0..cluster.nodes.len() {
+            cluster.wait_ready(cluster.nodes[index].id).await;
+        }
+        cluster
+    }
+
+    fn write_node(&self, id: u64, http: u16, peer: u16, join: bool) -> Node {
+        let dir = self.dir.path().join(format!("broker-{id}"));
+        std::fs::create_dir_all(&dir).expect("broker dir");
+        let certs = self.dir.path().join("certs");
+        let cert = certs.join(format!("broker-{id}.pem"));
+        let key = certs.join(format!("broker-{id}.key"));
+        let config = dir.join("broker.toml");
+        let text = format!(
+            "[broker]\nid = {id}\ndata_dir = \"{data}\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\ntls = true\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
+             [peer]\nlisten = \"127.0.0.1:{peer}\"\nca_cert = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
+             [cluster]\nbrokers = \"{founders}\"\njoin = {join}\n{extra}\n",
+            data = dir.join("data").display(),
+            cert = cert.display(),
+            key = key.display(),
+            ca = self.ca.display(),
+            founders = self.founders,
+            extra = self.extra_config,
+        );
+        std::fs::write(&config, text).expect("write config");
+        Node {
+            id,
+            url: format!("https://127.0.0.1:{http}"),
+            peer_port: peer,
+            config,
+            dir,
+            child: None,
+        }
+    }
+
+    /// Starts a new broker `id` with `cluster.join = true`; it waits to be registered.
+    pub fn start_joining(&mut self, id: u64) -> &Node {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).chain([id]).collect();
+        palisade::transport::certs::init(&self.dir.path().join("certs"), &ids).expect("certs");
+        let mut node = self.write_node(id, free_port(), free_port(), true);
+        spawn(&mut node);
+        self.nodes.push(node);
+        self.node(id)
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("no such broker")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("no such broker")
+    }
+
+    pub fn client(&self, id: u64) -> Client {
+        Client::new(&self.node(id).url, Some(&self.ca)).expect("client")
+    }
+
+    pub async fn admin(&self, id: u64) -> Client {
+        self.login(id, "admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn login(&self, id: u64, user: &str, password: &str) -> Client {
+        let client = self.client(id);
+        let token = client
+            .login(user, password)
+            .await
+            .expect("login")
+            .access_token;
+        client.with_token(token)
+    }
+
+    /// Polls `/readyz` of broker `id` until it answers 200, failing after a deadline.
+    pub async fn wait_ready(&mut self, id: u64) {
+        let client = self.client(id);
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        loop {
+            if client.ready().await.is_ok() {
+                return;
+            }
+            let node = self.node_mut(id);
+            if let Some(status) = node
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().expect("try_wait"))
+            {
+                panic!(
+                    "broker {id} exited during start-up ({status}); log:\n{}",
+                    node.log()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "broker {id} not ready in time; log:\n{}",
+                self.node(id).log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL broker `id`.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.node_mut(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn signal(&self, id: u64, signal: i32) {
+        let pid = self.node(id).pid().expect("broker is running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+
+    /// Starts a killed broker again and waits until it is ready.
+    pub async fn restart(&mut self, id: u64) {
+        self.kill(id);
+        spawn(self.node_mut(id));
+        self.wait_ready(id).await;
+    }
+
+    /// Every log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("----- broker {} -----\n{}", n.id, n.log()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn spawn(node: &mut Node) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(node.dir.join("broker.log"))
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&node.config)
+        .env("PALISADE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env(
+            "RUST_LOG",
+            std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn broker");
+    node.child = Some(child);
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(40)..];
+                eprintln!(
+                    "----- broker {} (last lines) -----\n{}",
+                    node.id,
+                    tail.join("\n")
+                );
+            }
+        }
+        for node in &mut self.nodes {
+            if let Some(pid) = node.pid() {
+                // A stopped broker must be continued before it can die of SIGKILL cleanly.
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGCONT);
+                }
+            }
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
