@@ -30,10 +30,7 @@ async fn assert_broker_1_is_served(node: &mut Node, paths: &CertPaths, sequence:
     let mut stream = raw_connect(node.address, broker_client(paths, 1))
         .await
         .expect("handshake as broker 1");
-    let frame = Frame {
-        from: NodeId(1),
-        messages: vec![message(1, 2, sequence)],
-    };
+    let frame = Frame::with_messages(NodeId(1), vec![message(1, 2, sequence)]);
     write_frame(&mut stream, &frame).await;
     assert_eq!(receive(&mut node.inbound).await, message(1, 2, sequence));
     let reply = read_reply(&mut stream)
@@ -58,10 +55,7 @@ async fn assert_refused(node: &mut Node, client: ClientConfig) {
     // A failed connect is a refusal too. With TLS 1.3 the client usually finishes its side
     // first, and the refusal shows on the first read.
     if let Ok(mut stream) = raw_connect(node.address, client).await {
-        let frame = Frame {
-            from: NodeId(1),
-            messages: vec![message(1, 2, 999)],
-        };
+        let frame = Frame::with_messages(NodeId(1), vec![message(1, 2, 999)]);
         let bytes = palisade::transport::frame::encode(&frame, u32::MAX).expect("encode");
         // The server may already have closed: a failed write is part of the refusal.
         let _ = stream.write_all(&bytes).await;
@@ -207,10 +201,7 @@ async fn forged_senders_are_dropped_and_counted() {
         (1, vec![message(1, 2, 3)]),
     ];
     for (from, messages) in frames {
-        let frame = Frame {
-            from: NodeId(from),
-            messages,
-        };
+        let frame = Frame::with_messages(NodeId(from), messages);
         write_frame(&mut stream, &frame).await;
     }
     // Frames are handled in order, so the good one arriving means the others were judged.

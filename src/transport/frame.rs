@@ -1,6 +1,8 @@
-//! The peer-link wire format: one length-prefixed postcard frame per batch of Raft messages.
+//! The peer-link wire format: one length-prefixed postcard frame per batch of Raft messages,
+//! RPC requests and RPC responses.
 //!
-//! Owns encoding and decoding of `Frame` and the bound on a frame's size. A frame is a
+//! Owns encoding and decoding of `Frame` and the bound on a frame's size. RPC bodies are
+//! opaque bytes here. A frame is a
 //! big-endian `u32` body length followed by that many bytes of postcard-encoded `Frame`
 //! (field-level layout in `docs/transport.md`). It must not check who sent a frame: the link
 //! compares `Frame::from` with the broker id of the authenticated peer.
@@ -12,7 +14,12 @@ use crate::raft::{Message, NodeId};
 /// Bytes of the length prefix in front of every frame body.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
 
-/// One batch of Raft messages from one broker to one peer.
+/// Upper bound of the bytes a frame carrying exactly one envelope adds around the envelope's
+/// body: `from` (varint, at most 10), three vector counts (1 each for counts below 128), the
+/// envelope id (varint, at most 10) and the body length (varint, at most 5 for a `u32`).
+pub const ENVELOPE_OVERHEAD_BYTES_MAX: u64 = 32;
+
+/// One batch from one broker to one peer: Raft messages, RPC requests and RPC responses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
     /// The broker id the sender claims; the receiver drops the frame unless it equals the
@@ -20,6 +27,38 @@ pub struct Frame {
     pub from: NodeId,
     /// Messages of any Raft groups, in the order the sender queued them.
     pub messages: Vec<Message>,
+    /// Calls of the sender to the receiver, in the order the sender queued them.
+    pub requests: Vec<Envelope>,
+    /// Answers of the sender to calls the receiver made, matched by `id`.
+    pub responses: Vec<Envelope>,
+}
+
+impl Frame {
+    /// A frame carrying only Raft messages.
+    pub fn with_messages(from: NodeId, messages: Vec<Message>) -> Frame {
+        Frame {
+            from,
+            messages,
+            requests: Vec::new(),
+            responses: Vec::new(),
+        }
+    }
+}
+
+/// An RPC request or response: the caller's id for the call and an opaque body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Chosen by the caller, unique among its calls; a response carries the request's id.
+    pub id: u64,
+    /// Encoded and interpreted by the layer above the transport only.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// Whether a frame holding just one envelope with a body of `body_bytes` stays within
+/// `frame_bytes_max`. Conservative by at most `ENVELOPE_OVERHEAD_BYTES_MAX`.
+pub fn envelope_fits(body_bytes: usize, frame_bytes_max: u32) -> bool {
+    (body_bytes as u64).saturating_add(ENVELOPE_OVERHEAD_BYTES_MAX) <= u64::from(frame_bytes_max)
 }
 
 /// Why a frame could not be encoded or read.
@@ -106,10 +145,7 @@ mod tests {
                 },
             })
             .collect();
-        Frame {
-            from: NodeId(1),
-            messages,
-        }
+        Frame::with_messages(NodeId(1), messages)
     }
 
     #[tokio::test]
@@ -126,19 +162,58 @@ mod tests {
 
     #[test]
     fn the_wire_layout_matches_docs_transport_md() {
-        let heartbeat_response = Frame {
-            from: NodeId(2),
-            messages: vec![Message {
+        let heartbeat_response = Frame::with_messages(
+            NodeId(2),
+            vec![Message {
                 group: GroupId(0),
                 from: NodeId(2),
                 to: NodeId(1),
                 term: Term(3),
                 body: MessageBody::HeartbeatResponse,
             }],
-        };
+        );
         let wire = encode(&heartbeat_response, 1 << 20).expect("encode");
-        // Length 7; from 2; one message: group 0, from 2, to 1, term 3, variant 7.
-        assert_eq!(wire, [0, 0, 0, 7, 2, 1, 0, 2, 1, 3, 7]);
+        // Length 9; from 2; one message: group 0, from 2, to 1, term 3, variant 7; no
+        // requests; no responses.
+        assert_eq!(wire, [0, 0, 0, 9, 2, 1, 0, 2, 1, 3, 7, 0, 0]);
+
+        let rpc = Frame {
+            from: NodeId(1),
+            messages: Vec::new(),
+            requests: vec![Envelope {
+                id: 300,
+                body: vec![0xaa, 0xbb],
+            }],
+            responses: vec![Envelope {
+                id: 5,
+                body: Vec::new(),
+            }],
+        };
+        let wire = encode(&rpc, 1 << 20).expect("encode");
+        // Length 11; from 1; no messages; one request: id 300 (varint ac 02), body of 2
+        // bytes; one response: id 5, empty body.
+        assert_eq!(
+            wire,
+            [0, 0, 0, 11, 1, 0, 1, 0xac, 0x02, 2, 0xaa, 0xbb, 1, 5, 0]
+        );
+    }
+
+    #[test]
+    fn the_envelope_overhead_bound_holds_for_extreme_ids() {
+        let frame_bytes_max = 1 << 16;
+        let body_bytes = (frame_bytes_max as u64 - ENVELOPE_OVERHEAD_BYTES_MAX) as usize;
+        assert!(envelope_fits(body_bytes, frame_bytes_max));
+        assert!(!envelope_fits(body_bytes + 1, frame_bytes_max));
+        let frame = Frame {
+            from: NodeId(u64::MAX),
+            messages: Vec::new(),
+            requests: vec![Envelope {
+                id: u64::MAX,
+                body: vec![7; body_bytes],
+            }],
+            responses: Vec::new(),
+        };
+        encode(&frame, frame_bytes_max).expect("a fitting envelope encodes within the bound");
     }
 
     #[tokio::test]

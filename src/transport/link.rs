@@ -1,25 +1,28 @@
 //! One peer's link: its outbound queue, its connection, and the task that keeps both going.
 //!
-//! Owns the bounded queue of messages for one peer, dialling with capped exponential backoff
-//! (when this broker has the lower id) or waiting for the acceptor to hand over a connection
-//! (when it has the higher id), batching queued messages into frames, and checking the sender
-//! of every inbound frame and message against the authenticated peer. It must not interpret
-//! Raft messages beyond their `from` and `to`.
+//! Owns the bounded queue of messages, requests and responses for one peer, dialling with
+//! capped exponential backoff (when this broker has the lower id) or waiting for the acceptor
+//! to hand over a connection (when it has the higher id), batching queued items into frames
+//! (`batch`), the write deadline, and checking the sender of every inbound frame and message
+//! against the authenticated peer. When a connection ends, the calls pending to the peer fail.
+//! It must not interpret Raft messages beyond their `from` and `to`, nor RPC bodies at all.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsStream;
 
 use crate::raft::{Message, NodeId};
-use crate::transport::frame::{self, Frame, FrameError};
+use crate::transport::batch::{self, Outbound};
+use crate::transport::frame::{self, Envelope, FrameError};
 use crate::transport::network::Shared;
-use crate::transport::stats::{add, bump, Counters};
+use crate::transport::rpc::PeerRequest;
+use crate::transport::stats::{bump, Counters};
 use crate::transport::tls::peer_broker_id;
 
 /// An authenticated connection to a peer, from either end.
@@ -30,7 +33,7 @@ const STREAMS_QUEUE_MAX: usize = 1;
 
 /// The network's handle on one link. Dropping it stops the link and closes its connection.
 pub(crate) struct LinkHandle {
-    queue: mpsc::Sender<Message>,
+    queue: mpsc::Sender<Outbound>,
     streams: mpsc::Sender<PeerStream>,
     task: Option<JoinHandle<()>>,
 }
@@ -38,11 +41,17 @@ pub(crate) struct LinkHandle {
 impl LinkHandle {
     /// Queues `message` without waiting; a full queue drops it.
     pub(crate) fn enqueue(&self, message: Message, counters: &Counters) {
-        match self.queue.try_send(message) {
+        match self.queue.try_send(Outbound::Message(message)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => bump(&counters.dropped_queue_full),
             Err(TrySendError::Closed(_)) => bump(&counters.dropped_unknown_peer),
         }
+    }
+
+    /// Queues a request or response without waiting; hands it back when the queue is full
+    /// or the link has stopped.
+    pub(crate) fn try_enqueue(&self, item: Outbound) -> Result<(), TrySendError<Outbound>> {
+        self.queue.try_send(item)
     }
 
     /// Where the acceptor hands over an authenticated inbound connection from this peer.
@@ -73,11 +82,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Starts the link to `peer`. Must be called inside a tokio runtime.
+/// Starts the link to `peer` on the network's runtime, whichever thread calls this.
 pub(crate) fn spawn(shared: Arc<Shared>, peer: NodeId) -> LinkHandle {
     let (queue, queue_receiver) = mpsc::channel(shared.limits.queue_messages_max.max(1));
     let (streams, streams_receiver) = mpsc::channel(STREAMS_QUEUE_MAX);
-    let task = tokio::spawn(run(shared, peer, queue_receiver, streams_receiver));
+    let runtime = shared.runtime.clone();
+    let task = runtime.spawn(run(shared, peer, queue_receiver, streams_receiver));
     LinkHandle {
         queue,
         streams,
@@ -107,7 +117,7 @@ impl Backoff {
 async fn run(
     shared: Arc<Shared>,
     peer: NodeId,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<Outbound>,
     mut streams: mpsc::Receiver<PeerStream>,
 ) {
     let dials = shared.broker < peer;
@@ -143,6 +153,9 @@ async fn run(
         };
         let outcome = serve(&shared, peer, stream, &mut queue, &mut streams).await;
         bump(&shared.counters.connections_closed);
+        // Requests written on the lost connection will not be answered on it; their callers
+        // learn now instead of at their deadline.
+        shared.calls.disconnect(peer);
         // A connection that carried a frame proves the pair works; one that died at once
         // (for example our certificate refused on the first read) counts as a failed dial.
         if outcome.received_any {
@@ -199,13 +212,14 @@ struct Outcome {
     replacement: Option<PeerStream>,
 }
 
-/// Runs one connection until it fails or is replaced: queued messages go out in batches,
-/// inbound frames are checked and forwarded by a reader task.
+/// Runs one connection until it fails or is replaced: queued items go out in batches,
+/// inbound frames are checked and forwarded by a reader task. A batch not written within
+/// `write_timeout_ms` (a stalled peer whose TCP window is full) ends the connection.
 async fn serve(
     shared: &Arc<Shared>,
     peer: NodeId,
     stream: PeerStream,
-    queue: &mut mpsc::Receiver<Message>,
+    queue: &mut mpsc::Receiver<Outbound>,
     streams: &mut mpsc::Receiver<PeerStream>,
 ) -> Outcome {
     bump(&shared.counters.connections_established);
@@ -217,22 +231,26 @@ async fn serve(
         reader,
         received_any.clone(),
     )));
+    let write_timeout = Duration::from_millis(shared.limits.write_timeout_ms);
     let replacement = loop {
         tokio::select! {
             _ = &mut reader.0 => break None,
             stream = streams.recv() => break stream,
-            message = queue.recv() => {
-                let Some(first) = message else { break None };
-                let mut batch = vec![first];
-                while batch.len() < shared.limits.batch_messages_max {
-                    match queue.try_recv() {
-                        Ok(message) => batch.push(message),
-                        Err(_) => break,
+            item = queue.recv() => {
+                let Some(first) = item else { break None };
+                let items = batch::drain(first, queue, &shared.limits);
+                let write = batch::write(shared, peer, &mut writer, items);
+                match tokio::time::timeout(write_timeout, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, peer = peer.0, "peer write failed");
+                        break None;
                     }
-                }
-                if let Err(error) = write_batch(shared, &mut writer, batch).await {
-                    tracing::debug!(%error, peer = peer.0, "peer write failed");
-                    break None;
+                    Err(_) => {
+                        tracing::warn!(peer = peer.0, "peer write timed out; reconnecting");
+                        bump(&shared.counters.writes_timed_out);
+                        break None;
+                    }
                 }
             }
         }
@@ -243,44 +261,8 @@ async fn serve(
     }
 }
 
-/// Writes `messages` as as few frames as the frame bound allows, halving a batch that is too
-/// large; a single message above the bound is dropped and counted.
-async fn write_batch<W>(
-    shared: &Shared,
-    writer: &mut W,
-    messages: Vec<Message>,
-) -> Result<(), FrameError>
-where
-    W: AsyncWrite + Unpin,
-{
-    let counters = &shared.counters;
-    let mut pending = vec![messages];
-    while let Some(messages) = pending.pop() {
-        let frame = Frame {
-            from: shared.broker,
-            messages,
-        };
-        match frame::encode(&frame, shared.limits.frame_bytes_max) {
-            Ok(bytes) => {
-                writer.write_all(&bytes).await?;
-                bump(&counters.frames_sent);
-                add(&counters.messages_sent, frame.messages.len() as u64);
-            }
-            Err(FrameError::TooLarge { .. }) if frame.messages.len() > 1 => {
-                let mut first = frame.messages;
-                let second = first.split_off(first.len() / 2);
-                pending.push(second);
-                pending.push(first);
-            }
-            Err(FrameError::TooLarge { .. }) => bump(&counters.dropped_oversized),
-            Err(error) => return Err(error),
-        }
-    }
-    writer.flush().await?;
-    Ok(())
-}
-
-/// Reads frames until the connection ends, forwarding each message whose senders check out.
+/// Reads frames until the connection ends, forwarding each message whose senders check out,
+/// each request to the request sink and each response to its pending call.
 async fn read_loop(
     shared: Arc<Shared>,
     peer: NodeId,
@@ -313,6 +295,33 @@ async fn read_loop(
             } else {
                 return;
             }
+        }
+        deliver_requests(&shared, peer, frame.requests).await;
+        for Envelope { id, body } in frame.responses {
+            if shared.calls.finish(peer, id, Ok(body)) {
+                bump(&counters.responses_received);
+            } else {
+                bump(&counters.responses_unknown);
+            }
+        }
+    }
+}
+
+/// Hands requests to the request sink, waiting while it is full so a busy broker slows the
+/// peer down. A closed sink (this broker serves no requests) drops them; their callers time
+/// out, and Raft traffic on the same connection goes on.
+async fn deliver_requests(shared: &Shared, peer: NodeId, requests: Vec<Envelope>) {
+    let counters = &shared.counters;
+    for Envelope { id, body } in requests {
+        let request = PeerRequest {
+            from: peer,
+            id,
+            body,
+        };
+        if shared.requests.send(request).await.is_ok() {
+            bump(&counters.requests_received);
+        } else {
+            bump(&counters.requests_dropped);
         }
     }
 }

@@ -4,13 +4,17 @@
 //! (`tls`), the peer-link wire format (`frame`) and the peer network (`network`, with one
 //! `link` per peer). It must not interpret Raft messages or HTTP requests; it only answers
 //! "who is the peer" (a broker id bound to its certificate), "is this connection trusted",
-//! and carries Raft messages to the broker named by their `to`.
+//! carries Raft messages to the broker named by their `to`, and carries opaque request and
+//! response bodies between brokers (`rpc`).
+mod batch;
 pub mod certs;
 pub mod frame;
 mod link;
 mod network;
+mod rpc;
 mod stats;
 pub mod tls;
 
 pub use network::{PeerLimits, PeerNetwork, PeerNetworkConfig, TransportError};
+pub use rpc::{CallError, PeerRequest};
 pub use stats::PeerStats;

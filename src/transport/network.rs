@@ -5,6 +5,9 @@
 //! higher one accepts, and both directions share that connection. Every connection is TLS 1.3
 //! with certificates from the cluster CA on both ends; the peer's broker id is read from its
 //! certificate (never from the wire) and checked on both ends. There is no plaintext path.
+//! Calls (`call`, `respond`) ride the same links; their bodies are opaque here. Every method
+//! may be called from any thread or runtime: tasks are spawned on the runtime that started
+//! the network, and shared state sits behind std locks and tokio channels.
 //! It must not interpret Raft messages: it routes by `Message::to` and checks senders only.
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,12 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::raft::{Message, NodeId};
+use crate::transport::batch::Outbound;
+use crate::transport::frame::{self, Envelope};
 use crate::transport::link::{self, LinkHandle};
+use crate::transport::rpc::{CallError, Calls, PeerRequest};
 use crate::transport::stats::{bump, Counters, PeerStats};
 use crate::transport::tls::{self, peer_broker_id, TlsError};
 
@@ -41,6 +48,11 @@ pub struct PeerLimits {
     pub handshake_timeout_ms: u64,
     /// Inbound handshakes in progress at once; further connections are closed unanswered.
     pub handshakes_max: usize,
+    /// Deadline for writing one batch to a peer; a peer that stops reading (stopped process,
+    /// full TCP window) loses its connection after it, and the link dials again.
+    pub write_timeout_ms: u64,
+    /// Calls waiting for an answer per peer; `call` fails with `QueueFull` beyond it.
+    pub calls_pending_max: usize,
 }
 
 impl Default for PeerLimits {
@@ -53,6 +65,8 @@ impl Default for PeerLimits {
             backoff_ms_max: 2000,
             handshake_timeout_ms: 5000,
             handshakes_max: 64,
+            write_timeout_ms: 5000,
+            calls_pending_max: 4096,
         }
     }
 }
@@ -89,7 +103,11 @@ pub(crate) struct Shared {
     pub(crate) limits: PeerLimits,
     pub(crate) connector: TlsConnector,
     pub(crate) inbound: mpsc::Sender<Message>,
+    pub(crate) requests: mpsc::Sender<PeerRequest>,
+    pub(crate) calls: Calls,
     pub(crate) counters: Counters,
+    /// The runtime that started the network; link tasks run there whoever adds a peer.
+    pub(crate) runtime: Handle,
     peers: RwLock<HashMap<NodeId, SocketAddr>>,
     links: Mutex<HashMap<NodeId, LinkHandle>>,
 }
@@ -107,20 +125,24 @@ impl Shared {
 }
 
 /// This broker's end of the peer links. Dropping it stops every task it started.
+///
+/// `Send + Sync`: share it as `Arc<PeerNetwork>` and call any method from any thread.
 pub struct PeerNetwork {
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl PeerNetwork {
     /// Starts accepting on `listener` and links to every peer in `peers` (this broker's own
-    /// id is ignored there). Messages from peers go to `inbound`; a full sink slows the peer's
-    /// connection down rather than dropping. Must be called inside a tokio runtime.
+    /// id is ignored there). Messages from peers go to `inbound`, requests from peers to
+    /// `requests`; a full sink slows the peer's connection down rather than dropping. Must be
+    /// called inside a tokio runtime, which then runs all of the network's tasks.
     pub fn start(
         config: PeerNetworkConfig,
         listener: TcpListener,
         peers: HashMap<NodeId, SocketAddr>,
         inbound: mpsc::Sender<Message>,
+        requests: mpsc::Sender<PeerRequest>,
     ) -> Result<PeerNetwork, TransportError> {
         let own_chain = tls::load_certs(&config.cert)?;
         let found = own_chain
@@ -138,10 +160,13 @@ impl PeerNetwork {
         let server = tls::server_config(&config.cert, &config.key, Some(&config.ca_cert))?;
         let shared = Arc::new(Shared {
             broker: config.broker,
+            calls: Calls::new(config.limits.calls_pending_max),
             limits: config.limits,
             connector: TlsConnector::from(Arc::new(client)),
             inbound,
+            requests,
             counters: Counters::default(),
+            runtime: Handle::current(),
             peers: RwLock::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
         });
@@ -149,18 +174,26 @@ impl PeerNetwork {
         let task = tokio::spawn(accept_loop(shared.clone(), listener, acceptor));
         let network = PeerNetwork {
             shared,
-            acceptor: Some(task),
+            acceptor: Mutex::new(Some(task)),
         };
         network.set_peers(peers);
         Ok(network)
     }
 
     /// Replaces the peer map. New peers get a link, removed peers lose theirs (queued
-    /// messages are dropped); a changed address is used from the next dial on.
+    /// messages are dropped, pending calls fail with `Disconnected`); a changed address is
+    /// used from the next dial on.
     pub fn set_peers(&self, mut peers: HashMap<NodeId, SocketAddr>) {
         peers.remove(&self.shared.broker);
         let mut links = self.shared.links();
-        links.retain(|peer, _| peers.contains_key(peer));
+        let removed: Vec<NodeId> = (links.keys())
+            .filter(|peer| !peers.contains_key(peer))
+            .copied()
+            .collect();
+        for peer in removed {
+            links.remove(&peer);
+            self.shared.calls.disconnect(peer);
+        }
         for peer in peers.keys() {
             if !links.contains_key(peer) {
                 links.insert(*peer, link::spawn(self.shared.clone(), *peer));
@@ -185,6 +218,70 @@ impl PeerNetwork {
         }
     }
 
+    /// Sends `body` to `peer` and waits for its answer, at most `timeout`.
+    ///
+    /// Fails at once with `UnknownPeer`, `QueueFull` (too many calls pending to `peer`, or
+    /// its queue full) or `TooLarge` (the body cannot fit in a frame); with `Disconnected` as
+    /// soon as the connection carrying it is lost or the peer is removed; with `Timeout` at
+    /// the deadline. After `Timeout` or `Disconnected` the peer may still have executed it.
+    pub async fn call(
+        &self,
+        peer: NodeId,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let bytes_max = self.shared.limits.frame_bytes_max;
+        if !frame::envelope_fits(body.len(), bytes_max) {
+            return Err(CallError::TooLarge {
+                peer,
+                bytes: body.len() as u64,
+                bytes_max,
+            });
+        }
+        let (pending, answer) = self.shared.calls.register(peer)?;
+        let request = Outbound::Request(Envelope {
+            id: pending.id,
+            body,
+        });
+        let queued = match self.shared.links().get(&peer) {
+            Some(link) => link.try_enqueue(request),
+            None => return Err(CallError::UnknownPeer(peer)),
+        };
+        match queued {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(CallError::QueueFull(peer)),
+            Err(TrySendError::Closed(_)) => return Err(CallError::Disconnected(peer)),
+        }
+        let outcome = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            // The table was dropped with the network.
+            Ok(Err(_)) => Err(CallError::Disconnected(peer)),
+            Err(_) => Err(CallError::Timeout(peer)),
+        };
+        match &outcome {
+            Err(CallError::Timeout(_)) => bump(&self.shared.counters.calls_timed_out),
+            Err(CallError::Disconnected(_)) => bump(&self.shared.counters.calls_disconnected),
+            _ => {}
+        }
+        outcome
+    }
+
+    /// Answers request `id` of `to` (dropped and counted if the link is gone).
+    pub fn respond(&self, to: NodeId, id: u64, body: Vec<u8>) {
+        let counters = &self.shared.counters;
+        if !frame::envelope_fits(body.len(), self.shared.limits.frame_bytes_max) {
+            return bump(&counters.responses_dropped);
+        }
+        let response = Outbound::Response(Envelope { id, body });
+        let queued = match self.shared.links().get(&to) {
+            Some(link) => link.try_enqueue(response).is_ok(),
+            None => false,
+        };
+        if !queued {
+            bump(&counters.responses_dropped);
+        }
+    }
+
     /// A copy of the counters.
     pub fn stats(&self) -> PeerStats {
         self.shared.counters.snapshot()
@@ -196,14 +293,15 @@ impl PeerNetwork {
     }
 
     /// Stops every task and waits until the listener and all connections are closed.
-    pub async fn shutdown(mut self) {
+    /// Pending calls fail with `Disconnected`.
+    pub async fn shutdown(&self) {
         let mut tasks: Vec<JoinHandle<()>> = self
             .shared
             .links()
             .drain()
             .map(|(_, l)| l.into_task())
             .collect();
-        tasks.extend(self.acceptor.take());
+        tasks.extend(self.take_acceptor());
         for task in &tasks {
             task.abort();
         }
@@ -211,6 +309,12 @@ impl PeerNetwork {
             // A cancelled task reports `JoinError::Cancelled`, which is the expected outcome.
             let _ = task.await;
         }
+        self.shared.calls.disconnect_all();
+    }
+
+    fn take_acceptor(&self) -> Option<JoinHandle<()>> {
+        let mut acceptor = self.acceptor.lock().unwrap_or_else(PoisonError::into_inner);
+        acceptor.take()
     }
 }
 
@@ -218,9 +322,10 @@ impl Drop for PeerNetwork {
     fn drop(&mut self) {
         // Link tasks hold `Shared`; emptying the map aborts them and breaks that cycle.
         self.shared.links().clear();
-        if let Some(task) = self.acceptor.take() {
+        if let Some(task) = self.take_acceptor() {
             task.abort();
         }
+        self.shared.calls.disconnect_all();
     }
 }
 

@@ -61,8 +61,31 @@ counters! {
     dropped_queue_full,
     /// Outbound messages dropped because their recipient is not a known peer.
     dropped_unknown_peer,
-    /// Outbound messages dropped because alone they exceed the frame bound.
+    /// Outbound items (messages, requests or responses) dropped because alone they exceed
+    /// the frame bound. Requests normally fail with `TooLarge` before being queued.
     dropped_oversized,
+    /// Connections dropped because a write did not finish within `write_timeout_ms`.
+    writes_timed_out,
+    /// Requests written to peers.
+    requests_sent,
+    /// Requests handed to the request sink.
+    requests_received,
+    /// Requests from peers dropped because the request sink is closed.
+    requests_dropped,
+    /// Responses written to peers.
+    responses_sent,
+    /// Responses that completed a pending call.
+    responses_received,
+    /// Responses matching no pending call of the connection's peer (late, after a timeout or
+    /// disconnect, or forged); dropped.
+    responses_unknown,
+    /// Responses not sent: the requesting peer is gone, its queue is full, or the body alone
+    /// exceeds the frame bound.
+    responses_dropped,
+    /// Calls that ended with `Timeout`.
+    calls_timed_out,
+    /// Calls that ended with `Disconnected` (connection lost, peer removed, network stopped).
+    calls_disconnected,
 }
 
 /// Adds one to a counter.

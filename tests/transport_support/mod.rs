@@ -11,7 +11,7 @@ use palisade::raft::{GroupId, Message, MessageBody, NodeId, Term};
 use palisade::transport::certs::{self, CertPaths};
 use palisade::transport::frame::{self, Frame};
 use palisade::transport::tls;
-use palisade::transport::{PeerLimits, PeerNetwork, PeerNetworkConfig, PeerStats};
+use palisade::transport::{PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest, PeerStats};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +24,7 @@ use tokio_rustls::TlsConnector;
 pub const DEADLINE: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 pub const INBOUND_MAX: usize = 1024;
+pub const REQUESTS_MAX: usize = 1024;
 
 pub fn cluster(broker_ids: &[u64]) -> (tempfile::TempDir, CertPaths) {
     tls::install_crypto_provider();
@@ -42,8 +43,10 @@ pub fn limits() -> PeerLimits {
 }
 
 pub struct Node {
-    pub network: PeerNetwork,
+    /// Shared the way brokers hold it, so responder tasks can answer through it.
+    pub network: Arc<PeerNetwork>,
     pub inbound: mpsc::Receiver<Message>,
+    pub requests: mpsc::Receiver<PeerRequest>,
     pub address: SocketAddr,
 }
 
@@ -85,10 +88,13 @@ pub fn start_with_limits(
     };
     let address = listener.local_addr().expect("address");
     let (sender, inbound) = mpsc::channel(INBOUND_MAX);
-    let network = PeerNetwork::start(config, listener, peers.clone(), sender).expect("start");
+    let (request_sender, requests) = mpsc::channel(REQUESTS_MAX);
+    let network =
+        PeerNetwork::start(config, listener, peers.clone(), sender, request_sender).expect("start");
     Node {
-        network,
+        network: Arc::new(network),
         inbound,
+        requests,
         address,
     }
 }
