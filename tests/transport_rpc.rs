@@ -183,14 +183,14 @@ async fn a_call_in_flight_fails_with_disconnected_when_the_dialling_peer_stops()
 
 #[tokio::test]
 async fn removing_a_peer_fails_its_calls_and_unknown_peers_fail_at_once() {
-    let (_dir, node_1, _node_2) = pair(limits()).await;
+    let (_dir, node_1, mut node_2) = pair(limits()).await;
     let network = node_1.network.clone();
     let call =
         tokio::spawn(async move { network.call(NodeId(2), b"q".to_vec(), LONG_TIMEOUT).await });
-    wait_for_stats(&node_1.network, "the request on the wire", |stats| {
-        stats.requests_sent == 1
-    })
-    .await;
+    let request = tokio::time::timeout(DEADLINE, node_2.requests.recv())
+        .await
+        .expect("request before the deadline")
+        .expect("requests open");
     node_1.network.set_peers(HashMap::new());
     let outcome = tokio::time::timeout(DEADLINE, call)
         .await
@@ -199,6 +199,21 @@ async fn removing_a_peer_fails_its_calls_and_unknown_peers_fail_at_once() {
     assert_eq!(outcome, Err(CallError::Disconnected(NodeId(2))));
     let unknown = node_1.network.call(NodeId(2), Vec::new(), LONG_TIMEOUT);
     assert_eq!(unknown.await, Err(CallError::UnknownPeer(NodeId(2))));
+    // The answer to the failed call finds no link back, or no pending call.
+    node_2
+        .network
+        .respond(request.from, request.id, b"late".to_vec());
+
+    // Adding the peer back from a thread outside any runtime (as an actor on another
+    // arbiter might) starts its link on the network's own runtime.
+    let network = node_1.network.clone();
+    let address_2 = node_2.address;
+    std::thread::spawn(move || network.set_peers(HashMap::from([(NodeId(2), address_2)])))
+        .join()
+        .expect("set_peers from a plain thread");
+    let _serving_2 = serve_answers(&mut node_2);
+    let again = node_1.network.call(NodeId(2), b"again".to_vec(), DEADLINE);
+    assert_eq!(again.await, Ok(answer_to(b"again")));
 }
 
 #[tokio::test]

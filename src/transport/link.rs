@@ -31,6 +31,15 @@ pub(crate) type PeerStream = TlsStream<TcpStream>;
 /// Replacement connections waiting for a link; the acceptor waits when it is full.
 const STREAMS_QUEUE_MAX: usize = 1;
 
+/// Why a link did not queue an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// `queue_messages_max` items are waiting already.
+    Full,
+    /// The link's task has ended (the network is stopping).
+    Stopped,
+}
+
 /// The network's handle on one link. Dropping it stops the link and closes its connection.
 pub(crate) struct LinkHandle {
     queue: mpsc::Sender<Outbound>,
@@ -48,10 +57,12 @@ impl LinkHandle {
         }
     }
 
-    /// Queues a request or response without waiting; hands it back when the queue is full
-    /// or the link has stopped.
-    pub(crate) fn try_enqueue(&self, item: Outbound) -> Result<(), TrySendError<Outbound>> {
-        self.queue.try_send(item)
+    /// Queues a request or response without waiting; says why not (the item is dropped).
+    pub(crate) fn try_enqueue(&self, item: Outbound) -> Result<(), Refused> {
+        self.queue.try_send(item).map_err(|error| match error {
+            TrySendError::Full(_) => Refused::Full,
+            TrySendError::Closed(_) => Refused::Stopped,
+        })
     }
 
     /// Where the acceptor hands over an authenticated inbound connection from this peer.

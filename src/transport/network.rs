@@ -17,14 +17,14 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::raft::{Message, NodeId};
 use crate::transport::batch::Outbound;
 use crate::transport::frame::{self, Envelope};
-use crate::transport::link::{self, LinkHandle};
+use crate::transport::link::{self, LinkHandle, Refused};
 use crate::transport::rpc::{CallError, Calls, PeerRequest};
 use crate::transport::stats::{bump, Counters, PeerStats};
 use crate::transport::tls::{self, peer_broker_id, TlsError};
@@ -249,8 +249,8 @@ impl PeerNetwork {
         };
         match queued {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(CallError::QueueFull(peer)),
-            Err(TrySendError::Closed(_)) => return Err(CallError::Disconnected(peer)),
+            Err(Refused::Full) => return Err(CallError::QueueFull(peer)),
+            Err(Refused::Stopped) => return Err(CallError::Disconnected(peer)),
         }
         let outcome = match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(outcome)) => outcome,

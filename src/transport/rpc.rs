@@ -46,8 +46,14 @@ pub enum CallError {
     },
 }
 
+/// How a call ends: the answer's body or why there is none.
+pub(crate) type Outcome = Result<Vec<u8>, CallError>;
+
 /// Where a call's outcome goes.
-type Reply = oneshot::Sender<Result<Vec<u8>, CallError>>;
+type Reply = oneshot::Sender<Outcome>;
+
+/// Where the caller waits for its call's outcome.
+pub(crate) type Answer = oneshot::Receiver<Outcome>;
 
 /// The calls of this broker waiting for an answer, per peer.
 pub(crate) struct Calls {
@@ -73,16 +79,7 @@ impl Calls {
 
     /// Registers a call to `peer`, or fails with `QueueFull` when `per_peer_max` calls to it
     /// are already pending. The guard forgets the call when dropped (timeout, cancellation).
-    pub(crate) fn register(
-        &self,
-        peer: NodeId,
-    ) -> Result<
-        (
-            PendingCall<'_>,
-            oneshot::Receiver<Result<Vec<u8>, CallError>>,
-        ),
-        CallError,
-    > {
+    pub(crate) fn register(&self, peer: NodeId) -> Result<(PendingCall<'_>, Answer), CallError> {
         let mut pending = self.pending();
         let calls = pending.entry(peer).or_default();
         if calls.len() >= self.per_peer_max {
@@ -101,12 +98,7 @@ impl Calls {
 
     /// Ends call `id` to `peer` with `outcome`; returns false when no such call is pending
     /// (answered already, timed out, or never made).
-    pub(crate) fn finish(
-        &self,
-        peer: NodeId,
-        id: u64,
-        outcome: Result<Vec<u8>, CallError>,
-    ) -> bool {
+    pub(crate) fn finish(&self, peer: NodeId, id: u64, outcome: Outcome) -> bool {
         let reply = self
             .pending()
             .get_mut(&peer)
