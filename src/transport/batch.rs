@@ -55,7 +55,7 @@ pub(crate) fn drain(
 
 /// Writes `items` as as few frames as the frame bound allows, halving a batch that is too
 /// large. A single item above the bound is dropped and counted; if it is a request, its call
-/// fails with `TooLarge`.
+/// fails with `TooLarge`. Requests whose call has ended are dropped and counted.
 pub(crate) async fn write<W>(
     shared: &Shared,
     peer: NodeId,
@@ -67,6 +67,18 @@ where
 {
     let counters = &shared.counters;
     let frame_bytes_max = shared.limits.frame_bytes_max;
+    let mut items = items;
+    // A caller that has already been told `Timeout` or `Disconnected` gets no answer, so the
+    // peer need not execute its request.
+    let queued = items.len();
+    items.retain(|item| match item {
+        Outbound::Request(envelope) => shared.calls.is_pending(peer, envelope.id),
+        _ => true,
+    });
+    add(&counters.requests_abandoned, (queued - items.len()) as u64);
+    if items.is_empty() {
+        return Ok(());
+    }
     let mut pending = vec![items];
     while let Some(items) = pending.pop() {
         let count = items.len();

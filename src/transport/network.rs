@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -109,7 +110,9 @@ pub(crate) struct Shared {
     /// The runtime that started the network; link tasks run there whoever adds a peer.
     pub(crate) runtime: Handle,
     peers: RwLock<HashMap<NodeId, SocketAddr>>,
+    /// One link per peer; empty for good once `stopped` is set (checked under this lock).
     links: Mutex<HashMap<NodeId, LinkHandle>>,
+    stopped: AtomicBool,
 }
 
 impl Shared {
@@ -169,6 +172,7 @@ impl PeerNetwork {
             runtime: Handle::current(),
             peers: RwLock::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            stopped: AtomicBool::new(false),
         });
         let acceptor = TlsAcceptor::from(Arc::new(server));
         let task = tokio::spawn(accept_loop(shared.clone(), listener, acceptor));
@@ -186,6 +190,9 @@ impl PeerNetwork {
     pub fn set_peers(&self, mut peers: HashMap<NodeId, SocketAddr>) {
         peers.remove(&self.shared.broker);
         let mut links = self.shared.links();
+        if self.shared.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         let removed: Vec<NodeId> = (links.keys())
             .filter(|peer| !peers.contains_key(peer))
             .copied()
@@ -295,12 +302,11 @@ impl PeerNetwork {
     /// Stops every task and waits until the listener and all connections are closed.
     /// Pending calls fail with `Disconnected`.
     pub async fn shutdown(&self) {
-        let mut tasks: Vec<JoinHandle<()>> = self
-            .shared
-            .links()
-            .drain()
-            .map(|(_, l)| l.into_task())
-            .collect();
+        let mut tasks: Vec<JoinHandle<()>> = {
+            let mut links = self.shared.links();
+            self.shared.stopped.store(true, Ordering::Relaxed);
+            links.drain().map(|(_, link)| link.into_task()).collect()
+        };
         tasks.extend(self.take_acceptor());
         for task in &tasks {
             task.abort();

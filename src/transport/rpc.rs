@@ -113,6 +113,14 @@ impl Calls {
         }
     }
 
+    /// Whether call `id` to `peer` still waits for an answer.
+    pub(crate) fn is_pending(&self, peer: NodeId, id: u64) -> bool {
+        let pending = self.pending();
+        pending
+            .get(&peer)
+            .is_some_and(|calls| calls.contains_key(&id))
+    }
+
     /// Fails every call pending to `peer` with `Disconnected`.
     pub(crate) fn disconnect(&self, peer: NodeId) {
         let calls = self.pending().remove(&peer).unwrap_or_default();

@@ -68,6 +68,8 @@ counters! {
     writes_timed_out,
     /// Requests written to peers.
     requests_sent,
+    /// Queued requests not sent because their call had already ended (timeout, disconnect).
+    requests_abandoned,
     /// Requests handed to the request sink.
     requests_received,
     /// Requests from peers dropped because the request sink is closed.
