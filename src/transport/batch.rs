@@ -1,10 +1,14 @@
 //! Batching of one peer's outbound queue into frames within the count and byte bounds.
 //!
-//! Owns what a link queues (`Outbound`), how many queued items one batch takes, and how a
-//! batch becomes frames no larger than `frame_bytes_max`. It must not decide where items go
+//! Owns what a link queues (`Outbound`), the queue itself (bounded by items and by envelope
+//! bytes), how many queued items one batch takes, and how a batch becomes frames no larger
+//! than `frame_bytes_max`. It must not decide where items go
 //! or wait on anything but the writer: the link owns the connection and its deadline.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::raft::{Message, NodeId};
 use crate::transport::frame::{self, Envelope, Frame, FrameError};
@@ -31,11 +35,84 @@ impl Outbound {
     }
 }
 
+/// Why a link did not queue an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// `queue_messages_max` items or `queue_bytes_max` envelope bytes are waiting already.
+    Full,
+    /// The link's task has ended (the peer was removed or the network is stopping).
+    Stopped,
+}
+
+/// A peer's outbound queue, bounded by items and by the bytes of queued envelope bodies (a
+/// few large produce requests must not pile up gigabytes).
+pub(crate) fn queue(limits: &PeerLimits) -> (QueueSender, QueueReceiver) {
+    let (sender, receiver) = mpsc::channel(limits.queue_messages_max.max(1));
+    let bytes = Arc::new(AtomicUsize::new(0));
+    // One envelope of the largest size must always fit in an empty queue.
+    let bytes_max = limits.queue_bytes_max.max(limits.frame_bytes_max as usize);
+    let sender = QueueSender {
+        sender,
+        bytes: bytes.clone(),
+        bytes_max,
+    };
+    (sender, QueueReceiver { receiver, bytes })
+}
+
+pub(crate) struct QueueSender {
+    sender: mpsc::Sender<Outbound>,
+    /// Envelope body bytes queued and not yet taken by the link.
+    bytes: Arc<AtomicUsize>,
+    bytes_max: usize,
+}
+
+impl QueueSender {
+    /// Queues `item` without waiting, or drops it and says why.
+    pub(crate) fn try_send(&self, item: Outbound) -> Result<(), Refused> {
+        let bytes = item.body_bytes();
+        let before = self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > self.bytes_max {
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(Refused::Full);
+        }
+        self.sender.try_send(item).map_err(|error| {
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            match error {
+                TrySendError::Full(_) => Refused::Full,
+                TrySendError::Closed(_) => Refused::Stopped,
+            }
+        })
+    }
+}
+
+pub(crate) struct QueueReceiver {
+    receiver: mpsc::Receiver<Outbound>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl QueueReceiver {
+    /// The next item, waiting for one; `None` once every sender is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Outbound> {
+        let item = self.receiver.recv().await?;
+        Some(self.taken(item))
+    }
+
+    fn try_recv(&mut self) -> Option<Outbound> {
+        let item = self.receiver.try_recv().ok()?;
+        Some(self.taken(item))
+    }
+
+    fn taken(&self, item: Outbound) -> Outbound {
+        self.bytes.fetch_sub(item.body_bytes(), Ordering::Relaxed);
+        item
+    }
+}
+
 /// Takes `first` and whatever else is queued, up to `batch_messages_max` items or until the
 /// envelope bodies reach `frame_bytes_max`, so a batch holds about one frame's worth of bytes.
 pub(crate) fn drain(
     first: Outbound,
-    queue: &mut mpsc::Receiver<Outbound>,
+    queue: &mut QueueReceiver,
     limits: &PeerLimits,
 ) -> Vec<Outbound> {
     let bytes_max = limits.frame_bytes_max as usize;
@@ -43,11 +120,11 @@ pub(crate) fn drain(
     let mut items = vec![first];
     while items.len() < limits.batch_messages_max && bytes < bytes_max {
         match queue.try_recv() {
-            Ok(item) => {
+            Some(item) => {
                 bytes = bytes.saturating_add(item.body_bytes());
                 items.push(item);
             }
-            Err(_) => break,
+            None => break,
         }
     }
     items
@@ -136,4 +213,51 @@ fn disassemble(frame: Frame) -> Vec<Outbound> {
     let requests = frame.requests.into_iter().map(Outbound::Request);
     let responses = frame.responses.into_iter().map(Outbound::Response);
     messages.chain(requests).chain(responses).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(bytes: usize) -> Outbound {
+        Outbound::Request(Envelope {
+            id: 1,
+            body: vec![0; bytes],
+        })
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_by_envelope_bytes_and_frees_them_when_taken() {
+        let limits = PeerLimits {
+            frame_bytes_max: 100,
+            queue_bytes_max: 250,
+            ..PeerLimits::default()
+        };
+        let (sender, mut receiver) = queue(&limits);
+        assert_eq!(sender.try_send(request(100)), Ok(()));
+        assert_eq!(sender.try_send(request(100)), Ok(()));
+        assert_eq!(sender.try_send(request(100)), Err(Refused::Full));
+        assert_eq!(sender.try_send(request(50)), Ok(()), "exactly at the bound");
+        let first = receiver.recv().await.expect("queued");
+        assert_eq!(first.body_bytes(), 100);
+        assert_eq!(sender.try_send(request(100)), Ok(()), "taking frees bytes");
+        drop(receiver);
+        assert_eq!(sender.try_send(request(0)), Err(Refused::Stopped));
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_once_its_envelope_bytes_reach_a_frame() {
+        let limits = PeerLimits {
+            frame_bytes_max: 100,
+            ..PeerLimits::default()
+        };
+        let (sender, mut receiver) = queue(&limits);
+        for _ in 0..5 {
+            assert_eq!(sender.try_send(request(40)), Ok(()));
+        }
+        let first = receiver.recv().await.expect("queued");
+        assert_eq!(drain(first, &mut receiver, &limits).len(), 3);
+        let next = receiver.recv().await.expect("queued");
+        assert_eq!(drain(next, &mut receiver, &limits).len(), 2);
+    }
 }

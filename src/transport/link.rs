@@ -13,12 +13,12 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsStream;
 
 use crate::raft::{Message, NodeId};
-use crate::transport::batch::{self, Outbound};
+use crate::transport::batch::{self, Outbound, QueueReceiver, QueueSender, Refused};
 use crate::transport::frame::{self, Envelope, FrameError};
 use crate::transport::network::Shared;
 use crate::transport::rpc::PeerRequest;
@@ -31,18 +31,9 @@ pub(crate) type PeerStream = TlsStream<TcpStream>;
 /// Replacement connections waiting for a link; the acceptor waits when it is full.
 const STREAMS_QUEUE_MAX: usize = 1;
 
-/// Why a link did not queue an item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// `queue_messages_max` items are waiting already.
-    Full,
-    /// The link's task has ended (the network is stopping).
-    Stopped,
-}
-
 /// The network's handle on one link. Dropping it stops the link and closes its connection.
 pub(crate) struct LinkHandle {
-    queue: mpsc::Sender<Outbound>,
+    queue: QueueSender,
     streams: mpsc::Sender<PeerStream>,
     task: Option<JoinHandle<()>>,
 }
@@ -52,17 +43,14 @@ impl LinkHandle {
     pub(crate) fn enqueue(&self, message: Message, counters: &Counters) {
         match self.queue.try_send(Outbound::Message(message)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => bump(&counters.dropped_queue_full),
-            Err(TrySendError::Closed(_)) => bump(&counters.dropped_unknown_peer),
+            Err(Refused::Full) => bump(&counters.dropped_queue_full),
+            Err(Refused::Stopped) => bump(&counters.dropped_unknown_peer),
         }
     }
 
     /// Queues a request or response without waiting; says why not (the item is dropped).
     pub(crate) fn try_enqueue(&self, item: Outbound) -> Result<(), Refused> {
-        self.queue.try_send(item).map_err(|error| match error {
-            TrySendError::Full(_) => Refused::Full,
-            TrySendError::Closed(_) => Refused::Stopped,
-        })
+        self.queue.try_send(item)
     }
 
     /// Where the acceptor hands over an authenticated inbound connection from this peer.
@@ -95,7 +83,7 @@ impl Drop for AbortOnDrop {
 
 /// Starts the link to `peer` on the network's runtime, whichever thread calls this.
 pub(crate) fn spawn(shared: Arc<Shared>, peer: NodeId) -> LinkHandle {
-    let (queue, queue_receiver) = mpsc::channel(shared.limits.queue_messages_max.max(1));
+    let (queue, queue_receiver) = batch::queue(&shared.limits);
     let (streams, streams_receiver) = mpsc::channel(STREAMS_QUEUE_MAX);
     let runtime = shared.runtime.clone();
     let task = runtime.spawn(run(shared, peer, queue_receiver, streams_receiver));
@@ -128,7 +116,7 @@ impl Backoff {
 async fn run(
     shared: Arc<Shared>,
     peer: NodeId,
-    mut queue: mpsc::Receiver<Outbound>,
+    mut queue: QueueReceiver,
     mut streams: mpsc::Receiver<PeerStream>,
 ) {
     let dials = shared.broker < peer;
@@ -230,7 +218,7 @@ async fn serve(
     shared: &Arc<Shared>,
     peer: NodeId,
     stream: PeerStream,
-    queue: &mut mpsc::Receiver<Outbound>,
+    queue: &mut QueueReceiver,
     streams: &mut mpsc::Receiver<PeerStream>,
 ) -> Outcome {
     bump(&shared.counters.connections_established);

@@ -23,9 +23,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::raft::{Message, NodeId};
-use crate::transport::batch::Outbound;
+use crate::transport::batch::{Outbound, Refused};
 use crate::transport::frame::{self, Envelope};
-use crate::transport::link::{self, LinkHandle, Refused};
+use crate::transport::link::{self, LinkHandle};
 use crate::transport::rpc::{CallError, Calls, PeerRequest};
 use crate::transport::stats::{bump, Counters, PeerStats};
 use crate::transport::tls::{self, peer_broker_id, TlsError};
@@ -38,8 +38,12 @@ const ACCEPT_RETRY_MS: u64 = 100;
 pub struct PeerLimits {
     /// Largest frame body accepted or sent; a larger inbound frame closes its connection.
     pub frame_bytes_max: u32,
-    /// Messages waiting per peer; `send` drops (and counts) messages beyond it.
+    /// Messages, requests and responses waiting per peer; `send` drops (and counts) messages
+    /// beyond it, `call` fails with `QueueFull`, `respond` drops and counts.
     pub queue_messages_max: usize,
+    /// Bytes of request and response bodies waiting per peer (at least `frame_bytes_max`);
+    /// beyond it as for `queue_messages_max`.
+    pub queue_bytes_max: usize,
     /// Messages coalesced into one frame at most.
     pub batch_messages_max: usize,
     /// First delay before re-dialling a peer; doubles per failure up to `backoff_ms_max`.
@@ -61,6 +65,7 @@ impl Default for PeerLimits {
         PeerLimits {
             frame_bytes_max: 16 * 1024 * 1024,
             queue_messages_max: 4096,
+            queue_bytes_max: 64 * 1024 * 1024,
             batch_messages_max: 256,
             backoff_ms_min: 50,
             backoff_ms_max: 2000,
