@@ -96,6 +96,7 @@ impl Drop for Dev {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             // SIGTERM lets dev stop its brokers; a dev that hangs is killed after a while.
+            // SAFETY: kill(2) on the child we started and have not reaped.
             unsafe {
                 libc::kill(self.child.id() as i32, libc::SIGTERM);
             }
