@@ -30,13 +30,15 @@ enum Command {
     },
     /// Run a local development cluster with generated certificates.
     Dev {
-        /// Number of brokers.
-        #[arg(long, default_value_t = 1)]
+        /// Number of brokers, 1 to 9.
+        #[arg(long, default_value_t = palisade::dev::BROKERS_DEFAULT,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(palisade::dev::BROKERS_MAX)))]
         brokers: u32,
         /// Directory for certificates, configs, data, logs and cluster.json.
         #[arg(long, default_value = ".dev")]
         dir: PathBuf,
-        /// HTTP port of broker 1 (broker i uses base + i - 1); 0 picks free ports.
+        /// HTTP port of broker 1 (broker i uses base + i - 1, its peer link base + 1000 + i - 1);
+        /// 0 picks free ports.
         #[arg(long, default_value_t = 8441)]
         http_port_base: u16,
     },

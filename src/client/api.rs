@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::dto::{
-    AclRule, AuditEvent, AuditFilters, AuditPage, CreateAcl, CreateTopic, CreateUser,
-    FetchResponse, ProduceRequest, ProduceResponse, SetPassword, TokenRequest, TokenResponse,
-    TopicDescription, User, Whoami,
+    AclRule, AddBroker, AuditEvent, AuditFilters, AuditPage, ClusterView, CreateAcl, CreateTopic,
+    CreateUser, FetchResponse, ProduceRequest, ProduceResponse, SetPassword, TokenRequest,
+    TokenResponse, TopicDescription, User, Whoami,
 };
 use crate::client::error::{api_error, ClientError};
 use crate::client::list::decode_list;
@@ -254,6 +254,41 @@ impl Client {
         self.get(&["v1", "audit"], &audit_query(filters)?).await
     }
 
+    /// `GET /v1/cluster`, undecoded, for printing as the broker sent it.
+    pub async fn cluster_json(&self) -> Result<serde_json::Value, ClientError> {
+        self.get(&["v1", "cluster"], &[]).await
+    }
+
+    /// `GET /v1/cluster`.
+    pub async fn cluster(&self) -> Result<ClusterView, ClientError> {
+        self.get(&["v1", "cluster"], &[]).await
+    }
+
+    /// `POST /v1/cluster/brokers`: registers a joining broker. Returns the reply body, if any.
+    pub async fn add_broker(
+        &self,
+        broker: &AddBroker,
+    ) -> Result<Option<serde_json::Value>, ClientError> {
+        let request = self.request(Method::POST, &["v1", "cluster", "brokers"], &[])?;
+        decode_optional(send(request.json(broker)).await?)
+    }
+
+    /// `POST /v1/cluster/brokers/{id}/decommission`. Returns the reply body, if any.
+    pub async fn decommission_broker(
+        &self,
+        id: u64,
+    ) -> Result<Option<serde_json::Value>, ClientError> {
+        let id = id.to_string();
+        let path = ["v1", "cluster", "brokers", &id, "decommission"];
+        decode_optional(send(self.request(Method::POST, &path, &[])?).await?)
+    }
+
+    /// `POST /v1/cluster/rebalance`. Returns the reply body, if any.
+    pub async fn rebalance(&self) -> Result<Option<serde_json::Value>, ClientError> {
+        let request = self.request(Method::POST, &["v1", "cluster", "rebalance"], &[])?;
+        decode_optional(send(request).await?)
+    }
+
     /// `GET /healthz`: the reply body of a healthy broker.
     pub async fn health(&self) -> Result<String, ClientError> {
         let body = send(self.request(Method::GET, &["healthz"], &[])?).await?;
@@ -398,6 +433,14 @@ async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, Clien
 
 fn decode<T: DeserializeOwned>(body: Vec<u8>) -> Result<T, ClientError> {
     serde_json::from_slice(&body).map_err(|source| ClientError::Decode { source })
+}
+
+/// An empty (or all-whitespace) body is `None`; anything else must be JSON.
+fn decode_optional(body: Vec<u8>) -> Result<Option<serde_json::Value>, ClientError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    decode(body).map(Some)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Client commands of the `palisade` binary (clap derive): login, topic, produce, consume,
-//! user, acl, audit and bench.
+//! user, acl, audit, cluster and bench.
 //!
 //! Owns argument shapes and the dispatch to `Client` calls; output is JSON (pretty for
 //! single answers, one line per record for streams) so scripts can consume it. It must not
@@ -11,6 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::client::admin;
 use crate::client::bench::{self, BenchArgs};
+use crate::client::cluster::{self, ClusterArgs};
 #[cfg(test)]
 use crate::client::dto::Effect;
 use crate::client::streams::{self, ConsumeArgs, ProduceArgs};
@@ -53,6 +54,8 @@ pub enum ClientCommand {
     Acl(AclArgs),
     /// Read audit events.
     Audit(AuditArgs),
+    /// Show the cluster; add, decommission and rebalance brokers.
+    Cluster(ClusterArgs),
     /// Measure produce or consume throughput and latency.
     Bench(BenchArgs),
 }
@@ -233,6 +236,7 @@ async fn dispatch(command: ClientCommand, global: GlobalArgs) -> anyhow::Result<
         ClientCommand::User(args) => admin::user(args.command, &connect(&global)?).await,
         ClientCommand::Acl(args) => admin::acl(args.command, &connect(&global)?).await,
         ClientCommand::Audit(args) => admin::audit(args.command, &connect(&global)?).await,
+        ClientCommand::Cluster(args) => cluster::cluster(args.command, &connect(&global)?).await,
         ClientCommand::Bench(args) => {
             let token = resolve_token(&global)?;
             bench::run(args, &global, token).await
@@ -364,6 +368,39 @@ mod tests {
             "read",
         ]);
         assert!(outcome.is_err());
+    }
+
+    #[test]
+    fn cluster_commands_parse() {
+        use crate::client::cluster::ClusterCommand;
+        let command = |args: &[&str]| match parse(args).command {
+            ClientCommand::Cluster(ClusterArgs { command }) => command,
+            other => panic!("expected a cluster command, got {other:?}"),
+        };
+        assert!(matches!(
+            command(&["palisade", "cluster", "show", "--json"]),
+            ClusterCommand::Show { json: true }
+        ));
+        let ClusterCommand::AddBroker { id, peer } = command(&[
+            "palisade",
+            "cluster",
+            "add-broker",
+            "--id",
+            "4",
+            "--peer",
+            "10.0.0.4:9441",
+        ]) else {
+            panic!("expected add-broker");
+        };
+        assert_eq!((id, peer.as_str()), (4, "10.0.0.4:9441"));
+        assert!(matches!(
+            command(&["palisade", "cluster", "decommission", "3"]),
+            ClusterCommand::Decommission { id: 3 }
+        ));
+        assert!(matches!(
+            command(&["palisade", "cluster", "rebalance"]),
+            ClusterCommand::Rebalance
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod api;
 pub mod bench;
 pub mod bench_report;
 pub mod cli;
+pub mod cluster;
 pub mod dto;
 mod error;
 mod list;

@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod admin;
+mod cluster;
 
 pub use admin::{
     AclRule, AuditDecision, AuditEvent, AuditFilters, AuditPage, CreateAcl, CreateUser, Effect,
     Operation, Pattern, ResourceType, SetPassword, User,
 };
+pub use cluster::{AddBroker, BrokerView, ClusterView, ControllerView, PartitionView};
 
 /// `POST /v1/auth/token` body.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
