@@ -11,13 +11,13 @@ use anyhow::Context as _;
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, watch};
 
-use crate::broker::forward::PeerCall;
+use crate::broker::forward::{PeerCall, PeerCallError};
 use crate::broker::Broker;
 use crate::cluster::{MetadataMachine, MetadataState, Registry, METADATA_GROUP};
 use crate::config::{Config, PeerConfig};
 use crate::partition::{Inbound, OutboundSink, ReplicaHandle};
 use crate::raft::{Message, NodeId};
-use crate::transport::{PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest};
+use crate::transport::{CallError, PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest};
 
 /// Raft messages from peers waiting to be routed.
 const INBOUND_QUEUE: usize = 65_536;
@@ -111,7 +111,12 @@ impl Peers {
                 network
                     .call(NodeId(peer), body, timeout)
                     .await
-                    .map_err(|error| error.to_string())
+                    .map_err(|error| match error {
+                        CallError::Timeout(_) | CallError::Disconnected(_) => {
+                            PeerCallError::NoAnswer(error.to_string())
+                        }
+                        _ => PeerCallError::NotSent(error.to_string()),
+                    })
             }
             .boxed()
         })

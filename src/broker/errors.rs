@@ -32,6 +32,9 @@ pub enum BrokerError {
     /// it; a client sees it only as 503 once the forwarding deadline passed.
     #[error("this broker does not lead the partition (leader: {leader:?}); retry")]
     NotLeader { leader: Option<u64> },
+    /// A forwarded request got no answer; it may have run. Only forwarding sees it.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     #[error("audit log unavailable: {0}")]
     AuditUnavailable(String),
     #[error("internal error: {0}")]

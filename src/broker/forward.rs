@@ -27,11 +27,27 @@ use crate::raft::{ConfChange, GroupId, NodeId};
 
 /// Sends an encoded request to a peer broker and returns its encoded answer.
 pub type PeerCall = Arc<
-    dyn Fn(u64, Vec<u8>, Duration) -> BoxFuture<'static, Result<Vec<u8>, String>> + Send + Sync,
+    dyn Fn(u64, Vec<u8>, Duration) -> BoxFuture<'static, Result<Vec<u8>, PeerCallError>>
+        + Send
+        + Sync,
 >;
+
+/// Why a call to a peer got no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PeerCallError {
+    /// The request never left this broker (no link, full queue, too large).
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The request may have reached the peer and run there (timeout, connection lost).
+    #[error("no answer: {0}")]
+    NoAnswer(String),
+}
 
 /// Pause between attempts while a group has no reachable leader (an election is running).
 const RETRY_PAUSE_MS: u64 = 50;
+/// One attempt on one broker may take this long (plus a long poll's wait) before the next
+/// broker is tried, so a dead leader costs one attempt, not the whole forwarding deadline.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An operation that must run on the leader of `group()`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -86,6 +102,16 @@ impl ForwardRequest {
                 METADATA_GROUP
             }
         }
+    }
+
+    /// Whether running it twice could change the outcome.
+    fn is_write(&self) -> bool {
+        matches!(
+            self,
+            ForwardRequest::Produce { .. }
+                | ForwardRequest::Meta { .. }
+                | ForwardRequest::Audit { .. }
+        )
     }
 
     /// Extra time the operation may legitimately take on the leader (a long poll).
@@ -189,7 +215,8 @@ impl Broker {
                     let body = encoded.get_or_insert_with(|| {
                         postcard::to_stdvec(&request).expect("forwarded requests are plain data")
                     });
-                    self.call_remote(target, body.clone(), deadline).await
+                    self.call_remote(target, body.clone(), deadline, request.wait())
+                        .await
                 }
                 None => Err(BrokerError::NotLeader { leader: None }),
             };
@@ -205,6 +232,15 @@ impl Broker {
                     last_error = Some(BrokerError::NotLeader { leader });
                 }
                 Err(BrokerError::Unavailable(reason)) if target != Some(self.broker_id) => {
+                    last_error = Some(BrokerError::Unavailable(reason));
+                }
+                Err(BrokerError::OutcomeUnknown(reason)) => {
+                    // Running a write again could apply it twice: the caller decides.
+                    if request.is_write() {
+                        return Err(BrokerError::Unavailable(format!(
+                            "{reason}; the write may or may not have been applied"
+                        )));
+                    }
                     last_error = Some(BrokerError::Unavailable(reason));
                 }
                 Err(other) => return Err(other),
@@ -227,17 +263,24 @@ impl Broker {
         target: u64,
         body: Vec<u8>,
         deadline: tokio::time::Instant,
+        wait: Duration,
     ) -> Answer {
         let Some(peers) = &self.peers else {
             return Err(BrokerError::Unavailable(format!(
                 "broker {target} leads this group, but this broker has no peer links"
             )));
         };
-        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let timeout = remaining.min(ATTEMPT_TIMEOUT + wait);
         let answer = peers(target, body, timeout.max(Duration::from_millis(1)))
             .await
-            .map_err(|reason| {
-                BrokerError::Unavailable(format!("broker {target} is unreachable: {reason}"))
+            .map_err(|error| match error {
+                PeerCallError::NotSent(reason) => {
+                    BrokerError::Unavailable(format!("broker {target} is unreachable: {reason}"))
+                }
+                PeerCallError::NoAnswer(reason) => {
+                    BrokerError::OutcomeUnknown(format!("broker {target} did not answer: {reason}"))
+                }
             })?;
         postcard::from_bytes::<Answer>(&answer).map_err(|error| {
             BrokerError::Internal(format!(

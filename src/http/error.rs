@@ -44,7 +44,9 @@ impl BrokerError {
             BrokerError::TooLarge(_) => "too-large",
             BrokerError::RateLimited { .. } => "rate-limited",
             BrokerError::OffsetOutOfRange { .. } => "offset-out-of-range",
-            BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } => "unavailable",
+            BrokerError::Unavailable(_)
+            | BrokerError::NotLeader { .. }
+            | BrokerError::OutcomeUnknown(_) => "unavailable",
             BrokerError::AuditUnavailable(_) => "audit-unavailable",
             BrokerError::Internal(_) => "internal",
         }
@@ -64,6 +66,7 @@ impl ResponseError for BrokerError {
             BrokerError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
+            | BrokerError::OutcomeUnknown(_)
             | BrokerError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -87,6 +90,7 @@ impl ResponseError for BrokerError {
             BrokerError::RateLimited { retry_after_s } => Some(*retry_after_s),
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
+            | BrokerError::OutcomeUnknown(_)
             | BrokerError::AuditUnavailable(_) => Some(1),
             _ => None,
         };

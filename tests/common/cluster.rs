@@ -197,6 +197,16 @@ impl TestCluster {
         }
     }
 
+    /// SIGTERM broker `id` and wait for it to exit.
+    pub fn terminate(&mut self, id: u64) -> std::process::ExitStatus {
+        let mut child = self.node_mut(id).child.take().expect("broker is running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        child.wait().expect("wait for broker")
+    }
+
     /// Starts a killed broker again and waits until it is ready.
     pub async fn restart(&mut self, id: u64) {
         self.kill(id);
