@@ -161,6 +161,7 @@ fn balancer_settings(config: &Config) -> BalancerSettings {
         },
         // Several election timeouts of silence: the broker is gone, not slow.
         silence_ms: 3 * config.raft.tick_ms * u64::from(config.raft.election_timeout_ticks),
+        controller_voters: config.cluster.controller_voters,
     }
 }
 
@@ -214,11 +215,17 @@ async fn wait_controller(config: &Config, controller: &Controller) -> anyhow::Re
         return Ok(());
     }
     let own = config.broker.id;
+    let mut view = controller.subscribe();
     loop {
         if controller.wait_caught_up(STARTUP_WAIT).await {
-            let state = controller.state();
-            if !config.cluster.join || state.brokers.contains_key(&own) {
+            if !config.cluster.join || view.borrow_and_update().brokers.contains_key(&own) {
                 return Ok(());
+            }
+            if tokio::time::timeout(STARTUP_WAIT, view.changed())
+                .await
+                .is_ok()
+            {
+                continue;
             }
         }
         if config.cluster.join {

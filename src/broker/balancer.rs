@@ -35,6 +35,8 @@ pub struct BalancerSettings {
     pub balance: BalanceSettings,
     /// A broker silent this long (no Raft message to this broker) counts as down.
     pub silence_ms: u64,
+    /// How many brokers should vote in the controller.
+    pub controller_voters: usize,
 }
 
 /// Shared between the balancer task and the API that triggers a round.
@@ -78,7 +80,7 @@ pub async fn run(broker: Arc<Broker>, settings: BalancerSettings) {
 
 async fn round(broker: &Arc<Broker>, settings: &BalancerSettings) -> Result<(), BrokerError> {
     let state = broker.controller.state();
-    controller_membership(broker, &state).await?;
+    controller_membership(broker, &state, settings.controller_voters).await?;
     let brokers = broker_views(broker, &state, settings);
     let mut groups = Vec::new();
     for topic in state.topics.values() {
@@ -135,8 +137,14 @@ async fn round(broker: &Arc<Broker>, settings: &BalancerSettings) -> Result<(), 
     Ok(())
 }
 
-/// Registered brokers join the controller as learners; forgotten ones leave it.
-async fn controller_membership(broker: &Broker, state: &MetadataState) -> Result<(), BrokerError> {
+/// Registered brokers join the controller as learners; caught-up learners are promoted while
+/// fewer than `target` voters remain that are not being decommissioned; forgotten brokers leave.
+/// One change per round, since a group takes one membership change at a time.
+async fn controller_membership(
+    broker: &Broker,
+    state: &MetadataState,
+    target: usize,
+) -> Result<(), BrokerError> {
     let status = broker.controller.replica().status.borrow().clone();
     if status.voters.is_empty() {
         return Ok(());
@@ -147,11 +155,30 @@ async fn controller_membership(broker: &Broker, state: &MetadataState) -> Result
         .chain(&status.learners)
         .map(|node| node.0)
         .collect();
+    let staying = |id: &u64| state.brokers.get(id).is_some_and(|b| !b.decommissioning);
+    let voting = status.voters.iter().filter(|n| staying(&n.0)).count();
+    let caught_up = |id: &u64| {
+        status
+            .progress
+            .iter()
+            .any(|(node, matched)| node.0 == *id && *matched >= status.commit)
+    };
     let change = state
         .brokers
         .keys()
         .find(|id| !members.contains(id))
         .map(|id| ConfChange::AddLearner(NodeId(*id)))
+        .or_else(|| {
+            (voting < target)
+                .then(|| {
+                    status
+                        .learners
+                        .iter()
+                        .find(|n| staying(&n.0) && caught_up(&n.0))
+                        .map(|n| ConfChange::PromoteLearner(*n))
+                })
+                .flatten()
+        })
         .or_else(|| {
             members
                 .iter()

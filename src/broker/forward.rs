@@ -142,7 +142,8 @@ impl GroupDescription {
         GroupDescription {
             leader: status.leader.map(|node| node.0),
             term: status.term.0,
-            commit: status.commit.0,
+            // The commit index the progress was measured against.
+            commit: status.progress_commit.0,
             voters: status.voters.iter().map(|node| node.0).collect(),
             learners: status.learners.iter().map(|node| node.0).collect(),
             progress: status

@@ -74,6 +74,8 @@ pub struct ReplicaStatus {
     pub learners: Vec<NodeId>,
     /// On the leader: each member's matched index (refreshed every tick); empty elsewhere.
     pub progress: Vec<(NodeId, LogIndex)>,
+    /// The commit index when `progress` was taken, so lags compare like with like.
+    pub progress_commit: LogIndex,
 }
 
 impl ReplicaStatus {
@@ -81,7 +83,7 @@ impl ReplicaStatus {
     pub fn in_sync(&self) -> Vec<NodeId> {
         self.progress
             .iter()
-            .filter(|(_, matched)| *matched >= self.commit)
+            .filter(|(_, matched)| *matched >= self.progress_commit)
             .map(|(node, _)| *node)
             .collect()
     }
@@ -523,11 +525,13 @@ impl<M: StateMachine> Replica<M> {
         self.status.send_if_modified(|current| {
             let same = current.voters == status.conf_state.voters
                 && current.learners == status.conf_state.learners
-                && current.progress == progress;
+                && current.progress == progress
+                && current.progress_commit == status.commit;
             if !same {
                 current.voters = status.conf_state.voters;
                 current.learners = status.conf_state.learners;
                 current.progress = progress;
+                current.progress_commit = status.commit;
             }
             !same
         });
