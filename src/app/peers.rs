@@ -108,6 +108,13 @@ impl Peers {
         Arc::new(move |peer, body, timeout| {
             let network = network.clone();
             async move {
+                // A peer that is down is skipped at once instead of holding the request until
+                // its deadline; forwarding then tries the other replicas.
+                if !network.is_connected(NodeId(peer)) {
+                    return Err(PeerCallError::NotSent(format!(
+                        "no connection to broker {peer}"
+                    )));
+                }
                 network
                     .call(NodeId(peer), body, timeout)
                     .await

@@ -234,7 +234,8 @@ fn broker_views(
         .collect()
 }
 
-/// A decommissioned broker that carries no replica any more is forgotten.
+/// A decommissioned broker that carries no replica any more is forgotten. The controller leader
+/// does not forget itself: it hands the controller to another voter first.
 async fn remove_emptied(broker: &Broker, state: &MetadataState) -> Result<(), BrokerError> {
     for info in state.brokers.values().filter(|b| b.decommissioning) {
         let used = state
@@ -242,15 +243,27 @@ async fn remove_emptied(broker: &Broker, state: &MetadataState) -> Result<(), Br
             .values()
             .flat_map(|t| &t.partitions)
             .any(|p| p.replicas.contains(&info.id));
-        if !used && info.id != broker.broker_id {
-            tracing::info!(
-                broker = info.id,
-                "decommissioned broker is empty; removing it"
-            );
-            broker
-                .propose(MetaCommand::RemoveBroker { id: info.id })
-                .await?;
+        if used {
+            continue;
         }
+        if info.id == broker.broker_id {
+            let status = broker.controller.replica().status.borrow().clone();
+            if let Some(to) = status.voters.iter().find(|n| n.0 != broker.broker_id) {
+                let request = ForwardRequest::Transfer {
+                    group: METADATA_GROUP,
+                    to: to.0,
+                };
+                broker.on_leader(request).await?;
+            }
+            continue;
+        }
+        tracing::info!(
+            broker = info.id,
+            "decommissioned broker is empty; removing it"
+        );
+        broker
+            .propose(MetaCommand::RemoveBroker { id: info.id })
+            .await?;
     }
     Ok(())
 }

@@ -90,6 +90,18 @@ impl Broker {
         }
     }
 
+    /// A topic created without a replication factor gets 3 replicas, or one per broker when the
+    /// cluster has fewer (brokers being decommissioned do not count).
+    pub fn default_replication_factor(&self) -> u16 {
+        let state = self.controller.state();
+        let brokers = state
+            .brokers
+            .values()
+            .filter(|b| !b.decommissioning)
+            .count();
+        brokers.clamp(1, 3) as u16
+    }
+
     fn topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
         self.controller
             .state()

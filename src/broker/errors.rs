@@ -78,6 +78,9 @@ impl From<ReplicaError> for BrokerError {
                 leader: leader.map(|node| node.0),
             },
             ReplicaError::Invalid(reason) => BrokerError::Conflict(reason),
+            // A leadership transfer is under way: nothing was proposed, so forwarding retries
+            // (on this broker or the new leader) until its deadline.
+            ReplicaError::Busy => BrokerError::NotLeader { leader: None },
             other => BrokerError::Unavailable(other.to_string()),
         }
     }

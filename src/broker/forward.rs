@@ -233,9 +233,12 @@ impl Broker {
                     last_error = Some(BrokerError::NotLeader { leader });
                 }
                 Err(BrokerError::Unavailable(reason)) if target != Some(self.broker_id) => {
+                    self.forget_leader(group);
                     last_error = Some(BrokerError::Unavailable(reason));
                 }
                 Err(BrokerError::OutcomeUnknown(reason)) => {
+                    // That broker may be gone: the next request looks for the leader afresh.
+                    self.forget_leader(group);
                     // Running a write again could apply it twice: the caller decides.
                     if request.is_write() {
                         return Err(BrokerError::Unavailable(format!(

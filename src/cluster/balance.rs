@@ -1,7 +1,8 @@
 //! Pure balancer decisions: which replicas to move and which leaderships to transfer.
 //!
-//! The future balancer actor on the controller leader builds a `ClusterView` from the metadata
-//! state and replica health, calls `plan_moves` and `plan_leaders`, and executes the results.
+//! The balancer actor on the controller leader (`broker::balancer`) builds a `ClusterView` from the
+//! metadata state and replica health, calls `plan_moves`, `plan_preferred_leaders` and
+//! `plan_leaders`, and executes the results.
 //! This module owns only the decisions; it must not do I/O, read clocks (time is `now_ms`, an
 //! input) or use randomness: the same inputs always give the same plan.
 //!

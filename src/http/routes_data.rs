@@ -67,7 +67,9 @@ pub async fn create_topic(
     let spec = TopicSpec {
         name: body.name,
         partitions: body.partitions.unwrap_or(limits.default_partitions),
-        replication_factor: body.replication_factor.unwrap_or(1),
+        replication_factor: body
+            .replication_factor
+            .unwrap_or_else(|| broker.default_replication_factor()),
         retention_ms: body.retention_ms.or(limits.default_retention_ms),
         retention_bytes: body.retention_bytes.or(limits.default_retention_bytes),
         internal: false,

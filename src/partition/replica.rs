@@ -1,5 +1,7 @@
 //! `Replica<M>`: the actor that drives one Raft group's `RawNode` and executes every Ready in the
-//! contract order: persist (through the group-commit writer), send, apply, advance.
+//! contract order: persist (through the group-commit writer), send, apply, advance. The one
+//! exception: a leader sends its appends while its own write is in flight (Raft allows it, as the
+//! leader's entries count toward a commit only once they are durable on the leader too).
 //!
 //! The same actor runs partitions (`PartitionMachine`) and the controller (`cluster::MetadataMachine`):
 //! the replicated state machine is a type parameter. Proposals wait for the apply of their index and
@@ -275,7 +277,13 @@ impl<M: StateMachine> Replica<M> {
     /// Takes the next Ready if none is in flight, hands it to the writer or finishes it at once.
     pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
         while self.in_flight.is_none() && self.node.has_ready() {
-            let ready = self.node.ready();
+            let mut ready = self.node.ready();
+            // A leader may send its appends before its own write is durable (its own log counts
+            // toward a commit only once persisted), so its fsync and its followers' overlap.
+            // Every other message (votes, replies) waits for the write, as the contract says.
+            if self.node.role() == Role::Leader && !ready.messages.is_empty() {
+                self.send(std::mem::take(&mut ready.messages));
+            }
             if let Some(hard_state) = ready.hard_state {
                 self.unwritten_hard_state = Some(hard_state);
             }
@@ -387,13 +395,7 @@ impl<M: StateMachine> Replica<M> {
 
     /// Steps after persistence: send, apply, update the log view, advance.
     fn finish(&mut self, mut ready: Ready) {
-        let messages = std::mem::take(&mut ready.messages);
-        if !messages.is_empty() {
-            match &self.outbound {
-                Some(outbound) => outbound(messages),
-                None => tracing::debug!(count = messages.len(), "no peers: dropping raft messages"),
-            }
-        }
+        self.send(std::mem::take(&mut ready.messages));
         if let Some(snapshot) = &ready.snapshot {
             self.install_snapshot(snapshot);
         }
@@ -405,6 +407,16 @@ impl<M: StateMachine> Replica<M> {
             &ready.entries,
         );
         self.node.advance(ready);
+    }
+
+    fn send(&self, messages: Vec<RaftMessage>) {
+        if messages.is_empty() {
+            return;
+        }
+        match &self.outbound {
+            Some(outbound) => outbound(messages),
+            None => tracing::debug!(count = messages.len(), "no peers: dropping raft messages"),
+        }
     }
 
     /// The state machine takes the snapshot's state; proposals it covers lost their slot.

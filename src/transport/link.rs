@@ -150,7 +150,9 @@ async fn run(
                 None => return,
             },
         };
+        set_connected(&shared, peer, true);
         let outcome = serve(&shared, peer, stream, &mut queue, &mut streams).await;
+        set_connected(&shared, peer, false);
         bump(&shared.counters.connections_closed);
         // Requests written on the lost connection will not be answered on it; their callers
         // learn now instead of at their deadline.
@@ -162,6 +164,18 @@ async fn run(
         }
         delay = Some(backoff.next());
         replacement = outcome.replacement;
+    }
+}
+
+fn set_connected(shared: &Shared, peer: NodeId, up: bool) {
+    let mut connected = shared
+        .connected
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if up {
+        connected.insert(peer);
+    } else {
+        connected.remove(&peer);
     }
 }
 

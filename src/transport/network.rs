@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     /// One link per peer; empty for good once `stopped` is set (checked under this lock).
     links: Mutex<HashMap<NodeId, LinkHandle>>,
     stopped: AtomicBool,
+    /// Peers with a live connection right now.
+    pub(crate) connected: Mutex<std::collections::HashSet<NodeId>>,
 }
 
 impl Shared {
@@ -177,6 +179,7 @@ impl PeerNetwork {
             runtime: Handle::current(),
             peers: RwLock::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            connected: Mutex::new(std::collections::HashSet::new()),
             stopped: AtomicBool::new(false),
         });
         let acceptor = TlsAcceptor::from(Arc::new(server));
@@ -292,6 +295,16 @@ impl PeerNetwork {
         if !queued {
             bump(&counters.responses_dropped);
         }
+    }
+
+    /// Whether a connection to `peer` is up right now. A caller that must not wait for a peer
+    /// that is down (to try another broker) checks this before `call`.
+    pub fn is_connected(&self, peer: NodeId) -> bool {
+        self.shared
+            .connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&peer)
     }
 
     /// A copy of the counters.
