@@ -210,3 +210,53 @@ async fn a_joining_broker_receives_replicas_and_a_decommissioned_one_is_emptied(
     assert!(acked.len() > 100, "the producer made progress");
     check_acked(&cluster.admin(3).await, &acked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_of_a_broker_down_past_the_timeout_are_recreated_elsewhere() {
+    let extra = "balance_interval_ms = 300\ndown_timeout_ms = 2000\n";
+    let mut cluster = TestCluster::start_with(4, extra).await;
+    let admin = cluster.admin(1).await;
+    admin
+        .create_topic(&CreateTopic {
+            name: TOPIC.into(),
+            partitions: Some(4),
+            replication_factor: Some(3),
+            retention_ms: None,
+            retention_bytes: None,
+        })
+        .await
+        .expect("create topic");
+    let before = wait_view(&admin, "a healthy four-broker cluster", |v| healthy(v, 3)).await;
+    // Broker 1 answers the API and stays up; the victim is another broker that holds replicas.
+    let victim = *replica_counts(&before)
+        .keys()
+        .find(|id| **id != 1)
+        .expect("a broker with replicas");
+    cluster.kill(victim);
+    let repaired = wait_view(
+        &admin,
+        "the replicas re-created off the dead broker",
+        |view| {
+            let down = view
+                .brokers
+                .iter()
+                .any(|b| b.id == victim && b.state == "down");
+            down && !replica_counts(view).contains_key(&victim) && {
+                // The dead broker is still a registered member, so its lag entry is gone only
+                // once it left every group: check the live replicas only.
+                view.partitions.iter().all(|p| {
+                    p.replicas.len() == 3
+                        && p.leader.is_some()
+                        && p.replicas
+                            .iter()
+                            .all(|r| p.lag.get(&r.to_string()).is_some_and(|lag| *lag <= 100))
+                })
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "after broker {victim} went down: {:?}",
+        replica_counts(&repaired)
+    );
+}
