@@ -64,6 +64,10 @@ pub struct BenchOptions {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Send each worker's requests to the broker that leads its partition (as a client that
+    /// follows leaders would), instead of to `--url`, which forwards to the leader.
+    #[arg(long)]
+    pub to_leaders: bool,
 }
 
 /// Runs a bench and prints its report (human text, or JSON with `--json`).
@@ -78,14 +82,14 @@ pub async fn run(
     };
     anyhow::ensure!(options.connections >= 1, "--connections must be at least 1");
     anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
-    let connect = || -> anyhow::Result<Client> {
-        let client = Client::new(&global.url, global.ca_cert.as_deref())?;
+    let connect_to = |url: &str| -> anyhow::Result<Client> {
+        let client = Client::new(url, global.ca_cert.as_deref())?;
         Ok(match &token {
             Some(token) => client.with_token(token.clone()),
             None => client,
         })
     };
-    let admin = connect()?;
+    let admin = connect_to(&global.url)?;
     let topic = match mode {
         Mode::Produce => ensure_topic(&admin, options).await?,
         Mode::Consume => admin.describe_topic(&options.topic).await?,
@@ -96,8 +100,10 @@ pub async fn run(
         "topic {} has no partitions",
         options.topic
     );
-    let clients = (0..options.connections)
-        .map(|_| connect())
+    let urls = worker_urls(&admin, options, &topic, &global.url).await?;
+    let clients = urls
+        .iter()
+        .map(|url| connect_to(url))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     let tally = match mode {
@@ -106,6 +112,31 @@ pub async fn run(
     };
     let report = build_report(mode, options, partitions.len(), started.elapsed(), &tally);
     print_report(&report, options.json)
+}
+
+/// The broker URL each worker talks to: `--url`, or with `--to-leaders` the leader of the
+/// partition the worker writes (worker `i` writes partition `i % partitions`).
+async fn worker_urls(
+    admin: &Client,
+    options: &BenchOptions,
+    topic: &TopicDescription,
+    default_url: &str,
+) -> anyhow::Result<Vec<String>> {
+    let count = options.connections as usize;
+    if !options.to_leaders {
+        return Ok(vec![default_url.to_string(); count]);
+    }
+    let cluster = admin.cluster().await?;
+    let url_of = |broker: Option<u64>| {
+        cluster
+            .brokers
+            .iter()
+            .find(|b| Some(b.id) == broker && !b.http.is_empty())
+            .map_or_else(|| default_url.to_string(), |b| b.http.clone())
+    };
+    Ok((0..count)
+        .map(|index| url_of(topic.partitions[index % topic.partitions.len()].leader))
+        .collect())
 }
 
 /// Describes the bench topic, creating it first if it does not exist, and waits until every
