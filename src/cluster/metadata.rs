@@ -309,9 +309,15 @@ fn create_topic(
         .filter(|broker| !broker.decommissioning)
         .map(|broker| broker.id)
         .collect();
+    let racks: BTreeMap<u64, String> = state
+        .brokers
+        .values()
+        .filter_map(|broker| Some((broker.id, broker.rack.clone()?)))
+        .collect();
     let existing = placement::replica_counts(state.topics.values().flat_map(|t| &t.partitions));
     let plans = placement::plan(
         &brokers,
+        &racks,
         &existing,
         spec.partitions,
         spec.replication_factor,

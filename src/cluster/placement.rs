@@ -44,8 +44,11 @@ pub fn replica_counts<'a>(
 }
 
 /// Places `partitions` new partitions with `replication_factor` replicas each over `brokers`.
+/// When brokers name racks (`racks`; a broker without an entry has none), a partition's replicas
+/// go to racks it does not use yet before any rack is used twice.
 pub fn plan(
     brokers: &[u64],
+    racks: &BTreeMap<u64, String>,
     existing: &BTreeMap<u64, Load>,
     partitions: u32,
     replication_factor: u16,
@@ -76,10 +79,17 @@ pub fn plan(
             .expect("brokers is not empty");
         let mut replicas = vec![leader];
         while replicas.len() < replication_factor as usize {
+            let rack_used = |id: &u64| {
+                racks.get(id).is_some_and(|rack| {
+                    replicas
+                        .iter()
+                        .any(|chosen| racks.get(chosen) == Some(rack))
+                })
+            };
             let next = *load
                 .iter()
                 .filter(|(id, _)| !replicas.contains(id))
-                .min_by_key(|(id, l)| (l.replicas, **id))
+                .min_by_key(|(id, l)| (rack_used(id), l.replicas, **id))
                 .map(|(id, _)| id)
                 .expect("enough brokers were checked above");
             replicas.push(next);
@@ -114,7 +124,7 @@ mod tests {
 
     #[test]
     fn six_partitions_rf3_on_three_brokers_are_even() {
-        let plans = plan(&[1, 2, 3], &BTreeMap::new(), 6, 3).expect("fits");
+        let plans = plan(&[1, 2, 3], &BTreeMap::new(), &BTreeMap::new(), 6, 3).expect("fits");
         let (replicas, leaders) = spread(&plans);
         assert_eq!(
             replicas.values().copied().collect::<Vec<_>>(),
@@ -132,7 +142,7 @@ mod tests {
 
     #[test]
     fn single_broker_takes_everything() {
-        let plans = plan(&[7], &BTreeMap::new(), 3, 1).expect("fits");
+        let plans = plan(&[7], &BTreeMap::new(), &BTreeMap::new(), 3, 1).expect("fits");
         assert_eq!(plans, vec![vec![7], vec![7], vec![7]]);
     }
 
@@ -146,26 +156,74 @@ mod tests {
                 leaders: 4,
             },
         );
-        let plans = plan(&[1, 2, 3], &existing, 2, 1).expect("fits");
+        let plans = plan(&[1, 2, 3], &BTreeMap::new(), &existing, 2, 1).expect("fits");
         assert_eq!(plans, vec![vec![2], vec![3]]);
     }
 
     #[test]
     fn impossible_requests_are_errors() {
         assert_eq!(
-            plan(&[1], &BTreeMap::new(), 1, 3),
+            plan(&[1], &BTreeMap::new(), &BTreeMap::new(), 1, 3),
             Err(PlacementError::NotEnoughBrokers {
                 requested: 3,
                 available: 1
             })
         );
         assert_eq!(
-            plan(&[1], &BTreeMap::new(), 1, 0),
+            plan(&[1], &BTreeMap::new(), &BTreeMap::new(), 1, 0),
             Err(PlacementError::ZeroReplicationFactor)
         );
         assert_eq!(
-            plan(&[1], &BTreeMap::new(), 0, 1),
+            plan(&[1], &BTreeMap::new(), &BTreeMap::new(), 0, 1),
             Err(PlacementError::ZeroPartitions)
         );
+    }
+
+    fn racks(pairs: &[(u64, &str)]) -> BTreeMap<u64, String> {
+        pairs
+            .iter()
+            .map(|(id, rack)| (*id, rack.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn replicas_spread_over_racks_before_reusing_one() {
+        let layout = racks(&[(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")]);
+        let brokers = [1, 2, 3, 4, 5, 6];
+        let plans = plan(&brokers, &layout, &BTreeMap::new(), 12, 3).expect("fits");
+        for p in &plans {
+            let mut used: Vec<&String> = p.iter().map(|b| &layout[b]).collect();
+            used.sort();
+            used.dedup();
+            assert_eq!(used.len(), 3, "one replica per rack: {p:?}");
+        }
+        let (replicas, leaders) = spread(&plans);
+        assert_eq!(replicas.values().copied().collect::<Vec<_>>(), vec![6; 6]);
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2; 6]);
+        // Without racks the same brokers would put some partitions twice in one rack: the
+        // rack rule is what spreads them.
+        let blind = plan(&brokers, &BTreeMap::new(), &BTreeMap::new(), 12, 3).expect("fits");
+        let doubled = blind.iter().any(|p| {
+            let mut used: Vec<&String> = p.iter().map(|b| &layout[b]).collect();
+            used.sort();
+            used.dedup();
+            used.len() < 3
+        });
+        assert!(doubled, "the check must be able to fail");
+    }
+
+    #[test]
+    fn a_rack_is_used_twice_only_when_no_other_broker_is_left() {
+        let layout = racks(&[(1, "a"), (2, "a"), (3, "b")]);
+        let plans = plan(&[1, 2, 3, 4], &layout, &BTreeMap::new(), 4, 3).expect("fits");
+        for p in &plans {
+            let mut distinct = p.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 3);
+            // Brokers 3 (rack b) and 4 (no rack) are always free for a second and third replica,
+            // so rack a never holds two.
+            assert!(!(p.contains(&1) && p.contains(&2)), "{p:?}");
+        }
     }
 }
