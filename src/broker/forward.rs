@@ -22,7 +22,9 @@ use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
 use crate::partition::batch::Record;
 use crate::partition::machine::Describe;
 use crate::partition::read::{read_records, FetchLimits, FetchedRecord};
-use crate::partition::{ChangeMembership, Fetch, Produce, ReplicaStatus, TransferLeadership};
+use crate::partition::{
+    ChangeMembership, Fetch, PartitionHandle, Produce, ReplicaStatus, TransferLeadership,
+};
 use crate::raft::{ConfChange, GroupId, NodeId};
 
 /// Sends an encoded request to a peer broker and returns its encoded answer.
@@ -429,22 +431,23 @@ impl Broker {
             .collect()
     }
 
-    /// The status of this broker's replica of `group` if it leads, else `NotLeader`.
-    fn leading(&self, group: GroupId) -> Result<ReplicaStatus, BrokerError> {
-        let status = if group == METADATA_GROUP {
-            Some(self.controller.replica().status.borrow().clone())
+    /// `Ok` if this broker's replica of `group` leads, else `NotLeader` with its guess.
+    fn leading(&self, group: GroupId) -> Result<(), BrokerError> {
+        if group == METADATA_GROUP {
+            check_leads(&self.controller.replica().status.borrow())
         } else {
-            self.registry
-                .get(group)
-                .map(|handle| handle.status.borrow().clone())
-        };
-        match status {
-            Some(status) if status.is_leader => Ok(status),
-            Some(status) => Err(BrokerError::NotLeader {
-                leader: status.leader.map(|node| node.0),
-            }),
-            None => Err(BrokerError::NotLeader { leader: None }),
+            self.leading_partition(group).map(drop)
         }
+    }
+
+    /// This broker's replica of partition `group`, if it leads.
+    fn leading_partition(&self, group: GroupId) -> Result<PartitionHandle, BrokerError> {
+        let handle = self
+            .registry
+            .get(group)
+            .ok_or(BrokerError::NotLeader { leader: None })?;
+        check_leads(&handle.status.borrow())?;
+        Ok(handle)
     }
 
     async fn produce_local(
@@ -453,11 +456,7 @@ impl Broker {
         records: Vec<Record>,
         timestamp_ms: u64,
     ) -> Answer {
-        self.leading(group)?;
-        let handle = self
-            .registry
-            .get(group)
-            .ok_or(BrokerError::NotLeader { leader: None })?;
+        let handle = self.leading_partition(group)?;
         let (reply, wait) = oneshot::channel();
         handle.addr.do_send(Produce {
             records,
@@ -479,11 +478,7 @@ impl Broker {
         wait_ms: u64,
         limits: FetchLimits,
     ) -> Answer {
-        self.leading(group)?;
-        let handle = self
-            .registry
-            .get(group)
-            .ok_or(BrokerError::NotLeader { leader: None })?;
+        let handle = self.leading_partition(group)?;
         let (reply, wait) = oneshot::channel();
         handle.addr.do_send(Fetch {
             offset,
@@ -507,19 +502,21 @@ impl Broker {
     }
 
     async fn describe_local(&self, group: GroupId) -> Answer {
-        let status = self.leading(group)?;
-        let mut description = GroupDescription::from_status(&status);
-        if group != METADATA_GROUP {
-            if let Some(handle) = self.registry.get(group) {
-                let state = handle
-                    .addr
-                    .send(Describe)
-                    .await
-                    .map_err(|_| BrokerError::Unavailable("partition stopped".into()))?;
-                description.high_watermark = state.high_watermark;
-                description.log_start_offset = state.log_start_offset;
-            }
+        if group == METADATA_GROUP {
+            self.leading(group)?;
+            let description =
+                GroupDescription::from_status(&self.controller.replica().status.borrow());
+            return Ok(ForwardReply::Described(description));
         }
+        let handle = self.leading_partition(group)?;
+        let mut description = GroupDescription::from_status(&handle.status.borrow());
+        let state = handle
+            .addr
+            .send(Describe)
+            .await
+            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))?;
+        description.high_watermark = state.high_watermark;
+        description.log_start_offset = state.log_start_offset;
         Ok(ForwardReply::Described(description))
     }
 
@@ -548,17 +545,13 @@ impl Broker {
     }
 
     async fn membership_local(&self, group: GroupId, change: ConfChange) -> Answer {
-        self.leading(group)?;
         let (reply, wait) = oneshot::channel();
         let message = ChangeMembership { change, reply };
         if group == METADATA_GROUP {
+            self.leading(group)?;
             self.controller.replica().addr.do_send(message);
         } else {
-            let handle = self
-                .registry
-                .get(group)
-                .ok_or(BrokerError::NotLeader { leader: None })?;
-            handle.addr.do_send(message);
+            self.leading_partition(group)?.addr.do_send(message);
         }
         wait.await
             .map_err(|_| BrokerError::Unavailable("replica stopped".into()))??;
@@ -566,19 +559,26 @@ impl Broker {
     }
 
     async fn transfer_local(&self, group: GroupId, to: u64) -> Answer {
-        self.leading(group)?;
         let message = TransferLeadership(NodeId(to));
         let result = if group == METADATA_GROUP {
+            self.leading(group)?;
             self.controller.replica().addr.send(message).await
         } else {
-            let handle = self
-                .registry
-                .get(group)
-                .ok_or(BrokerError::NotLeader { leader: None })?;
-            handle.addr.send(message).await
+            self.leading_partition(group)?.addr.send(message).await
         };
         result.map_err(|_| BrokerError::Unavailable("replica stopped".into()))??;
         Ok(ForwardReply::Done)
+    }
+}
+
+/// `Ok` if `status` is a leader's, else `NotLeader` naming the leader it knows of.
+fn check_leads(status: &ReplicaStatus) -> Result<(), BrokerError> {
+    if status.is_leader {
+        Ok(())
+    } else {
+        Err(BrokerError::NotLeader {
+            leader: status.leader.map(|node| node.0),
+        })
     }
 }
 
