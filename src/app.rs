@@ -116,11 +116,13 @@ pub async fn run(
             Arc::new(move |id| liveness.silence(id)) as crate::broker::Liveness
         }),
         balancer: Arc::new(BalancerHandle::default()),
+        group_sessions: Default::default(),
     });
     if let Some((_, _, slot)) = &running {
         let _ = slot.set(broker.clone());
     }
     report_self(&config, &broker, http_address).await?;
+    actix_web::rt::spawn(crate::broker::groups::sessions::run(broker.clone()));
     if running.is_some() {
         actix_web::rt::spawn(balancer::run(broker.clone(), balancer_settings(&config)));
     }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 /// Every protected route x {no token, bad signature, `alg: none`, wrong aud, wrong iss, expired,
 /// revoked} gives 401; then a user without ACLs and a user with exactly the needed ACLs.
-async fn route_matrix(api: &RawApi, admin: &str, deletable_acl: u64) {
+async fn route_matrix(api: &RawApi, admin: &str, fixtures: &Fixtures) {
     let kid = kid_of(admin);
     let revoked = api.token("admin", ADMIN_PASSWORD).await;
     let whoami = api.call("GET", "/v1/whoami", Some(&revoked), None).await;
@@ -67,7 +67,7 @@ async fn route_matrix(api: &RawApi, admin: &str, deletable_acl: u64) {
     let nobody = api.token(NOBODY, PASSWORD).await;
     let granted = api.token(GRANTED, PASSWORD).await;
     let mut checked = 0;
-    for route in protected_routes(deletable_acl) {
+    for route in protected_routes(fixtures) {
         for (what, token, reason) in &bad_tokens {
             let reply = route.call(api, NOBODY, token.as_deref()).await;
             let context = format!("{what} on {}", route.label());
@@ -99,7 +99,7 @@ async fn route_matrix(api: &RawApi, admin: &str, deletable_acl: u64) {
     }
     assert_eq!(
         checked,
-        24 * (bad_tokens.len() + 2),
+        29 * (bad_tokens.len() + 2),
         "every route saw every kind of caller"
     );
 }
@@ -178,8 +178,8 @@ async fn forged_catalogue(api: &RawApi, admin: &str) {
 async fn every_route_refuses_bad_tokens_and_enforces_acls() {
     let broker = BrokerProcess::start().await;
     let api = RawApi::new(&broker);
-    let (admin, deletable_acl) = matrix_fixtures(&api).await;
-    route_matrix(&api, &admin, deletable_acl).await;
+    let (admin, fixtures) = matrix_fixtures(&api).await;
+    route_matrix(&api, &admin, &fixtures).await;
     open_routes(&api).await;
     forged_catalogue(&api, &admin).await;
 }

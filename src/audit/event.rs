@@ -20,6 +20,9 @@ pub mod actions {
     pub const BROKER_ADD: &str = "cluster.broker_add";
     pub const BROKER_DECOMMISSION: &str = "cluster.broker_decommission";
     pub const REBALANCE: &str = "cluster.rebalance";
+    pub const GROUP_JOIN: &str = "group.join";
+    pub const GROUP_LEAVE: &str = "group.leave";
+    pub const GROUP_EXPIRE: &str = "group.expire";
 }
 
 /// What happened to the audited request.

@@ -102,7 +102,7 @@ impl Broker {
         brokers.clamp(1, 3) as u16
     }
 
-    fn topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
+    pub(super) fn topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
         self.controller
             .state()
             .topics

@@ -61,7 +61,8 @@ impl From<MetaError> for BrokerError {
             | MetaError::NoSuchUser(_)
             | MetaError::NoSuchAcl(_)
             | MetaError::NoSuchBroker(_)
-            | MetaError::NoSuchGroup(_) => BrokerError::NotFound(error.to_string()),
+            | MetaError::NoSuchGroup(_)
+            | MetaError::NoSuchMember { .. } => BrokerError::NotFound(error.to_string()),
             MetaError::BrokerInUse(_) => BrokerError::Conflict(error.to_string()),
             MetaError::Placement(_) => BrokerError::BadRequest(error.to_string()),
             MetaError::AlreadyBootstrapped | MetaError::Malformed(_) => {

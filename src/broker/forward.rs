@@ -15,6 +15,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use super::groups::{GroupAnswer, GroupCall};
 use super::{Broker, BrokerError};
 use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
@@ -89,6 +90,8 @@ pub enum ForwardRequest {
     Health,
     /// Start a balancer round on the controller leader now.
     Rebalance,
+    /// A consumer-group call (member liveness, committed offsets, group fetch).
+    Group(GroupCall),
 }
 
 impl ForwardRequest {
@@ -103,6 +106,7 @@ impl ForwardRequest {
             ForwardRequest::Meta { .. } | ForwardRequest::Health | ForwardRequest::Rebalance => {
                 METADATA_GROUP
             }
+            ForwardRequest::Group(call) => call.group(),
         }
     }
 
@@ -120,6 +124,7 @@ impl ForwardRequest {
     fn wait(&self) -> Duration {
         match self {
             ForwardRequest::Fetch { wait_ms, .. } => Duration::from_millis(*wait_ms),
+            ForwardRequest::Group(call) => Duration::from_millis(call.wait_ms()),
             _ => Duration::ZERO,
         }
     }
@@ -186,6 +191,7 @@ pub enum ForwardReply {
     },
     /// Per broker: milliseconds since it was last heard from (`None`: never).
     Health(Vec<(u64, Option<u64>)>),
+    Group(GroupAnswer),
     Done,
 }
 
@@ -409,6 +415,7 @@ impl Broker {
                 self.balancer.trigger.notify_one();
                 Ok(ForwardReply::Done)
             }
+            ForwardRequest::Group(call) => self.group_call_local(call).await,
         }
     }
 
@@ -440,6 +447,19 @@ impl Broker {
         }
     }
 
+    /// `Ok` if this broker leads the controller.
+    pub(super) fn leading_controller(&self) -> Result<(), BrokerError> {
+        self.leading(METADATA_GROUP)
+    }
+
+    /// This broker's replica of partition `group`, if it leads.
+    pub(super) fn leading_partition_handle(
+        &self,
+        group: GroupId,
+    ) -> Result<PartitionHandle, BrokerError> {
+        self.leading_partition(group)
+    }
+
     /// This broker's replica of partition `group`, if it leads.
     fn leading_partition(&self, group: GroupId) -> Result<PartitionHandle, BrokerError> {
         let handle = self
@@ -469,6 +489,16 @@ impl Broker {
         Ok(ForwardReply::Produced {
             base_offset: appended.base_offset,
         })
+    }
+
+    pub(super) async fn fetch_here(
+        &self,
+        group: GroupId,
+        offset: u64,
+        wait_ms: u64,
+        limits: FetchLimits,
+    ) -> Answer {
+        self.fetch_local(group, offset, wait_ms, limits).await
     }
 
     async fn fetch_local(

@@ -10,6 +10,7 @@ mod cluster;
 mod data;
 mod errors;
 pub mod forward;
+pub mod groups;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -81,6 +82,8 @@ pub struct Broker {
     /// How long ago each peer broker was last heard from; `None` without peers.
     pub liveness: Option<Liveness>,
     pub balancer: Arc<balancer::BalancerHandle>,
+    /// Consumer-group member liveness (kept on the controller leader).
+    pub group_sessions: groups::GroupSessions,
 }
 
 /// How long ago a peer broker was last heard from (`None`: never).

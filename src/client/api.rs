@@ -301,7 +301,7 @@ impl Client {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         path: &[&str],
         query: &[(&str, String)],
@@ -309,7 +309,7 @@ impl Client {
         decode(send(self.request(Method::GET, path, query)?).await?)
     }
 
-    async fn send_json<B: Serialize>(
+    pub(crate) async fn send_json<B: Serialize>(
         &self,
         method: Method,
         path: &[&str],
@@ -321,7 +321,7 @@ impl Client {
     }
 
     /// A request to `base/path` (each segment percent-encoded) with the bearer token, if any.
-    fn request(
+    pub(crate) fn request(
         &self,
         method: Method,
         path: &[&str],
@@ -401,7 +401,7 @@ fn push_some<T: ToString>(
 }
 
 /// Sends `request`; a 2xx yields the body, anything else an `Api` error.
-async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError> {
+pub(crate) async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError> {
     let mut response = request.send().await?;
     let status = response.status();
     let body = read_bounded(&mut response).await?;
@@ -431,7 +431,7 @@ async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, Clien
     Ok(body)
 }
 
-fn decode<T: DeserializeOwned>(body: Vec<u8>) -> Result<T, ClientError> {
+pub(crate) fn decode<T: DeserializeOwned>(body: Vec<u8>) -> Result<T, ClientError> {
     serde_json::from_slice(&body).map_err(|source| ClientError::Decode { source })
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::{ConsumerGroup, GroupMember};
 use super::placement;
 use crate::auth::acl::AclRule;
 use crate::auth::jwt::SigningKey;
@@ -78,6 +79,9 @@ pub struct MetadataState {
     pub signing_keys: Vec<SigningKey>,
     /// Revoked token ids and when they expire (seconds); pruned once expired.
     pub revoked_tokens: BTreeMap<String, u64>,
+    /// Consumer groups: members, generations and assignments.
+    #[serde(default)]
+    pub groups: BTreeMap<String, ConsumerGroup>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +140,16 @@ pub enum MetaCommand {
         group: GroupId,
         replicas: Vec<u64>,
     },
+    /// A new member joins a consumer group (created on first join); the group rebalances.
+    JoinGroup {
+        group: String,
+        member: GroupMember,
+    },
+    /// A member leaves (or its session expired); the group rebalances.
+    LeaveGroup {
+        group: String,
+        member_id: String,
+    },
 }
 
 /// A command plus the proposer's clock, so that applying it is deterministic.
@@ -150,6 +164,7 @@ pub enum MetaOutput {
     Done,
     Topic(TopicMeta),
     AclCreated(AclRule),
+    Group(ConsumerGroup),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -178,6 +193,8 @@ pub enum MetaError {
     BrokerInUse(u64),
     #[error("partition group {0} does not exist")]
     NoSuchGroup(u64),
+    #[error("member '{member_id}' is not in consumer group '{group}'")]
+    NoSuchMember { group: String, member_id: String },
 }
 
 /// Applies one command. Errors leave the state unchanged.
@@ -205,11 +222,40 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             state.signing_keys.push(key);
             create_topic(state, audit_topic, now_ms).map(MetaOutput::Topic)
         }
-        MetaCommand::CreateTopic(spec) => create_topic(state, spec, now_ms).map(MetaOutput::Topic),
+        MetaCommand::CreateTopic(spec) => {
+            let topic = create_topic(state, spec, now_ms)?;
+            rebalance_groups(state);
+            Ok(MetaOutput::Topic(topic))
+        }
         MetaCommand::DeleteTopic { name } => match state.topics.remove(&name) {
-            Some(_) => Ok(MetaOutput::Done),
+            Some(_) => {
+                rebalance_groups(state);
+                Ok(MetaOutput::Done)
+            }
             None => Err(MetaError::NoSuchTopic(name)),
         },
+        MetaCommand::JoinGroup { group, member } => {
+            if let Some(missing) = member
+                .topics
+                .iter()
+                .find(|t| !state.topics.contains_key(*t))
+            {
+                return Err(MetaError::NoSuchTopic(missing.clone()));
+            }
+            let entry = state.groups.entry(group).or_default();
+            entry.join(member, &state.topics);
+            Ok(MetaOutput::Group(entry.clone()))
+        }
+        MetaCommand::LeaveGroup { group, member_id } => {
+            let left = state
+                .groups
+                .get_mut(&group)
+                .is_some_and(|entry| entry.leave(&member_id, &state.topics));
+            if !left {
+                return Err(MetaError::NoSuchMember { group, member_id });
+            }
+            Ok(MetaOutput::Done)
+        }
         MetaCommand::CreateUser(user) => {
             if state.users.contains_key(&user.name) {
                 return Err(MetaError::UserExists(user.name));
@@ -276,6 +322,13 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             assignment.initial.clear();
             Ok(MetaOutput::Done)
         }
+    }
+}
+
+/// Topics appeared or vanished: every group re-checks its assignment.
+fn rebalance_groups(state: &mut MetadataState) {
+    for group in state.groups.values_mut() {
+        group.rebalance(&state.topics);
     }
 }
 

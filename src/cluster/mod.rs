@@ -6,6 +6,7 @@
 //! assignments in that state.
 
 pub mod balance;
+pub mod groups;
 pub mod metadata;
 pub mod placement;
 pub mod reconcile;

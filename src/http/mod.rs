@@ -2,12 +2,14 @@
 //! error → status mapping, and metrics. Business decisions live in `broker` and below.
 
 pub mod dto;
+pub mod dto_groups;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 mod routes_admin;
 mod routes_cluster;
 mod routes_data;
+mod routes_groups;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -124,8 +126,28 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/v1/cluster/rebalance",
             web::post().to(routes_cluster::rebalance),
         )
-        .service(web::resource("/v1/groups").to(admin::not_implemented))
-        .service(web::resource("/v1/groups/{tail:.*}").to(admin::not_implemented))
+        .route("/v1/groups", web::get().to(routes_groups::list))
+        .route("/v1/groups/{group}", web::get().to(routes_groups::describe))
+        .route(
+            "/v1/groups/{group}/members",
+            web::post().to(routes_groups::join),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}",
+            web::delete().to(routes_groups::leave),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/heartbeat",
+            web::post().to(routes_groups::heartbeat),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/records",
+            web::get().to(routes_groups::poll),
+        )
+        .route(
+            "/v1/groups/{group}/offsets",
+            web::post().to(routes_groups::commit),
+        )
         .service(web::resource("/v1/producers").to(admin::not_implemented));
 }
 

@@ -48,6 +48,11 @@ pub enum PartitionCommand {
     AdvanceLogStart {
         offset: u64,
     },
+    /// A consumer group's next offset to consume in this partition.
+    CommitOffset {
+        consumer_group: String,
+        offset: u64,
+    },
 }
 
 /// The leading fields of an encoded `PartitionCommand`. Postcard writes fields in order and a
@@ -63,6 +68,8 @@ pub enum CommandHeader {
     AdvanceLogStart {
         offset: u64,
     },
+    /// The fields follow; decode the whole command to read them.
+    CommitOffset,
 }
 
 impl CommandHeader {
@@ -72,7 +79,7 @@ impl CommandHeader {
             CommandHeader::Append {
                 base_offset, count, ..
             } => Some(base_offset + count),
-            CommandHeader::AdvanceLogStart { .. } => None,
+            CommandHeader::AdvanceLogStart { .. } | CommandHeader::CommitOffset => None,
         }
     }
 }
@@ -100,7 +107,7 @@ pub fn decode(bytes: &[u8]) -> Result<PartitionCommand, BatchError> {
 pub fn base_offset_of(bytes: &[u8]) -> Result<Option<u64>, BatchError> {
     match decode_header(bytes)? {
         CommandHeader::Append { base_offset, .. } => Ok(Some(base_offset)),
-        CommandHeader::AdvanceLogStart { .. } => Ok(None),
+        CommandHeader::AdvanceLogStart { .. } | CommandHeader::CommitOffset => Ok(None),
     }
 }
 

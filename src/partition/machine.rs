@@ -4,7 +4,7 @@
 //! become visible to consumers when the entry is applied (`high_watermark`). Long polls wait in
 //! `waiters` and are woken by the apply, never by polling.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -23,6 +23,8 @@ pub struct PartitionState {
     pub high_watermark: u64,
     /// The first offset still stored.
     pub log_start_offset: u64,
+    /// Consumer group name -> the next offset the group consumes.
+    pub consumer_offsets: BTreeMap<String, u64>,
 }
 
 /// Offsets given to one applied batch.
@@ -165,6 +167,20 @@ impl super::replica::StateMachine for PartitionMachine {
                         self.compaction = Some((dropped.index, offset));
                     }
                 }
+                AppendResult {
+                    base_offset: offset,
+                    count: 0,
+                }
+            }
+            CommandHeader::CommitOffset => {
+                let Ok(PartitionCommand::CommitOffset {
+                    consumer_group,
+                    offset,
+                }) = batch::decode(data)
+                else {
+                    panic!("committed entry {index:?} is not a well-formed offset commit");
+                };
+                self.state.consumer_offsets.insert(consumer_group, offset);
                 AppendResult {
                     base_offset: offset,
                     count: 0,
@@ -354,6 +370,50 @@ impl Handler<FetchTimeout> for Replica<PartitionMachine> {
             PARKED_FETCHES.dec();
             let _ = waiter.reply.send(Ok(machine.window(waiter.offset)));
         }
+    }
+}
+
+/// Stores a consumer group's next offset; answered once committed and applied. An offset above
+/// the high watermark is refused; a lower one than stored is a rewind and allowed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommitOffset {
+    pub consumer_group: String,
+    pub offset: u64,
+    pub reply: oneshot::Sender<Result<(), ReplicaError>>,
+}
+
+impl Handler<CommitOffset> for Replica<PartitionMachine> {
+    type Result = ();
+    fn handle(&mut self, message: CommitOffset, ctx: &mut Context<Self>) {
+        if self.node.role() != Role::Leader {
+            let leader = self.node.leader();
+            let _ = message.reply.send(Err(ReplicaError::NotLeader { leader }));
+            return;
+        }
+        let high_watermark = self.machine.state.high_watermark;
+        if message.offset > high_watermark {
+            let _ = message.reply.send(Err(ReplicaError::Invalid(format!(
+                "offset {} is above the partition's high watermark {high_watermark}",
+                message.offset
+            ))));
+            return;
+        }
+        let data = batch::encode(&PartitionCommand::CommitOffset {
+            consumer_group: message.consumer_group,
+            offset: message.offset,
+        });
+        let (applied, wait) = oneshot::channel();
+        self.propose_with_reply(data, applied);
+        let reply = message.reply;
+        actix::spawn(async move {
+            let result = match wait.await {
+                Ok(result) => result.map(|_| ()),
+                Err(_) => Err(ReplicaError::ProposalDropped),
+            };
+            let _ = reply.send(result);
+        });
+        self.drive(ctx);
     }
 }
 

@@ -21,7 +21,8 @@ use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
 use batch::CommandHeader;
 pub use machine::{
-    AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, Produce, SetRetention,
+    AppendResult, CommitOffset, Fetch, FetchError, FetchWindow, PartitionMachine, Produce,
+    SetRetention,
 };
 pub use replica::{
     AckPolicy, ChangeMembership, Inbound, OutboundSink, Propose, Replica, ReplicaError,

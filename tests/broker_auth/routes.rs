@@ -64,9 +64,20 @@ fn route(
     }
 }
 
-/// Every route of the v1 API that needs a token, with real names filled in. `acl_id` is an ACL the
-/// permitted caller deletes.
-pub fn protected_routes(acl_id: u64) -> Vec<Route> {
+/// A consumer-group member the permitted caller joined before the matrix runs.
+pub struct Fixtures {
+    /// An ACL the permitted caller deletes.
+    pub acl_id: u64,
+    pub member_id: String,
+    pub generation: u64,
+}
+
+/// Every route of the v1 API that needs a token, with real names filled in.
+pub fn protected_routes(fixtures: &Fixtures) -> Vec<Route> {
+    let acl_id = fixtures.acl_id;
+    let member = &fixtures.member_id;
+    let commit = json!({"member_id": member, "generation": fixtures.generation,
+                        "offsets": [{"topic": "matrix", "partition": 0, "offset": 0}]});
     use Access::*;
     let produce = json!({"records": [{"value": "matrix record"}]});
     let user = json!({"username": "made-by-granted", "password": PASSWORD});
@@ -122,8 +133,44 @@ pub fn protected_routes(acl_id: u64) -> Vec<Route> {
         ),
         route("POST", "/v1/cluster/brokers/9/decommission", None, Acl, 202),
         route("POST", "/v1/cluster/rebalance", None, Acl, 202),
-        route("GET", "/v1/groups", None, Unbuilt, 501),
-        route("POST", "/v1/groups/g1/join", None, Unbuilt, 501),
+        route("GET", "/v1/groups", None, Everyone, 200),
+        route("GET", "/v1/groups/matrix-g", None, Acl, 200),
+        route(
+            "POST",
+            &format!("/v1/groups/matrix-g/members/{member}/heartbeat"),
+            None,
+            Acl,
+            200,
+        ),
+        route(
+            "GET",
+            &format!("/v1/groups/matrix-g/members/{member}/records"),
+            None,
+            Acl,
+            200,
+        ),
+        // Before the join below, which starts a new generation.
+        route(
+            "POST",
+            "/v1/groups/matrix-g/offsets",
+            Some(commit),
+            Acl,
+            204,
+        ),
+        route(
+            "POST",
+            "/v1/groups/matrix-g/members",
+            Some(json!({"topics": ["matrix"]})),
+            Acl,
+            201,
+        ),
+        route(
+            "DELETE",
+            &format!("/v1/groups/matrix-g/members/{member}"),
+            None,
+            Acl,
+            204,
+        ),
         route("GET", "/v1/producers", None, Unbuilt, 501),
     ]
 }
@@ -136,7 +183,12 @@ pub async fn assert_refused_everywhere(
     reason: &str,
     what: &str,
 ) {
-    for route in protected_routes(1) {
+    let fixtures = Fixtures {
+        acl_id: 1,
+        member_id: "m-none".into(),
+        generation: 1,
+    };
+    for route in protected_routes(&fixtures) {
         let reply = route.call(api, NOBODY, token).await;
         let context = format!("{what} on {}", route.label());
         reply.assert_problem(401, reason, &context);
@@ -181,8 +233,8 @@ pub async fn create_topic(api: &RawApi, token: &str, name: &str) {
     assert_eq!(reply.status, 201, "create topic {name}: {}", reply.body);
 }
 
-/// Topics, users and ACLs the matrix routes name; returns (admin token, id of a deletable ACL).
-pub async fn matrix_fixtures(api: &RawApi) -> (String, u64) {
+/// Topics, users, ACLs and the group member the matrix routes name; returns the admin token too.
+pub async fn matrix_fixtures(api: &RawApi) -> (String, Fixtures) {
     let admin = api.token("admin", ADMIN_PASSWORD).await;
     for name in ["matrix", "matrix-doomed"] {
         create_topic(api, &admin, name).await;
@@ -190,7 +242,8 @@ pub async fn matrix_fixtures(api: &RawApi) -> (String, u64) {
     for name in [NOBODY, GRANTED, "doomed", "other"] {
         create_user(api, &admin, name).await;
     }
-    let grants: [(&str, &[&str]); 4] = [
+    let grants: [(&str, &[&str]); 5] = [
+        ("group", &["read", "describe"]),
         ("user", &["describe", "create", "delete", "alter"]),
         ("cluster", &["describe", "alter"]),
         ("audit", &["read"]),
@@ -216,5 +269,24 @@ pub async fn matrix_fixtures(api: &RawApi) -> (String, u64) {
     }
     let literal = json!({"literal": "elsewhere"});
     let deletable = create_acl(api, &admin, "someone", "topic", literal, ("read", "allow")).await;
-    (admin, deletable)
+    let granted = api.token(GRANTED, PASSWORD).await;
+    let join = json!({"topics": ["matrix"]});
+    let joined = api
+        .call(
+            "POST",
+            "/v1/groups/matrix-g/members",
+            Some(&granted),
+            Some(&join),
+        )
+        .await;
+    assert_eq!(joined.status, 201, "join: {}", joined.body);
+    let fixtures = Fixtures {
+        acl_id: deletable,
+        member_id: joined.body["member_id"]
+            .as_str()
+            .expect("member")
+            .to_string(),
+        generation: joined.body["generation"].as_u64().expect("generation"),
+    };
+    (admin, fixtures)
 }

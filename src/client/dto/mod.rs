@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin;
 mod cluster;
+pub mod groups;
 
 pub use admin::{
     AclRule, AuditDecision, AuditEvent, AuditFilters, AuditPage, CreateAcl, CreateUser, Effect,

@@ -1,0 +1,267 @@
+//! The parts of a consumer-group call that run on a group leader: member liveness and checks on
+//! the controller leader, committed offsets and group fetches on a partition leader.
+//!
+//! Owns the forwarded `GroupCall` and its answer; runs them where they belong and never forwards
+//! again (the caller's `on_leader` finds the leader).
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::super::forward::ForwardReply;
+use super::super::{Broker, BrokerError};
+use crate::cluster::groups::{OffsetReset, TopicPartition};
+use crate::cluster::METADATA_GROUP;
+use crate::partition::machine::Describe;
+use crate::partition::read::FetchLimits;
+use crate::partition::{CommitOffset, PartitionHandle};
+use crate::raft::GroupId;
+
+/// What a commit must match: the member's generation and assigned partitions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitCheck {
+    pub generation: u64,
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum GroupCall {
+    /// On the controller leader: the member is alive. With `check`, also refuses a stale
+    /// generation or a partition not assigned to the member.
+    Heartbeat {
+        group: String,
+        member_id: String,
+        principal: String,
+        check: Option<CommitCheck>,
+    },
+    /// On the controller leader: how long ago each member of `group` was last heard from.
+    Sessions { group: String },
+    /// On a partition leader: the group's committed offset there.
+    Committed {
+        partition_group: GroupId,
+        consumer_group: String,
+    },
+    /// On a partition leader: store the group's next offset.
+    Commit {
+        partition_group: GroupId,
+        consumer_group: String,
+        offset: u64,
+    },
+    /// On a partition leader: records from the group's committed offset (long poll).
+    Fetch {
+        partition_group: GroupId,
+        consumer_group: String,
+        reset: OffsetReset,
+        wait_ms: u64,
+        records_max: u64,
+        bytes_max: u64,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum GroupAnswer {
+    Member {
+        generation: u64,
+        assignments: Vec<TopicPartition>,
+    },
+    /// Per member id: milliseconds since its last heartbeat on the controller leader.
+    Sessions(Vec<(String, u64)>),
+    Committed {
+        offset: Option<u64>,
+        high_watermark: u64,
+        log_start_offset: u64,
+    },
+}
+
+impl GroupCall {
+    pub fn group(&self) -> GroupId {
+        match self {
+            GroupCall::Heartbeat { .. } | GroupCall::Sessions { .. } => METADATA_GROUP,
+            GroupCall::Committed {
+                partition_group, ..
+            }
+            | GroupCall::Commit {
+                partition_group, ..
+            }
+            | GroupCall::Fetch {
+                partition_group, ..
+            } => *partition_group,
+        }
+    }
+
+    /// A long poll's wait.
+    pub fn wait_ms(&self) -> u64 {
+        match self {
+            GroupCall::Fetch { wait_ms, .. } => *wait_ms,
+            _ => 0,
+        }
+    }
+}
+
+impl Broker {
+    /// Runs a group call here; this broker must lead the call's group.
+    pub(in crate::broker) async fn group_call_local(
+        &self,
+        call: GroupCall,
+    ) -> Result<ForwardReply, BrokerError> {
+        match call {
+            GroupCall::Heartbeat {
+                group,
+                member_id,
+                principal,
+                check,
+            } => {
+                self.leading_controller()?;
+                let answer = self.heartbeat_local(&group, &member_id, &principal, check)?;
+                Ok(ForwardReply::Group(answer))
+            }
+            GroupCall::Sessions { group } => {
+                self.leading_controller()?;
+                let sessions = self.group_sessions.ages(&group);
+                Ok(ForwardReply::Group(GroupAnswer::Sessions(sessions)))
+            }
+            GroupCall::Committed {
+                partition_group,
+                consumer_group,
+            } => {
+                let handle = self.leading_partition_handle(partition_group)?;
+                let answer = committed(&handle, &consumer_group).await?;
+                Ok(ForwardReply::Group(answer))
+            }
+            GroupCall::Commit {
+                partition_group,
+                consumer_group,
+                offset,
+            } => {
+                let handle = self.leading_partition_handle(partition_group)?;
+                commit(&handle, consumer_group, offset).await?;
+                Ok(ForwardReply::Done)
+            }
+            GroupCall::Fetch {
+                partition_group,
+                consumer_group,
+                reset,
+                wait_ms,
+                records_max,
+                bytes_max,
+            } => {
+                let handle = self.leading_partition_handle(partition_group)?;
+                let start = self.group_start(&handle, consumer_group, reset).await?;
+                let limits = FetchLimits {
+                    records_max,
+                    bytes_max,
+                };
+                self.fetch_here(partition_group, start, wait_ms, limits)
+                    .await
+            }
+        }
+    }
+
+    fn heartbeat_local(
+        &self,
+        group: &str,
+        member_id: &str,
+        principal: &str,
+        check: Option<CommitCheck>,
+    ) -> Result<GroupAnswer, BrokerError> {
+        let state = self.controller.state();
+        let unknown = || {
+            BrokerError::NotFound(format!(
+            "member '{member_id}' is not in consumer group '{group}' (it left or its session expired); join again"
+        ))
+        };
+        let member = state
+            .groups
+            .get(group)
+            .and_then(|g| g.members.get(member_id).map(|m| (g.generation, m)))
+            .ok_or_else(unknown)?;
+        let (generation, member) = member;
+        if member.principal != principal {
+            return Err(BrokerError::Forbidden(format!(
+                "member '{member_id}' of consumer group '{group}' belongs to another principal"
+            )));
+        }
+        if let Some(check) = check {
+            if check.generation != generation {
+                return Err(BrokerError::Conflict(format!(
+                    "generation {} is stale: consumer group '{group}' is at generation {generation}; \
+                     heartbeat for the current assignment",
+                    check.generation
+                )));
+            }
+            if let Some(foreign) = check
+                .partitions
+                .iter()
+                .find(|tp| !member.assignments.contains(tp))
+            {
+                return Err(BrokerError::Conflict(format!(
+                    "partition {} of topic '{}' is not assigned to member '{member_id}' in generation {generation}",
+                    foreign.partition, foreign.topic
+                )));
+            }
+        }
+        self.group_sessions.touch(group, member_id);
+        Ok(GroupAnswer::Member {
+            generation,
+            assignments: member.assignments.clone(),
+        })
+    }
+
+    /// Where the group reads next: its committed offset, else the reset position (a `Latest`
+    /// start is committed at once so it does not move with the log). A committed offset that
+    /// retention removed starts at the log start.
+    async fn group_start(
+        &self,
+        handle: &PartitionHandle,
+        consumer_group: String,
+        reset: OffsetReset,
+    ) -> Result<u64, BrokerError> {
+        let GroupAnswer::Committed {
+            offset,
+            high_watermark,
+            log_start_offset,
+        } = committed(handle, &consumer_group).await?
+        else {
+            unreachable!("committed answers Committed");
+        };
+        match (offset, reset) {
+            (Some(offset), _) => Ok(offset.clamp(log_start_offset, high_watermark)),
+            (None, OffsetReset::Earliest) => Ok(log_start_offset),
+            (None, OffsetReset::Latest) => {
+                commit(handle, consumer_group, high_watermark).await?;
+                Ok(high_watermark)
+            }
+        }
+    }
+}
+
+async fn committed(
+    handle: &PartitionHandle,
+    consumer_group: &str,
+) -> Result<GroupAnswer, BrokerError> {
+    let state = handle
+        .addr
+        .send(Describe)
+        .await
+        .map_err(|_| BrokerError::Unavailable("partition stopped".into()))?;
+    Ok(GroupAnswer::Committed {
+        offset: state.consumer_offsets.get(consumer_group).copied(),
+        high_watermark: state.high_watermark,
+        log_start_offset: state.log_start_offset,
+    })
+}
+
+async fn commit(
+    handle: &PartitionHandle,
+    consumer_group: String,
+    offset: u64,
+) -> Result<(), BrokerError> {
+    let (reply, wait) = oneshot::channel();
+    handle.addr.do_send(CommitOffset {
+        consumer_group,
+        offset,
+        reply,
+    });
+    wait.await
+        .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+    Ok(())
+}

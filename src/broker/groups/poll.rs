@@ -1,0 +1,169 @@
+//! A member's poll: the committed records of its assigned partitions, from the group's committed
+//! offsets onward, fetched from every partition leader at once.
+//!
+//! First every partition is asked without waiting; only when none has a record does the poll
+//! wait, on all partitions at once, and it answers with the first partition that gets records.
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::super::forward::{ForwardReply, ForwardRequest};
+use super::super::{Broker, BrokerError, Caller};
+use super::{GroupCall, MemberView, OffsetReset};
+use crate::auth::acl::{Operation, ResourceType};
+use crate::cluster::groups::TopicPartition;
+use crate::partition::read::FetchedRecord;
+use crate::raft::GroupId;
+
+#[derive(Clone, Debug)]
+pub struct PollRequest {
+    pub max_messages: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub wait_ms: Option<u64>,
+}
+
+/// Records of one partition and the offset to commit once they are processed.
+#[derive(Clone, Debug)]
+pub struct PartitionRecords {
+    pub partition: TopicPartition,
+    pub records: Vec<FetchedRecord>,
+    pub next_offset: u64,
+    pub high_watermark: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupRecords {
+    pub member: MemberView,
+    pub partitions: Vec<PartitionRecords>,
+}
+
+struct Target {
+    partition: TopicPartition,
+    group: GroupId,
+    records_max: u64,
+}
+
+impl Broker {
+    pub async fn poll_group(
+        &self,
+        caller: &Caller,
+        group: &str,
+        member_id: &str,
+        request: PollRequest,
+    ) -> Result<GroupRecords, BrokerError> {
+        self.authorize(caller, ResourceType::Group, group, Operation::Read)
+            .await?;
+        let member = self.member_call(caller, group, member_id, None).await?;
+        let mut authorized = std::collections::BTreeSet::new();
+        for tp in &member.assignments {
+            if authorized.insert(tp.topic.clone()) {
+                self.authorize(caller, ResourceType::Topic, &tp.topic, Operation::Read)
+                    .await?;
+            }
+        }
+        let records_max = request
+            .max_messages
+            .unwrap_or(self.limits.fetch_records_max)
+            .clamp(1, self.limits.fetch_records_max);
+        let bytes_max = request
+            .max_bytes
+            .unwrap_or(self.limits.fetch_bytes_max)
+            .clamp(1, self.limits.fetch_bytes_max);
+        let state = self.controller.state();
+        let reset = state
+            .groups
+            .get(group)
+            .and_then(|g| g.members.get(member_id))
+            .map(|m| m.reset)
+            .unwrap_or_default();
+        let count = member.assignments.len().max(1) as u64;
+        let targets: Vec<Target> = member
+            .assignments
+            .iter()
+            .filter_map(|tp| {
+                let assignment = state.partition(&tp.topic, tp.partition)?;
+                Some(Target {
+                    partition: tp.clone(),
+                    group: assignment.group,
+                    records_max: records_max.div_ceil(count),
+                })
+            })
+            .collect();
+        let per_partition_bytes = (bytes_max / count).max(1);
+        let wait_ms = request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max);
+        let mut partitions = self
+            .fetch_targets(group, &targets, reset, 0, per_partition_bytes)
+            .await?;
+        if wait_ms > 0 && partitions.iter().all(|p| p.records.is_empty()) && !targets.is_empty() {
+            partitions = self
+                .fetch_targets(group, &targets, reset, wait_ms, per_partition_bytes)
+                .await?;
+        }
+        let mut total = 0u64;
+        for partition in &mut partitions {
+            // The first round may return more than asked in sum; keep the poll within its limit.
+            let room = records_max.saturating_sub(total) as usize;
+            if partition.records.len() > room {
+                partition.records.truncate(room);
+                partition.next_offset = partition
+                    .records
+                    .last()
+                    .map_or(partition.next_offset, |r| r.offset + 1);
+            }
+            total += partition.records.len() as u64;
+        }
+        Ok(GroupRecords { member, partitions })
+    }
+
+    /// Fetches every target at once. Without a wait, answers when all answered; with a wait,
+    /// answers as soon as one partition has records (partitions still waiting are left out).
+    async fn fetch_targets(
+        &self,
+        group: &str,
+        targets: &[Target],
+        reset: OffsetReset,
+        wait_ms: u64,
+        bytes_max: u64,
+    ) -> Result<Vec<PartitionRecords>, BrokerError> {
+        let mut pending: FuturesUnordered<_> = targets
+            .iter()
+            .enumerate()
+            .map(|(position, target)| {
+                let call = GroupCall::Fetch {
+                    partition_group: target.group,
+                    consumer_group: group.to_string(),
+                    reset,
+                    wait_ms,
+                    records_max: target.records_max,
+                    bytes_max,
+                };
+                async move { (position, self.on_leader(ForwardRequest::Group(call)).await) }
+            })
+            .collect();
+        let mut results: Vec<Option<PartitionRecords>> = vec![None; targets.len()];
+        while let Some((position, result)) = pending.next().await {
+            let ForwardReply::Fetched {
+                records,
+                offset,
+                high_watermark,
+                ..
+            } = result?.reply
+            else {
+                return Err(BrokerError::Internal(
+                    "a group fetch was answered with something else".into(),
+                ));
+            };
+            let next_offset = records.last().map_or(offset, |r| r.offset + 1);
+            let found = !records.is_empty();
+            results[position] = Some(PartitionRecords {
+                partition: targets[position].partition.clone(),
+                records,
+                next_offset,
+                high_watermark,
+            });
+            if found && wait_ms > 0 {
+                break;
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+}

@@ -1,0 +1,86 @@
+//! `Client` methods of the consumer-group routes.
+
+use reqwest::Method;
+
+use crate::client::api::{decode, send};
+use crate::client::dto::groups::{
+    CommitOffsets, GroupDescription, GroupPoll, JoinGroup, Member, OffsetCommit,
+};
+use crate::client::{Client, ClientError};
+
+impl Client {
+    /// `POST /v1/groups/{group}/members`.
+    pub async fn join_group(&self, group: &str, join: &JoinGroup) -> Result<Member, ClientError> {
+        let request = self.request(Method::POST, &["v1", "groups", group, "members"], &[])?;
+        decode(send(request.json(join)).await?)
+    }
+
+    /// `POST /v1/groups/{group}/members/{member}/heartbeat`.
+    pub async fn heartbeat(&self, group: &str, member_id: &str) -> Result<Member, ClientError> {
+        let path = ["v1", "groups", group, "members", member_id, "heartbeat"];
+        decode(send(self.request(Method::POST, &path, &[])?).await?)
+    }
+
+    /// `DELETE /v1/groups/{group}/members/{member}`.
+    pub async fn leave_group(&self, group: &str, member_id: &str) -> Result<(), ClientError> {
+        let path = ["v1", "groups", group, "members", member_id];
+        send(self.request(Method::DELETE, &path, &[])?)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/groups/{group}/members/{member}/records`.
+    pub async fn poll_group(
+        &self,
+        group: &str,
+        member_id: &str,
+        max_messages: Option<u64>,
+        wait_ms: Option<u64>,
+    ) -> Result<GroupPoll, ClientError> {
+        let body = self
+            .poll_group_encoded(group, member_id, max_messages, wait_ms)
+            .await?;
+        decode(body)
+    }
+
+    /// The same request as `poll_group`, undecoded (for load generators).
+    pub async fn poll_group_encoded(
+        &self,
+        group: &str,
+        member_id: &str,
+        max_messages: Option<u64>,
+        wait_ms: Option<u64>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let mut query = Vec::new();
+        if let Some(max) = max_messages {
+            query.push(("max_messages", max.to_string()));
+        }
+        if let Some(wait) = wait_ms {
+            query.push(("wait_ms", wait.to_string()));
+        }
+        let path = ["v1", "groups", group, "members", member_id, "records"];
+        send(self.request(Method::GET, &path, &query)?).await
+    }
+
+    /// `POST /v1/groups/{group}/offsets`.
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u64,
+        offsets: Vec<OffsetCommit>,
+    ) -> Result<(), ClientError> {
+        let body = CommitOffsets {
+            member_id: member_id.to_string(),
+            generation,
+            offsets,
+        };
+        self.send_json(Method::POST, &["v1", "groups", group, "offsets"], &body)
+            .await
+    }
+
+    /// `GET /v1/groups/{group}`.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, ClientError> {
+        self.get(&["v1", "groups", group], &[]).await
+    }
+}
