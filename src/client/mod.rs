@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod dto;
 mod error;
+mod group_consume;
 mod groups;
 mod list;
 mod streams;

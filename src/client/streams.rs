@@ -55,6 +55,17 @@ pub struct ConsumeArgs {
     /// Long-poll wait per request when following, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub wait_ms: u64,
+    /// Consume as a member of this consumer group: the group assigns partitions and the
+    /// consumer commits after printing each poll (at least once).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// With `--group`: the member's session timeout in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub session_timeout_ms: u64,
+    /// With `--group`: where to start in a partition the group never committed
+    /// (`earliest` or `latest`).
+    #[arg(long, default_value = "earliest")]
+    pub offset_reset: String,
 }
 
 /// One printed line of `consume`: the record plus its partition.
@@ -108,6 +119,13 @@ async fn send_batch(
 }
 
 pub(crate) async fn consume(args: ConsumeArgs, client: &Client) -> anyhow::Result<()> {
+    if let Some(group) = args.group.clone() {
+        anyhow::ensure!(
+            args.partition.is_none(),
+            "--partition and --group exclude each other: the group assigns partitions"
+        );
+        return crate::client::group_consume::run(args, group, client).await;
+    }
     let partitions = match args.partition {
         Some(partition) => vec![partition],
         None => {
