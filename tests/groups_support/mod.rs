@@ -1,4 +1,5 @@
 //! Helpers of the consumer-group tests: numbered records, a polling member, and the
+#![allow(dead_code)]
 //! at-least-once checker.
 
 use std::collections::{BTreeMap, BTreeSet};
