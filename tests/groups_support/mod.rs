@@ -1,6 +1,6 @@
 //! Helpers of the consumer-group tests: numbered records, a polling member, and the
-#![allow(dead_code)]
 //! at-least-once checker.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
