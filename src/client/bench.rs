@@ -17,7 +17,7 @@ use crate::client::dto::{CreateTopic, ProduceRecord, ProduceRequest, TopicDescri
 use crate::client::Client;
 
 /// Pause after a failed request so a broken broker is not hammered in a tight loop.
-const ERROR_BACKOFF_MS: u64 = 20;
+pub(crate) const ERROR_BACKOFF_MS: u64 = 20;
 /// How long to wait for a newly created topic's partitions to elect leaders.
 const TOPIC_READY_TIMEOUT_MS: u64 = 15_000;
 const TOPIC_READY_POLL_MS: u64 = 50;
@@ -34,6 +34,9 @@ pub enum BenchMode {
     Produce(BenchOptions),
     /// Read every partition of the topic from offset 0 to its end.
     Consume(BenchOptions),
+    /// `--connections` members of a new consumer group read the whole topic, polling and
+    /// committing, until the group consumed every record.
+    GroupConsume(BenchOptions),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -79,6 +82,7 @@ pub async fn run(
     let (mode, options) = match &args.mode {
         BenchMode::Produce(options) => (Mode::Produce, options),
         BenchMode::Consume(options) => (Mode::Consume, options),
+        BenchMode::GroupConsume(options) => (Mode::GroupConsume, options),
     };
     anyhow::ensure!(options.connections >= 1, "--connections must be at least 1");
     anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
@@ -92,7 +96,7 @@ pub async fn run(
     let admin = connect_to(&global.url)?;
     let topic = match mode {
         Mode::Produce => ensure_topic(&admin, options).await?,
-        Mode::Consume => admin.describe_topic(&options.topic).await?,
+        Mode::Consume | Mode::GroupConsume => admin.describe_topic(&options.topic).await?,
     };
     let partitions: Vec<u32> = topic.partitions.iter().map(|p| p.partition).collect();
     anyhow::ensure!(
@@ -109,6 +113,10 @@ pub async fn run(
     let tally = match mode {
         Mode::Produce => run_produce(clients, options, &partitions).await?,
         Mode::Consume => run_consume(clients, options, &partitions).await?,
+        Mode::GroupConsume => {
+            let total = topic.partitions.iter().map(|p| p.high_watermark).sum();
+            crate::client::bench_group::run(clients, options, total).await?
+        }
     };
     let report = build_report(mode, options, partitions.len(), started.elapsed(), &tally);
     print_report(&report, options.json)
@@ -250,7 +258,7 @@ async fn run_consume(
     join_tallies(workers).await
 }
 
-async fn join_tallies(
+pub(crate) async fn join_tallies(
     mut workers: tokio::task::JoinSet<anyhow::Result<Tally>>,
 ) -> anyhow::Result<Tally> {
     let mut total = Tally::new()?;
@@ -263,7 +271,7 @@ async fn join_tallies(
 /// The parts of a fetch reply the consume bench counts: offsets and value lengths. Values are
 /// measured, never copied out of the body; other record fields are skipped.
 #[derive(Deserialize)]
-struct FetchSummary {
+pub(crate) struct FetchSummary {
     records: Vec<ValueOnly>,
     next_offset: u64,
     high_watermark: u64,
@@ -271,7 +279,7 @@ struct FetchSummary {
 }
 
 #[derive(Deserialize)]
-struct ValueOnly {
+pub(crate) struct ValueOnly {
     #[serde(default)]
     value: Option<TextLength>,
     #[serde(default)]
@@ -280,7 +288,7 @@ struct ValueOnly {
 
 impl ValueOnly {
     /// Size of the record's value in bytes (decoded size for `value_b64`, ignoring padding).
-    fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         match (&self.value, &self.value_b64) {
             (Some(TextLength(length)), _) => *length,
             (None, Some(TextLength(length))) => (length / 4) * 3,
@@ -338,7 +346,9 @@ mod tests {
     fn options(args: &[&str]) -> BenchOptions {
         let cli = TestCli::try_parse_from(args).expect("arguments parse");
         match cli.mode {
-            BenchMode::Produce(options) | BenchMode::Consume(options) => options,
+            BenchMode::Produce(options)
+            | BenchMode::Consume(options)
+            | BenchMode::GroupConsume(options) => options,
         }
     }
 

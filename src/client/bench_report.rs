@@ -22,6 +22,7 @@ const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
 pub enum Mode {
     Produce,
     Consume,
+    GroupConsume,
 }
 
 impl Mode {
@@ -29,6 +30,7 @@ impl Mode {
         match self {
             Mode::Produce => "produce",
             Mode::Consume => "consume",
+            Mode::GroupConsume => "group-consume",
         }
     }
 }
@@ -211,7 +213,9 @@ mod tests {
 
     fn options(args: &[&str]) -> BenchOptions {
         match TestCli::try_parse_from(args).expect("arguments parse").mode {
-            BenchMode::Produce(options) | BenchMode::Consume(options) => options,
+            BenchMode::Produce(options)
+            | BenchMode::Consume(options)
+            | BenchMode::GroupConsume(options) => options,
         }
     }
 

@@ -7,6 +7,7 @@
 mod admin;
 mod api;
 pub mod bench;
+mod bench_group;
 pub mod bench_report;
 pub mod cli;
 pub mod cluster;
