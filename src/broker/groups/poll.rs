@@ -90,10 +90,19 @@ impl Broker {
             .collect();
         let per_partition_bytes = (bytes_max / count).max(1);
         let wait_ms = request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max);
+        if targets.is_empty() {
+            // More members than partitions: nothing to read until a rebalance, which the next
+            // poll's answer shows. Waiting keeps such a member from polling in a tight loop.
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            return Ok(GroupRecords {
+                member,
+                partitions: Vec::new(),
+            });
+        }
         let mut partitions = self
             .fetch_targets(group, &targets, reset, 0, per_partition_bytes)
             .await?;
-        if wait_ms > 0 && partitions.iter().all(|p| p.records.is_empty()) && !targets.is_empty() {
+        if wait_ms > 0 && partitions.iter().all(|p| p.records.is_empty()) {
             partitions = self
                 .fetch_targets(group, &targets, reset, wait_ms, per_partition_bytes)
                 .await?;
