@@ -55,12 +55,36 @@ pub struct PollQuery {
     pub wait_ms: Option<u64>,
 }
 
+/// A record of a group poll: the fetch record's fields after `topic` and `partition`, written
+/// out rather than flattened (flattening serializes through a map, which costs per field).
 #[derive(Serialize)]
 pub struct GroupRecordOut {
     pub topic: String,
     pub partition: u32,
-    #[serde(flatten)]
-    pub record: RecordOut,
+    pub offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_b64: Option<String>,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub timestamp_ms: u64,
+}
+
+impl GroupRecordOut {
+    fn new(topic: String, partition: u32, record: RecordOut) -> GroupRecordOut {
+        GroupRecordOut {
+            topic,
+            partition,
+            offset: record.offset,
+            key: record.key,
+            value: record.value,
+            value_b64: record.value_b64,
+            headers: record.headers,
+            timestamp_ms: record.timestamp_ms,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -94,11 +118,11 @@ impl From<GroupRecords> for PollResponse {
                 offset: partition.next_offset,
             });
             for record in partition.records {
-                records.push(GroupRecordOut {
-                    topic: partition.partition.topic.clone(),
-                    partition: partition.partition.partition,
-                    record: record.into(),
-                });
+                records.push(GroupRecordOut::new(
+                    partition.partition.topic.clone(),
+                    partition.partition.partition,
+                    record.into(),
+                ));
             }
         }
         PollResponse {
