@@ -20,6 +20,7 @@ pub mod actions {
     pub const BROKER_ADD: &str = "cluster.broker_add";
     pub const BROKER_DECOMMISSION: &str = "cluster.broker_decommission";
     pub const REBALANCE: &str = "cluster.rebalance";
+    pub const PRODUCER_CREATE: &str = "producer.create";
 }
 
 /// What happened to the audited request.

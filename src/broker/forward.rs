@@ -20,10 +20,12 @@ use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
 use crate::partition::batch::Record;
+use crate::partition::dedup::ProducerStamp;
 use crate::partition::machine::Describe;
 use crate::partition::read::{read_records, FetchLimits, FetchedRecord};
 use crate::partition::{
-    ChangeMembership, Fetch, PartitionHandle, Produce, ReplicaStatus, TransferLeadership,
+    ChangeMembership, Fetch, IdempotentProduce, PartitionHandle, Produce, ReplicaStatus,
+    TransferLeadership,
 };
 use crate::raft::{ConfChange, GroupId, NodeId};
 
@@ -89,12 +91,20 @@ pub enum ForwardRequest {
     Health,
     /// Start a balancer round on the controller leader now.
     Rebalance,
+    /// A produce the leader deduplicates by `stamp`: safe to send again after any failure.
+    IdempotentProduce {
+        group: GroupId,
+        records: Vec<Record>,
+        timestamp_ms: u64,
+        stamp: ProducerStamp,
+    },
 }
 
 impl ForwardRequest {
     pub fn group(&self) -> GroupId {
         match self {
             ForwardRequest::Produce { group, .. }
+            | ForwardRequest::IdempotentProduce { group, .. }
             | ForwardRequest::Fetch { group, .. }
             | ForwardRequest::Describe { group }
             | ForwardRequest::Audit { group, .. }
@@ -104,6 +114,11 @@ impl ForwardRequest {
                 METADATA_GROUP
             }
         }
+    }
+
+    /// Whether it may be sent again after an unknown outcome or a retriable refusal.
+    fn is_idempotent(&self) -> bool {
+        matches!(self, ForwardRequest::IdempotentProduce { .. })
     }
 
     /// Whether running it twice could change the outcome.
@@ -208,6 +223,7 @@ impl Broker {
         let mut attempt = 0usize;
         let mut last_error: Option<BrokerError>;
         loop {
+            let mut pause = false;
             let target = hint.take().or_else(|| self.candidate(group, attempt));
             attempt += 1;
             let result = match target {
@@ -238,6 +254,17 @@ impl Broker {
                     self.forget_leader(group);
                     last_error = Some(BrokerError::Unavailable(reason));
                 }
+                // Nothing was done, or it was deduplicated by the leader: send it again shortly.
+                Err(BrokerError::Retry(reason)) => {
+                    hint = target;
+                    pause = true;
+                    last_error = Some(BrokerError::Retry(reason));
+                }
+                Err(BrokerError::Unavailable(reason)) if request.is_idempotent() => {
+                    self.forget_leader(group);
+                    pause = true;
+                    last_error = Some(BrokerError::Unavailable(reason));
+                }
                 Err(BrokerError::OutcomeUnknown(reason)) => {
                     // That broker may be gone: the next request looks for the leader afresh.
                     self.forget_leader(group);
@@ -258,7 +285,7 @@ impl Broker {
                     group.0, self.forward_timeout
                 )));
             }
-            if hint.is_none() {
+            if hint.is_none() || pause {
                 tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
             }
         }
@@ -381,6 +408,15 @@ impl Broker {
                 records,
                 timestamp_ms,
             } => self.produce_local(group, records, timestamp_ms).await,
+            ForwardRequest::IdempotentProduce {
+                group,
+                records,
+                timestamp_ms,
+                stamp,
+            } => {
+                self.idempotent_produce_local(group, records, timestamp_ms, stamp)
+                    .await
+            }
             ForwardRequest::Fetch {
                 group,
                 offset,
@@ -461,6 +497,29 @@ impl Broker {
         handle.addr.do_send(Produce {
             records,
             timestamp_ms,
+            reply,
+        });
+        let appended = wait
+            .await
+            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+        Ok(ForwardReply::Produced {
+            base_offset: appended.base_offset,
+        })
+    }
+
+    async fn idempotent_produce_local(
+        &self,
+        group: GroupId,
+        records: Vec<Record>,
+        timestamp_ms: u64,
+        stamp: ProducerStamp,
+    ) -> Answer {
+        let handle = self.leading_partition(group)?;
+        let (reply, wait) = oneshot::channel();
+        handle.addr.do_send(IdempotentProduce {
+            records,
+            timestamp_ms,
+            stamp,
             reply,
         });
         let appended = wait

@@ -10,6 +10,7 @@ mod cluster;
 mod data;
 mod errors;
 pub mod forward;
+mod idempotent;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +32,7 @@ pub use admin::{AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
 pub use errors::BrokerError;
 use forward::{ForwardReply, ForwardRequest, PeerCall};
+pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
 
 /// Limits and settings the operations enforce.
 #[derive(Clone, Debug)]

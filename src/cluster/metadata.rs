@@ -78,6 +78,9 @@ pub struct MetadataState {
     pub signing_keys: Vec<SigningKey>,
     /// Revoked token ids and when they expire (seconds); pruned once expired.
     pub revoked_tokens: BTreeMap<String, u64>,
+    /// Producer id (32 hex characters) → its owner, for idempotent produce.
+    #[serde(default)]
+    pub producers: BTreeMap<String, super::producers::ProducerRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +138,12 @@ pub enum MetaCommand {
     SetReplicas {
         group: GroupId,
         replicas: Vec<u64>,
+    },
+    /// A new producer id for idempotent produce, owned by `principal`.
+    RegisterProducer {
+        id: String,
+        principal: String,
+        created_ms: u64,
     },
 }
 
@@ -276,6 +285,11 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             assignment.initial.clear();
             Ok(MetaOutput::Done)
         }
+        MetaCommand::RegisterProducer {
+            id,
+            principal,
+            created_ms,
+        } => super::producers::register(state, id, principal, created_ms),
     }
 }
 

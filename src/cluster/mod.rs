@@ -8,6 +8,7 @@
 pub mod balance;
 pub mod metadata;
 pub mod placement;
+pub mod producers;
 pub mod reconcile;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ pub mod metrics;
 mod routes_admin;
 mod routes_cluster;
 mod routes_data;
+mod routes_producers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -126,7 +127,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/v1/groups").to(admin::not_implemented))
         .service(web::resource("/v1/groups/{tail:.*}").to(admin::not_implemented))
-        .service(web::resource("/v1/producers").to(admin::not_implemented));
+        .route(
+            "/v1/producers",
+            web::post().to(routes_producers::create_producer),
+        );
 }
 
 /// Builds the server on an already bound listener. `tls` is `None` only for explicit plain-HTTP setups.

@@ -13,7 +13,7 @@ pub const GRANTED: &str = "granted";
 /// Who may call a route once authenticated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Access {
-    /// Any authenticated user (whoami, revoke, own password, the filtered topic list).
+    /// Any authenticated user (whoami, revoke, own password, the filtered topic list, producer ids).
     Everyone,
     /// Only a user with the route's ACL.
     Acl,
@@ -124,7 +124,7 @@ pub fn protected_routes(acl_id: u64) -> Vec<Route> {
         route("POST", "/v1/cluster/rebalance", None, Acl, 202),
         route("GET", "/v1/groups", None, Unbuilt, 501),
         route("POST", "/v1/groups/g1/join", None, Unbuilt, 501),
-        route("GET", "/v1/producers", None, Unbuilt, 501),
+        route("POST", "/v1/producers", None, Everyone, 201),
     ]
 }
 
