@@ -16,8 +16,9 @@ use serde_json::{json, Value};
 const TOPIC: &str = "payments";
 const BATCHES: u64 = 150;
 const RECORDS_PER_BATCH: u64 = 4;
-/// A request that takes longer is abandoned and sent again with the same sequence.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// A request that takes longer is abandoned and sent again with the same sequence; short, so that
+/// during the election the abandoned attempt is often still being retried inside the cluster.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(700);
 
 async fn wait_for<F, Fut, T>(what: &str, seconds: u64, mut probe: F) -> T
 where
