@@ -254,6 +254,18 @@ async fn retried_sequences_survive_a_leader_sigkill_exactly_once() {
         .expect("the producer finishes")
         .expect("the producer does not panic");
 
+    let progress = Arc::try_unwrap(progress)
+        .ok()
+        .expect("the producer task is done")
+        .into_inner()
+        .expect("lock");
+    eprintln!("client-visible retries: {}", progress.retries);
+    let stored = read_partition(&api).await;
+    let expected: BTreeSet<String> = (0..BATCHES).flat_map(batch_values).collect();
+    check_exactly_once(&stored, &expected, &progress.acked)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(stored.len() as u64, BATCHES * RECORDS_PER_BATCH);
+
     // A retry of the last batch after the failover answers the original offsets.
     let last = BATCHES - 1;
     let path = format!("/v1/topics/{TOPIC}/messages");
@@ -266,15 +278,12 @@ async fn retried_sequences_survive_a_leader_sigkill_exactly_once() {
         .await
         .expect("retry answers");
     assert_eq!(status, 200, "{again}");
-    let progress = progress.lock().expect("lock");
     assert_eq!(Some(&again), progress.answers.get(&last));
-    eprintln!("client-visible retries: {}", progress.retries);
-
-    let stored = read_partition(&api).await;
-    let expected: BTreeSet<String> = (0..BATCHES).flat_map(batch_values).collect();
-    check_exactly_once(&stored, &expected, &progress.acked)
-        .unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(stored.len() as u64, BATCHES * RECORDS_PER_BATCH);
+    assert_eq!(
+        read_partition(&api).await,
+        stored,
+        "the retry wrote nothing"
+    );
 
     // The checker catches a duplicated value, a lost one and a misplaced acknowledgement.
     let mut duplicated = stored.clone();
