@@ -234,6 +234,25 @@ mod tests {
         assert!(state.last(DedupKind::Producer, 1).is_none());
         assert!(state.last(DedupKind::Producer, 99_999).is_some());
         assert!(state.keys.is_empty(), "keys live in their own table");
+        // The state is encoded with every applied-state write: a full table of random ids at
+        // realistic offsets and times stays small.
+        let mut full = DedupState::default();
+        for n in 0..PRODUCERS_PER_PARTITION_MAX as u64 {
+            let producer = u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+            let last = LastBatch {
+                sequence: 1_000_000 + n,
+                base_offset: 4_000_000_000 + n,
+                count: 100,
+                timestamp_ms: 1_764_422_400_000,
+                index: 50_000_000 + n,
+            };
+            full.record(stamp(producer, last.sequence), last);
+        }
+        let bytes = postcard::to_stdvec(&full).expect("encodes").len();
+        assert!(
+            bytes < 64 * 1024,
+            "a full producer table encodes to {bytes} bytes"
+        );
     }
 
     #[test]
