@@ -254,12 +254,14 @@ impl Broker {
                     self.forget_leader(group);
                     last_error = Some(BrokerError::Unavailable(reason));
                 }
-                // Nothing was done, or it was deduplicated by the leader: send it again shortly.
+                // The leader did nothing and asks for the same request again shortly (an
+                // idempotent batch with that sequence is in flight, or it is catching up).
                 Err(BrokerError::Retry(reason)) => {
                     hint = target;
                     pause = true;
                     last_error = Some(BrokerError::Retry(reason));
                 }
+                // A dropped or refused proposal on this broker: the leader deduplicates a resend.
                 Err(BrokerError::Unavailable(reason)) if request.is_idempotent() => {
                     self.forget_leader(group);
                     pause = true;
