@@ -23,6 +23,7 @@ pub mod actions {
     pub const GROUP_JOIN: &str = "group.join";
     pub const GROUP_LEAVE: &str = "group.leave";
     pub const GROUP_EXPIRE: &str = "group.expire";
+    pub const PRODUCER_CREATE: &str = "producer.create";
 }
 
 /// What happened to the audited request.

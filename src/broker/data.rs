@@ -1,5 +1,6 @@
 //! Topics, produce and fetch.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::join_all;
@@ -11,6 +12,7 @@ use crate::auth::acl::{Operation, ResourceType};
 use crate::cluster::{MetaCommand, MetaOutput, TopicMeta, TopicSpec, AUDIT_TOPIC};
 use crate::names::{self, NameKind};
 use crate::partition::batch::Record;
+use crate::partition::dedup::ProducerStamp;
 use crate::partition::read::{FetchLimits, FetchedRecord};
 use crate::raft::GroupId;
 
@@ -229,13 +231,32 @@ impl Broker {
     ) -> Result<Produced, BrokerError> {
         self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write)
             .await?;
+        let topic = self.writable_topic(topic_name)?;
+        let targets = self.route(&topic, &records, None)?;
+        self.write_partitions(&topic, records, targets, &BTreeMap::new())
+            .await
+    }
+
+    /// A topic clients may write.
+    pub(super) fn writable_topic(&self, topic_name: &str) -> Result<TopicMeta, BrokerError> {
         let topic = self.topic(topic_name)?;
         if topic.internal {
             return Err(BrokerError::Forbidden(format!(
                 "topic '{topic_name}' is internal; only the broker writes it"
             )));
         }
-        let targets = self.route(&topic, &records)?;
+        Ok(topic)
+    }
+
+    /// Writes each partition's records on its leader, concurrently; a partition with a stamp is
+    /// written idempotently.
+    pub(super) async fn write_partitions(
+        &self,
+        topic: &TopicMeta,
+        records: Vec<ProduceRecord>,
+        targets: Vec<u32>,
+        stamps: &BTreeMap<u32, ProducerStamp>,
+    ) -> Result<Produced, BrokerError> {
         let count = topic.partitions.len();
         let mut per_partition: Vec<(Vec<usize>, Vec<Record>)> =
             vec![(Vec::new(), Vec::new()); count];
@@ -250,14 +271,21 @@ impl Broker {
             .filter(|(_, (p, _))| !p.is_empty())
             .map(|(partition, (positions, records))| {
                 let group = topic.partitions[partition].group;
+                let request = match stamps.get(&(partition as u32)) {
+                    Some(stamp) => ForwardRequest::IdempotentProduce {
+                        group,
+                        records,
+                        timestamp_ms: now,
+                        stamp: *stamp,
+                    },
+                    None => ForwardRequest::Produce {
+                        group,
+                        records,
+                        timestamp_ms: now,
+                    },
+                };
                 async move {
-                    let led = self
-                        .on_leader(ForwardRequest::Produce {
-                            group,
-                            records,
-                            timestamp_ms: now,
-                        })
-                        .await?;
+                    let led = self.on_leader(request).await?;
                     let ForwardReply::Produced { base_offset } = led.reply else {
                         return Err(BrokerError::Internal(
                             "a produce was answered with something else".into(),
@@ -288,7 +316,14 @@ impl Broker {
         Ok(produced)
     }
 
-    fn route(&self, topic: &TopicMeta, records: &[ProduceRecord]) -> Result<Vec<u32>, BrokerError> {
+    /// The partition of each record: explicit, else by key, else round robin; with `sticky` (an
+    /// idempotent produce) unkeyed records all go to `sticky % partitions`, so a retry routes alike.
+    pub(super) fn route(
+        &self,
+        topic: &TopicMeta,
+        records: &[ProduceRecord],
+        sticky: Option<u64>,
+    ) -> Result<Vec<u32>, BrokerError> {
         if records.is_empty() {
             return Err(BrokerError::BadRequest("records must not be empty".into()));
         }
@@ -320,10 +355,13 @@ impl Broker {
                 }
                 (Some(partition), _) => partition,
                 (None, Some(key)) => partition_for_key(key, count),
-                (None, None) => {
-                    spread += 1;
-                    (spread % u64::from(count)) as u32
-                }
+                (None, None) => match sticky {
+                    Some(sticky) => (sticky % u64::from(count)) as u32,
+                    None => {
+                        spread += 1;
+                        (spread % u64::from(count)) as u32
+                    }
+                },
             };
             targets.push(partition);
         }

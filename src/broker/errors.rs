@@ -32,6 +32,11 @@ pub enum BrokerError {
     /// it; a client sees it only as 503 once the forwarding deadline passed.
     #[error("this broker does not lead the partition (leader: {leader:?}); retry")]
     NotLeader { leader: Option<u64> },
+    /// Nothing was done and the same request may be sent again shortly (an idempotent batch with
+    /// the same sequence is in flight, or a new leader is catching up). Forwarding retries it
+    /// until its deadline; a client sees 503 with `Retry-After`.
+    #[error("{0}")]
+    Retry(String),
     /// A forwarded request got no answer; it may have run. Only forwarding sees it.
     #[error("{0}")]
     OutcomeUnknown(String),
@@ -79,6 +84,8 @@ impl From<ReplicaError> for BrokerError {
                 leader: leader.map(|node| node.0),
             },
             ReplicaError::Invalid(reason) => BrokerError::Conflict(reason),
+            ReplicaError::Retry(_) => BrokerError::Retry(error.to_string()),
+            ReplicaError::OffsetBeyondEnd { .. } => BrokerError::Conflict(error.to_string()),
             // A leadership transfer is under way: nothing was proposed, so forwarding retries
             // (on this broker or the new leader) until its deadline.
             ReplicaError::Busy => BrokerError::NotLeader { leader: None },

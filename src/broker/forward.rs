@@ -21,10 +21,12 @@ use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
 use crate::partition::batch::Record;
+use crate::partition::dedup::ProducerStamp;
 use crate::partition::machine::Describe;
 use crate::partition::read::{read_records, FetchLimits, FetchedRecord};
 use crate::partition::{
-    ChangeMembership, Fetch, PartitionHandle, Produce, ReplicaStatus, TransferLeadership,
+    ChangeMembership, Fetch, IdempotentProduce, PartitionHandle, Produce, ReplicaStatus,
+    TransferLeadership,
 };
 use crate::raft::{ConfChange, GroupId, NodeId};
 
@@ -92,12 +94,20 @@ pub enum ForwardRequest {
     Rebalance,
     /// A consumer-group call (member liveness, committed offsets, group fetch).
     Group(GroupCall),
+    /// A produce the leader deduplicates by `stamp`: safe to send again after any failure.
+    IdempotentProduce {
+        group: GroupId,
+        records: Vec<Record>,
+        timestamp_ms: u64,
+        stamp: ProducerStamp,
+    },
 }
 
 impl ForwardRequest {
     pub fn group(&self) -> GroupId {
         match self {
             ForwardRequest::Produce { group, .. }
+            | ForwardRequest::IdempotentProduce { group, .. }
             | ForwardRequest::Fetch { group, .. }
             | ForwardRequest::Describe { group }
             | ForwardRequest::Audit { group, .. }
@@ -108,6 +118,11 @@ impl ForwardRequest {
             }
             ForwardRequest::Group(call) => call.group(),
         }
+    }
+
+    /// Whether it may be sent again after an unknown outcome or a retriable refusal.
+    fn is_idempotent(&self) -> bool {
+        matches!(self, ForwardRequest::IdempotentProduce { .. })
     }
 
     /// Whether running it twice could change the outcome.
@@ -214,6 +229,7 @@ impl Broker {
         let mut attempt = 0usize;
         let mut last_error: Option<BrokerError>;
         loop {
+            let mut pause = false;
             let target = hint.take().or_else(|| self.candidate(group, attempt));
             attempt += 1;
             let result = match target {
@@ -244,6 +260,19 @@ impl Broker {
                     self.forget_leader(group);
                     last_error = Some(BrokerError::Unavailable(reason));
                 }
+                // The leader did nothing and asks for the same request again shortly (an
+                // idempotent batch with that sequence is in flight, or it is catching up).
+                Err(BrokerError::Retry(reason)) => {
+                    hint = target;
+                    pause = true;
+                    last_error = Some(BrokerError::Retry(reason));
+                }
+                // A dropped or refused proposal on this broker: the leader deduplicates a resend.
+                Err(BrokerError::Unavailable(reason)) if request.is_idempotent() => {
+                    self.forget_leader(group);
+                    pause = true;
+                    last_error = Some(BrokerError::Unavailable(reason));
+                }
                 Err(BrokerError::OutcomeUnknown(reason)) => {
                     // That broker may be gone: the next request looks for the leader afresh.
                     self.forget_leader(group);
@@ -264,7 +293,7 @@ impl Broker {
                     group.0, self.forward_timeout
                 )));
             }
-            if hint.is_none() {
+            if hint.is_none() || pause {
                 tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
             }
         }
@@ -387,6 +416,15 @@ impl Broker {
                 records,
                 timestamp_ms,
             } => self.produce_local(group, records, timestamp_ms).await,
+            ForwardRequest::IdempotentProduce {
+                group,
+                records,
+                timestamp_ms,
+                stamp,
+            } => {
+                self.idempotent_produce_local(group, records, timestamp_ms, stamp)
+                    .await
+            }
             ForwardRequest::Fetch {
                 group,
                 offset,
@@ -499,6 +537,29 @@ impl Broker {
         limits: FetchLimits,
     ) -> Answer {
         self.fetch_local(group, offset, wait_ms, limits).await
+    }
+
+    async fn idempotent_produce_local(
+        &self,
+        group: GroupId,
+        records: Vec<Record>,
+        timestamp_ms: u64,
+        stamp: ProducerStamp,
+    ) -> Answer {
+        let handle = self.leading_partition(group)?;
+        let (reply, wait) = oneshot::channel();
+        handle.addr.do_send(IdempotentProduce {
+            records,
+            timestamp_ms,
+            stamp,
+            reply,
+        });
+        let appended = wait
+            .await
+            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+        Ok(ForwardReply::Produced {
+            base_offset: appended.base_offset,
+        })
     }
 
     async fn fetch_local(

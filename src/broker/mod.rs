@@ -11,6 +11,7 @@ mod data;
 mod errors;
 pub mod forward;
 pub mod groups;
+mod idempotent;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,6 +33,7 @@ pub use admin::{AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
 pub use errors::BrokerError;
 use forward::{ForwardReply, ForwardRequest, PeerCall};
+pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
 
 /// Limits and settings the operations enforce.
 #[derive(Clone, Debug)]

@@ -82,6 +82,9 @@ pub struct MetadataState {
     /// Consumer groups: members, generations and assignments.
     #[serde(default)]
     pub groups: BTreeMap<String, ConsumerGroup>,
+    /// Producer id (32 hex characters) → its owner, for idempotent produce.
+    #[serde(default)]
+    pub producers: BTreeMap<String, super::producers::ProducerRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +152,12 @@ pub enum MetaCommand {
     LeaveGroup {
         group: String,
         member_id: String,
+    },
+    /// A new producer id for idempotent produce, owned by `principal`.
+    RegisterProducer {
+        id: String,
+        principal: String,
+        created_ms: u64,
     },
 }
 
@@ -322,6 +331,11 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             assignment.initial.clear();
             Ok(MetaOutput::Done)
         }
+        MetaCommand::RegisterProducer {
+            id,
+            principal,
+            created_ms,
+        } => super::producers::register(state, id, principal, created_ms),
     }
 }
 

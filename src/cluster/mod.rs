@@ -9,6 +9,7 @@ pub mod balance;
 pub mod groups;
 pub mod metadata;
 pub mod placement;
+pub mod producers;
 pub mod reconcile;
 
 use std::sync::Arc;

@@ -135,6 +135,21 @@ impl RecordIn {
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     pub records: Vec<RecordIn>,
+    /// Idempotent produce: an id from `POST /v1/producers`, with `sequence` (records for one
+    /// partition) or `sequences` (partition number → sequence, one per partition written).
+    pub producer_id: Option<String>,
+    pub sequence: Option<u64>,
+    pub sequences: Option<BTreeMap<String, u64>>,
+}
+
+/// `POST /v1/producers` takes no fields; the body may be empty or `{}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProducerRequest {}
+
+#[derive(Serialize)]
+pub struct ProducerCreated {
+    pub producer_id: String,
 }
 
 #[derive(Serialize)]

@@ -46,6 +46,7 @@ impl BrokerError {
             BrokerError::OffsetOutOfRange { .. } => "offset-out-of-range",
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
+            | BrokerError::Retry(_)
             | BrokerError::OutcomeUnknown(_) => "unavailable",
             BrokerError::AuditUnavailable(_) => "audit-unavailable",
             BrokerError::Internal(_) => "internal",
@@ -66,6 +67,7 @@ impl ResponseError for BrokerError {
             BrokerError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
+            | BrokerError::Retry(_)
             | BrokerError::OutcomeUnknown(_)
             | BrokerError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,6 +92,7 @@ impl ResponseError for BrokerError {
             BrokerError::RateLimited { retry_after_s } => Some(*retry_after_s),
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
+            | BrokerError::Retry(_)
             | BrokerError::OutcomeUnknown(_)
             | BrokerError::AuditUnavailable(_) => Some(1),
             _ => None,

@@ -10,6 +10,7 @@ mod routes_admin;
 mod routes_cluster;
 mod routes_data;
 mod routes_groups;
+mod routes_producers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -148,7 +149,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/v1/groups/{group}/offsets",
             web::post().to(routes_groups::commit),
         )
-        .service(web::resource("/v1/producers").to(admin::not_implemented));
+        .route(
+            "/v1/producers",
+            web::post().to(routes_producers::create_producer),
+        );
 }
 
 /// Builds the server on an already bound listener. `tls` is `None` only for explicit plain-HTTP setups.

@@ -122,20 +122,6 @@ pub async fn audit(
     }))
 }
 
-/// Capabilities that are specified but not built yet answer 501 with a pointer to the README. The
-/// caller is authenticated first, so without a valid token these routes answer 401 like all of `/v1`.
-pub async fn not_implemented(request: HttpRequest, _caller: Authenticated) -> HttpResponse {
-    problem(
-        StatusCode::NOT_IMPLEMENTED,
-        "not-implemented",
-        format!(
-            "{} {} is not implemented yet; see the README's status section",
-            request.method(),
-            request.path()
-        ),
-    )
-}
-
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
     problem(
         StatusCode::NOT_FOUND,

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::dto::*;
 use super::extract::{request_info, Authenticated};
 use super::metrics::Metrics;
-use crate::broker::{Broker, BrokerError, FetchRequest, ProduceRecord};
+use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, ProduceRecord};
 use crate::cluster::TopicSpec;
 
 type State = web::Data<Arc<Broker>>;
@@ -118,15 +118,25 @@ pub async fn produce(
     caller: Authenticated,
     path: web::Path<String>,
     body: web::Json<ProduceRequest>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, BrokerError> {
+    let body = body.into_inner();
+    let idempotence = Idempotence {
+        producer_id: body.producer_id,
+        sequence: body.sequence,
+        sequences: body.sequences,
+        idempotency_key: super::routes_producers::idempotency_key(&request)?,
+    };
     let mut records = Vec::with_capacity(body.records.len());
-    for (position, record) in body.into_inner().records.into_iter().enumerate() {
+    for (position, record) in body.records.into_iter().enumerate() {
         let (record, partition) = record
             .into_record(position)
             .map_err(BrokerError::BadRequest)?;
         records.push(ProduceRecord { record, partition });
     }
-    let produced = broker.produce(&caller.0, &path, records).await?;
+    let produced = broker
+        .produce_idempotent(&caller.0, &path, records, idempotence)
+        .await?;
     metrics
         .produced_records
         .inc_by(produced.offsets.len() as u64);

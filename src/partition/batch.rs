@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dedup::ProducerStamp;
+
 /// One record as stored. `value_is_text` remembers whether the producer sent UTF-8 text (`value`) or
 /// bytes (`value_b64`), so it is returned the way it came.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,10 +50,16 @@ pub enum PartitionCommand {
     AdvanceLogStart {
         offset: u64,
     },
-    /// A consumer group's next offset to consume in this partition.
+    /// A consumer group's next offset to consume (stored in the applied state).
     CommitOffset {
         consumer_group: String,
         offset: u64,
+    },
+    /// A batch from an idempotent producer: appended like `Append`, and the producer's last
+    /// batch is remembered so a retry is answered without a second append.
+    IdempotentAppend {
+        stamp: ProducerStamp,
+        batch: RecordBatch,
     },
 }
 
@@ -68,19 +76,50 @@ pub enum CommandHeader {
     AdvanceLogStart {
         offset: u64,
     },
-    /// The fields follow; decode the whole command to read them.
+    /// Only the variant: the group name is read by a full decode.
     CommitOffset,
+    IdempotentAppend {
+        stamp: ProducerStamp,
+        base_offset: u64,
+        timestamp_ms: u64,
+        count: u64,
+    },
+}
+
+/// The offsets of a command that appends records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendHeader {
+    pub base_offset: u64,
+    pub timestamp_ms: u64,
+    pub count: u64,
 }
 
 impl CommandHeader {
-    /// The offset after the last record of an `Append`.
-    pub fn end_offset(&self) -> Option<u64> {
-        match self {
+    /// Where the records of an `Append` or `IdempotentAppend` go; `None` for other commands.
+    pub fn append(&self) -> Option<AppendHeader> {
+        match *self {
             CommandHeader::Append {
-                base_offset, count, ..
-            } => Some(base_offset + count),
+                base_offset,
+                timestamp_ms,
+                count,
+            }
+            | CommandHeader::IdempotentAppend {
+                base_offset,
+                timestamp_ms,
+                count,
+                ..
+            } => Some(AppendHeader {
+                base_offset,
+                timestamp_ms,
+                count,
+            }),
             CommandHeader::AdvanceLogStart { .. } | CommandHeader::CommitOffset => None,
         }
+    }
+
+    /// The offset after the last record of an append.
+    pub fn end_offset(&self) -> Option<u64> {
+        self.append().map(|a| a.base_offset + a.count)
     }
 }
 
@@ -105,10 +144,7 @@ pub fn decode(bytes: &[u8]) -> Result<PartitionCommand, BatchError> {
 
 /// Reads only the base offset of an encoded command, for the offset index written beside each entry.
 pub fn base_offset_of(bytes: &[u8]) -> Result<Option<u64>, BatchError> {
-    match decode_header(bytes)? {
-        CommandHeader::Append { base_offset, .. } => Ok(Some(base_offset)),
-        CommandHeader::AdvanceLogStart { .. } | CommandHeader::CommitOffset => Ok(None),
-    }
+    Ok(decode_header(bytes)?.append().map(|a| a.base_offset))
 }
 
 #[cfg(test)]
@@ -153,6 +189,55 @@ mod tests {
             decode_header(&advance).expect("decodes"),
             CommandHeader::AdvanceLogStart { offset: 9 }
         );
+    }
+
+    #[test]
+    fn headers_of_the_newer_commands_decode_without_the_records() {
+        let stamp = ProducerStamp {
+            kind: crate::partition::dedup::DedupKind::Producer,
+            producer: u128::MAX - 5,
+            sequence: 41,
+        };
+        let batch = RecordBatch {
+            base_offset: 30,
+            timestamp_ms: 99,
+            records: vec![
+                Record {
+                    key: None,
+                    value: b"a".to_vec(),
+                    value_is_text: true,
+                    headers: vec![],
+                };
+                3
+            ],
+        };
+        let command = PartitionCommand::IdempotentAppend {
+            stamp,
+            batch: batch.clone(),
+        };
+        let bytes = encode(&command);
+        assert_eq!(decode(&bytes).expect("decodes"), command);
+        let header = decode_header(&bytes).expect("header decodes");
+        assert_eq!(
+            header,
+            CommandHeader::IdempotentAppend {
+                stamp,
+                base_offset: 30,
+                timestamp_ms: 99,
+                count: 3
+            }
+        );
+        assert_eq!(header.end_offset(), Some(33));
+        assert_eq!(base_offset_of(&bytes).expect("decodes"), Some(30));
+        let commit = encode(&PartitionCommand::CommitOffset {
+            consumer_group: "billing".into(),
+            offset: 12,
+        });
+        assert_eq!(
+            decode_header(&commit).expect("decodes"),
+            CommandHeader::CommitOffset
+        );
+        assert_eq!(base_offset_of(&commit).expect("decodes"), None);
     }
 
     #[test]

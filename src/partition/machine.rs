@@ -4,14 +4,15 @@
 //! become visible to consumers when the entry is applied (`high_watermark`). Long polls wait in
 //! `waiters` and are woken by the apply, never by polling.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::batch::{self, CommandHeader, PartitionCommand, Record, RecordBatch};
+use super::batch::{self, AppendHeader, CommandHeader, PartitionCommand, Record, RecordBatch};
+use super::dedup::{DedupKind, DedupState, LastBatch, ProducerStamp};
 use super::replica::{AckPolicy, Replica, ReplicaError};
 use super::retention::{plan_log_start, BatchInfo, Retention};
 use crate::raft::{EntryPayload, LogIndex, LogStore, Role, Term};
@@ -23,8 +24,10 @@ pub struct PartitionState {
     pub high_watermark: u64,
     /// The first offset still stored.
     pub log_start_offset: u64,
-    /// Consumer group name -> the next offset the group consumes.
+    /// Consumer group name → the next offset the group consumes (committed by `CommitOffset`).
     pub consumer_offsets: BTreeMap<String, u64>,
+    /// Each idempotent producer's last appended batch (bounded; see `dedup`).
+    pub dedup: DedupState,
 }
 
 /// Offsets given to one applied batch.
@@ -69,7 +72,7 @@ pub struct PartitionMachine {
     /// Long polls parked at once; more are answered at once with an empty window.
     waiters_max: usize,
     /// On the leader: the term and the offset after the last proposed batch.
-    tail: Option<(Term, u64)>,
+    pub(super) tail: Option<(Term, u64)>,
     /// Committed batches at or above the log start, oldest first (for retention).
     batches: VecDeque<BatchInfo>,
     retention: Retention,
@@ -79,6 +82,8 @@ pub struct PartitionMachine {
     compaction: Option<(LogIndex, u64)>,
     /// The periodic retention check runs.
     checking_retention: bool,
+    /// On the leader: per producer, the term and highest sequence proposed and not yet applied.
+    pub(super) in_flight: HashMap<(DedupKind, u128), (Term, u64)>,
 }
 
 impl PartitionMachine {
@@ -108,11 +113,72 @@ impl PartitionMachine {
             advancing: false,
             compaction: None,
             checking_retention: false,
+            in_flight: HashMap::new(),
         })
     }
 
     pub fn state(&self) -> &PartitionState {
         &self.state
+    }
+
+    fn apply_append(
+        &mut self,
+        index: LogIndex,
+        bytes: usize,
+        append: AppendHeader,
+        stamp: Option<ProducerStamp>,
+    ) -> AppendResult {
+        let AppendHeader {
+            base_offset,
+            timestamp_ms,
+            count,
+        } = append;
+        let end_offset = base_offset + count;
+        assert!(
+            base_offset >= self.state.high_watermark || end_offset <= self.state.high_watermark,
+            "batch at {base_offset} overlaps the committed log ending at {}",
+            self.state.high_watermark
+        );
+        // Applying a batch twice (snapshot followed by replay) leaves the state unchanged.
+        if end_offset > self.state.high_watermark {
+            self.batches.push_back(BatchInfo {
+                base_offset,
+                end_offset,
+                timestamp_ms,
+                bytes: bytes as u64,
+                index,
+            });
+            if let Some(stamp) = stamp {
+                let last = LastBatch {
+                    sequence: stamp.sequence,
+                    base_offset,
+                    count,
+                    timestamp_ms,
+                    index: index.0,
+                };
+                self.state.dedup.record(stamp, last);
+            }
+        }
+        self.state.high_watermark = self.state.high_watermark.max(end_offset);
+        AppendResult { base_offset, count }
+    }
+
+    fn apply_commit_offset(&mut self, index: LogIndex, data: &[u8]) -> AppendResult {
+        let command = batch::decode(data).unwrap_or_else(|error| {
+            panic!("committed entry {index:?} is not a partition command: {error}")
+        });
+        let PartitionCommand::CommitOffset {
+            consumer_group,
+            offset,
+        } = command
+        else {
+            panic!("entry {index:?}: header says CommitOffset, body is {command:?}");
+        };
+        self.state.consumer_offsets.insert(consumer_group, offset);
+        AppendResult {
+            base_offset: offset,
+            count: 0,
+        }
     }
 
     fn window(&self, offset: u64) -> FetchWindow {
@@ -131,32 +197,18 @@ impl super::replica::StateMachine for PartitionMachine {
         let header = batch::decode_header(data).unwrap_or_else(|error| {
             panic!("committed entry {index:?} is not a partition command: {error}")
         });
+        if let Some(append) = header.append() {
+            let stamp = match header {
+                CommandHeader::IdempotentAppend { stamp, .. } => Some(stamp),
+                _ => None,
+            };
+            return self.apply_append(index, data.len(), append, stamp);
+        }
         match header {
-            CommandHeader::Append {
-                base_offset,
-                timestamp_ms,
-                count,
-            } => {
-                let end_offset = base_offset + count;
-                assert!(
-                    base_offset >= self.state.high_watermark
-                        || end_offset <= self.state.high_watermark,
-                    "batch at {base_offset} overlaps the committed log ending at {}",
-                    self.state.high_watermark
-                );
-                // Applying a batch twice (snapshot followed by replay) leaves the state unchanged.
-                if end_offset > self.state.high_watermark {
-                    self.batches.push_back(BatchInfo {
-                        base_offset,
-                        end_offset,
-                        timestamp_ms,
-                        bytes: data.len() as u64,
-                        index,
-                    });
-                }
-                self.state.high_watermark = self.state.high_watermark.max(end_offset);
-                AppendResult { base_offset, count }
+            CommandHeader::Append { .. } | CommandHeader::IdempotentAppend { .. } => {
+                unreachable!("appends returned above")
             }
+            CommandHeader::CommitOffset => self.apply_commit_offset(index, data),
             CommandHeader::AdvanceLogStart { offset } => {
                 self.advancing = false;
                 let offset = offset.min(self.state.high_watermark);
@@ -167,20 +219,6 @@ impl super::replica::StateMachine for PartitionMachine {
                         self.compaction = Some((dropped.index, offset));
                     }
                 }
-                AppendResult {
-                    base_offset: offset,
-                    count: 0,
-                }
-            }
-            CommandHeader::CommitOffset => {
-                let Ok(PartitionCommand::CommitOffset {
-                    consumer_group,
-                    offset,
-                }) = batch::decode(data)
-                else {
-                    panic!("committed entry {index:?} is not a well-formed offset commit");
-                };
-                self.state.consumer_offsets.insert(consumer_group, offset);
                 AppendResult {
                     base_offset: offset,
                     count: 0,
@@ -213,6 +251,7 @@ impl super::replica::StateMachine for PartitionMachine {
         self.tail = None;
         self.advancing = false;
         self.compaction = None;
+        self.in_flight.clear();
         Ok(())
     }
 
@@ -258,7 +297,7 @@ struct FetchTimeout(u64);
 impl Replica<PartitionMachine> {
     /// The offset the next proposed batch starts at: the end of the last batch in the log, which on a
     /// new leader may be above the commit index (entries of earlier terms it will commit).
-    fn tail_offset(&mut self) -> u64 {
+    pub(super) fn tail_offset(&mut self) -> u64 {
         if let Some((term, tail)) = self.machine.tail {
             if term == self.node.term() {
                 return tail;
@@ -370,50 +409,6 @@ impl Handler<FetchTimeout> for Replica<PartitionMachine> {
             PARKED_FETCHES.dec();
             let _ = waiter.reply.send(Ok(machine.window(waiter.offset)));
         }
-    }
-}
-
-/// Stores a consumer group's next offset; answered once committed and applied. An offset above
-/// the high watermark is refused; a lower one than stored is a rewind and allowed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CommitOffset {
-    pub consumer_group: String,
-    pub offset: u64,
-    pub reply: oneshot::Sender<Result<(), ReplicaError>>,
-}
-
-impl Handler<CommitOffset> for Replica<PartitionMachine> {
-    type Result = ();
-    fn handle(&mut self, message: CommitOffset, ctx: &mut Context<Self>) {
-        if self.node.role() != Role::Leader {
-            let leader = self.node.leader();
-            let _ = message.reply.send(Err(ReplicaError::NotLeader { leader }));
-            return;
-        }
-        let high_watermark = self.machine.state.high_watermark;
-        if message.offset > high_watermark {
-            let _ = message.reply.send(Err(ReplicaError::Invalid(format!(
-                "offset {} is above the partition's high watermark {high_watermark}",
-                message.offset
-            ))));
-            return;
-        }
-        let data = batch::encode(&PartitionCommand::CommitOffset {
-            consumer_group: message.consumer_group,
-            offset: message.offset,
-        });
-        let (applied, wait) = oneshot::channel();
-        self.propose_with_reply(data, applied);
-        let reply = message.reply;
-        actix::spawn(async move {
-            let result = match wait.await {
-                Ok(result) => result.map(|_| ()),
-                Err(_) => Err(ReplicaError::ProposalDropped),
-            };
-            let _ = reply.send(result);
-        });
-        self.drive(ctx);
     }
 }
 

@@ -1,12 +1,16 @@
 //! Partition replicas: one actix actor per Raft group replica on this broker.
 //!
 //! Owns the Ready loop (`replica`), the partition's applied state, produce and long-poll fetch
-//! (`machine`), record batch encoding (`batch`), committed-record reads (`read`) and the placement of
-//! replica actors on a small fixed set of arbiters (`Host`). Knows nothing about HTTP.
+//! (`machine`), record batch encoding (`batch`), committed-record reads (`read`), producer
+//! deduplication (`dedup`, `idempotent`), committed consumer offsets (`offsets`) and the placement
+//! of replica actors on a small fixed set of arbiters (`Host`). Knows nothing about HTTP.
 
 pub mod batch;
+pub mod dedup;
+pub mod idempotent;
 pub mod log_store;
 pub mod machine;
+pub mod offsets;
 pub mod read;
 pub mod replica;
 pub mod retention;
@@ -19,11 +23,12 @@ use tokio::sync::{oneshot, watch};
 
 use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
-use batch::CommandHeader;
+pub use idempotent::IdempotentProduce;
 pub use machine::{
-    AppendResult, CommitOffset, Fetch, FetchError, FetchWindow, PartitionMachine, Produce,
+    AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, PartitionState, Produce,
     SetRetention,
 };
+pub use offsets::CommitOffset;
 pub use replica::{
     AckPolicy, ChangeMembership, Inbound, OutboundSink, Propose, Replica, ReplicaError,
     ReplicaSettings, ReplicaStatus, StateMachine, Stop, TransferLeadership,
@@ -213,16 +218,11 @@ fn stored_batches(
             let EntryPayload::Normal(data) = &entry.payload else {
                 continue;
             };
-            if let Ok(CommandHeader::Append {
-                base_offset,
-                timestamp_ms,
-                count,
-            }) = batch::decode_header(data)
-            {
+            if let Some(append) = batch::decode_header(data).ok().and_then(|h| h.append()) {
                 batches.push_back(BatchInfo {
-                    base_offset,
-                    end_offset: base_offset + count,
-                    timestamp_ms,
+                    base_offset: append.base_offset,
+                    end_offset: append.base_offset + append.count,
+                    timestamp_ms: append.timestamp_ms,
                     bytes: data.len() as u64,
                     index: entry.index,
                 });

@@ -55,8 +55,11 @@ pub fn read_records(
                 index: entry.index,
                 reason: error.to_string(),
             })?;
-            let PartitionCommand::Append(batch) = command else {
-                continue;
+            let batch = match command {
+                PartitionCommand::Append(batch)
+                | PartitionCommand::IdempotentAppend { batch, .. } => batch,
+                PartitionCommand::AdvanceLogStart { .. }
+                | PartitionCommand::CommitOffset { .. } => continue,
             };
             for (position, record) in batch.records.into_iter().enumerate() {
                 let offset = batch.base_offset + position as u64;

@@ -59,6 +59,13 @@ pub enum ReplicaError {
     Overloaded,
     #[error("refused: {0}")]
     Invalid(String),
+    /// Nothing was proposed and trying again shortly is safe: an idempotent batch with the same
+    /// sequence is still in flight, or a new leader has not applied its predecessors' entries.
+    #[error("{0}; retry")]
+    Retry(String),
+    /// A consumer offset beyond the end of the committed log.
+    #[error("offset {offset} is beyond the partition's end (high watermark {high_watermark})")]
+    OffsetBeyondEnd { offset: u64, high_watermark: u64 },
 }
 
 /// What every other part of the broker may know about a replica without asking it.
@@ -236,6 +243,11 @@ impl<M: StateMachine> Replica<M> {
 
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    /// Whether every entry of earlier terms is applied: the applied entry is of the current term.
+    pub(super) fn applied_current_term(&self) -> bool {
+        self.node.term_at(self.applied) == Some(self.node.term())
     }
 
     pub(super) fn ack_policy(&self) -> AckPolicy {

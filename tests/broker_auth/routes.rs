@@ -13,12 +13,10 @@ pub const GRANTED: &str = "granted";
 /// Who may call a route once authenticated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Access {
-    /// Any authenticated user (whoami, revoke, own password, the filtered topic list).
+    /// Any authenticated user (whoami, revoke, own password, the filtered topic list, producer ids).
     Everyone,
     /// Only a user with the route's ACL.
     Acl,
-    /// Specified but not built: authenticated users get 501.
-    Unbuilt,
 }
 
 pub struct Route {
@@ -171,7 +169,7 @@ pub fn protected_routes(fixtures: &Fixtures) -> Vec<Route> {
             Acl,
             204,
         ),
-        route("GET", "/v1/producers", None, Unbuilt, 501),
+        route("POST", "/v1/producers", None, Everyone, 201),
     ]
 }
 
