@@ -10,6 +10,7 @@ mod cluster;
 mod data;
 mod errors;
 pub mod forward;
+mod stream;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +32,7 @@ pub use admin::{AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
 pub use errors::BrokerError;
 use forward::{ForwardReply, ForwardRequest, PeerCall};
+pub use stream::StreamStart;
 
 /// Limits and settings the operations enforce.
 #[derive(Clone, Debug)]
@@ -46,6 +48,10 @@ pub struct Limits {
     pub default_retention_bytes: Option<u64>,
     /// How long a request waits for a partition leader before answering 503.
     pub leader_wait: Duration,
+    /// Most event streams open at once on this broker.
+    pub streams_max: usize,
+    /// Longest silence on an open event stream before a keep-alive comment.
+    pub stream_keepalive_ms: u64,
 }
 
 /// Who is asking and from where, for audit events.

@@ -321,7 +321,7 @@ impl Client {
     }
 
     /// A request to `base/path` (each segment percent-encoded) with the bearer token, if any.
-    fn request(
+    pub(crate) fn request(
         &self,
         method: Method,
         path: &[&str],

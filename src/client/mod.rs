@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod dto;
 mod error;
 mod list;
+pub mod sse;
 mod streams;
 mod token_store;
 

@@ -1,0 +1,491 @@
+//! Streaming consume over Server-Sent Events against real broker processes over HTTPS: records
+//! arrive in order as they commit, a resumed stream has no gap and no repeat, refusals come as
+//! problem+json before the stream starts, the per-broker stream bound frees its slot when a
+//! client goes away, and a broker that does not lead the partition serves the stream too.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::TestCluster;
+use common::{BrokerProcess, RawApi};
+use palisade::client::dto::{CreateTopic, CreateUser, ProduceRecord, ProduceRequest};
+use palisade::client::sse::{EventParser, EventStream, StreamEvent, StreamFrom, StreamedRecord};
+use palisade::client::{Client, ClientError};
+
+/// Short keep-alives, so silence and disconnects show within a test's patience.
+const FAST_KEEPALIVE: &str = "\n[limits]\nstream_keepalive_ms = 300\n";
+const WAIT: Duration = Duration::from_secs(30);
+const MESSAGES: &str = "/partitions/0/messages";
+
+fn topic(name: &str, replication_factor: u16) -> CreateTopic {
+    CreateTopic {
+        name: name.into(),
+        partitions: Some(1),
+        replication_factor: Some(replication_factor),
+        retention_ms: None,
+        retention_bytes: None,
+    }
+}
+
+/// Produces `v{i}` for each `i` in `values` to partition 0; a fresh single-partition topic
+/// therefore holds value `v{n}` at offset `n`.
+async fn produce(client: &Client, topic: &str, values: std::ops::Range<u64>) {
+    let records = values
+        .map(|i| ProduceRecord {
+            value: Some(format!("v{i}")),
+            partition: Some(0),
+            ..ProduceRecord::default()
+        })
+        .collect();
+    client
+        .produce(topic, &ProduceRequest { records })
+        .await
+        .expect("produce");
+}
+
+/// Reads `count` record events, failing on an error event, the end of the stream or a deadline.
+async fn read_records(stream: &mut EventStream, count: usize) -> Vec<StreamedRecord> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut records = Vec::with_capacity(count);
+    while records.len() < count {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} records arrived", records.len()));
+        match next.expect("stream readable") {
+            Some(StreamEvent::Record(record)) => records.push(record),
+            Some(StreamEvent::Error(error)) => panic!("error event: {error}"),
+            None => panic!("stream ended after {} records", records.len()),
+        }
+    }
+    records
+}
+
+/// Checks that `received` is exactly the offsets `first..end`, each once and in order, and says
+/// where it is not.
+fn check_no_gap_no_repeat(received: &[u64], first: u64, end: u64) -> Result<(), String> {
+    let mut expected = first;
+    for (position, &offset) in received.iter().enumerate() {
+        if offset < expected {
+            return Err(format!(
+                "repeat: offset {offset} at position {position}, expected {expected}"
+            ));
+        }
+        if offset > expected {
+            return Err(format!(
+                "gap: offsets {expected}..{offset} missing before position {position}"
+            ));
+        }
+        expected += 1;
+    }
+    if expected != end {
+        return Err(format!("received up to {expected}, expected up to {end}"));
+    }
+    Ok(())
+}
+
+fn offsets_and_values(records: &[StreamedRecord], topic: &str) -> Vec<u64> {
+    for record in records {
+        assert_eq!(record.topic, topic);
+        assert_eq!(record.partition, 0);
+        let expected = format!("v{}", record.record.offset);
+        assert_eq!(record.record.value.as_deref(), Some(expected.as_str()));
+    }
+    records.iter().map(|r| r.record.offset).collect()
+}
+
+/// An event stream opened with raw HTTP, to see headers and keep-alive comments.
+struct RawStream {
+    response: reqwest::Response,
+    text: String,
+}
+
+impl RawStream {
+    async fn open(url: &str, ca: &std::path::Path, token: &str) -> RawStream {
+        let response = common::raw_client(ca)
+            .get(url)
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("stream request");
+        assert_eq!(response.status(), 200);
+        RawStream {
+            response,
+            text: String::new(),
+        }
+    }
+
+    fn header(&self, name: &str) -> String {
+        let value = self.response.headers().get(name);
+        value
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Reads until `done(all text so far)` holds, failing after a deadline.
+    async fn read_until(&mut self, what: &str, done: impl Fn(&str) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(&self.text) {
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} in time; got {:?}", self.text))
+                .expect("stream readable")
+                .unwrap_or_else(|| panic!("stream ended before {what}"));
+            self.text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_produced_after_the_stream_opened_arrive_in_order() {
+    let broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
+    let admin = broker.admin().await;
+    admin.create_topic(&topic("live", 1)).await.expect("topic");
+    produce(&admin, "live", 0..5).await;
+
+    let url = format!("{}/v1/topics/live{MESSAGES}?offset=latest", broker.url);
+    let token = admin.token().expect("token");
+    let mut stream = RawStream::open(&url, &broker.ca, token).await;
+    assert_eq!(stream.header("content-type"), "text/event-stream");
+    assert_eq!(stream.header("cache-control"), "no-cache");
+    assert_eq!(stream.header("palisade-leader"), "1");
+    // Silence is filled with keep-alive comments.
+    stream
+        .read_until("keep-alive", |text| text.contains(": keep-alive\n"))
+        .await;
+
+    for batch in 0..3 {
+        produce(&admin, "live", 5 + batch * 10..15 + batch * 10).await;
+    }
+    stream
+        .read_until("offset 34", |text| text.contains("id: 34\n"))
+        .await;
+    let mut parser = EventParser::default();
+    let events = parser.feed(stream.text.as_bytes()).expect("parse");
+    let mut offsets = Vec::new();
+    for event in &events {
+        assert_eq!(event.event, "record", "{event:?}");
+        let record: StreamedRecord = serde_json::from_str(&event.data).expect("record JSON");
+        assert_eq!(event.id, Some(record.record.offset.to_string()));
+        offsets.extend(offsets_and_values(&[record], "live"));
+    }
+    // Records from before the stream opened (offsets 0..5) are not sent with offset=latest.
+    check_no_gap_no_repeat(&offsets, 5, 35).expect("in order, no gap, no repeat");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_stream_continues_after_last_event_id_with_no_gap_and_no_repeat() {
+    let broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
+    let admin = broker.admin().await;
+    admin
+        .create_topic(&topic("resume", 1))
+        .await
+        .expect("topic");
+    let mut stream = admin
+        .stream("resume", 0, StreamFrom::Earliest)
+        .await
+        .expect("open");
+    produce(&admin, "resume", 0..10).await;
+    produce(&admin, "resume", 10..20).await;
+    let first = read_records(&mut stream, 12).await;
+    // Disconnect in the middle of a batch, then more records commit while nobody listens.
+    drop(stream);
+    produce(&admin, "resume", 20..30).await;
+    let last = first.last().expect("records").record.offset;
+    let mut resumed = admin
+        .stream("resume", 0, StreamFrom::After(last))
+        .await
+        .expect("reopen");
+    let second = read_records(&mut resumed, 18).await;
+    let mut offsets = offsets_and_values(&first, "resume");
+    offsets.extend(offsets_and_values(&second, "resume"));
+    check_no_gap_no_repeat(&offsets, 0, 30).expect("resume with Last-Event-ID");
+
+    // The checker catches a client that resumes at the last id instead of after it ...
+    let mut wrong = admin
+        .stream("resume", 0, StreamFrom::Offset(last))
+        .await
+        .expect("reopen at the last id");
+    let mut broken = offsets_and_values(&first, "resume");
+    broken.extend(offsets_and_values(
+        &read_records(&mut wrong, 18).await,
+        "resume",
+    ));
+    let error = check_no_gap_no_repeat(&broken, 0, 30).expect_err("a repeat must be caught");
+    assert!(error.starts_with("repeat: offset 11"), "{error}");
+    // ... one that skips a record, and one that stops short.
+    let mut skipped = offsets.clone();
+    skipped.remove(15);
+    let error = check_no_gap_no_repeat(&skipped, 0, 30).expect_err("a gap must be caught");
+    assert!(error.starts_with("gap: offsets 15..16"), "{error}");
+    let error = check_no_gap_no_repeat(&offsets[..29], 0, 30).expect_err("a short read");
+    assert!(error.contains("up to 29"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_problems_before_the_stream_starts() {
+    let broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
+    let admin = broker.admin().await;
+    admin
+        .create_topic(&topic("guarded", 1))
+        .await
+        .expect("topic");
+    produce(&admin, "guarded", 0..5).await;
+    let user = CreateUser {
+        username: "nobody".into(),
+        password: "password-of-nobody".into(),
+        superuser: false,
+    };
+    admin.create_user(&user).await.expect("user");
+    let api = RawApi::new(&broker);
+    let admin_token = admin.token().expect("token").to_string();
+    let nobody_token = api.token("nobody", "password-of-nobody").await;
+    let path = format!("/v1/topics/guarded{MESSAGES}");
+    let ask = |token: Option<&str>, query: &str, last_event_id: Option<&str>| {
+        let mut headers = vec![("accept".to_string(), "text/event-stream".to_string())];
+        if let Some(token) = token {
+            headers.push(("authorization".into(), format!("Bearer {token}")));
+        }
+        if let Some(id) = last_event_id {
+            headers.push(("last-event-id".into(), id.to_string()));
+        }
+        let api = api.clone();
+        let path = format!("{path}{query}");
+        async move { api.send("GET", &path, &headers, None).await }
+    };
+    let admin = Some(admin_token.as_str());
+    let cases = [
+        (ask(None, "", None).await, 401, "bearer token", "no token"),
+        (
+            ask(Some(&nobody_token), "", None).await,
+            403,
+            "may not read",
+            "no ACL",
+        ),
+        (
+            ask(admin, "", Some("abc")).await,
+            400,
+            "Last-Event-ID",
+            "bad id",
+        ),
+        (
+            ask(admin, "", Some("-1")).await,
+            400,
+            "Last-Event-ID",
+            "negative id",
+        ),
+        (
+            ask(admin, "?offset=soon", None).await,
+            400,
+            "latest",
+            "bad offset",
+        ),
+        (
+            ask(admin, "?wait_ms=5", None).await,
+            400,
+            "wait_ms",
+            "unknown key",
+        ),
+        (
+            ask(admin, "?offset=6", None).await,
+            416,
+            "0..5",
+            "past the end",
+        ),
+        (
+            ask(admin, "", Some("5")).await,
+            416,
+            "offset 6",
+            "id past the end",
+        ),
+    ];
+    for (reply, status, detail, context) in &cases {
+        reply.assert_problem(*status, detail, context);
+    }
+    let missing = api
+        .send(
+            "GET",
+            &format!("/v1/topics/absent{MESSAGES}"),
+            &[
+                ("accept".into(), "text/event-stream".into()),
+                ("authorization".into(), format!("Bearer {admin_token}")),
+            ],
+            None,
+        )
+        .await;
+    missing.assert_problem(404, "does not exist", "unknown topic");
+    // Without the Accept header the same route is the JSON fetch.
+    let json = api.call("GET", &path, Some(&admin_token), None).await;
+    assert_eq!(json.status, 200);
+    assert_eq!(json.body["records"].as_array().map(Vec::len), Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_topic_ends_the_stream_with_an_error_event() {
+    let broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
+    let admin = broker.admin().await;
+    admin
+        .create_topic(&topic("doomed", 1))
+        .await
+        .expect("topic");
+    produce(&admin, "doomed", 0..3).await;
+    let mut stream = admin
+        .stream("doomed", 0, StreamFrom::Earliest)
+        .await
+        .expect("open");
+    read_records(&mut stream, 3).await;
+    admin.delete_topic("doomed").await.expect("delete");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let event = tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .expect("an event before the deadline")
+        .expect("readable");
+    match event {
+        Some(StreamEvent::Error(error)) => {
+            assert_eq!(error.status(), Some(404), "{error}");
+        }
+        other => panic!("expected an error event, got {other:?}"),
+    }
+    let end = tokio::time::timeout_at(deadline, stream.next()).await;
+    assert!(
+        matches!(end, Ok(Ok(None))),
+        "the stream ends after the error"
+    );
+}
+
+async fn open_streams_metric(broker: &BrokerProcess) -> String {
+    let text = common::raw_client(&broker.ca)
+        .get(format!("{}/metrics", broker.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find(|line| line.starts_with("palisade_open_streams "))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_limit_get_429_and_a_disconnect_frees_a_slot() {
+    let config = "\n[limits]\nstreams_max = 2\nstream_keepalive_ms = 300\n";
+    let broker = BrokerProcess::start_with(&[], config).await;
+    let admin = broker.admin().await;
+    admin
+        .create_topic(&topic("bounded", 1))
+        .await
+        .expect("topic");
+    let first = admin
+        .stream("bounded", 0, StreamFrom::Earliest)
+        .await
+        .expect("first stream");
+    let mut second = admin
+        .stream("bounded", 0, StreamFrom::Earliest)
+        .await
+        .expect("second stream");
+    let third = admin.stream("bounded", 0, StreamFrom::Earliest).await;
+    assert!(
+        matches!(&third, Err(ClientError::Api { status: 429, .. })),
+        "{:?}",
+        third.err()
+    );
+    let api = RawApi::new(&broker);
+    let headers = [
+        ("accept".to_string(), "text/event-stream".to_string()),
+        (
+            "authorization".to_string(),
+            format!("Bearer {}", admin.token().expect("token")),
+        ),
+    ];
+    let refused = api
+        .send(
+            "GET",
+            &format!("/v1/topics/bounded{MESSAGES}"),
+            &headers,
+            None,
+        )
+        .await;
+    refused.assert_problem(429, "limits.streams_max", "third stream");
+    assert_eq!(refused.retry_after.as_deref(), Some("5"));
+    assert_eq!(
+        open_streams_metric(&broker).await,
+        "palisade_open_streams 2"
+    );
+
+    // The client goes away without a word; the broker notices at its next write.
+    let dropped_at = tokio::time::Instant::now();
+    drop(first);
+    let deadline = dropped_at + WAIT;
+    let mut replacement = loop {
+        match admin.stream("bounded", 0, StreamFrom::Earliest).await {
+            Ok(stream) => break stream,
+            Err(ClientError::Api { status: 429, .. }) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slot of a disconnected stream was never freed"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("unexpected refusal: {other}"),
+        }
+    };
+    println!(
+        "slot freed {} ms after the client disconnected",
+        dropped_at.elapsed().as_millis()
+    );
+    // Both remaining streams still work.
+    produce(&admin, "bounded", 0..4).await;
+    let offsets = offsets_and_values(&read_records(&mut second, 4).await, "bounded");
+    check_no_gap_no_repeat(&offsets, 0, 4).expect("second stream");
+    let offsets = offsets_and_values(&read_records(&mut replacement, 4).await, "bounded");
+    check_no_gap_no_repeat(&offsets, 0, 4).expect("replacement stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_does_not_lead_the_partition_serves_the_stream() {
+    let cluster = TestCluster::start_with(3, FAST_KEEPALIVE).await;
+    let admin = cluster.admin(1).await;
+    admin
+        .create_topic(&topic("spread", 3))
+        .await
+        .expect("topic");
+    // Leadership may still move (the balancer prefers the first replica): open on a broker the
+    // leader header shows is not the leader.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (mut stream, serving, leader) = loop {
+        let description = admin.describe_topic("spread").await.expect("describe");
+        if let Some(leader) = description.partitions[0].leader {
+            let other = [1, 2, 3].into_iter().find(|id| *id != leader);
+            let other = other.expect("a non-leader");
+            let url = format!("{}/v1/topics/spread{MESSAGES}", cluster.node(other).url);
+            let client = cluster.admin(other).await;
+            let stream = RawStream::open(&url, &cluster.ca, client.token().expect("token")).await;
+            let named: u64 = stream.header("palisade-leader").parse().expect("leader id");
+            if named != other {
+                break (stream, other, named);
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no stable leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("stream served by broker {serving}, partition led by broker {leader}");
+
+    let producer = cluster.admin(leader).await;
+    for batch in 0..4 {
+        produce(&producer, "spread", batch * 25..(batch + 1) * 25).await;
+    }
+    stream
+        .read_until("offset 99", |text| text.contains("id: 99\n"))
+        .await;
+    let mut parser = EventParser::default();
+    let mut offsets = Vec::new();
+    for event in parser.feed(stream.text.as_bytes()).expect("parse") {
+        let record: StreamedRecord = serde_json::from_str(&event.data).expect("record JSON");
+        offsets.extend(offsets_and_values(&[record], "spread"));
+    }
+    check_no_gap_no_repeat(&offsets, 0, 100).expect("through a non-leader");
+}
