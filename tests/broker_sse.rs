@@ -489,3 +489,129 @@ async fn a_broker_that_does_not_lead_the_partition_serves_the_stream() {
     }
     check_no_gap_no_repeat(&offsets, 0, 100).expect("through a non-leader");
 }
+
+/// The next event must be an error event with `status`, and then the stream must end.
+async fn expect_error_then_end(stream: &mut EventStream, status: u16, context: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("{context}: no error event in time"))
+            .expect("readable");
+        match next {
+            Some(StreamEvent::Error(error)) => {
+                assert_eq!(error.status(), Some(status), "{context}: {error}");
+                break;
+            }
+            Some(StreamEvent::Record(record)) => {
+                panic!("{context}: a record after access ended: {record:?}")
+            }
+            None => panic!("{context}: the stream ended without an error event"),
+        }
+    }
+    let end = tokio::time::timeout_at(deadline, stream.next()).await;
+    assert!(matches!(end, Ok(Ok(None))), "{context}: the stream ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_ends_when_its_acl_is_removed_or_its_token_revoked() {
+    let broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
+    let admin = broker.admin().await;
+    admin
+        .create_topic(&topic("watched", 1))
+        .await
+        .expect("topic");
+    produce(&admin, "watched", 0..2).await;
+    let user = CreateUser {
+        username: "reader".into(),
+        password: "password-of-reader".into(),
+        superuser: false,
+    };
+    admin.create_user(&user).await.expect("user");
+    let api = RawApi::new(&broker);
+    let admin_token = admin.token().expect("token").to_string();
+    let grant = serde_json::json!({"principal": "reader", "resource": "topic",
+        "pattern": {"literal": "watched"}, "operation": "read", "effect": "allow"});
+    let granted = api
+        .call("POST", "/v1/acls", Some(&admin_token), Some(&grant))
+        .await;
+    assert_eq!(granted.status, 201, "{}", granted.body);
+
+    // The ACL goes away while the stream is open: the next read is denied.
+    let reader = broker.login("reader", "password-of-reader").await;
+    let mut stream = reader
+        .stream("watched", 0, StreamFrom::Earliest)
+        .await
+        .expect("open");
+    read_records(&mut stream, 2).await;
+    let acl = format!("/v1/acls/{}", granted.body["id"]);
+    let deleted = api.call("DELETE", &acl, Some(&admin_token), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    expect_error_then_end(&mut stream, 403, "ACL removed").await;
+
+    // The token is revoked while the stream is open: the next read is unauthenticated.
+    let regranted = api
+        .call("POST", "/v1/acls", Some(&admin_token), Some(&grant))
+        .await;
+    assert_eq!(regranted.status, 201, "{}", regranted.body);
+    let reader = broker.login("reader", "password-of-reader").await;
+    let mut stream = reader
+        .stream("watched", 0, StreamFrom::Earliest)
+        .await
+        .expect("open again");
+    read_records(&mut stream, 2).await;
+    reader.revoke().await.expect("revoke");
+    expect_error_then_end(&mut stream, 401, "token revoked").await;
+}
+
+/// Reads lines of a child's stdout on a thread, handing them over a channel.
+fn line_reader(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::Receiver<String> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_follow_prints_records_as_they_commit() {
+    let broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
+    let admin = broker.admin().await;
+    admin.create_topic(&topic("tail", 1)).await.expect("topic");
+    produce(&admin, "tail", 0..10).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["consume", "tail", "--partition", "0", "--follow"])
+        .env("PALISADE_URL", &broker.url)
+        .env("PALISADE_CA_CERT", &broker.ca)
+        .env("PALISADE_TOKEN", admin.token().expect("token"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn consume");
+    let mut lines = line_reader(child.stdout.take().expect("stdout"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut offsets = Vec::new();
+    while offsets.len() < 20 {
+        if offsets.len() == 10 {
+            produce(&admin, "tail", 10..20).await;
+        }
+        let line = tokio::time::timeout_at(deadline, lines.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} lines in time", offsets.len()))
+            .expect("consume is still running");
+        let record: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        let offset = record["offset"].as_u64().expect("offset");
+        assert_eq!(record["partition"], 0, "{line}");
+        assert_eq!(record["value"], format!("v{offset}"), "{line}");
+        offsets.push(offset);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    check_no_gap_no_repeat(&offsets, 0, 20).expect("consume --follow output");
+}
