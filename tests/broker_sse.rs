@@ -615,3 +615,36 @@ async fn consume_follow_prints_records_as_they_commit() {
     let _ = child.wait();
     check_no_gap_no_repeat(&offsets, 0, 20).expect("consume --follow output");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_with_open_streams_shuts_down_cleanly() {
+    let mut broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
+    let admin = broker.admin().await;
+    admin
+        .create_topic(&topic("closing", 1))
+        .await
+        .expect("topic");
+    produce(&admin, "closing", 0..3).await;
+    let mut stream = admin
+        .stream("closing", 0, StreamFrom::Earliest)
+        .await
+        .expect("open");
+    read_records(&mut stream, 3).await;
+    let started = std::time::Instant::now();
+    let stopping = tokio::task::spawn_blocking(move || {
+        let status = broker.terminate();
+        (status, broker)
+    });
+    // The stream ends with the broker (the client resumes elsewhere with Last-Event-ID); it
+    // neither delivers more records nor keeps the broker alive.
+    let end = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("the stream ends with the broker");
+    assert!(!matches!(end, Ok(Some(_))), "{end:?}");
+    let (status, _broker) = stopping.await.expect("terminate");
+    assert!(status.success(), "{status}");
+    println!(
+        "broker with an open stream stopped in {} ms",
+        started.elapsed().as_millis()
+    );
+}
