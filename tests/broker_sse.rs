@@ -648,3 +648,27 @@ async fn a_broker_with_open_streams_shuts_down_cleanly() {
         started.elapsed().as_millis()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_outlives_the_http_timeouts_and_still_delivers() {
+    // Longer than the HTTP server's keep-alive and request-head timeouts (5 s each).
+    let config = "\n[limits]\nstream_keepalive_ms = 6000\n";
+    let broker = BrokerProcess::start_with(&[], config).await;
+    let admin = broker.admin().await;
+    admin.create_topic(&topic("quiet", 1)).await.expect("topic");
+    let url = format!("{}/v1/topics/quiet{MESSAGES}", broker.url);
+    let mut stream = RawStream::open(&url, &broker.ca, admin.token().expect("token")).await;
+    let opened = std::time::Instant::now();
+    stream
+        .read_until("keep-alive", |text| text.contains(": keep-alive\n"))
+        .await;
+    let silence = opened.elapsed();
+    assert!(
+        silence >= Duration::from_millis(5_900),
+        "a keep-alive after only {silence:?} of silence"
+    );
+    produce(&admin, "quiet", 0..1).await;
+    stream
+        .read_until("offset 0", |text| text.contains("id: 0\n"))
+        .await;
+}
