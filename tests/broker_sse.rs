@@ -4,139 +4,17 @@
 //! client goes away, and a broker that does not lead the partition serves the stream too.
 
 mod common;
+#[path = "broker_sse/support.rs"]
+mod support;
 
 use std::time::Duration;
 
 use common::cluster::TestCluster;
 use common::{BrokerProcess, RawApi};
-use palisade::client::dto::{CreateTopic, CreateUser, ProduceRecord, ProduceRequest};
-use palisade::client::sse::{EventParser, EventStream, StreamEvent, StreamFrom, StreamedRecord};
-use palisade::client::{Client, ClientError};
-
-/// Short keep-alives, so silence and disconnects show within a test's patience.
-const FAST_KEEPALIVE: &str = "\n[limits]\nstream_keepalive_ms = 300\n";
-const WAIT: Duration = Duration::from_secs(30);
-const MESSAGES: &str = "/partitions/0/messages";
-
-fn topic(name: &str, replication_factor: u16) -> CreateTopic {
-    CreateTopic {
-        name: name.into(),
-        partitions: Some(1),
-        replication_factor: Some(replication_factor),
-        retention_ms: None,
-        retention_bytes: None,
-    }
-}
-
-/// Produces `v{i}` for each `i` in `values` to partition 0; a fresh single-partition topic
-/// therefore holds value `v{n}` at offset `n`.
-async fn produce(client: &Client, topic: &str, values: std::ops::Range<u64>) {
-    let records = values
-        .map(|i| ProduceRecord {
-            value: Some(format!("v{i}")),
-            partition: Some(0),
-            ..ProduceRecord::default()
-        })
-        .collect();
-    client
-        .produce(topic, &ProduceRequest { records })
-        .await
-        .expect("produce");
-}
-
-/// Reads `count` record events, failing on an error event, the end of the stream or a deadline.
-async fn read_records(stream: &mut EventStream, count: usize) -> Vec<StreamedRecord> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut records = Vec::with_capacity(count);
-    while records.len() < count {
-        let next = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {count} records arrived", records.len()));
-        match next.expect("stream readable") {
-            Some(StreamEvent::Record(record)) => records.push(record),
-            Some(StreamEvent::Error(error)) => panic!("error event: {error}"),
-            None => panic!("stream ended after {} records", records.len()),
-        }
-    }
-    records
-}
-
-/// Checks that `received` is exactly the offsets `first..end`, each once and in order, and says
-/// where it is not.
-fn check_no_gap_no_repeat(received: &[u64], first: u64, end: u64) -> Result<(), String> {
-    let mut expected = first;
-    for (position, &offset) in received.iter().enumerate() {
-        if offset < expected {
-            return Err(format!(
-                "repeat: offset {offset} at position {position}, expected {expected}"
-            ));
-        }
-        if offset > expected {
-            return Err(format!(
-                "gap: offsets {expected}..{offset} missing before position {position}"
-            ));
-        }
-        expected += 1;
-    }
-    if expected != end {
-        return Err(format!("received up to {expected}, expected up to {end}"));
-    }
-    Ok(())
-}
-
-fn offsets_and_values(records: &[StreamedRecord], topic: &str) -> Vec<u64> {
-    for record in records {
-        assert_eq!(record.topic, topic);
-        assert_eq!(record.partition, 0);
-        let expected = format!("v{}", record.record.offset);
-        assert_eq!(record.record.value.as_deref(), Some(expected.as_str()));
-    }
-    records.iter().map(|r| r.record.offset).collect()
-}
-
-/// An event stream opened with raw HTTP, to see headers and keep-alive comments.
-struct RawStream {
-    response: reqwest::Response,
-    text: String,
-}
-
-impl RawStream {
-    async fn open(url: &str, ca: &std::path::Path, token: &str) -> RawStream {
-        let response = common::raw_client(ca)
-            .get(url)
-            .bearer_auth(token)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .expect("stream request");
-        assert_eq!(response.status(), 200);
-        RawStream {
-            response,
-            text: String::new(),
-        }
-    }
-
-    fn header(&self, name: &str) -> String {
-        let value = self.response.headers().get(name);
-        value
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    }
-
-    /// Reads until `done(all text so far)` holds, failing after a deadline.
-    async fn read_until(&mut self, what: &str, done: impl Fn(&str) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !done(&self.text) {
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} in time; got {:?}", self.text))
-                .expect("stream readable")
-                .unwrap_or_else(|| panic!("stream ended before {what}"));
-            self.text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-}
+use palisade::client::dto::CreateUser;
+use palisade::client::sse::{EventParser, StreamEvent, StreamFrom, StreamedRecord};
+use palisade::client::ClientError;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_produced_after_the_stream_opened_arrive_in_order() {
@@ -241,83 +119,37 @@ async fn refusals_are_problems_before_the_stream_starts() {
     admin.create_user(&user).await.expect("user");
     let api = RawApi::new(&broker);
     let admin_token = admin.token().expect("token").to_string();
-    let nobody_token = api.token("nobody", "password-of-nobody").await;
-    let path = format!("/v1/topics/guarded{MESSAGES}");
-    let ask = |token: Option<&str>, query: &str, last_event_id: Option<&str>| {
-        let mut headers = vec![("accept".to_string(), "text/event-stream".to_string())];
-        if let Some(token) = token {
-            headers.push(("authorization".into(), format!("Bearer {token}")));
-        }
-        if let Some(id) = last_event_id {
-            headers.push(("last-event-id".into(), id.to_string()));
-        }
-        let api = api.clone();
-        let path = format!("{path}{query}");
-        async move { api.send("GET", &path, &headers, None).await }
-    };
+    let nobody = api.token("nobody", "password-of-nobody").await;
     let admin = Some(admin_token.as_str());
+    let guarded = format!("/v1/topics/guarded{MESSAGES}");
+    // (token, path suffix, Last-Event-ID, status, part of the detail, what is wrong)
     let cases = [
-        (ask(None, "", None).await, 401, "bearer token", "no token"),
+        (None, "", None, 401, "bearer token", "no token"),
         (
-            ask(Some(&nobody_token), "", None).await,
+            Some(nobody.as_str()),
+            "",
+            None,
             403,
             "may not read",
             "no ACL",
         ),
-        (
-            ask(admin, "", Some("abc")).await,
-            400,
-            "Last-Event-ID",
-            "bad id",
-        ),
-        (
-            ask(admin, "", Some("-1")).await,
-            400,
-            "Last-Event-ID",
-            "negative id",
-        ),
-        (
-            ask(admin, "?offset=soon", None).await,
-            400,
-            "latest",
-            "bad offset",
-        ),
-        (
-            ask(admin, "?wait_ms=5", None).await,
-            400,
-            "wait_ms",
-            "unknown key",
-        ),
-        (
-            ask(admin, "?offset=6", None).await,
-            416,
-            "0..5",
-            "past the end",
-        ),
-        (
-            ask(admin, "", Some("5")).await,
-            416,
-            "offset 6",
-            "id past the end",
-        ),
+        (admin, "", Some("abc"), 400, "Last-Event-ID", "bad id"),
+        (admin, "", Some("-1"), 400, "Last-Event-ID", "negative id"),
+        (admin, "?offset=soon", None, 400, "latest", "bad offset"),
+        (admin, "?wait_ms=5", None, 400, "wait_ms", "unknown key"),
+        (admin, "?offset=6", None, 416, "0..5", "past the end"),
+        (admin, "", Some("5"), 416, "offset 6", "id past the end"),
     ];
-    for (reply, status, detail, context) in &cases {
-        reply.assert_problem(*status, detail, context);
+    for (token, suffix, last_event_id, status, detail, context) in cases {
+        let path = format!("{guarded}{suffix}");
+        let reply = stream_request(&api, &path, token, last_event_id).await;
+        reply.assert_problem(status, detail, context);
     }
-    let missing = api
-        .send(
-            "GET",
-            &format!("/v1/topics/absent{MESSAGES}"),
-            &[
-                ("accept".into(), "text/event-stream".into()),
-                ("authorization".into(), format!("Bearer {admin_token}")),
-            ],
-            None,
-        )
-        .await;
-    missing.assert_problem(404, "does not exist", "unknown topic");
+    let absent = format!("/v1/topics/absent{MESSAGES}");
+    let reply = stream_request(&api, &absent, admin, None).await;
+    reply.assert_problem(404, "does not exist", "unknown topic");
     // Without the Accept header the same route is the JSON fetch.
-    let json = api.call("GET", &path, Some(&admin_token), None).await;
+    let json = api.call("GET", &guarded, admin, None).await;
     assert_eq!(json.status, 200);
     assert_eq!(json.body["records"].as_array().map(Vec::len), Some(5));
 }
@@ -353,21 +185,6 @@ async fn deleting_the_topic_ends_the_stream_with_an_error_event() {
         matches!(end, Ok(Ok(None))),
         "the stream ends after the error"
     );
-}
-
-async fn open_streams_metric(broker: &BrokerProcess) -> String {
-    let text = common::raw_client(&broker.ca)
-        .get(format!("{}/metrics", broker.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find(|line| line.starts_with("palisade_open_streams "))
-        .unwrap_or("")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,29 +307,6 @@ async fn a_broker_that_does_not_lead_the_partition_serves_the_stream() {
     check_no_gap_no_repeat(&offsets, 0, 100).expect("through a non-leader");
 }
 
-/// The next event must be an error event with `status`, and then the stream must end.
-async fn expect_error_then_end(stream: &mut EventStream, status: u16, context: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .unwrap_or_else(|_| panic!("{context}: no error event in time"))
-            .expect("readable");
-        match next {
-            Some(StreamEvent::Error(error)) => {
-                assert_eq!(error.status(), Some(status), "{context}: {error}");
-                break;
-            }
-            Some(StreamEvent::Record(record)) => {
-                panic!("{context}: a record after access ended: {record:?}")
-            }
-            None => panic!("{context}: the stream ended without an error event"),
-        }
-    }
-    let end = tokio::time::timeout_at(deadline, stream.next()).await;
-    assert!(matches!(end, Ok(Ok(None))), "{context}: the stream ends");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_stream_ends_when_its_acl_is_removed_or_its_token_revoked() {
     let broker = BrokerProcess::start_with(&[], FAST_KEEPALIVE).await;
@@ -562,21 +356,6 @@ async fn an_open_stream_ends_when_its_acl_is_removed_or_its_token_revoked() {
     read_records(&mut stream, 2).await;
     reader.revoke().await.expect("revoke");
     expect_error_then_end(&mut stream, 401, "token revoked").await;
-}
-
-/// Reads lines of a child's stdout on a thread, handing them over a channel.
-fn line_reader(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::Receiver<String> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1024);
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if sender.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
