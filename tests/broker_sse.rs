@@ -451,3 +451,24 @@ async fn a_silent_stream_outlives_the_http_timeouts_and_still_delivers() {
         .read_until("offset 0", |text| text.contains("id: 0\n"))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_a_reachable_leader_ends_with_a_503_error_event() {
+    let config = format!("forward_timeout_ms = 2000\n{FAST_KEEPALIVE}");
+    let mut cluster = TestCluster::start_with(3, &config).await;
+    let admin = cluster.admin(1).await;
+    admin
+        .create_topic(&topic("stranded", 3))
+        .await
+        .expect("topic");
+    produce(&admin, "stranded", 0..3).await;
+    let mut stream = admin
+        .stream("stranded", 0, StreamFrom::Earliest)
+        .await
+        .expect("open");
+    read_records(&mut stream, 3).await;
+    // Without brokers 2 and 3 the partition has no quorum, so no leader serves it.
+    cluster.kill(2);
+    cluster.kill(3);
+    expect_error_then_end(&mut stream, 503, "no quorum").await;
+}
