@@ -29,6 +29,7 @@ pub struct Config {
     pub raft: RaftConfig,
     pub topics: TopicsConfig,
     pub cluster: ClusterConfig,
+    pub limits: LimitsConfig,
 }
 
 /// How this broker finds and joins its cluster, and how the balancer behaves.
@@ -128,6 +129,15 @@ pub struct TopicsConfig {
     pub default_retention_bytes: Option<u64>,
     pub partitions_max: u32,
     pub retention_check_ms: u64,
+}
+
+/// Bounds on long-lived client work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Most Server-Sent Events streams open at once on this broker; more are answered 429.
+    pub streams_max: usize,
+    /// Longest silence on an open stream before a keep-alive comment is sent.
+    pub stream_keepalive_ms: u64,
 }
 
 /// Why the configuration was refused. Messages name the key as `section.key`.

@@ -12,6 +12,7 @@ mod errors;
 pub mod forward;
 pub mod groups;
 mod idempotent;
+mod stream;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -34,6 +35,7 @@ pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
 pub use errors::BrokerError;
 use forward::{ForwardReply, ForwardRequest, PeerCall};
 pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
+pub use stream::StreamStart;
 
 /// Limits and settings the operations enforce.
 #[derive(Clone, Debug)]
@@ -49,6 +51,10 @@ pub struct Limits {
     pub default_retention_bytes: Option<u64>,
     /// How long a request waits for a partition leader before answering 503.
     pub leader_wait: Duration,
+    /// Most event streams open at once on this broker.
+    pub streams_max: usize,
+    /// Longest silence on an open event stream before a keep-alive comment.
+    pub stream_keepalive_ms: u64,
 }
 
 /// Who is asking and from where, for audit events.

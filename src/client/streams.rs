@@ -1,5 +1,6 @@
 //! The streaming client commands: `produce` (stdin lines or `--value` → batches) and
-//! `consume` (records → JSON lines on stdout, optionally following with long polls).
+//! `consume` (records → JSON lines on stdout; `--follow` keeps reading over an event stream,
+//! or with long polls under `--poll`).
 //!
 //! Owns batching of input lines and the fetch loop. It must not reorder records: lines are
 //! sent in input order and each partition is printed in offset order.
@@ -12,10 +13,13 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::client::dto::{FetchedRecord, ProduceRecord, ProduceRequest};
-use crate::client::Client;
+use crate::client::sse::{StreamEvent, StreamFrom};
+use crate::client::{Client, ClientError};
 
 /// Upper bound on `--batch` so one request stays well under broker body limits.
 const PRODUCE_BATCH_MAX: usize = 10_000;
+/// Pause before reopening an event stream that ended or failed for a passing reason.
+const RESUME_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Args)]
 pub struct ProduceArgs {
@@ -49,10 +53,13 @@ pub struct ConsumeArgs {
     /// Records per fetch request.
     #[arg(long, default_value_t = 1000)]
     pub max_messages: u32,
-    /// Keep reading new records (long poll) instead of stopping at the end.
+    /// Keep reading new records, over a Server-Sent Events stream, instead of stopping at the end.
     #[arg(long)]
     pub follow: bool,
-    /// Long-poll wait per request when following, in milliseconds.
+    /// With `--follow`: read with long-poll fetches instead of an event stream.
+    #[arg(long)]
+    pub poll: bool,
+    /// Long-poll wait per request when following with `--poll`, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub wait_ms: u64,
     /// Consume as a member of this consumer group: the group assigns partitions and the
@@ -133,9 +140,14 @@ pub(crate) async fn consume(args: ConsumeArgs, client: &Client) -> anyhow::Resul
             topic.partitions.iter().map(|p| p.partition).collect()
         }
     };
-    let readers = partitions
-        .into_iter()
-        .map(|partition| consume_partition(client, &args, partition));
+    let args = &args;
+    let readers = partitions.into_iter().map(|partition| async move {
+        if args.follow && !args.poll {
+            follow_partition(client, args, partition).await
+        } else {
+            consume_partition(client, args, partition).await
+        }
+    });
     for result in futures_util::future::join_all(readers).await {
         result?;
     }
@@ -170,6 +182,62 @@ async fn consume_partition(
         if !args.follow && offset >= reply.high_watermark {
             return Ok(());
         }
+    }
+}
+
+/// Follows one partition over an event stream. A dropped connection, a closed stream or a 503
+/// reopens it after the last record printed (`Last-Event-ID`), so nothing repeats or goes missing.
+async fn follow_partition(
+    client: &Client,
+    args: &ConsumeArgs,
+    partition: u32,
+) -> anyhow::Result<()> {
+    let mut from = match args.offset {
+        0 => StreamFrom::Earliest,
+        offset => StreamFrom::Offset(offset),
+    };
+    loop {
+        match follow_once(client, &args.topic, partition, &mut from).await {
+            Ok(()) => {}
+            Err(error) if is_passing(&error) => {
+                tracing::warn!(%error, partition, "event stream interrupted; resuming");
+            }
+            Err(error) => return Err(error),
+        }
+        tokio::time::sleep(RESUME_PAUSE).await;
+    }
+}
+
+/// Prints records of one stream until it ends; `from` tracks the resume point.
+async fn follow_once(
+    client: &Client,
+    topic: &str,
+    partition: u32,
+    from: &mut StreamFrom,
+) -> anyhow::Result<()> {
+    let mut stream = client.stream(topic, partition, *from).await?;
+    while let Some(event) = stream.next().await? {
+        match event {
+            StreamEvent::Record(streamed) => {
+                let line = ConsumedLine {
+                    partition,
+                    record: &streamed.record,
+                };
+                write_line(&serde_json::to_string(&line)?)?;
+                *from = StreamFrom::After(streamed.record.offset);
+            }
+            StreamEvent::Error(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A lost connection or a broker without a leader for now: worth reopening the stream.
+fn is_passing(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<ClientError>() {
+        Some(ClientError::Transport(_)) => true,
+        Some(error) => matches!(error.status(), Some(503 | 429)),
+        None => false,
     }
 }
 

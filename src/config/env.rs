@@ -2,7 +2,7 @@
 //!
 //! A variable whose name starts with `PALISADE_` and a known section (`BROKER`, `HTTP`,
 //! `PEER`, `AUTH`, `STORAGE`, `RAFT`, `TOPICS`,
-//! `CLUSTER`) must name a known key of that section;
+//! `CLUSTER`, `LIMITS`) must name a known key of that section;
 //! other `PALISADE_*` variables (such as `PALISADE_ADMIN_PASSWORD`) are not configuration
 //! and are ignored here. Relative paths given in the environment resolve against the
 //! current directory, not the config file's. For optional keys an empty value means unset.
@@ -16,8 +16,8 @@ use super::ConfigError;
 pub const ENV_PREFIX: &str = "PALISADE_";
 
 /// The sections that may be overridden, lowercase as in the file.
-pub const SECTIONS: [&str; 8] = [
-    "broker", "http", "peer", "auth", "storage", "raft", "topics", "cluster",
+pub const SECTIONS: [&str; 9] = [
+    "broker", "http", "peer", "auth", "storage", "raft", "topics", "cluster", "limits",
 ];
 
 /// Every key, as `(section, key)`; the documented sample file lists exactly these.
@@ -67,6 +67,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("cluster", "moves_max"),
     ("cluster", "balance_interval_ms"),
     ("cluster", "forward_timeout_ms"),
+    ("limits", "streams_max"),
+    ("limits", "stream_keepalive_ms"),
 ];
 
 /// Applies every configuration variable in `variables` to `raw`; returns the dotted keys
@@ -203,6 +205,8 @@ fn set_lower_sections(
         ("cluster", "moves_max") => raw.cluster.moves_max = number(value)?,
         ("cluster", "balance_interval_ms") => raw.cluster.balance_interval_ms = number(value)?,
         ("cluster", "forward_timeout_ms") => raw.cluster.forward_timeout_ms = number(value)?,
+        ("limits", "streams_max") => raw.limits.streams_max = number(value)?,
+        ("limits", "stream_keepalive_ms") => raw.limits.stream_keepalive_ms = number(value)?,
         _ => {
             let known: Vec<&str> = KEYS
                 .iter()

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub raft: RawRaft,
     pub topics: RawTopics,
     pub cluster: RawCluster,
+    pub limits: RawLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +196,22 @@ impl Default for RawCluster {
             moves_max: 2,
             balance_interval_ms: 2_000,
             forward_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLimits {
+    pub streams_max: u64,
+    pub stream_keepalive_ms: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            streams_max: 1000,
+            stream_keepalive_ms: 15_000,
         }
     }
 }

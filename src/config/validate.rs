@@ -6,10 +6,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::raw::{RawAuth, RawCluster, RawConfig, RawHttp, RawPeer, RawRaft, RawTopics};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawHttp, RawLimits, RawPeer, RawRaft, RawTopics};
 use super::{
     AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, HttpConfig, HttpTransport,
-    PeerConfig, RaftConfig, StorageConfig, TopicsConfig,
+    LimitsConfig, PeerConfig, RaftConfig, StorageConfig, TopicsConfig,
 };
 use crate::names::{self, NameKind};
 
@@ -137,6 +137,19 @@ pub(super) fn validate(
         storage,
         raft: raft(&checker, &raw.raft)?,
         topics: topics(&checker, &raw.topics)?,
+        limits: limits(&checker, &raw.limits)?,
+    })
+}
+
+fn limits(checker: &Checker<'_>, raw: &RawLimits) -> Result<LimitsConfig, ConfigError> {
+    Ok(LimitsConfig {
+        streams_max: checker.size("limits.streams_max", raw.streams_max, 1, 1_000_000)?,
+        stream_keepalive_ms: checker.range(
+            "limits.stream_keepalive_ms",
+            raw.stream_keepalive_ms,
+            100,
+            300_000,
+        )?,
     })
 }
 

@@ -54,6 +54,35 @@ impl BrokerError {
     }
 }
 
+impl BrokerError {
+    /// The detail a client may see: 4xx say what was wrong; internal errors stay in the log.
+    fn public_detail(&self) -> String {
+        if !self.status_code().is_server_error() {
+            return self.to_string();
+        }
+        tracing::warn!(error = %self, "request failed");
+        match self {
+            BrokerError::Internal(_) => {
+                "internal error; the broker log has the details".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The problem body of this error as one line of JSON, for errors that end an event stream
+    /// after its response headers were sent.
+    pub fn problem_json(&self) -> String {
+        let status = self.status_code();
+        let body = Problem {
+            kind: format!("/problems/{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.public_detail(),
+        };
+        serde_json::to_string(&body).expect("problem bodies are plain data")
+    }
+}
+
 impl ResponseError for BrokerError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -76,18 +105,7 @@ impl ResponseError for BrokerError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let detail = if status.is_server_error() {
-            tracing::warn!(error = %self, "request failed");
-            match self {
-                BrokerError::Internal(_) => {
-                    "internal error; the broker log has the details".to_string()
-                }
-                other => other.to_string(),
-            }
-        } else {
-            self.to_string()
-        };
-        let mut response = problem(status, self.slug(), detail);
+        let mut response = problem(status, self.slug(), self.public_detail());
         let retry_after = match self {
             BrokerError::RateLimited { retry_after_s } => Some(*retry_after_s),
             BrokerError::Unavailable(_)

@@ -4,6 +4,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -19,6 +20,8 @@ pub struct Metrics {
     pub request_seconds: Histogram,
     pub produced_records: Counter,
     pub fetched_records: Counter,
+    /// Event streams open right now.
+    pub open_streams: Gauge,
 }
 
 impl Metrics {
@@ -53,12 +56,19 @@ impl Metrics {
             "Long-poll fetches waiting for records",
             crate::partition::machine::PARKED_FETCHES.clone(),
         );
+        let open_streams = Gauge::default();
+        registry.register(
+            "open_streams",
+            "Server-Sent Events streams open right now",
+            open_streams.clone(),
+        );
         Metrics {
             registry,
             requests,
             request_seconds,
             produced_records,
             fetched_records,
+            open_streams,
         }
     }
 

@@ -11,6 +11,8 @@ mod routes_cluster;
 mod routes_data;
 mod routes_groups;
 mod routes_producers;
+pub mod sse;
+mod sse_body;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,6 +103,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/topics/{topic}/messages", web::post().to(data::produce))
         .route(
             "/v1/topics/{topic}/partitions/{partition}/messages",
+            web::get().guard(sse::AcceptsEventStream).to(sse::stream),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/messages",
             web::get().to(data::fetch),
         )
         .route("/v1/users", web::get().to(admin::list_users))
@@ -163,12 +169,15 @@ pub fn serve(
     settings: HttpSettings,
 ) -> std::io::Result<Server> {
     let metrics = Arc::new(Metrics::new());
+    let stream_slots =
+        sse::StreamSlots::new(broker.limits.streams_max, metrics.open_streams.clone());
     let body_bytes_max = settings.body_bytes_max;
     let factory = move || {
         let metrics_for_middleware = metrics.clone();
         App::new()
             .app_data(web::Data::new(broker.clone()))
             .app_data(web::Data::new(metrics.clone()))
+            .app_data(web::Data::new(stream_slots.clone()))
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_bytes_max)
