@@ -22,13 +22,25 @@ pub struct BrokerProcess {
     child: Option<Child>,
 }
 
-/// A port nothing listens on right now (bound and released).
+/// Ports handed out by `free_port` lie below Linux's default ephemeral range (32768-60999), so
+/// the outgoing connections of concurrently running tests and brokers never take one between
+/// the check and the broker binding it.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// A port nothing listens on right now (bound and released), never handed out twice by this
+/// test process; the start depends on the process id so concurrent test binaries differ.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = TEST_PORTS.start + (start + step) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 impl BrokerProcess {
