@@ -28,7 +28,7 @@ pub use machine::{
     AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, PartitionState, Produce,
     SetRetention,
 };
-pub use offsets::CommitOffset;
+pub use offsets::{CommitOffset, GroupPosition, ReadGroupPosition};
 pub use replica::{
     AckPolicy, ChangeMembership, Inbound, OutboundSink, Propose, Replica, ReplicaError,
     ReplicaSettings, ReplicaStatus, StateMachine, Stop, TransferLeadership,

@@ -58,6 +58,34 @@ impl Handler<CommitOffset> for Replica<PartitionMachine> {
     }
 }
 
+/// Where a consumer group stands in this partition, read without copying the partition's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupPosition {
+    pub committed: Option<u64>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+/// Reads `consumer_group`'s committed offset and the partition's bounds (on any replica; callers
+/// that need the latest commit ask the leader).
+#[derive(Message)]
+#[rtype(result = "GroupPosition")]
+pub struct ReadGroupPosition {
+    pub consumer_group: String,
+}
+
+impl Handler<ReadGroupPosition> for Replica<PartitionMachine> {
+    type Result = MessageResult<ReadGroupPosition>;
+    fn handle(&mut self, message: ReadGroupPosition, _: &mut Context<Self>) -> Self::Result {
+        let state = self.machine.state();
+        MessageResult(GroupPosition {
+            committed: state.consumer_offsets.get(&message.consumer_group).copied(),
+            high_watermark: state.high_watermark,
+            log_start_offset: state.log_start_offset,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

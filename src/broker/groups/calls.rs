@@ -11,9 +11,8 @@ use super::super::forward::ForwardReply;
 use super::super::{Broker, BrokerError};
 use crate::cluster::groups::{OffsetReset, TopicPartition};
 use crate::cluster::METADATA_GROUP;
-use crate::partition::machine::Describe;
 use crate::partition::read::FetchLimits;
-use crate::partition::{CommitOffset, PartitionHandle};
+use crate::partition::{CommitOffset, PartitionHandle, ReadGroupPosition};
 use crate::raft::GroupId;
 
 /// What a commit must match: the member's generation and assigned partitions.
@@ -238,15 +237,17 @@ async fn committed(
     handle: &PartitionHandle,
     consumer_group: &str,
 ) -> Result<GroupAnswer, BrokerError> {
-    let state = handle
+    let position = handle
         .addr
-        .send(Describe)
+        .send(ReadGroupPosition {
+            consumer_group: consumer_group.to_string(),
+        })
         .await
         .map_err(|_| BrokerError::Unavailable("partition stopped".into()))?;
     Ok(GroupAnswer::Committed {
-        offset: state.consumer_offsets.get(consumer_group).copied(),
-        high_watermark: state.high_watermark,
-        log_start_offset: state.log_start_offset,
+        offset: position.committed,
+        high_watermark: position.high_watermark,
+        log_start_offset: position.log_start_offset,
     })
 }
 
