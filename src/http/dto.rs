@@ -213,6 +213,32 @@ impl From<FetchedRecord> for RecordOut {
     }
 }
 
+/// About the JSON size of `records`, so a response buffer is allocated once instead of growing
+/// (and being copied) by doubling. Values may grow by a third as base64.
+pub fn records_json_bytes(records: &[FetchedRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| r.record.value.len() * 4 / 3 + r.record.size_bytes() as usize + 128)
+        .sum::<usize>()
+        + 256
+}
+
+/// Serializes `value` into a buffer of `capacity` bytes and answers it as JSON.
+pub fn json_response<T: Serialize>(
+    mut builder: actix_web::HttpResponseBuilder,
+    value: &T,
+    capacity: usize,
+) -> actix_web::HttpResponse {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => builder
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(body),
+        Err(error) => actix_web::HttpResponse::InternalServerError()
+            .body(format!("response does not serialize: {error}")),
+    }
+}
+
 #[derive(Serialize)]
 pub struct FetchResponse {
     pub records: Vec<RecordOut>,

@@ -168,12 +168,16 @@ pub async fn fetch(
     };
     let fetched = broker.fetch(&caller.0, &topic, partition, request).await?;
     metrics.fetched_records.inc_by(fetched.records.len() as u64);
-    Ok(HttpResponse::Ok()
-        .insert_header((LEADER_HEADER, fetched.leader.to_string()))
-        .json(FetchResponse {
-            records: fetched.records.into_iter().map(RecordOut::from).collect(),
-            next_offset: fetched.next_offset,
-            high_watermark: fetched.high_watermark,
-            log_start_offset: fetched.log_start_offset,
-        }))
+    let capacity = crate::http::dto::records_json_bytes(&fetched.records);
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header((LEADER_HEADER, fetched.leader.to_string()));
+    let response = FetchResponse {
+        records: fetched.records.into_iter().map(RecordOut::from).collect(),
+        next_offset: fetched.next_offset,
+        high_watermark: fetched.high_watermark,
+        log_start_offset: fetched.log_start_offset,
+    };
+    Ok(crate::http::dto::json_response(
+        builder, &response, capacity,
+    ))
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 
+use super::dto::{json_response, records_json_bytes};
 use super::dto_groups::{
     CommitBody, GroupDto, GroupList, GroupSummaryDto, JoinBody, MemberDto, PollQuery, PollResponse,
 };
@@ -94,11 +95,16 @@ pub async fn poll(
     let polled = broker
         .poll_group(&caller.0, &group, &member, request)
         .await?;
+    let capacity: usize = polled
+        .partitions
+        .iter()
+        .map(|p| records_json_bytes(&p.records) + p.records.len() * (p.partition.topic.len() + 32))
+        .sum();
     let response = PollResponse::from(polled);
     metrics
         .fetched_records
         .inc_by(response.records.len() as u64);
-    Ok(HttpResponse::Ok().json(response))
+    Ok(json_response(HttpResponse::Ok(), &response, capacity))
 }
 
 pub async fn commit(
