@@ -3,7 +3,7 @@
 //!
 //! Owns the forwarded request and answer types (postcard over the peer link), the leader search
 //! (local status, the last leader that answered, the leader a refusing broker names, then each
-//! replica in turn) with its deadline, and the execution of a forwarded request on the leader.
+//! replica in turn) with its deadline; `local` runs a request on the leader.
 //! A forwarded request is never forwarded again: a broker that does not lead answers `NotLeader`
 //! and the caller moves on. Authentication, authorization and audit happen once, on the broker
 //! the client called; the peer link is mutually authenticated, so the leader trusts its peer.
@@ -13,22 +13,20 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::groups::{GroupAnswer, GroupCall};
 use super::{Broker, BrokerError};
-use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
 use crate::partition::batch::Record;
 use crate::partition::dedup::ProducerStamp;
-use crate::partition::machine::Describe;
-use crate::partition::read::{read_records, FetchLimits, FetchedRecord};
-use crate::partition::{
-    ChangeMembership, Fetch, IdempotentProduce, PartitionHandle, Produce, ReplicaStatus,
-    TransferLeadership,
-};
-use crate::raft::{ConfChange, GroupId, NodeId};
+use crate::partition::read::FetchedRecord;
+use crate::partition::ReplicaStatus;
+use crate::raft::{ConfChange, GroupId};
+
+mod local;
+
+pub use local::not_ready_answer;
 
 /// Sends an encoded request to a peer broker and returns its encoded answer.
 pub type PeerCall = Arc<
@@ -388,295 +386,4 @@ impl Broker {
         };
         (!members.is_empty()).then(|| members[attempt % members.len()])
     }
-
-    /// Serves a request a peer forwarded: runs it here, never forwards it again.
-    pub async fn serve_forwarded(&self, body: &[u8]) -> Vec<u8> {
-        let answer: Answer = match postcard::from_bytes::<ForwardRequest>(body) {
-            Ok(request) => self.execute_local(request).await,
-            Err(error) => Err(BrokerError::BadRequest(format!(
-                "forwarded request does not decode: {error}"
-            ))),
-        };
-        postcard::to_stdvec(&answer).expect("answers are plain data")
-    }
-
-    /// Runs `request` on this broker's replica, which must lead its group.
-    pub(super) async fn execute_local(&self, request: ForwardRequest) -> Answer {
-        match request {
-            ForwardRequest::Meta { envelope } => {
-                self.leading(METADATA_GROUP)?;
-                let (index, output) = self.controller.propose_encoded(envelope).await?;
-                Ok(ForwardReply::Meta {
-                    index: index.0,
-                    output,
-                })
-            }
-            ForwardRequest::Produce {
-                group,
-                records,
-                timestamp_ms,
-            } => self.produce_local(group, records, timestamp_ms).await,
-            ForwardRequest::IdempotentProduce {
-                group,
-                records,
-                timestamp_ms,
-                stamp,
-            } => {
-                self.idempotent_produce_local(group, records, timestamp_ms, stamp)
-                    .await
-            }
-            ForwardRequest::Fetch {
-                group,
-                offset,
-                wait_ms,
-                records_max,
-                bytes_max,
-            } => {
-                let limits = FetchLimits {
-                    records_max,
-                    bytes_max,
-                };
-                self.fetch_local(group, offset, wait_ms, limits).await
-            }
-            ForwardRequest::Describe { group } => self.describe_local(group).await,
-            ForwardRequest::Audit { group, events } => self.audit_local(group, events).await,
-            ForwardRequest::Membership { group, change } => {
-                self.membership_local(group, change).await
-            }
-            ForwardRequest::Transfer { group, to } => self.transfer_local(group, to).await,
-            ForwardRequest::Health => {
-                self.leading(METADATA_GROUP)?;
-                Ok(ForwardReply::Health(self.health_local()))
-            }
-            ForwardRequest::Rebalance => {
-                self.leading(METADATA_GROUP)?;
-                self.balancer.trigger.notify_one();
-                Ok(ForwardReply::Done)
-            }
-            ForwardRequest::Group(call) => self.group_call_local(call).await,
-        }
-    }
-
-    fn health_local(&self) -> Vec<(u64, Option<u64>)> {
-        let state = self.controller.state();
-        state
-            .brokers
-            .keys()
-            .map(|id| {
-                let silence = if *id == self.broker_id {
-                    Some(0)
-                } else {
-                    self.liveness
-                        .as_ref()
-                        .and_then(|liveness| liveness(*id))
-                        .map(|d| d.as_millis() as u64)
-                };
-                (*id, silence)
-            })
-            .collect()
-    }
-
-    /// `Ok` if this broker's replica of `group` leads, else `NotLeader` with its guess.
-    fn leading(&self, group: GroupId) -> Result<(), BrokerError> {
-        if group == METADATA_GROUP {
-            check_leads(&self.controller.replica().status.borrow())
-        } else {
-            self.leading_partition(group).map(drop)
-        }
-    }
-
-    /// `Ok` if this broker leads the controller.
-    pub(super) fn leading_controller(&self) -> Result<(), BrokerError> {
-        self.leading(METADATA_GROUP)
-    }
-
-    /// This broker's replica of partition `group`, if it leads.
-    pub(super) fn leading_partition_handle(
-        &self,
-        group: GroupId,
-    ) -> Result<PartitionHandle, BrokerError> {
-        self.leading_partition(group)
-    }
-
-    /// This broker's replica of partition `group`, if it leads.
-    fn leading_partition(&self, group: GroupId) -> Result<PartitionHandle, BrokerError> {
-        let handle = self
-            .registry
-            .get(group)
-            .ok_or(BrokerError::NotLeader { leader: None })?;
-        check_leads(&handle.status.borrow())?;
-        Ok(handle)
-    }
-
-    async fn produce_local(
-        &self,
-        group: GroupId,
-        records: Vec<Record>,
-        timestamp_ms: u64,
-    ) -> Answer {
-        let handle = self.leading_partition(group)?;
-        let (reply, wait) = oneshot::channel();
-        handle.addr.do_send(Produce {
-            records,
-            timestamp_ms,
-            reply,
-        });
-        let appended = wait
-            .await
-            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-        Ok(ForwardReply::Produced {
-            base_offset: appended.base_offset,
-        })
-    }
-
-    pub(super) async fn fetch_here(
-        &self,
-        group: GroupId,
-        offset: u64,
-        wait_ms: u64,
-        limits: FetchLimits,
-    ) -> Answer {
-        self.fetch_local(group, offset, wait_ms, limits).await
-    }
-
-    async fn idempotent_produce_local(
-        &self,
-        group: GroupId,
-        records: Vec<Record>,
-        timestamp_ms: u64,
-        stamp: ProducerStamp,
-    ) -> Answer {
-        let handle = self.leading_partition(group)?;
-        let (reply, wait) = oneshot::channel();
-        handle.addr.do_send(IdempotentProduce {
-            records,
-            timestamp_ms,
-            stamp,
-            reply,
-        });
-        let appended = wait
-            .await
-            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-        Ok(ForwardReply::Produced {
-            base_offset: appended.base_offset,
-        })
-    }
-
-    async fn fetch_local(
-        &self,
-        group: GroupId,
-        offset: u64,
-        wait_ms: u64,
-        limits: FetchLimits,
-    ) -> Answer {
-        let handle = self.leading_partition(group)?;
-        let (reply, wait) = oneshot::channel();
-        handle.addr.do_send(Fetch {
-            offset,
-            wait_ms,
-            reply,
-        });
-        let window = wait
-            .await
-            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-        let store = self.store.clone();
-        let records =
-            tokio::task::spawn_blocking(move || read_records(&store, group, window, limits))
-                .await
-                .map_err(|error| BrokerError::Internal(error.to_string()))??;
-        Ok(ForwardReply::Fetched {
-            records,
-            offset: window.offset,
-            high_watermark: window.high_watermark,
-            log_start_offset: window.log_start_offset,
-        })
-    }
-
-    async fn describe_local(&self, group: GroupId) -> Answer {
-        if group == METADATA_GROUP {
-            self.leading(group)?;
-            let description =
-                GroupDescription::from_status(&self.controller.replica().status.borrow());
-            return Ok(ForwardReply::Described(description));
-        }
-        let handle = self.leading_partition(group)?;
-        let mut description = GroupDescription::from_status(&handle.status.borrow());
-        let state = handle
-            .addr
-            .send(Describe)
-            .await
-            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))?;
-        description.high_watermark = state.high_watermark;
-        description.log_start_offset = state.log_start_offset;
-        Ok(ForwardReply::Described(description))
-    }
-
-    async fn audit_local(&self, group: GroupId, events: Vec<UnsealedEvent>) -> Answer {
-        self.leading(group)?;
-        let mut waits = Vec::with_capacity(events.len());
-        for event in events {
-            let (reply, wait) = oneshot::channel();
-            self.audit.do_send(Append {
-                event,
-                reply: Some(reply),
-            });
-            waits.push(wait);
-        }
-        for wait in waits {
-            match wait.await {
-                Ok(Ok(())) => {}
-                Ok(Err(crate::audit::log::AuditError::Write(replica))) => {
-                    return Err(replica.into())
-                }
-                Ok(Err(error)) => return Err(BrokerError::AuditUnavailable(error.to_string())),
-                Err(_) => return Err(BrokerError::AuditUnavailable("audit log stopped".into())),
-            }
-        }
-        Ok(ForwardReply::Done)
-    }
-
-    async fn membership_local(&self, group: GroupId, change: ConfChange) -> Answer {
-        let (reply, wait) = oneshot::channel();
-        let message = ChangeMembership { change, reply };
-        if group == METADATA_GROUP {
-            self.leading(group)?;
-            self.controller.replica().addr.do_send(message);
-        } else {
-            self.leading_partition(group)?.addr.do_send(message);
-        }
-        wait.await
-            .map_err(|_| BrokerError::Unavailable("replica stopped".into()))??;
-        Ok(ForwardReply::Done)
-    }
-
-    async fn transfer_local(&self, group: GroupId, to: u64) -> Answer {
-        let message = TransferLeadership(NodeId(to));
-        let result = if group == METADATA_GROUP {
-            self.leading(group)?;
-            self.controller.replica().addr.send(message).await
-        } else {
-            self.leading_partition(group)?.addr.send(message).await
-        };
-        result.map_err(|_| BrokerError::Unavailable("replica stopped".into()))??;
-        Ok(ForwardReply::Done)
-    }
-}
-
-/// `Ok` if `status` is a leader's, else `NotLeader` naming the leader it knows of.
-fn check_leads(status: &ReplicaStatus) -> Result<(), BrokerError> {
-    if status.is_leader {
-        Ok(())
-    } else {
-        Err(BrokerError::NotLeader {
-            leader: status.leader.map(|node| node.0),
-        })
-    }
-}
-
-/// The answer of a broker that is still starting.
-pub fn not_ready_answer() -> Vec<u8> {
-    let answer: Answer = Err(BrokerError::Unavailable(
-        "the broker is starting".to_string(),
-    ));
-    postcard::to_stdvec(&answer).expect("answers are plain data")
 }
