@@ -16,6 +16,7 @@ mod error;
 mod group_consume;
 mod groups;
 mod list;
+pub mod producers;
 pub mod sse;
 mod streams;
 mod token_store;

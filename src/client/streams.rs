@@ -12,7 +12,7 @@ use clap::Args;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::client::dto::{FetchedRecord, ProduceRecord, ProduceRequest};
+use crate::client::dto::{FetchedRecord, ProduceRecord, ProduceRequest, ProduceResponse};
 use crate::client::sse::{StreamEvent, StreamFrom};
 use crate::client::{Client, ClientError};
 
@@ -39,6 +39,13 @@ pub struct ProduceArgs {
     /// Records per request when reading stdin.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Send each batch with an `Idempotency-Key` and resend it with the same key after a 503,
+    /// a 429 or a lost connection, so a retried batch is written once.
+    #[arg(long)]
+    pub idempotent: bool,
+    /// With `--idempotent`: resends per batch before giving up.
+    #[arg(long, default_value_t = 10)]
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,19 +102,19 @@ pub(crate) async fn produce(args: ProduceArgs, client: &Client) -> anyhow::Resul
         value: Some(value),
         ..template.clone()
     };
-    if let Some(value) = args.value {
-        return send_batch(client, &args.topic, vec![record(value)]).await;
+    if let Some(value) = args.value.clone() {
+        return send_batch(client, &args, vec![record(value)]).await;
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut batch = Vec::with_capacity(batch_max);
     while let Some(line) = lines.next_line().await.context("reading stdin")? {
         batch.push(record(line));
         if batch.len() == batch_max {
-            send_batch(client, &args.topic, std::mem::take(&mut batch)).await?;
+            send_batch(client, &args, std::mem::take(&mut batch)).await?;
         }
     }
     if !batch.is_empty() {
-        send_batch(client, &args.topic, batch).await?;
+        send_batch(client, &args, batch).await?;
     }
     Ok(())
 }
@@ -115,14 +122,53 @@ pub(crate) async fn produce(args: ProduceArgs, client: &Client) -> anyhow::Resul
 /// Sends one batch and prints one `{"partition":..,"offset":..}` line per record.
 async fn send_batch(
     client: &Client,
-    topic: &str,
+    args: &ProduceArgs,
     records: Vec<ProduceRecord>,
 ) -> anyhow::Result<()> {
-    let reply = client.produce(topic, &ProduceRequest { records }).await?;
+    let batch = ProduceRequest { records };
+    let reply = if args.idempotent {
+        send_idempotent(client, args, &batch).await?
+    } else {
+        client.produce(&args.topic, &batch).await?
+    };
     for position in reply.offsets {
         write_line(&serde_json::to_string(&position)?)?;
     }
     Ok(())
+}
+
+/// Pause before resending a batch, times the attempt number.
+const RESEND_PAUSE_MS: u64 = 250;
+
+/// Sends `batch` under one fresh `Idempotency-Key` until it is acknowledged: the broker writes
+/// it once however many of the attempts reached it.
+async fn send_idempotent(
+    client: &Client,
+    args: &ProduceArgs,
+    batch: &ProduceRequest,
+) -> anyhow::Result<ProduceResponse> {
+    let key =
+        rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), 32);
+    let mut attempt = 0;
+    loop {
+        match client.produce_with_key(&args.topic, batch, &key).await {
+            Ok(reply) => return Ok(reply),
+            Err(error) if attempt < args.retries && is_retriable(&error) => {
+                attempt += 1;
+                eprintln!("produce failed ({error}); resending with the same key");
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    RESEND_PAUSE_MS * u64::from(attempt),
+                ))
+                .await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// A 503, a 429 or no answer at all: the batch may be resent.
+fn is_retriable(error: &ClientError) -> bool {
+    matches!(error.status(), None | Some(429) | Some(503))
 }
 
 pub(crate) async fn consume(args: ConsumeArgs, client: &Client) -> anyhow::Result<()> {
