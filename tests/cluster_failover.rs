@@ -9,9 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::cluster::TestCluster;
+use common::cluster::{wait_for, TestCluster};
 use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::Client;
 use palisade::partition::batch::{self, PartitionCommand};
@@ -26,24 +26,6 @@ struct Outcome {
     acked: BTreeMap<String, u64>,
     /// Acknowledgements after the kill, with their time.
     acked_at: Vec<Instant>,
-}
-
-async fn wait_for<F, Fut, T>(what: &str, seconds: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn setup() -> (TestCluster, Client, u64, u64) {

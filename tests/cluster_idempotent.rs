@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::TestCluster;
+use common::cluster::{wait_for, TestCluster};
 use palisade::client::dto::CreateTopic;
 use serde_json::{json, Value};
 
@@ -19,24 +19,6 @@ const RECORDS_PER_BATCH: u64 = 4;
 /// A request that takes longer is abandoned and sent again with the same sequence; short, so that
 /// during the election the abandoned attempt is often still being retried inside the cluster.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(700);
-
-async fn wait_for<F, Fut, T>(what: &str, seconds: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// One broker's API with a bearer token and a per-request timeout.
 #[derive(Clone)]

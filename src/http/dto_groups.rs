@@ -55,36 +55,13 @@ pub struct PollQuery {
     pub wait_ms: Option<u64>,
 }
 
-/// A record of a group poll: the fetch record's fields after `topic` and `partition`, written
-/// out rather than flattened (flattening serializes through a map, which costs per field).
+/// A record of a group poll: the fetch record with its topic and partition.
 #[derive(Serialize)]
 pub struct GroupRecordOut {
     pub topic: String,
     pub partition: u32,
-    pub offset: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value_b64: Option<String>,
-    pub headers: std::collections::BTreeMap<String, String>,
-    pub timestamp_ms: u64,
-}
-
-impl GroupRecordOut {
-    fn new(topic: String, partition: u32, record: RecordOut) -> GroupRecordOut {
-        GroupRecordOut {
-            topic,
-            partition,
-            offset: record.offset,
-            key: record.key,
-            value: record.value,
-            value_b64: record.value_b64,
-            headers: record.headers,
-            timestamp_ms: record.timestamp_ms,
-        }
-    }
+    #[serde(flatten)]
+    pub record: RecordOut,
 }
 
 #[derive(Serialize)]
@@ -118,11 +95,11 @@ impl From<GroupRecords> for PollResponse {
                 offset: partition.next_offset,
             });
             for record in partition.records {
-                records.push(GroupRecordOut::new(
-                    partition.partition.topic.clone(),
-                    partition.partition.partition,
-                    record.into(),
-                ));
+                records.push(GroupRecordOut {
+                    topic: partition.partition.topic.clone(),
+                    partition: partition.partition.partition,
+                    record: record.into(),
+                });
             }
         }
         PollResponse {
@@ -213,16 +190,12 @@ impl From<GroupView> for GroupDto {
             .offsets
             .into_iter()
             .map(|o| GroupOffsetDto {
+                lag: o.lag(),
                 topic: o.partition.topic,
                 partition: o.partition.partition,
                 committed_offset: o.committed,
                 high_watermark: o.high_watermark,
                 log_start_offset: o.log_start_offset,
-                lag: o.high_watermark.saturating_sub(
-                    o.committed
-                        .unwrap_or(o.log_start_offset)
-                        .max(o.log_start_offset),
-                ),
             })
             .collect();
         GroupDto {

@@ -276,3 +276,22 @@ impl Drop for TestCluster {
         }
     }
 }
+
+/// Polls `probe` every 100 ms until it yields a value, failing the test after `seconds`.
+pub async fn wait_for<F, Fut, T>(what: &str, seconds: u64, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -14,8 +14,8 @@ use crate::partition::dedup::ProducerStamp;
 use crate::partition::machine::Describe;
 use crate::partition::read::{read_records, FetchLimits};
 use crate::partition::{
-    ChangeMembership, Fetch, IdempotentProduce, PartitionHandle, Produce, ReplicaStatus,
-    TransferLeadership,
+    AppendResult, ChangeMembership, Fetch, IdempotentProduce, PartitionHandle, Produce,
+    ReplicaError, ReplicaStatus, TransferLeadership,
 };
 use crate::raft::{ConfChange, GroupId, NodeId};
 
@@ -108,7 +108,7 @@ impl Broker {
     }
 
     /// `Ok` if this broker's replica of `group` leads, else `NotLeader` with its guess.
-    fn leading(&self, group: GroupId) -> Result<(), BrokerError> {
+    pub(in crate::broker) fn leading(&self, group: GroupId) -> Result<(), BrokerError> {
         if group == METADATA_GROUP {
             check_leads(&self.controller.replica().status.borrow())
         } else {
@@ -116,21 +116,11 @@ impl Broker {
         }
     }
 
-    /// `Ok` if this broker leads the controller.
-    pub(in crate::broker) fn leading_controller(&self) -> Result<(), BrokerError> {
-        self.leading(METADATA_GROUP)
-    }
-
     /// This broker's replica of partition `group`, if it leads.
-    pub(in crate::broker) fn leading_partition_handle(
+    pub(in crate::broker) fn leading_partition(
         &self,
         group: GroupId,
     ) -> Result<PartitionHandle, BrokerError> {
-        self.leading_partition(group)
-    }
-
-    /// This broker's replica of partition `group`, if it leads.
-    fn leading_partition(&self, group: GroupId) -> Result<PartitionHandle, BrokerError> {
         let handle = self
             .registry
             .get(group)
@@ -152,22 +142,7 @@ impl Broker {
             timestamp_ms,
             reply,
         });
-        let appended = wait
-            .await
-            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-        Ok(ForwardReply::Produced {
-            base_offset: appended.base_offset,
-        })
-    }
-
-    pub(in crate::broker) async fn fetch_here(
-        &self,
-        group: GroupId,
-        offset: u64,
-        wait_ms: u64,
-        limits: FetchLimits,
-    ) -> Answer {
-        self.fetch_local(group, offset, wait_ms, limits).await
+        produced(wait).await
     }
 
     async fn idempotent_produce_local(
@@ -185,15 +160,10 @@ impl Broker {
             stamp,
             reply,
         });
-        let appended = wait
-            .await
-            .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-        Ok(ForwardReply::Produced {
-            base_offset: appended.base_offset,
-        })
+        produced(wait).await
     }
 
-    async fn fetch_local(
+    pub(in crate::broker) async fn fetch_local(
         &self,
         group: GroupId,
         offset: u64,
@@ -291,6 +261,16 @@ impl Broker {
         result.map_err(|_| BrokerError::Unavailable("replica stopped".into()))??;
         Ok(ForwardReply::Done)
     }
+}
+
+/// The answer to a produce once the partition applied (or refused) it.
+async fn produced(wait: oneshot::Receiver<Result<AppendResult, ReplicaError>>) -> Answer {
+    let appended = wait
+        .await
+        .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+    Ok(ForwardReply::Produced {
+        base_offset: appended.base_offset,
+    })
 }
 
 /// `Ok` if `status` is a leader's, else `NotLeader` naming the leader it knows of.

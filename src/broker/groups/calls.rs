@@ -109,12 +109,12 @@ impl Broker {
                 principal,
                 check,
             } => {
-                self.leading_controller()?;
+                self.leading(METADATA_GROUP)?;
                 let answer = self.heartbeat_local(&group, &member_id, &principal, check)?;
                 Ok(ForwardReply::Group(answer))
             }
             GroupCall::Sessions { group } => {
-                self.leading_controller()?;
+                self.leading(METADATA_GROUP)?;
                 let sessions = self.group_sessions.ages(&group);
                 Ok(ForwardReply::Group(GroupAnswer::Sessions(sessions)))
             }
@@ -122,7 +122,7 @@ impl Broker {
                 partition_group,
                 consumer_group,
             } => {
-                let handle = self.leading_partition_handle(partition_group)?;
+                let handle = self.leading_partition(partition_group)?;
                 let answer = committed(&handle, &consumer_group).await?;
                 Ok(ForwardReply::Group(answer))
             }
@@ -131,7 +131,7 @@ impl Broker {
                 consumer_group,
                 offset,
             } => {
-                let handle = self.leading_partition_handle(partition_group)?;
+                let handle = self.leading_partition(partition_group)?;
                 commit(&handle, consumer_group, offset).await?;
                 Ok(ForwardReply::Done)
             }
@@ -143,13 +143,13 @@ impl Broker {
                 records_max,
                 bytes_max,
             } => {
-                let handle = self.leading_partition_handle(partition_group)?;
+                let handle = self.leading_partition(partition_group)?;
                 let start = self.group_start(&handle, consumer_group, reset).await?;
                 let limits = FetchLimits {
                     records_max,
                     bytes_max,
                 };
-                self.fetch_here(partition_group, start, wait_ms, limits)
+                self.fetch_local(partition_group, start, wait_ms, limits)
                     .await
             }
         }

@@ -65,6 +65,17 @@ pub struct PartitionOffsets {
     pub log_start_offset: u64,
 }
 
+impl PartitionOffsets {
+    /// Records not yet committed by the group (from the log start when it never committed).
+    pub fn lag(&self) -> u64 {
+        let from = self
+            .committed
+            .unwrap_or(self.log_start_offset)
+            .max(self.log_start_offset);
+        self.high_watermark.saturating_sub(from)
+    }
+}
+
 impl Broker {
     pub async fn join_group(
         &self,
