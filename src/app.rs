@@ -15,6 +15,7 @@ mod peers;
 use std::collections::HashMap;
 
 use crate::audit::log::AuditLog;
+use crate::clock;
 use crate::auth::jwt::{SigningKey, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
@@ -23,12 +24,12 @@ use crate::broker::{Broker, Limits};
 use crate::cluster::balance::BalanceSettings;
 use crate::cluster::metadata::BrokerInfo;
 use crate::cluster::{
-    now_ms, reconcile, Controller, ControllerError, MetaCommand, MetaError, Registry, TopicSpec,
+    reconcile, Controller, ControllerError, MetaCommand, MetaError, TopicSpec,
     UserRecord, AUDIT_TOPIC,
 };
 use crate::config::{Config, HttpTransport};
 use crate::http::{self, HttpSettings};
-use crate::partition::{AckPolicy, Host, ReplicaSettings};
+use crate::partition::{AckPolicy, Host, Registry, ReplicaSettings};
 use crate::raft::{GroupId, NodeId};
 use crate::storage::{Store, WriterConfig};
 use peers::Peers;
@@ -53,6 +54,7 @@ pub async fn run(
             config.broker.data_dir.display()
         )
     })?;
+    let clock = clock::system();
     let store = Store::open(&config.broker.data_dir.join("palisade.redb"))
         .context("cannot open the store")?;
     let writer = store.start_writer(WriterConfig {
@@ -69,7 +71,7 @@ pub async fn run(
         config.raft.arbiters.max(1),
         peers.as_ref().map(Peers::outbound),
     ));
-    let controller = Controller::start(&host, controller_voters(&config))
+    let controller = Controller::start(&host, controller_voters(&config), clock.clone())
         .await
         .context("cannot start the controller")?;
     let registry = Arc::new(Registry::default());
@@ -94,7 +96,12 @@ pub async fn run(
         controller.subscribe(),
     ));
     let audit_group = audit_group(&controller).await?;
-    let audit = actix::Actor::start(AuditLog::new(store.clone(), registry.clone(), audit_group));
+    let audit = actix::Actor::start(AuditLog::new(
+        store.clone(),
+        registry.clone(),
+        audit_group,
+        clock.clone(),
+    ));
     let broker = Arc::new(Broker {
         broker_id: config.broker.id,
         controller,
@@ -319,9 +326,16 @@ fn self_info(config: &Config, http: std::net::SocketAddr) -> BrokerInfo {
 }
 
 /// Environment switch used only by the crash-safety tests to prove their checker catches a broker
-/// that acknowledges before the commit. Never set it in production.
+/// that acknowledges before the commit. Only builds with the `test-hooks` feature read it.
+#[cfg(feature = "test-hooks")]
 pub const UNSAFE_ACK_ENV: &str = "PALISADE_UNSAFE_TEST_ACK_BEFORE_COMMIT";
 
+#[cfg(not(feature = "test-hooks"))]
+fn ack_policy() -> AckPolicy {
+    AckPolicy::AfterCommit
+}
+
+#[cfg(feature = "test-hooks")]
 fn ack_policy() -> AckPolicy {
     if std::env::var(UNSAFE_ACK_ENV).is_ok_and(|value| value == "1") {
         tracing::warn!(
@@ -373,9 +387,10 @@ async fn bootstrap(
         name: config.auth.admin_username.clone(),
         password_hash: admin_hash,
         superuser: true,
-        created_ms: now_ms(),
+        created_ms: controller.clock().now_ms(),
     };
-    let key = SigningKey::generate(&format!("k{}", now_ms()))?;
+    let now_ms = controller.clock().now_ms();
+    let key = SigningKey::generate(&format!("k{now_ms}"), now_ms)?;
     let own = self_info(config, http);
     let mut brokers = vec![own.clone()];
     for (id, peer) in &config.cluster.brokers {

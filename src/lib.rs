@@ -15,11 +15,13 @@
 //! - `raft`: sans-IO consensus; no I/O, clocks or global randomness.
 //! - `config`: raw TOML/env → validated, typed configuration.
 //! - `names`: validation of topic, group and user names.
+//! - `clock`: wall-clock time as an input, handed down from `app`.
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod client;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod dev;

@@ -20,7 +20,7 @@ fn settings() -> TokenSettings {
 }
 
 fn key(kid: &str) -> SigningKey {
-    SigningKey::generate(kid).expect("valid kid")
+    SigningKey::generate(kid, NOW_S * 1000).expect("valid kid")
 }
 
 fn never_revoked(_: &str) -> bool {

@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::broker::forward::{PeerCall, PeerCallError};
 use crate::broker::Broker;
-use crate::cluster::{MetadataMachine, MetadataState, Registry, METADATA_GROUP};
+use crate::cluster::{MetadataMachine, MetadataState, METADATA_GROUP};
+use crate::partition::Registry;
 use crate::config::{Config, PeerConfig};
 use crate::partition::{Inbound, OutboundSink, ReplicaHandle};
 use crate::raft::{Message, NodeId};

@@ -15,11 +15,11 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::{AuditChain, AuditEvent, UnsealedEvent};
-use crate::cluster::Registry;
+use crate::clock::SharedClock;
 use crate::partition::batch::Record;
 use crate::partition::machine::{Describe, FetchWindow};
 use crate::partition::read::{read_records, FetchLimits};
-use crate::partition::{PartitionHandle, Produce, ReplicaError};
+use crate::partition::{PartitionHandle, Produce, Registry, ReplicaError};
 use crate::raft::{GroupId, Term};
 use crate::storage::Store;
 
@@ -60,6 +60,8 @@ pub struct AuditLog {
     store: Store,
     registry: Arc<Registry>,
     group: GroupId,
+    /// Stamps each batch of events written.
+    clock: SharedClock,
     /// The chain continued from the last stored event, valid for one leader term.
     chain: Option<(Term, AuditChain)>,
     queue: Vec<Waiting>,
@@ -69,11 +71,17 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Writes through this broker's replica of `group` (the audit partition) while it leads.
-    pub fn new(store: Store, registry: Arc<Registry>, group: GroupId) -> AuditLog {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        group: GroupId,
+        clock: SharedClock,
+    ) -> AuditLog {
         AuditLog {
             store,
             registry,
             group,
+            clock,
             chain: None,
             queue: Vec::new(),
             writing: false,
@@ -148,7 +156,7 @@ impl AuditLog {
         let (reply, wait) = oneshot::channel();
         partition.addr.do_send(Produce {
             records,
-            timestamp_ms: crate::cluster::now_ms(),
+            timestamp_ms: self.clock.now_ms(),
             reply,
         });
         self.writing = true;

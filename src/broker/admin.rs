@@ -5,7 +5,7 @@ use crate::audit::{actions, AuditDecision, AuditEvent};
 use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
 use crate::auth::jwt::{self, IssuedToken};
 use crate::auth::password;
-use crate::cluster::{now_ms, MetaCommand, MetaOutput, UserRecord, AUDIT_TOPIC};
+use crate::cluster::{MetaCommand, MetaOutput, UserRecord, AUDIT_TOPIC};
 use crate::names::{self, NameKind};
 
 /// An ACL as a client submits it (the id is assigned by the controller).
@@ -46,7 +46,7 @@ impl Broker {
         password_text: &str,
         request: RequestInfo,
     ) -> Result<IssuedToken, BrokerError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let allowed = self
             .limiter
             .lock()
@@ -159,7 +159,7 @@ impl Broker {
             name: name.to_string(),
             password_hash,
             superuser,
-            created_ms: now_ms(),
+            created_ms: self.now_ms(),
         };
         self.propose(MetaCommand::CreateUser(user)).await?;
         Ok(())

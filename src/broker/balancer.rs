@@ -20,7 +20,7 @@ use crate::cluster::balance::{
     plan_leaders, plan_moves, plan_preferred_leaders, without_preferred_groups, BalanceSettings,
     BrokerState, BrokerView, ClusterView, GroupView, Move,
 };
-use crate::cluster::{now_ms, MetaCommand, MetadataState, METADATA_GROUP};
+use crate::cluster::{MetaCommand, MetadataState, METADATA_GROUP};
 use crate::raft::{ConfChange, GroupId, NodeId};
 
 /// How long a new replica may take to catch up before its move is abandoned.
@@ -97,7 +97,7 @@ async fn round(broker: &Arc<Broker>, settings: &BalancerSettings) -> Result<(), 
     }
     let view = ClusterView { brokers, groups };
     let in_flight = broker.balancer.in_flight();
-    let moves = plan_moves(&view, &settings.balance, now_ms(), &in_flight);
+    let moves = plan_moves(&view, &settings.balance, broker.now_ms(), &in_flight);
     for planned in moves {
         broker
             .balancer
@@ -201,7 +201,7 @@ fn broker_views(
     state: &MetadataState,
     settings: &BalancerSettings,
 ) -> Vec<BrokerView> {
-    let now = now_ms();
+    let now = broker.now_ms();
     let mut down_since = broker
         .balancer
         .down_since

@@ -264,7 +264,7 @@ impl Broker {
             per_partition[partition as usize].0.push(position);
             per_partition[partition as usize].1.push(record.record);
         }
-        let now = crate::cluster::now_ms();
+        let now = self.now_ms();
         let writes = per_partition
             .into_iter()
             .enumerate()

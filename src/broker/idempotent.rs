@@ -71,7 +71,7 @@ impl Broker {
         self.propose(MetaCommand::RegisterProducer {
             id: id.clone(),
             principal: caller.principal.name.clone(),
-            created_ms: crate::cluster::now_ms(),
+            created_ms: self.now_ms(),
         })
         .await?;
         Ok(id)

@@ -27,7 +27,8 @@ use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::Principal;
-use crate::cluster::{now_ms, Controller, MetaCommand, MetaOutput, Registry, AUDIT_TOPIC};
+use crate::cluster::{Controller, MetaCommand, MetaOutput, AUDIT_TOPIC};
+use crate::partition::Registry;
 use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
@@ -98,6 +99,11 @@ pub struct Broker {
 pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 
 impl Broker {
+    /// Unix time in milliseconds from the clock this broker was built with.
+    pub fn now_ms(&self) -> u64 {
+        self.controller.clock().now_ms()
+    }
+
     /// Verifies a bearer token. A rejected token is audited and answered with 401.
     pub async fn authenticate(
         &self,
@@ -108,7 +114,7 @@ impl Broker {
             return Err(BrokerError::Unauthenticated("missing bearer token".into()));
         };
         let state = self.controller.state();
-        let now_s = now_ms() / 1000;
+        let now_s = self.now_ms() / 1000;
         let verified = jwt::verify(&self.tokens, &state.signing_keys, token, now_s, &|jti| {
             state.is_revoked(jti)
         });
@@ -201,7 +207,7 @@ impl Broker {
         detail: Option<String>,
     ) -> Result<(), BrokerError> {
         let event = UnsealedEvent {
-            time_ms: now_ms(),
+            time_ms: self.now_ms(),
             broker: self.broker_id,
             request_id: request.request_id.clone(),
             principal: principal.map(str::to_string),
@@ -239,7 +245,7 @@ impl Broker {
     /// Proposes a metadata command on the controller leader, wherever it is, and waits until
     /// this broker applied it too, so the caller's next request here sees the change.
     pub async fn propose(&self, command: MetaCommand) -> Result<MetaOutput, BrokerError> {
-        let envelope = crate::cluster::encode_command(command);
+        let envelope = self.controller.encode(command);
         let led = self.on_leader(ForwardRequest::Meta { envelope }).await?;
         let ForwardReply::Meta { index, output } = led.reply else {
             return Err(BrokerError::Internal(

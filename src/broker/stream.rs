@@ -6,7 +6,6 @@
 //! on every step. Must not know about HTTP or the event format.
 
 use super::{Broker, BrokerError, Caller, FetchRequest, Fetched};
-use crate::cluster::now_ms;
 
 /// Where a stream begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +99,7 @@ impl Broker {
     /// leeway), not revoked, and its user still exists. A stream checks this before each read,
     /// so it cannot outlive the credential it was opened with.
     pub fn check_still_authenticated(&self, caller: &Caller) -> Result<(), BrokerError> {
-        let now_s = now_ms() / 1000;
+        let now_s = self.now_ms() / 1000;
         let claims = &caller.claims;
         if now_s > claims.exp.saturating_add(self.tokens.leeway_s) {
             return Err(BrokerError::Unauthenticated(

@@ -1,9 +1,9 @@
-//! The controller (Raft group 0) and the broker's routing table.
+//! The controller (Raft group 0): replicated metadata, its pure decisions, and reconciliation.
 //!
 //! `metadata` is the replicated state and its pure `apply`; `placement` the pure replica plan;
 //! `Controller` proposes commands and exposes the latest applied state to every reader without a
-//! round trip; `Registry` and `reconcile` keep the running partition replicas in line with the
-//! assignments in that state.
+//! round trip; `reconcile` keeps the running partition replicas in line with the assignments in
+//! that state.
 
 pub mod balance;
 pub mod groups;
@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
+use crate::clock::SharedClock;
 use crate::partition::{Host, HostError, Propose, ReplicaError, ReplicaHandle, StateMachine};
 use crate::raft::{LogIndex, NodeId};
 pub use metadata::{
     MetaCommand, MetaEnvelope, MetaError, MetaOutput, MetadataState, TopicMeta, TopicSpec,
     UserRecord, AUDIT_TOPIC, METADATA_GROUP,
 };
-pub use reconcile::Registry;
 
 /// Applies metadata commands and publishes each new state to readers.
 pub struct MetadataMachine {
@@ -78,6 +78,8 @@ pub enum ControllerError {
 pub struct Controller {
     replica: ReplicaHandle<MetadataMachine>,
     view: watch::Receiver<Arc<MetadataState>>,
+    /// Stamps each proposed command, so every replica applies it with the proposer's time.
+    clock: SharedClock,
 }
 
 /// How long a metadata proposal may wait for its commit.
@@ -86,7 +88,11 @@ pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 impl Controller {
     /// Creates group 0 on disk if needed with `voters` (empty: this broker joins a running
     /// controller as a learner) and starts its replica.
-    pub async fn start(host: &Host, voters: Vec<NodeId>) -> Result<Controller, HostError> {
+    pub async fn start(
+        host: &Host,
+        voters: Vec<NodeId>,
+        clock: SharedClock,
+    ) -> Result<Controller, HostError> {
         host.ensure_group(METADATA_GROUP, voters).await?;
         let (view_sender, view) = watch::channel(Arc::new(MetadataState::default()));
         let replica = host.start(METADATA_GROUP, move |recovery| {
@@ -101,7 +107,11 @@ impl Controller {
                 view: view_sender,
             })
         })?;
-        Ok(Controller { replica, view })
+        Ok(Controller {
+            replica,
+            view,
+            clock,
+        })
     }
 
     /// The latest applied state (cheap: an `Arc` clone).
@@ -116,7 +126,7 @@ impl Controller {
     /// Proposes a command on this broker's replica (it must lead) and waits until it is
     /// committed and applied.
     pub async fn propose(&self, command: MetaCommand) -> Result<MetaOutput, ControllerError> {
-        let (_, output) = self.propose_encoded(encode_command(command)).await?;
+        let (_, output) = self.propose_encoded(self.encode(command)).await?;
         Ok(output?)
     }
 
@@ -129,6 +139,20 @@ impl Controller {
             Ok(Err(_)) => Err(ReplicaError::Stopped.into()),
             Ok(Ok(result)) => Ok(result?),
         }
+    }
+
+    /// The bytes of a command as proposed: the proposer's clock and the command, as JSON.
+    pub fn encode(&self, command: MetaCommand) -> Vec<u8> {
+        let envelope = MetaEnvelope {
+            now_ms: self.clock.now_ms(),
+            command,
+        };
+        serde_json::to_vec(&envelope).expect("metadata commands are plain data")
+    }
+
+    /// The clock commands are stamped with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// This broker's replica of group 0.
@@ -189,14 +213,6 @@ impl Controller {
     }
 }
 
-/// The bytes of a command as proposed: the proposer's clock and the command, as JSON.
-pub fn encode_command(command: MetaCommand) -> Vec<u8> {
-    let envelope = MetaEnvelope {
-        now_ms: now_ms(),
-        command,
-    };
-    serde_json::to_vec(&envelope).expect("metadata commands are plain data")
-}
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -1,86 +1,15 @@
-//! Keeps the partition replicas running on this broker equal to the assignments in the metadata state,
-//! and holds the routing table (`Registry`) the HTTP layer uses to reach them.
+//! Keeps the partition replicas running on this broker equal to the assignments in the metadata
+//! state, starting and stopping them in the partition layer's `Registry`.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use super::metadata::MetadataState;
 use crate::partition::retention::Retention;
-use crate::partition::{Host, PartitionHandle, SetRetention, Stop};
+use crate::partition::{Host, Registry, SetRetention, Stop};
 use crate::raft::{GroupId, NodeId};
-
-/// Running partition replicas of this broker, by group.
-#[derive(Default)]
-pub struct Registry {
-    partitions: RwLock<HashMap<GroupId, PartitionHandle>>,
-    changed: tokio::sync::Notify,
-}
-
-impl Registry {
-    pub fn get(&self, group: GroupId) -> Option<PartitionHandle> {
-        self.partitions
-            .read()
-            .expect("registry lock is never poisoned")
-            .get(&group)
-            .cloned()
-    }
-
-    /// Waits up to `timeout` for the replica of `group` to be running here.
-    pub async fn wait_for(
-        &self,
-        group: GroupId,
-        timeout: std::time::Duration,
-    ) -> Option<PartitionHandle> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(handle) = self.get(group) {
-                return Some(handle);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.get(group);
-            }
-        }
-    }
-
-    fn running(&self) -> BTreeSet<GroupId> {
-        self.partitions
-            .read()
-            .expect("registry lock is never poisoned")
-            .keys()
-            .copied()
-            .collect()
-    }
-
-    fn insert(&self, handle: PartitionHandle) {
-        self.partitions
-            .write()
-            .expect("registry lock is never poisoned")
-            .insert(handle.group, handle);
-        self.changed.notify_waiters();
-    }
-
-    fn remove(&self, group: GroupId) -> Option<PartitionHandle> {
-        self.partitions
-            .write()
-            .expect("registry lock is never poisoned")
-            .remove(&group)
-    }
-
-    /// Stops every replica (shutdown).
-    pub fn stop_all(&self) {
-        for (_, handle) in self
-            .partitions
-            .write()
-            .expect("registry lock is never poisoned")
-            .drain()
-        {
-            handle.addr.do_send(Stop);
-        }
-    }
-}
 
 /// A partition replica this broker should run.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@ pub async fn token(
         .await?;
     let expires_in = issued
         .expires_at_s
-        .saturating_sub(crate::cluster::now_ms() / 1000);
+        .saturating_sub(broker.now_ms() / 1000);
     Ok(HttpResponse::Ok().json(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",

@@ -13,7 +13,9 @@ use tokio::sync::oneshot;
 
 use super::batch::{self, AppendHeader, CommandHeader, PartitionCommand, Record, RecordBatch};
 use super::dedup::{DedupKind, DedupState, LastBatch, ProducerStamp};
-use super::replica::{AckPolicy, Replica, ReplicaError};
+#[cfg(feature = "test-hooks")]
+use super::replica::AckPolicy;
+use super::replica::{Replica, ReplicaError};
 use super::retention::{plan_log_start, BatchInfo, Retention};
 use crate::raft::{EntryPayload, LogIndex, LogStore, Role, Term};
 
@@ -348,6 +350,7 @@ impl Handler<Produce> for Replica<PartitionMachine> {
         };
         let end = batch.end_offset();
         let data = batch::encode(&PartitionCommand::Append(batch));
+        #[cfg(feature = "test-hooks")]
         if self.ack_policy() == AckPolicy::BeforeCommitUnsafe {
             let (ignored, _) = oneshot::channel();
             let result = if self.propose_with_reply(data, ignored) {
@@ -360,7 +363,10 @@ impl Handler<Produce> for Replica<PartitionMachine> {
                 Err(ReplicaError::ProposalDropped)
             };
             let _ = message.reply.send(result);
-        } else if self.propose_with_reply(data, message.reply) {
+            self.drive(ctx);
+            return;
+        }
+        if self.propose_with_reply(data, message.reply) {
             self.machine.tail = Some((term, end));
         }
         self.drive(ctx);

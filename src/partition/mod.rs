@@ -12,6 +12,7 @@ pub mod log_store;
 pub mod machine;
 pub mod offsets;
 pub mod read;
+mod registry;
 pub mod replica;
 pub mod retention;
 
@@ -33,6 +34,7 @@ pub use replica::{
     AckPolicy, ChangeMembership, Inbound, OutboundSink, Propose, Replica, ReplicaError,
     ReplicaSettings, ReplicaStatus, StateMachine, Stop, TransferLeadership,
 };
+pub use registry::Registry;
 use retention::BatchInfo;
 
 /// Long polls parked per partition at once.

@@ -119,7 +119,9 @@ pub enum AckPolicy {
     /// After the batch is committed (fsynced on a majority) and applied: the product's promise.
     AfterCommit,
     /// Deliberately broken: as soon as the batch is proposed, before anything is durable. Exists
-    /// only so tests can show that the crash-safety checker catches a broker that acks too early.
+    /// only so tests can show that the crash-safety checker catches a broker that acks too early,
+    /// and only in builds with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     BeforeCommitUnsafe,
 }
 
@@ -250,6 +252,7 @@ impl<M: StateMachine> Replica<M> {
         self.node.term_at(self.applied) == Some(self.node.term())
     }
 
+    #[cfg(feature = "test-hooks")]
     pub(super) fn ack_policy(&self) -> AckPolicy {
         self.settings.ack
     }

@@ -20,7 +20,8 @@ pub struct Config {
     pub applied: LogIndex,
     /// Seeds the election-timeout RNG.
     pub seed: u64,
-    /// A planted bug; only tests set it.
+    /// A planted bug; only tests set it, and only builds with the `test-hooks` feature have it.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub canary: Option<Canary>,
 }
@@ -40,13 +41,15 @@ impl Config {
             check_quorum: true,
             applied: LogIndex(0),
             seed: id.0,
+            #[cfg(feature = "test-hooks")]
             canary: None,
         }
     }
 }
 
 /// Deliberate safety bugs. Each one is a mistake that has broken real Raft implementations;
-/// the simulator must catch every one of them.
+/// the simulator must catch every one of them. Without the `test-hooks` feature no replica can
+/// be given one (`RawNode::canary` is constantly false).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Canary {

@@ -151,8 +151,14 @@ impl<S: LogStore> RawNode<S> {
         Ok(node)
     }
 
+    #[cfg(feature = "test-hooks")]
     pub(super) fn canary(&self, canary: Canary) -> bool {
         self.config.canary == Some(canary)
+    }
+
+    #[cfg(not(feature = "test-hooks"))]
+    pub(super) fn canary(&self, _canary: Canary) -> bool {
+        false
     }
 
     pub(super) fn conf(&self) -> &ConfState {

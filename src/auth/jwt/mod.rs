@@ -14,7 +14,6 @@
 mod verify;
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
@@ -47,15 +46,12 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    /// A new key with a 32-byte secret from the operating system's random source.
-    pub fn generate(kid: &str) -> Result<SigningKey, AuthError> {
+    /// A new key with a 32-byte secret from the operating system's random source, made at
+    /// `created_ms` (Unix milliseconds).
+    pub fn generate(kid: &str, created_ms: u64) -> Result<SigningKey, AuthError> {
         validate_kid(kid)?;
         let mut secret = vec![0u8; SECRET_BYTES_MIN];
         rand::rng().fill_bytes(&mut secret);
-        let created_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
         Ok(SigningKey {
             kid: kid.to_string(),
             secret,
@@ -212,8 +208,8 @@ mod tests {
 
     #[test]
     fn generated_keys_are_valid_distinct_and_round_trip_as_json() {
-        let first = SigningKey::generate("k1").unwrap();
-        let second = SigningKey::generate("k2").unwrap();
+        let first = SigningKey::generate("k1", 0).unwrap();
+        let second = SigningKey::generate("k2", 0).unwrap();
         assert_eq!(first.secret.len(), SECRET_BYTES_MIN);
         assert_ne!(first.secret, second.secret);
         let json = serde_json::to_string(&first).unwrap();
@@ -226,10 +222,10 @@ mod tests {
 
     #[test]
     fn bad_key_ids_and_short_secrets_are_refused() {
-        assert!(SigningKey::generate("").is_err());
-        assert!(SigningKey::generate("a/b").is_err());
-        assert!(SigningKey::generate(&"k".repeat(65)).is_err());
-        let mut key = SigningKey::generate("k").unwrap();
+        assert!(SigningKey::generate("", 0).is_err());
+        assert!(SigningKey::generate("a/b", 0).is_err());
+        assert!(SigningKey::generate(&"k".repeat(65), 0).is_err());
+        let mut key = SigningKey::generate("k", 0).unwrap();
         key.secret.truncate(31);
         assert!(matches!(
             key.check(),
@@ -239,12 +235,9 @@ mod tests {
 
     #[test]
     fn current_key_is_the_newest_valid_one() {
-        let mut old = SigningKey::generate("old").unwrap();
-        old.created_ms = 1;
-        let mut new = SigningKey::generate("new").unwrap();
-        new.created_ms = 2;
-        let mut newest_but_weak = SigningKey::generate("weak").unwrap();
-        newest_but_weak.created_ms = 3;
+        let old = SigningKey::generate("old", 1).unwrap();
+        let new = SigningKey::generate("new", 2).unwrap();
+        let mut newest_but_weak = SigningKey::generate("weak", 3).unwrap();
         newest_but_weak.secret.truncate(8);
         let keys = [old, new, newest_but_weak];
         assert_eq!(current_key(&keys).map(|key| key.kid.as_str()), Some("new"));

@@ -122,7 +122,7 @@ impl Broker {
             principal: caller.principal.name.clone(),
             topics: topics.into_iter().collect(),
             session_timeout_ms,
-            joined_ms: crate::cluster::now_ms(),
+            joined_ms: self.now_ms(),
             assignments: Vec::new(),
             reset: request.reset,
         };

@@ -108,7 +108,7 @@ pub async fn run(broker: Arc<Broker>) {
 
 async fn expire(broker: &Broker, group: String, member_id: String, timeout_ms: u64) {
     let request = RequestInfo {
-        request_id: format!("session-expiry-{}", crate::cluster::now_ms()),
+        request_id: format!("session-expiry-{}", broker.now_ms()),
         source: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
     let principal = broker
