@@ -15,17 +15,17 @@ mod peers;
 use std::collections::HashMap;
 
 use crate::audit::log::AuditLog;
-use crate::clock;
 use crate::auth::jwt::{SigningKey, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
 use crate::broker::balancer::{self, BalancerHandle, BalancerSettings};
 use crate::broker::{Broker, Limits};
+use crate::clock;
 use crate::cluster::balance::BalanceSettings;
 use crate::cluster::metadata::BrokerInfo;
 use crate::cluster::{
-    reconcile, Controller, ControllerError, MetaCommand, MetaError, TopicSpec,
-    UserRecord, AUDIT_TOPIC,
+    reconcile, Controller, ControllerError, MetaCommand, MetaError, TopicSpec, UserRecord,
+    AUDIT_TOPIC,
 };
 use crate::config::{Config, HttpTransport};
 use crate::http::{self, HttpSettings};

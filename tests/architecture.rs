@@ -17,9 +17,15 @@ use std::path::Path;
 
 /// Each top-level module and the modules it may import. Keep in step with docs/architecture.md.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("cli", &["bench", "client", "dev", "config", "wire", "names"]),
+    (
+        "cli",
+        &["bench", "client", "dev", "config", "wire", "names"],
+    ),
     ("bench", &["client", "wire", "names"]),
-    ("dev", &["app", "client", "config", "transport", "wire", "names"]),
+    (
+        "dev",
+        &["app", "client", "config", "transport", "wire", "names"],
+    ),
     (
         "app",
         &[
@@ -38,7 +44,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("client", &["wire", "names"]),
-    ("http", &["broker", "auth", "config", "wire", "names", "clock"]),
+    (
+        "http",
+        &["broker", "auth", "config", "wire", "names", "clock"],
+    ),
     (
         "broker",
         &[
@@ -87,7 +96,10 @@ fn the_layer_table_is_acyclic_and_names_every_module() {
     }
     for allowed in table.values() {
         for name in allowed {
-            assert!(table.contains_key(name), "{name} is allowed but not a layer");
+            assert!(
+                table.contains_key(name),
+                "{name} is allowed but not a layer"
+            );
         }
     }
     let files = SourceFile::read_tree(&src_dir());
@@ -120,7 +132,10 @@ fn the_checker_catches_planted_violations() {
         SourceFile::planted("lib.rs", "pub mod top; pub mod low;"),
         SourceFile::planted("top/mod.rs", "mod a; mod b; pub use a::Thing;"),
         SourceFile::planted("top/a.rs", "use super::b::Other; use crate::low::Leaf;"),
-        SourceFile::planted("top/b.rs", "pub struct Other; // crate::top::a is only a comment"),
+        SourceFile::planted(
+            "top/b.rs",
+            "pub struct Other; // crate::top::a is only a comment",
+        ),
         SourceFile::planted("low.rs", "pub struct Leaf;"),
     ];
     assert_eq!(check(&crate_graph(&clean), layers), Vec::<String>::new());
@@ -144,10 +159,7 @@ fn the_checker_catches_planted_violations() {
         "use crate::{low::Leaf, top::{a::{self, Thing}}};",
     );
     let found = check(&crate_graph(&nested), layers);
-    assert!(
-        found.iter().any(|line| line.contains("cycle")),
-        "{found:?}"
-    );
+    assert!(found.iter().any(|line| line.contains("cycle")), "{found:?}");
 }
 
 /// The real tree with one planted upward import (storage importing the broker) is caught.
@@ -161,7 +173,9 @@ fn a_planted_upward_import_in_the_real_tree_is_caught() {
     storage.text.push_str("\nuse crate::broker::Broker;\n");
     let violations = check(&crate_graph(&files), LAYERS);
     assert!(
-        violations.iter().any(|line| line.contains("storage -> broker")),
+        violations
+            .iter()
+            .any(|line| line.contains("storage -> broker")),
         "{violations:?}"
     );
 }

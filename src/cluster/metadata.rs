@@ -10,60 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::groups::{ConsumerGroup, GroupMember};
 use super::placement;
+use super::producers::{self, ProducerRecord};
 use crate::auth::acl::AclRule;
 use crate::auth::jwt::SigningKey;
 use crate::raft::GroupId;
 
-/// The group that carries this state.
-pub const METADATA_GROUP: GroupId = GroupId(0);
-/// The internal topic holding the audit log.
-pub const AUDIT_TOPIC: &str = "__audit";
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BrokerInfo {
-    pub id: u64,
-    /// Client API URL; empty until the broker reports it.
-    pub http: String,
-    /// Peer-link address other brokers dial.
-    pub peer: String,
-    pub rack: Option<String>,
-    /// An admin asked to empty this broker; it receives no new replicas.
-    #[serde(default)]
-    pub decommissioning: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionAssignment {
-    pub partition: u32,
-    pub group: GroupId,
-    /// Replica brokers; the first is the preferred leader.
-    pub replicas: Vec<u64>,
-    /// The voters the group was created with; a replica on one of them creates the group with
-    /// this membership, any other replica joins empty and waits for the leader's snapshot.
-    /// Cleared once the balancer changes the replicas.
-    #[serde(default)]
-    pub initial: Vec<u64>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicMeta {
-    pub name: String,
-    pub partitions: Vec<PartitionAssignment>,
-    pub replication_factor: u16,
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-    pub created_ms: u64,
-    pub internal: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRecord {
-    pub name: String,
-    /// argon2id PHC string; never leaves the broker.
-    pub password_hash: String,
-    pub superuser: bool,
-    pub created_ms: u64,
-}
+pub use super::records::{
+    BrokerInfo, PartitionAssignment, TopicMeta, UserRecord, AUDIT_TOPIC, METADATA_GROUP,
+};
 
 /// Everything the controller knows. `Default` is the state before bootstrap.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +38,7 @@ pub struct MetadataState {
     pub groups: BTreeMap<String, ConsumerGroup>,
     /// Producer id (32 hex characters) → its owner, for idempotent produce.
     #[serde(default)]
-    pub producers: BTreeMap<String, super::producers::ProducerRecord>,
+    pub producers: BTreeMap<String, ProducerRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,78 +172,22 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             admin,
             key,
             audit_topic,
-        } => {
-            if state.bootstrapped {
-                return Err(MetaError::AlreadyBootstrapped);
-            }
-            state.bootstrapped = true;
-            state.next_group_id = state.next_group_id.max(1);
-            for broker in brokers {
-                state.brokers.insert(broker.id, broker);
-            }
-            state.users.insert(admin.name.clone(), admin);
-            state.signing_keys.push(key);
-            create_topic(state, audit_topic, now_ms).map(MetaOutput::Topic)
-        }
+        } => bootstrap(state, brokers, admin, key, audit_topic, now_ms),
         MetaCommand::CreateTopic(spec) => {
             let topic = create_topic(state, spec, now_ms)?;
             rebalance_groups(state);
             Ok(MetaOutput::Topic(topic))
         }
-        MetaCommand::DeleteTopic { name } => match state.topics.remove(&name) {
-            Some(_) => {
-                rebalance_groups(state);
-                Ok(MetaOutput::Done)
-            }
-            None => Err(MetaError::NoSuchTopic(name)),
-        },
-        MetaCommand::JoinGroup { group, member } => {
-            if let Some(missing) = member
-                .topics
-                .iter()
-                .find(|t| !state.topics.contains_key(*t))
-            {
-                return Err(MetaError::NoSuchTopic(missing.clone()));
-            }
-            let entry = state.groups.entry(group).or_default();
-            entry.join(member, &state.topics);
-            Ok(MetaOutput::Group(entry.clone()))
-        }
-        MetaCommand::LeaveGroup { group, member_id } => {
-            let left = state
-                .groups
-                .get_mut(&group)
-                .is_some_and(|entry| entry.leave(&member_id, &state.topics));
-            if !left {
-                return Err(MetaError::NoSuchMember { group, member_id });
-            }
-            Ok(MetaOutput::Done)
-        }
-        MetaCommand::CreateUser(user) => {
-            if state.users.contains_key(&user.name) {
-                return Err(MetaError::UserExists(user.name));
-            }
-            state.users.insert(user.name.clone(), user);
-            Ok(MetaOutput::Done)
-        }
+        MetaCommand::DeleteTopic { name } => delete_topic(state, name),
+        MetaCommand::JoinGroup { group, member } => join_group(state, group, member),
+        MetaCommand::LeaveGroup { group, member_id } => leave_group(state, group, member_id),
+        MetaCommand::CreateUser(user) => create_user(state, user),
         MetaCommand::DeleteUser { name } => delete_user(state, name),
         MetaCommand::SetPassword {
             name,
             password_hash,
-        } => match state.users.get_mut(&name) {
-            Some(user) => {
-                user.password_hash = password_hash;
-                Ok(MetaOutput::Done)
-            }
-            None => Err(MetaError::NoSuchUser(name)),
-        },
-        MetaCommand::CreateAcl(mut rule) => {
-            state.next_acl_id = state.next_acl_id.max(1);
-            rule.id = state.next_acl_id;
-            state.next_acl_id += 1;
-            state.acls.insert(rule.id, rule.clone());
-            Ok(MetaOutput::AclCreated(rule))
-        }
+        } => set_password(state, name, password_hash),
+        MetaCommand::CreateAcl(rule) => Ok(MetaOutput::AclCreated(create_acl(state, rule))),
         MetaCommand::DeleteAcl { id } => match state.acls.remove(&id) {
             Some(_) => Ok(MetaOutput::Done),
             None => Err(MetaError::NoSuchAcl(id)),
@@ -302,14 +200,8 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             state.signing_keys.push(key);
             Ok(MetaOutput::Done)
         }
-        MetaCommand::UpsertBroker(mut broker) => {
-            if let Some(current) = state.brokers.get(&broker.id) {
-                broker.decommissioning = current.decommissioning;
-                if broker.http.is_empty() {
-                    broker.http = current.http.clone();
-                }
-            }
-            state.brokers.insert(broker.id, broker);
+        MetaCommand::UpsertBroker(broker) => {
+            upsert_broker(state, broker);
             Ok(MetaOutput::Done)
         }
         MetaCommand::DecommissionBroker { id } => match state.brokers.get_mut(&id) {
@@ -320,23 +212,137 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             None => Err(MetaError::NoSuchBroker(id)),
         },
         MetaCommand::RemoveBroker { id } => remove_broker(state, id),
-        MetaCommand::SetReplicas { group, replicas } => {
-            let assignment = state
-                .topics
-                .values_mut()
-                .flat_map(|topic| topic.partitions.iter_mut())
-                .find(|assignment| assignment.group == group)
-                .ok_or(MetaError::NoSuchGroup(group.0))?;
-            assignment.replicas = replicas;
-            assignment.initial.clear();
-            Ok(MetaOutput::Done)
-        }
+        MetaCommand::SetReplicas { group, replicas } => set_replicas(state, group, replicas),
         MetaCommand::RegisterProducer {
             id,
             principal,
             created_ms,
-        } => super::producers::register(state, id, principal, created_ms),
+        } => producers::register(&mut state.producers, id, principal, created_ms)
+            .map(|()| MetaOutput::Done)
+            .map_err(|taken| MetaError::Malformed(taken.to_string())),
     }
+}
+
+fn bootstrap(
+    state: &mut MetadataState,
+    brokers: Vec<BrokerInfo>,
+    admin: UserRecord,
+    key: SigningKey,
+    audit_topic: TopicSpec,
+    now_ms: u64,
+) -> Result<MetaOutput, MetaError> {
+    if state.bootstrapped {
+        return Err(MetaError::AlreadyBootstrapped);
+    }
+    state.bootstrapped = true;
+    state.next_group_id = state.next_group_id.max(1);
+    for broker in brokers {
+        state.brokers.insert(broker.id, broker);
+    }
+    state.users.insert(admin.name.clone(), admin);
+    state.signing_keys.push(key);
+    create_topic(state, audit_topic, now_ms).map(MetaOutput::Topic)
+}
+
+fn delete_topic(state: &mut MetadataState, name: String) -> Result<MetaOutput, MetaError> {
+    match state.topics.remove(&name) {
+        Some(_) => {
+            rebalance_groups(state);
+            Ok(MetaOutput::Done)
+        }
+        None => Err(MetaError::NoSuchTopic(name)),
+    }
+}
+
+fn join_group(
+    state: &mut MetadataState,
+    group: String,
+    member: GroupMember,
+) -> Result<MetaOutput, MetaError> {
+    if let Some(missing) = member
+        .topics
+        .iter()
+        .find(|t| !state.topics.contains_key(*t))
+    {
+        return Err(MetaError::NoSuchTopic(missing.clone()));
+    }
+    let entry = state.groups.entry(group).or_default();
+    entry.join(member, &state.topics);
+    Ok(MetaOutput::Group(entry.clone()))
+}
+
+fn leave_group(
+    state: &mut MetadataState,
+    group: String,
+    member_id: String,
+) -> Result<MetaOutput, MetaError> {
+    let left = state
+        .groups
+        .get_mut(&group)
+        .is_some_and(|entry| entry.leave(&member_id, &state.topics));
+    if !left {
+        return Err(MetaError::NoSuchMember { group, member_id });
+    }
+    Ok(MetaOutput::Done)
+}
+
+fn create_user(state: &mut MetadataState, user: UserRecord) -> Result<MetaOutput, MetaError> {
+    if state.users.contains_key(&user.name) {
+        return Err(MetaError::UserExists(user.name));
+    }
+    state.users.insert(user.name.clone(), user);
+    Ok(MetaOutput::Done)
+}
+
+fn set_password(
+    state: &mut MetadataState,
+    name: String,
+    password_hash: String,
+) -> Result<MetaOutput, MetaError> {
+    match state.users.get_mut(&name) {
+        Some(user) => {
+            user.password_hash = password_hash;
+            Ok(MetaOutput::Done)
+        }
+        None => Err(MetaError::NoSuchUser(name)),
+    }
+}
+
+/// Stores `rule` under the next ACL id and answers it with that id.
+fn create_acl(state: &mut MetadataState, mut rule: AclRule) -> AclRule {
+    state.next_acl_id = state.next_acl_id.max(1);
+    rule.id = state.next_acl_id;
+    state.next_acl_id += 1;
+    state.acls.insert(rule.id, rule.clone());
+    rule
+}
+
+/// A broker reporting itself keeps its decommissioning mark, and its client URL when it reports
+/// none.
+fn upsert_broker(state: &mut MetadataState, mut broker: BrokerInfo) {
+    if let Some(current) = state.brokers.get(&broker.id) {
+        broker.decommissioning = current.decommissioning;
+        if broker.http.is_empty() {
+            broker.http = current.http.clone();
+        }
+    }
+    state.brokers.insert(broker.id, broker);
+}
+
+fn set_replicas(
+    state: &mut MetadataState,
+    group: GroupId,
+    replicas: Vec<u64>,
+) -> Result<MetaOutput, MetaError> {
+    let assignment = state
+        .topics
+        .values_mut()
+        .flat_map(|topic| topic.partitions.iter_mut())
+        .find(|assignment| assignment.group == group)
+        .ok_or(MetaError::NoSuchGroup(group.0))?;
+    assignment.replicas = replicas;
+    assignment.initial.clear();
+    Ok(MetaOutput::Done)
 }
 
 /// Topics appeared or vanished: every group re-checks its assignment.

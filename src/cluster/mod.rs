@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod placement;
 pub mod producers;
 pub mod reconcile;
+pub mod records;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,7 +213,6 @@ impl Controller {
         }
     }
 }
-
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

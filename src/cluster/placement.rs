@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::metadata::PartitionAssignment;
+use super::records::PartitionAssignment;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PlacementError {

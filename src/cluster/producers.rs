@@ -5,9 +5,9 @@
 //! principal's oldest id (deterministically, by creation time then id), so one user cannot grow
 //! the controller state without limit. Pure; must not do I/O.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-use super::metadata::{MetaError, MetaOutput, MetadataState};
+use serde::{Deserialize, Serialize};
 
 /// Producer ids a principal holds at once; registering one more forgets its oldest.
 pub const PRODUCERS_PER_PRINCIPAL_MAX: usize = 1_000;
@@ -19,46 +19,47 @@ pub struct ProducerRecord {
     pub created_ms: u64,
 }
 
-/// Applies `RegisterProducer`. Registering an existing id again with the same owner is a no-op,
-/// so a retried proposal is harmless.
+/// The id is registered to another principal.
+#[derive(Debug, thiserror::Error)]
+#[error("producer id {0} is already registered")]
+pub struct IdTaken(pub String);
+
+/// Applies `RegisterProducer` to the controller's `producers`. Registering an existing id again
+/// with the same owner is a no-op, so a retried proposal is harmless.
 pub(super) fn register(
-    state: &mut MetadataState,
+    producers: &mut BTreeMap<String, ProducerRecord>,
     id: String,
     principal: String,
     created_ms: u64,
-) -> Result<MetaOutput, MetaError> {
-    if let Some(existing) = state.producers.get(&id) {
+) -> Result<(), IdTaken> {
+    if let Some(existing) = producers.get(&id) {
         if existing.principal == principal {
-            return Ok(MetaOutput::Done);
+            return Ok(());
         }
-        return Err(MetaError::Malformed(format!(
-            "producer id {id} is already registered"
-        )));
+        return Err(IdTaken(id));
     }
-    let owned = state
-        .producers
+    let owned = producers
         .values()
         .filter(|p| p.principal == principal)
         .count();
     if owned >= PRODUCERS_PER_PRINCIPAL_MAX {
-        let oldest = state
-            .producers
+        let oldest = producers
             .iter()
             .filter(|(_, p)| p.principal == principal)
             .min_by_key(|(id, p)| (p.created_ms, (*id).clone()))
             .map(|(id, _)| id.clone());
         if let Some(oldest) = oldest {
-            state.producers.remove(&oldest);
+            producers.remove(&oldest);
         }
     }
-    state.producers.insert(
+    producers.insert(
         id,
         ProducerRecord {
             principal,
             created_ms,
         },
     );
-    Ok(MetaOutput::Done)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -67,27 +68,25 @@ mod tests {
 
     #[test]
     fn ids_are_owned_and_bounded_per_principal() {
-        let mut state = MetadataState::default();
-        register(&mut state, "a".into(), "alice".into(), 1).expect("registers");
-        register(&mut state, "a".into(), "alice".into(), 2).expect("same owner again is fine");
-        assert!(register(&mut state, "a".into(), "bob".into(), 3).is_err());
-        assert_eq!(state.producers["a"].principal, "alice");
+        let mut producers = BTreeMap::new();
+        register(&mut producers, "a".into(), "alice".into(), 1).expect("registers");
+        register(&mut producers, "a".into(), "alice".into(), 2).expect("same owner again is fine");
+        assert!(register(&mut producers, "a".into(), "bob".into(), 3).is_err());
+        assert_eq!(producers["a"].principal, "alice");
         for n in 0..PRODUCERS_PER_PRINCIPAL_MAX {
-            register(&mut state, format!("b{n:04}"), "bob".into(), 10 + n as u64)
-                .expect("registers");
+            register(
+                &mut producers,
+                format!("b{n:04}"),
+                "bob".into(),
+                10 + n as u64,
+            )
+            .expect("registers");
         }
-        register(&mut state, "newest".into(), "bob".into(), 100_000).expect("registers");
-        let bobs = state
-            .producers
-            .values()
-            .filter(|p| p.principal == "bob")
-            .count();
+        register(&mut producers, "newest".into(), "bob".into(), 100_000).expect("registers");
+        let bobs = producers.values().filter(|p| p.principal == "bob").count();
         assert_eq!(bobs, PRODUCERS_PER_PRINCIPAL_MAX);
-        assert!(!state.producers.contains_key("b0000"), "the oldest went");
-        assert!(state.producers.contains_key("newest"));
-        assert!(
-            state.producers.contains_key("a"),
-            "other principals keep theirs"
-        );
+        assert!(!producers.contains_key("b0000"), "the oldest went");
+        assert!(producers.contains_key("newest"));
+        assert!(producers.contains_key("a"), "other principals keep theirs");
     }
 }

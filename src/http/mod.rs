@@ -13,6 +13,7 @@ mod routes_groups;
 mod routes_producers;
 pub mod sse;
 mod sse_body;
+mod sse_slots;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -21,9 +21,7 @@ pub async fn token(
     let issued = broker
         .login(&body.username, &body.password, request_info(&request))
         .await?;
-    let expires_in = issued
-        .expires_at_s
-        .saturating_sub(broker.now_ms() / 1000);
+    let expires_in = issued.expires_at_s.saturating_sub(broker.now_ms() / 1000);
     Ok(HttpResponse::Ok().json(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",

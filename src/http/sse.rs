@@ -7,14 +7,12 @@
 //! The body (events, keep-alives, the error event) is [`super::sse_body`]. Reading and
 //! authorization are the broker's; this module must not decide who may read what.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix_web::guard::{Guard, GuardContext};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 
 use super::error::problem;
@@ -22,6 +20,7 @@ use super::extract::Authenticated;
 use super::metrics::Metrics;
 use super::routes_data::LEADER_HEADER;
 use super::sse_body::{self, EventCursor};
+pub use super::sse_slots::StreamSlots;
 use crate::broker::{Broker, BrokerError, StreamStart};
 
 /// The media type of an event stream.
@@ -87,49 +86,6 @@ pub fn stream_start(
                 "offset must be a decimal offset, 'earliest' or 'latest', got {text:?}"
             ))
         }),
-    }
-}
-
-/// Counts open streams against `streams_max`. A slot is held by the stream's body and given
-/// back when the body is dropped: at its end, or when a write finds the client gone.
-pub struct StreamSlots {
-    open: AtomicUsize,
-    streams_max: usize,
-    gauge: Gauge,
-}
-
-/// One open stream's share of [`StreamSlots`].
-pub struct StreamSlot(Arc<StreamSlots>);
-
-impl StreamSlots {
-    pub fn new(streams_max: usize, gauge: Gauge) -> Arc<StreamSlots> {
-        Arc::new(StreamSlots {
-            open: AtomicUsize::new(0),
-            streams_max,
-            gauge,
-        })
-    }
-
-    /// A slot, or `None` when `streams_max` streams are open.
-    pub fn try_acquire(self: &Arc<Self>) -> Option<StreamSlot> {
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < self.streams_max).then_some(open + 1)
-            })
-            .ok()?;
-        self.gauge.inc();
-        Some(StreamSlot(self.clone()))
-    }
-
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
-        self.0.gauge.dec();
     }
 }
 

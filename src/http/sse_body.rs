@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::dto::RecordOut;
 use super::metrics::Metrics;
-use super::sse::StreamSlot;
+use super::sse_slots::StreamSlot;
 use crate::broker::{Broker, BrokerError, Caller, Fetched};
 use crate::partition::read::FetchedRecord;
 

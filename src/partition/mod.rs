@@ -30,11 +30,11 @@ pub use machine::{
     SetRetention,
 };
 pub use offsets::{CommitOffset, GroupPosition, ReadGroupPosition};
+pub use registry::Registry;
 pub use replica::{
     AckPolicy, ChangeMembership, Inbound, OutboundSink, Propose, Replica, ReplicaError,
     ReplicaSettings, ReplicaStatus, StateMachine, Stop, TransferLeadership,
 };
-pub use registry::Registry;
 use retention::BatchInfo;
 
 /// Long polls parked per partition at once.

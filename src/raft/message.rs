@@ -1,4 +1,5 @@
-//! Messages exchanged between the replicas of one Raft group.
+//! Messages exchanged between the replicas of one Raft group, and the `Ready` a node hands its
+//! caller.
 //!
 //! Owns the wire shape (serde, postcard on the wire). Every message names its group, sender,
 //! recipient and the sender's term. Must not carry anything the receiver cannot check against
@@ -6,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{Entry, GroupId, LogIndex, NodeId, Snapshot, Term};
+use super::types::{Entry, GroupId, HardState, LogIndex, NodeId, Snapshot, Term};
 
 /// One Raft message. `term` is the sender's current term, except for pre-votes: a `PreVote`
 /// carries the term the sender would campaign in, and a granting `PreVoteResponse` echoes it.
@@ -87,4 +88,21 @@ impl MessageBody {
             MessageBody::TimeoutNow => "TimeoutNow",
         }
     }
+}
+
+/// Work for the caller, to be executed in order: persist `snapshot`, `hard_state` and
+/// `entries` (fsync when `must_sync`), then send `messages`, then apply `committed_entries`,
+/// then update the `LogStore`, then call `advance` with this Ready.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    pub hard_state: Option<HardState>,
+    /// Install before the entries; replaces the log and the application state.
+    pub snapshot: Option<Snapshot>,
+    /// If `entries[0].index` is at or below the persisted last index, that suffix is replaced.
+    pub entries: Vec<Entry>,
+    /// Entries, a snapshot, or a term or vote change: fsync before sending messages.
+    pub must_sync: bool,
+    pub messages: Vec<Message>,
+    /// Committed and persisted locally; apply in order.
+    pub committed_entries: Vec<Entry>,
 }

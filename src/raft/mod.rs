@@ -42,8 +42,8 @@ mod types;
 
 pub use config::{Canary, Config};
 pub use error::{ProposeError, StepError, StorageError};
-pub use message::{Message, MessageBody};
-pub use node::{RawNode, Ready, Role, Status};
+pub use message::{Message, MessageBody, Ready};
+pub use node::{RawNode, Role, Status};
 pub use storage::{LogStore, MemStore};
 pub use types::{
     ConfChange, ConfState, Entry, EntryPayload, GroupId, HardState, LogIndex, NodeId, Snapshot,

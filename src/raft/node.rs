@@ -13,9 +13,7 @@ use super::message::{Message, MessageBody};
 use super::progress::Progress;
 use super::rng::Rng;
 use super::storage::LogStore;
-use super::types::{
-    ConfState, Entry, EntryPayload, GroupId, HardState, LogIndex, NodeId, Snapshot, Term,
-};
+use super::types::{ConfState, EntryPayload, GroupId, HardState, LogIndex, NodeId, Term};
 
 /// The role a replica plays in its current term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,23 +42,6 @@ pub struct Status {
     pub conf_state: ConfState,
     /// On the leader: each member's matched index (the leader's own is its persisted index).
     pub progress: Vec<(NodeId, LogIndex)>,
-}
-
-/// Work for the caller, to be executed in order: persist `snapshot`, `hard_state` and
-/// `entries` (fsync when `must_sync`), then send `messages`, then apply `committed_entries`,
-/// then update the `LogStore`, then call `advance` with this Ready.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ready {
-    pub hard_state: Option<HardState>,
-    /// Install before the entries; replaces the log and the application state.
-    pub snapshot: Option<Snapshot>,
-    /// If `entries[0].index` is at or below the persisted last index, that suffix is replaced.
-    pub entries: Vec<Entry>,
-    /// Entries, a snapshot, or a term or vote change: fsync before sending messages.
-    pub must_sync: bool,
-    pub messages: Vec<Message>,
-    /// Committed and persisted locally; apply in order.
-    pub committed_entries: Vec<Entry>,
 }
 
 /// One replica of a Raft group.

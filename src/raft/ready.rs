@@ -4,7 +4,8 @@
 //! treated as persisted or applied before `advance` says so.
 
 use super::config::Canary;
-use super::node::{RawNode, Ready, Role};
+use super::message::Ready;
+use super::node::{RawNode, Role};
 use super::storage::LogStore;
 
 impl<S: LogStore> RawNode<S> {

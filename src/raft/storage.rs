@@ -5,7 +5,7 @@
 //! tests, the simulator and benches; it must not be used where durability matters.
 
 use super::error::StorageError;
-use super::node::Ready;
+use super::message::Ready;
 use super::types::{
     ConfState, Entry, EntryPayload, HardState, LogIndex, Snapshot, SnapshotMeta, Term,
 };

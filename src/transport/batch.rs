@@ -12,8 +12,9 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::raft::{Message, NodeId};
 use crate::transport::frame::{self, Envelope, Frame, FrameError};
-use crate::transport::network::{PeerLimits, Shared};
+use crate::transport::limits::PeerLimits;
 use crate::transport::rpc::CallError;
+use crate::transport::shared::Shared;
 use crate::transport::stats::{add, bump};
 
 /// One item of a peer's outbound queue, written in queue order within its kind.

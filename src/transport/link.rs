@@ -20,8 +20,8 @@ use tokio_rustls::TlsStream;
 use crate::raft::{Message, NodeId};
 use crate::transport::batch::{self, Outbound, QueueReceiver, QueueSender, Refused};
 use crate::transport::frame::{self, Envelope, FrameError};
-use crate::transport::network::Shared;
 use crate::transport::rpc::PeerRequest;
+use crate::transport::shared::Shared;
 use crate::transport::stats::{bump, Counters};
 use crate::transport::tls::peer_broker_id;
 

@@ -9,12 +9,15 @@
 mod batch;
 pub mod certs;
 pub mod frame;
+mod limits;
 mod link;
 mod network;
 mod rpc;
+mod shared;
 mod stats;
 pub mod tls;
 
-pub use network::{PeerLimits, PeerNetwork, PeerNetworkConfig, TransportError};
+pub use limits::PeerLimits;
+pub use network::{PeerNetwork, PeerNetworkConfig, TransportError};
 pub use rpc::{CallError, PeerRequest};
 pub use stats::PeerStats;

@@ -25,57 +25,15 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::raft::{Message, NodeId};
 use crate::transport::batch::{Outbound, Refused};
 use crate::transport::frame::{self, Envelope};
+use crate::transport::limits::PeerLimits;
 use crate::transport::link::{self, LinkHandle};
 use crate::transport::rpc::{CallError, Calls, PeerRequest};
+use crate::transport::shared::Shared;
 use crate::transport::stats::{bump, Counters, PeerStats};
 use crate::transport::tls::{self, peer_broker_id, TlsError};
 
 /// Pause after a failed `accept` (for example too many open files) before accepting again.
 const ACCEPT_RETRY_MS: u64 = 100;
-
-/// Bounds and timings of the peer links.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerLimits {
-    /// Largest frame body accepted or sent; a larger inbound frame closes its connection.
-    pub frame_bytes_max: u32,
-    /// Messages, requests and responses waiting per peer; `send` drops (and counts) messages
-    /// beyond it, `call` fails with `QueueFull`, `respond` drops and counts.
-    pub queue_messages_max: usize,
-    /// Bytes of request and response bodies waiting per peer (at least `frame_bytes_max`);
-    /// beyond it as for `queue_messages_max`.
-    pub queue_bytes_max: usize,
-    /// Messages coalesced into one frame at most.
-    pub batch_messages_max: usize,
-    /// First delay before re-dialling a peer; doubles per failure up to `backoff_ms_max`.
-    pub backoff_ms_min: u64,
-    pub backoff_ms_max: u64,
-    /// Deadline for TCP connect plus TLS handshake, each way.
-    pub handshake_timeout_ms: u64,
-    /// Inbound handshakes in progress at once; further connections are closed unanswered.
-    pub handshakes_max: usize,
-    /// Deadline for writing one batch to a peer; a peer that stops reading (stopped process,
-    /// full TCP window) loses its connection after it, and the link dials again.
-    pub write_timeout_ms: u64,
-    /// Calls waiting for an answer per peer; `call` fails with `QueueFull` beyond it.
-    pub calls_pending_max: usize,
-}
-
-impl Default for PeerLimits {
-    fn default() -> Self {
-        PeerLimits {
-            frame_bytes_max: 16 * 1024 * 1024,
-            queue_messages_max: 4096,
-            queue_bytes_max: 64 * 1024 * 1024,
-            batch_messages_max: 256,
-            backoff_ms_min: 50,
-            backoff_ms_max: 2000,
-            handshake_timeout_ms: 5000,
-            handshakes_max: 64,
-            write_timeout_ms: 5000,
-            calls_pending_max: 4096,
-        }
-    }
-}
 
 /// What a `PeerNetwork` needs to start.
 #[derive(Clone, Debug)]
@@ -103,33 +61,15 @@ pub enum TransportError {
     },
 }
 
-/// State shared by the acceptor and every link task.
-pub(crate) struct Shared {
-    pub(crate) broker: NodeId,
-    pub(crate) limits: PeerLimits,
-    pub(crate) connector: TlsConnector,
-    pub(crate) inbound: mpsc::Sender<Message>,
-    pub(crate) requests: mpsc::Sender<PeerRequest>,
-    pub(crate) calls: Calls,
-    pub(crate) counters: Counters,
-    /// The runtime that started the network; link tasks run there whoever adds a peer.
-    pub(crate) runtime: Handle,
-    peers: RwLock<HashMap<NodeId, SocketAddr>>,
-    /// One link per peer; empty for good once `stopped` is set (checked under this lock).
+/// One link per peer; empty for good once `stopped` is set (checked under the lock).
+#[derive(Default)]
+struct Links {
     links: Mutex<HashMap<NodeId, LinkHandle>>,
     stopped: AtomicBool,
-    /// Peers with a live connection right now.
-    pub(crate) connected: Mutex<std::collections::HashSet<NodeId>>,
 }
 
-impl Shared {
-    /// The current address of `peer`, if it is one.
-    pub(crate) fn address_of(&self, peer: NodeId) -> Option<SocketAddr> {
-        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
-        peers.get(&peer).copied()
-    }
-
-    fn links(&self) -> MutexGuard<'_, HashMap<NodeId, LinkHandle>> {
+impl Links {
+    fn lock(&self) -> MutexGuard<'_, HashMap<NodeId, LinkHandle>> {
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -139,6 +79,7 @@ impl Shared {
 /// `Send + Sync`: share it as `Arc<PeerNetwork>` and call any method from any thread.
 pub struct PeerNetwork {
     shared: Arc<Shared>,
+    links: Arc<Links>,
     acceptor: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -178,14 +119,19 @@ impl PeerNetwork {
             counters: Counters::default(),
             runtime: Handle::current(),
             peers: RwLock::new(HashMap::new()),
-            links: Mutex::new(HashMap::new()),
             connected: Mutex::new(std::collections::HashSet::new()),
-            stopped: AtomicBool::new(false),
         });
+        let links = Arc::new(Links::default());
         let acceptor = TlsAcceptor::from(Arc::new(server));
-        let task = tokio::spawn(accept_loop(shared.clone(), listener, acceptor));
+        let task = tokio::spawn(accept_loop(
+            shared.clone(),
+            links.clone(),
+            listener,
+            acceptor,
+        ));
         let network = PeerNetwork {
             shared,
+            links,
             acceptor: Mutex::new(Some(task)),
         };
         network.set_peers(peers);
@@ -197,8 +143,8 @@ impl PeerNetwork {
     /// used from the next dial on.
     pub fn set_peers(&self, mut peers: HashMap<NodeId, SocketAddr>) {
         peers.remove(&self.shared.broker);
-        let mut links = self.shared.links();
-        if self.shared.stopped.load(Ordering::Relaxed) {
+        let mut links = self.links.lock();
+        if self.links.stopped.load(Ordering::Relaxed) {
             return;
         }
         let removed: Vec<NodeId> = (links.keys())
@@ -224,7 +170,7 @@ impl PeerNetwork {
     /// Queues each message for the broker named by its `to`, without waiting. Messages to an
     /// unknown broker or to a peer whose queue is full are dropped and counted.
     pub fn send(&self, messages: impl IntoIterator<Item = Message>) {
-        let links = self.shared.links();
+        let links = self.links.lock();
         for message in messages {
             match links.get(&message.to) {
                 Some(link) => link.enqueue(message, &self.shared.counters),
@@ -258,7 +204,7 @@ impl PeerNetwork {
             id: pending.id,
             body,
         });
-        let queued = match self.shared.links().get(&peer) {
+        let queued = match self.links.lock().get(&peer) {
             Some(link) => link.try_enqueue(request),
             None => return Err(CallError::UnknownPeer(peer)),
         };
@@ -288,7 +234,7 @@ impl PeerNetwork {
             return bump(&counters.responses_dropped);
         }
         let response = Outbound::Response(Envelope { id, body });
-        let queued = match self.shared.links().get(&to) {
+        let queued = match self.links.lock().get(&to) {
             Some(link) => link.try_enqueue(response).is_ok(),
             None => false,
         };
@@ -321,8 +267,8 @@ impl PeerNetwork {
     /// Pending calls fail with `Disconnected`.
     pub async fn shutdown(&self) {
         let mut tasks: Vec<JoinHandle<()>> = {
-            let mut links = self.shared.links();
-            self.shared.stopped.store(true, Ordering::Relaxed);
+            let mut links = self.links.lock();
+            self.links.stopped.store(true, Ordering::Relaxed);
             links.drain().map(|(_, link)| link.into_task()).collect()
         };
         tasks.extend(self.take_acceptor());
@@ -345,7 +291,7 @@ impl PeerNetwork {
 impl Drop for PeerNetwork {
     fn drop(&mut self) {
         // Link tasks hold `Shared`; emptying the map aborts them and breaks that cycle.
-        self.shared.links().clear();
+        self.links.lock().clear();
         if let Some(task) = self.take_acceptor() {
             task.abort();
         }
@@ -353,13 +299,18 @@ impl Drop for PeerNetwork {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    links: Arc<Links>,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+) {
     let mut handshakes = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) if handshakes.len() < shared.limits.handshakes_max => {
-                    handshakes.spawn(admit(shared.clone(), acceptor.clone(), tcp));
+                    handshakes.spawn(admit(shared.clone(), links.clone(), acceptor.clone(), tcp));
                 }
                 Ok(_) => bump(&shared.counters.handshakes_failed),
                 Err(error) => {
@@ -373,7 +324,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAc
 }
 
 /// Completes the handshake of one inbound connection and hands it to its peer's link.
-async fn admit(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream) {
+async fn admit(shared: Arc<Shared>, links: Arc<Links>, acceptor: TlsAcceptor, tcp: TcpStream) {
     let counters = &shared.counters;
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%error, "peer socket option");
@@ -390,7 +341,7 @@ async fn admit(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream) {
     let peer = peer_broker_id(stream.get_ref().1).map(NodeId);
     // Only a lower id dials us; a higher one would open a second connection for the pair.
     let streams = match peer {
-        Some(peer) if peer < shared.broker => shared.links().get(&peer).map(LinkHandle::streams),
+        Some(peer) if peer < shared.broker => links.lock().get(&peer).map(LinkHandle::streams),
         _ => None,
     };
     let Some(streams) = streams else {

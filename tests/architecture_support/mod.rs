@@ -59,7 +59,10 @@ impl SourceFile {
     fn module(&self) -> Vec<String> {
         let stem = self.path.trim_end_matches(".rs");
         let mut parts: Vec<String> = stem.split('/').map(str::to_string).collect();
-        if parts.last().is_some_and(|last| last == "mod" || last == "lib") {
+        if parts
+            .last()
+            .is_some_and(|last| last == "mod" || last == "lib")
+        {
             parts.pop();
         }
         parts
@@ -188,7 +191,10 @@ pub fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
         match marks.get(node) {
             Some(Mark::Done) => return None,
             Some(Mark::Open) => {
-                let start = stack.iter().position(|n| n == node).expect("open is on stack");
+                let start = stack
+                    .iter()
+                    .position(|n| n == node)
+                    .expect("open is on stack");
                 let mut cycle = stack[start..].to_vec();
                 cycle.push(node.to_string());
                 return Some(cycle);
@@ -298,7 +304,9 @@ fn paths_in(text: &str) -> Vec<Vec<String>> {
             continue;
         }
         let tail: String = bytes[start..bytes.len().min(start + 7)].iter().collect();
-        if !(tail.starts_with("crate::") || tail.starts_with("super::") || tail.starts_with("self::"))
+        if !(tail.starts_with("crate::")
+            || tail.starts_with("super::")
+            || tail.starts_with("self::"))
         {
             continue;
         }

@@ -1,0 +1,45 @@
+//! The bounds and timings of the peer links, as configured. Imports nothing of the transport.
+
+/// Bounds and timings of the peer links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Largest frame body accepted or sent; a larger inbound frame closes its connection.
+    pub frame_bytes_max: u32,
+    /// Messages, requests and responses waiting per peer; `send` drops (and counts) messages
+    /// beyond it, `call` fails with `QueueFull`, `respond` drops and counts.
+    pub queue_messages_max: usize,
+    /// Bytes of request and response bodies waiting per peer (at least `frame_bytes_max`);
+    /// beyond it as for `queue_messages_max`.
+    pub queue_bytes_max: usize,
+    /// Messages coalesced into one frame at most.
+    pub batch_messages_max: usize,
+    /// First delay before re-dialling a peer; doubles per failure up to `backoff_ms_max`.
+    pub backoff_ms_min: u64,
+    pub backoff_ms_max: u64,
+    /// Deadline for TCP connect plus TLS handshake, each way.
+    pub handshake_timeout_ms: u64,
+    /// Inbound handshakes in progress at once; further connections are closed unanswered.
+    pub handshakes_max: usize,
+    /// Deadline for writing one batch to a peer; a peer that stops reading (stopped process,
+    /// full TCP window) loses its connection after it, and the link dials again.
+    pub write_timeout_ms: u64,
+    /// Calls waiting for an answer per peer; `call` fails with `QueueFull` beyond it.
+    pub calls_pending_max: usize,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            frame_bytes_max: 16 * 1024 * 1024,
+            queue_messages_max: 4096,
+            queue_bytes_max: 64 * 1024 * 1024,
+            batch_messages_max: 256,
+            backoff_ms_min: 50,
+            backoff_ms_max: 2000,
+            handshake_timeout_ms: 5000,
+            handshakes_max: 64,
+            write_timeout_ms: 5000,
+            calls_pending_max: 4096,
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! State shared by the peer network's acceptor and every link task: identity, limits, TLS
+//! connector, the sinks for inbound messages and requests, pending calls and counters.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+
+use crate::raft::{Message, NodeId};
+use crate::transport::limits::PeerLimits;
+use crate::transport::rpc::{Calls, PeerRequest};
+use crate::transport::stats::Counters;
+
+/// State shared by the acceptor and every link task.
+pub(crate) struct Shared {
+    pub(crate) broker: NodeId,
+    pub(crate) limits: PeerLimits,
+    pub(crate) connector: TlsConnector,
+    pub(crate) inbound: mpsc::Sender<Message>,
+    pub(crate) requests: mpsc::Sender<PeerRequest>,
+    pub(crate) calls: Calls,
+    pub(crate) counters: Counters,
+    /// The runtime that started the network; link tasks run there whoever adds a peer.
+    pub(crate) runtime: Handle,
+    pub(crate) peers: RwLock<HashMap<NodeId, SocketAddr>>,
+    /// Peers with a live connection right now.
+    pub(crate) connected: Mutex<HashSet<NodeId>>,
+}
+
+impl Shared {
+    /// The current address of `peer`, if it is one.
+    pub(crate) fn address_of(&self, peer: NodeId) -> Option<SocketAddr> {
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        peers.get(&peer).copied()
+    }
+}
