@@ -47,3 +47,26 @@ impl Drop for StreamSlot {
         self.0.gauge.dec();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_bounded_and_given_back_on_drop() {
+        let slots = StreamSlots::new(2, Gauge::default());
+        let first = slots.try_acquire().expect("first slot");
+        let second = slots.try_acquire().expect("second slot");
+        assert!(
+            slots.try_acquire().is_none(),
+            "a third slot must be refused"
+        );
+        assert_eq!(slots.gauge.get(), 2);
+        drop(first);
+        assert_eq!(slots.open(), 1);
+        let third = slots.try_acquire().expect("a freed slot is reusable");
+        drop((second, third));
+        assert_eq!(slots.open(), 0);
+        assert_eq!(slots.gauge.get(), 0);
+    }
+}
