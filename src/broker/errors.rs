@@ -1,10 +1,15 @@
-//! The error every broker operation returns; `http::error` maps it to a status in one place.
+//! The error every broker operation returns, and its conversions from the errors of the layers
+//! below and to and from the inter-broker refusal (`peer_wire::PeerRefusal`).
+//!
+//! `BrokerError` never crosses the peer link itself: a leader's error travels as a `PeerRefusal`
+//! and becomes the same `BrokerError` again on the broker the client called, so the client sees
+//! the leader's answer unchanged.
 
+use super::peer_wire::{PeerRefusal, Refusal};
 use crate::cluster::{ControllerError, MetaError};
 use crate::partition::{FetchError, ReplicaError};
 
-/// Serializable, so a broker that forwards a request can return the leader's error as is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     #[error("{0}")]
     BadRequest(String),
@@ -37,9 +42,6 @@ pub enum BrokerError {
     /// until its deadline; a client sees 503 with `Retry-After`.
     #[error("{0}")]
     Retry(String),
-    /// A forwarded request got no answer; it may have run. Only forwarding sees it.
-    #[error("{0}")]
-    OutcomeUnknown(String),
     #[error("audit log unavailable: {0}")]
     AuditUnavailable(String),
     #[error("internal error: {0}")]
@@ -114,5 +116,61 @@ impl From<FetchError> for BrokerError {
 impl From<crate::storage::StorageError> for BrokerError {
     fn from(error: crate::storage::StorageError) -> Self {
         BrokerError::Internal(error.to_string())
+    }
+}
+
+/// A leader's error as it goes back over the peer link.
+impl From<BrokerError> for PeerRefusal {
+    fn from(error: BrokerError) -> Self {
+        let refusal = match error {
+            BrokerError::NotLeader { leader } => return PeerRefusal::NotLeader { leader },
+            BrokerError::Retry(reason) => return PeerRefusal::Retry { reason },
+            BrokerError::Unavailable(reason) => return PeerRefusal::Unavailable { reason },
+            BrokerError::BadRequest(detail) => Refusal::BadRequest(detail),
+            BrokerError::Unauthenticated(detail) => Refusal::Unauthenticated(detail),
+            BrokerError::Forbidden(detail) => Refusal::Forbidden(detail),
+            BrokerError::NotFound(detail) => Refusal::NotFound(detail),
+            BrokerError::Conflict(detail) => Refusal::Conflict(detail),
+            BrokerError::TooLarge(detail) => Refusal::TooLarge(detail),
+            BrokerError::RateLimited { retry_after_s } => Refusal::RateLimited { retry_after_s },
+            BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            } => Refusal::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            },
+            BrokerError::AuditUnavailable(detail) => Refusal::AuditUnavailable(detail),
+            BrokerError::Internal(detail) => Refusal::Internal(detail),
+        };
+        PeerRefusal::Refused(refusal)
+    }
+}
+
+/// A leader's final answer, as the broker the client called returns it.
+impl From<Refusal> for BrokerError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::BadRequest(detail) => BrokerError::BadRequest(detail),
+            Refusal::Unauthenticated(detail) => BrokerError::Unauthenticated(detail),
+            Refusal::Forbidden(detail) => BrokerError::Forbidden(detail),
+            Refusal::NotFound(detail) => BrokerError::NotFound(detail),
+            Refusal::Conflict(detail) => BrokerError::Conflict(detail),
+            Refusal::TooLarge(detail) => BrokerError::TooLarge(detail),
+            Refusal::RateLimited { retry_after_s } => BrokerError::RateLimited { retry_after_s },
+            Refusal::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            } => BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            },
+            Refusal::AuditUnavailable(detail) => BrokerError::AuditUnavailable(detail),
+            Refusal::Internal(detail) => BrokerError::Internal(detail),
+        }
     }
 }

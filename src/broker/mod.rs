@@ -12,6 +12,7 @@ mod errors;
 pub mod forward;
 pub mod groups;
 mod idempotent;
+mod peer_wire;
 mod stream;
 
 use std::collections::HashMap;

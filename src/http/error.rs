@@ -46,8 +46,7 @@ impl BrokerError {
             BrokerError::OffsetOutOfRange { .. } => "offset-out-of-range",
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
-            | BrokerError::Retry(_)
-            | BrokerError::OutcomeUnknown(_) => "unavailable",
+            | BrokerError::Retry(_) => "unavailable",
             BrokerError::AuditUnavailable(_) => "audit-unavailable",
             BrokerError::Internal(_) => "internal",
         }
@@ -97,7 +96,6 @@ impl ResponseError for BrokerError {
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
             | BrokerError::Retry(_)
-            | BrokerError::OutcomeUnknown(_)
             | BrokerError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,7 +109,6 @@ impl ResponseError for BrokerError {
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
             | BrokerError::Retry(_)
-            | BrokerError::OutcomeUnknown(_)
             | BrokerError::AuditUnavailable(_) => Some(1),
             _ => None,
         };

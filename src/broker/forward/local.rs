@@ -4,8 +4,11 @@
 
 use tokio::sync::oneshot;
 
+use super::super::peer_wire::{
+    ForwardReply, ForwardRequest, GroupDescription, PeerAnswer, PeerRefusal,
+};
 use super::super::{Broker, BrokerError};
-use super::{Answer, ForwardReply, ForwardRequest, GroupDescription};
+use super::Answer;
 use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::METADATA_GROUP;
@@ -22,11 +25,11 @@ use crate::raft::{ConfChange, GroupId, NodeId};
 impl Broker {
     /// Serves a request a peer forwarded: runs it here, never forwards it again.
     pub async fn serve_forwarded(&self, body: &[u8]) -> Vec<u8> {
-        let answer: Answer = match postcard::from_bytes::<ForwardRequest>(body) {
-            Ok(request) => self.execute_local(request).await,
-            Err(error) => Err(BrokerError::BadRequest(format!(
+        let answer: PeerAnswer = match postcard::from_bytes::<ForwardRequest>(body) {
+            Ok(request) => self.execute_local(request).await.map_err(PeerRefusal::from),
+            Err(error) => Err(PeerRefusal::from(BrokerError::BadRequest(format!(
                 "forwarded request does not decode: {error}"
-            ))),
+            )))),
         };
         postcard::to_stdvec(&answer).expect("answers are plain data")
     }
@@ -286,8 +289,8 @@ fn check_leads(status: &ReplicaStatus) -> Result<(), BrokerError> {
 
 /// The answer of a broker that is still starting.
 pub fn not_ready_answer() -> Vec<u8> {
-    let answer: Answer = Err(BrokerError::Unavailable(
-        "the broker is starting".to_string(),
-    ));
+    let answer: PeerAnswer = Err(PeerRefusal::Unavailable {
+        reason: "the broker is starting".to_string(),
+    });
     postcard::to_stdvec(&answer).expect("answers are plain data")
 }

@@ -6,7 +6,7 @@
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::super::forward::{ForwardReply, ForwardRequest};
+use super::super::peer_wire::{ForwardReply, ForwardRequest};
 use super::super::{Broker, BrokerError, Caller};
 use super::{GroupCall, MemberView, OffsetReset};
 use crate::auth::acl::{Operation, ResourceType};
