@@ -319,3 +319,39 @@ pub enum Refusal {
     #[error("{0}")]
     Internal(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_say_whether_they_may_run_twice_and_how_long_they_wait() {
+        let meta = ForwardRequest::Meta { envelope: vec![1] };
+        assert_eq!(meta.resend(), Resend::Unsafe);
+        assert_eq!(meta.group(), METADATA_GROUP);
+        let audit = ForwardRequest::Audit {
+            group: GroupId(4),
+            events: Vec::new(),
+        };
+        assert_eq!(audit.resend(), Resend::Unsafe);
+        let fetch = ForwardRequest::Fetch {
+            group: GroupId(5),
+            offset: 0,
+            wait_ms: 300,
+            records_max: 10,
+            bytes_max: 1000,
+        };
+        assert_eq!((fetch.resend(), fetch.wait_ms()), (Resend::Harmless, 300));
+        let poll = ForwardRequest::Group(GroupCall::Fetch {
+            partition_group: GroupId(6),
+            consumer_group: "g".into(),
+            reset: OffsetReset::Earliest,
+            wait_ms: 700,
+            records_max: 10,
+            bytes_max: 1000,
+        });
+        assert_eq!((poll.resend(), poll.wait_ms()), (Resend::Harmless, 700));
+        assert_eq!(poll.group(), GroupId(6));
+        assert_eq!(ForwardRequest::Health.wait_ms(), 0);
+    }
+}

@@ -132,3 +132,152 @@ pub fn next_step(failure: Failure, target: Option<u64>, ran: Ran, resend: Resend
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::peer_wire::Refusal;
+
+    const TARGET: Option<u64> = Some(2);
+    const RESENDS: [Resend; 3] = [Resend::Deduplicated, Resend::Unsafe, Resend::Harmless];
+    const RANS: [Ran; 2] = [Ran::Here, Ran::Elsewhere];
+
+    fn search(ask: Option<u64>) -> Step {
+        Step::Again {
+            ask,
+            pause: ask.is_none(),
+            forget_leader: true,
+        }
+    }
+
+    fn unavailable() -> Failure {
+        Failure::Unavailable {
+            reason: "partition stopped".into(),
+        }
+    }
+
+    fn outcome_unknown() -> Failure {
+        Failure::OutcomeUnknown {
+            reason: "broker 2 did not answer: timeout".into(),
+        }
+    }
+
+    #[test]
+    fn not_leader_asks_the_named_leader_else_searches_after_a_pause() {
+        for (ran, resend) in RANS.iter().flat_map(|r| RESENDS.map(|s| (*r, s))) {
+            let named = Failure::NotLeader { hint: Some(3) };
+            assert_eq!(next_step(named, TARGET, ran, resend), search(Some(3)));
+            let itself = Failure::NotLeader { hint: TARGET };
+            assert_eq!(next_step(itself, TARGET, ran, resend), search(None));
+            let unknown = Failure::NotLeader { hint: None };
+            assert_eq!(next_step(unknown, None, ran, resend), search(None));
+        }
+    }
+
+    #[test]
+    fn unavailable_elsewhere_tries_the_next_broker_for_every_request() {
+        for resend in RESENDS {
+            let step = next_step(unavailable(), TARGET, Ran::Elsewhere, resend);
+            assert_eq!(step, search(None), "{resend:?}");
+        }
+    }
+
+    #[test]
+    fn unavailable_here_is_resent_only_when_deduplicated() {
+        let step = next_step(unavailable(), TARGET, Ran::Here, Resend::Deduplicated);
+        assert_eq!(step, search(None));
+        for resend in [Resend::Unsafe, Resend::Harmless] {
+            let step = next_step(unavailable(), TARGET, Ran::Here, resend);
+            let answer = Step::Answer {
+                error: BrokerError::Unavailable("partition stopped".into()),
+                forget_leader: false,
+            };
+            assert_eq!(step, answer, "{resend:?}");
+        }
+    }
+
+    #[test]
+    fn retry_asks_the_same_broker_again_after_a_pause() {
+        for (ran, resend) in RANS.iter().flat_map(|r| RESENDS.map(|s| (*r, s))) {
+            let retry = Failure::Retry {
+                reason: "sequence 4 is in flight".into(),
+            };
+            let again = Step::Again {
+                ask: TARGET,
+                pause: true,
+                forget_leader: false,
+            };
+            assert_eq!(next_step(retry, TARGET, ran, resend), again);
+        }
+    }
+
+    #[test]
+    fn an_unknown_outcome_answers_a_plain_write_and_resends_everything_else() {
+        for ran in RANS {
+            let step = next_step(outcome_unknown(), TARGET, ran, Resend::Unsafe);
+            let answer = Step::Answer {
+                error: BrokerError::Unavailable(
+                    "broker 2 did not answer: timeout; the write may or may not have been applied"
+                        .into(),
+                ),
+                forget_leader: true,
+            };
+            assert_eq!(step, answer);
+            for resend in [Resend::Deduplicated, Resend::Harmless] {
+                let step = next_step(outcome_unknown(), TARGET, ran, resend);
+                assert_eq!(step, search(None), "{resend:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_answered_unchanged() {
+        for (ran, resend) in RANS.iter().flat_map(|r| RESENDS.map(|s| (*r, s))) {
+            let error = BrokerError::Conflict("sequence gap: expected 3".into());
+            let step = next_step(Failure::Refused(error.clone()), TARGET, ran, resend);
+            let answer = Step::Answer {
+                error,
+                forget_leader: false,
+            };
+            assert_eq!(step, answer);
+        }
+    }
+
+    /// A leader's error crosses the peer link and is classified as if it had happened here.
+    #[test]
+    fn a_remote_error_is_the_same_failure_as_a_local_one() {
+        let errors = [
+            BrokerError::NotLeader { leader: Some(3) },
+            BrokerError::NotLeader { leader: None },
+            BrokerError::Retry("catching up; retry".into()),
+            BrokerError::Unavailable("partition stopped".into()),
+            BrokerError::BadRequest("bad".into()),
+            BrokerError::Unauthenticated("no token".into()),
+            BrokerError::Forbidden("no ACL allows it".into()),
+            BrokerError::NotFound("no such topic".into()),
+            BrokerError::Conflict("refused: node is already a member".into()),
+            BrokerError::TooLarge("too large".into()),
+            BrokerError::RateLimited { retry_after_s: 7 },
+            BrokerError::OffsetOutOfRange {
+                offset: 9,
+                log_start_offset: 10,
+                high_watermark: 20,
+            },
+            BrokerError::AuditUnavailable("audit log stopped".into()),
+            BrokerError::Internal("disk".into()),
+        ];
+        for error in errors {
+            let answer: crate::broker::peer_wire::PeerAnswer = Err(error.clone().into());
+            let bytes = postcard::to_stdvec(&answer).expect("encodes");
+            let decoded: crate::broker::peer_wire::PeerAnswer =
+                postcard::from_bytes(&bytes).expect("decodes");
+            let Err(refusal) = decoded else {
+                panic!("{error:?} decoded as a reply");
+            };
+            assert_eq!(Failure::remote(refusal), Failure::local(error.clone()));
+        }
+        let refused = PeerRefusal::Refused(Refusal::Conflict("gap".into()));
+        let expected = Failure::Refused(BrokerError::Conflict("gap".into()));
+        assert_eq!(Failure::remote(refused), expected);
+    }
+}
