@@ -81,9 +81,9 @@ impl BrokerError {
             BrokerError::TooLarge(_) => (413, "too-large"),
             BrokerError::RateLimited { .. } => (429, "rate-limited"),
             BrokerError::OffsetOutOfRange { .. } => (416, "offset-out-of-range"),
-            BrokerError::Unavailable(_)
-            | BrokerError::NotLeader { .. }
-            | BrokerError::Retry(_) => (503, "unavailable"),
+            BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } | BrokerError::Retry(_) => {
+                (503, "unavailable")
+            }
             BrokerError::AuditUnavailable(_) => (503, "audit-unavailable"),
             BrokerError::Internal(_) => (500, "internal"),
         };
@@ -249,8 +249,18 @@ mod tests {
     /// Every kind of error, with the status, problem type and Retry-After clients rely on.
     fn every_kind() -> Vec<(BrokerError, u16, &'static str, Option<u64>)> {
         vec![
-            (BrokerError::BadRequest("b".into()), 400, "bad-request", None),
-            (BrokerError::Unauthenticated("u".into()), 401, "unauthenticated", None),
+            (
+                BrokerError::BadRequest("b".into()),
+                400,
+                "bad-request",
+                None,
+            ),
+            (
+                BrokerError::Unauthenticated("u".into()),
+                401,
+                "unauthenticated",
+                None,
+            ),
             (BrokerError::Forbidden("f".into()), 403, "forbidden", None),
             (BrokerError::NotFound("n".into()), 404, "not-found", None),
             (BrokerError::Conflict("c".into()), 409, "conflict", None),
@@ -271,7 +281,12 @@ mod tests {
                 "offset-out-of-range",
                 None,
             ),
-            (BrokerError::Unavailable("a".into()), 503, "unavailable", Some(1)),
+            (
+                BrokerError::Unavailable("a".into()),
+                503,
+                "unavailable",
+                Some(1),
+            ),
             (
                 BrokerError::NotLeader { leader: Some(2) },
                 503,

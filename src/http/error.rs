@@ -95,8 +95,18 @@ mod tests {
     #[test]
     fn responses_follow_the_error_classification() {
         let errors = [
-            (BrokerError::BadRequest("b".into()), 400, "bad-request", None),
-            (BrokerError::Unauthenticated("u".into()), 401, "unauthenticated", None),
+            (
+                BrokerError::BadRequest("b".into()),
+                400,
+                "bad-request",
+                None,
+            ),
+            (
+                BrokerError::Unauthenticated("u".into()),
+                401,
+                "unauthenticated",
+                None,
+            ),
             (BrokerError::Forbidden("f".into()), 403, "forbidden", None),
             (BrokerError::NotFound("n".into()), 404, "not-found", None),
             (BrokerError::Conflict("c".into()), 409, "conflict", None),
@@ -117,21 +127,36 @@ mod tests {
                 "offset-out-of-range",
                 None,
             ),
-            (BrokerError::Unavailable("a".into()), 503, "unavailable", Some("1")),
+            (
+                BrokerError::Unavailable("a".into()),
+                503,
+                "unavailable",
+                Some("1"),
+            ),
             (
                 BrokerError::NotLeader { leader: None },
                 503,
                 "unavailable",
                 Some("1"),
             ),
-            (BrokerError::Retry("r".into()), 503, "unavailable", Some("1")),
+            (
+                BrokerError::Retry("r".into()),
+                503,
+                "unavailable",
+                Some("1"),
+            ),
             (
                 BrokerError::AuditUnavailable("a".into()),
                 503,
                 "audit-unavailable",
                 Some("1"),
             ),
-            (BrokerError::Internal("secret".into()), 500, "internal", None),
+            (
+                BrokerError::Internal("secret".into()),
+                500,
+                "internal",
+                None,
+            ),
         ];
         for (error, status, problem_type, retry_after) in errors {
             let response = error.error_response();

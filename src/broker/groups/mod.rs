@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
 
+pub use super::peer_wire::{CommitCheck, GroupAnswer, GroupCall};
 use super::peer_wire::{ForwardReply, ForwardRequest};
 use super::{Broker, BrokerError, Caller};
 use crate::audit::actions;
@@ -21,7 +22,6 @@ pub use crate::cluster::groups::OffsetReset;
 use crate::cluster::groups::{ConsumerGroup, GroupMember, TopicPartition};
 use crate::cluster::{MetaCommand, MetaOutput};
 use crate::names::{self, NameKind};
-pub use super::peer_wire::{CommitCheck, GroupAnswer, GroupCall};
 pub use poll::{GroupRecords, PollRequest};
 pub use sessions::GroupSessions;
 

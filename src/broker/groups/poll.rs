@@ -208,4 +208,3 @@ fn keep_within(partitions: &mut [PartitionRecords], records_max: u64) {
         total += partition.records.len() as u64;
     }
 }
-
