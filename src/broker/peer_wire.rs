@@ -306,17 +306,17 @@ pub enum Refusal {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
-    #[error("retry in {retry_after_s} s")]
+    #[error("too many failed logins; retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
-    #[error("offset {offset} is out of range ({log_start_offset}..{high_watermark})")]
+    #[error("offset {offset} is out of range: the partition holds offsets {log_start_offset}..{high_watermark}")]
     OffsetOutOfRange {
         offset: u64,
         log_start_offset: u64,
         high_watermark: u64,
     },
-    #[error("{0}")]
+    #[error("audit log unavailable: {0}")]
     AuditUnavailable(String),
-    #[error("{0}")]
+    #[error("internal error: {0}")]
     Internal(String),
 }
 

@@ -1,6 +1,9 @@
 //! The leader's side of forwarding: runs a request on this broker's replica of its group (a
 //! request a peer forwarded, or one this broker leads itself) and checks that this broker
 //! leads. Never forwards again: a broker that does not lead answers `NotLeader`.
+//!
+//! The executors return `BrokerError`; a forwarded request's error goes back to the peer as a
+//! `PeerRefusal` (`serve_forwarded`), which the caller's policy reads like a local failure.
 
 use tokio::sync::oneshot;
 

@@ -267,7 +267,9 @@ mod tests {
             BrokerError::Internal("disk".into()),
         ];
         for error in errors {
-            let answer: crate::broker::peer_wire::PeerAnswer = Err(error.clone().into());
+            let refusal = PeerRefusal::from(error.clone());
+            assert_eq!(refusal.to_string(), error.to_string(), "{error:?}");
+            let answer: crate::broker::peer_wire::PeerAnswer = Err(refusal);
             let bytes = postcard::to_stdvec(&answer).expect("encodes");
             let decoded: crate::broker::peer_wire::PeerAnswer =
                 postcard::from_bytes(&bytes).expect("decodes");
