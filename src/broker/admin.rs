@@ -1,6 +1,6 @@
 //! Login, token revocation, users, ACLs and reading the audit log.
 
-use super::{Broker, BrokerError, Caller, FetchRequest, RequestInfo};
+use super::{Broker, BrokerError, Caller, FetchRequest, RequestInfo, STATUS_OK};
 use crate::audit::{actions, AuditDecision, AuditEvent};
 use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
 use crate::auth::jwt::{self, IssuedToken};
@@ -54,19 +54,20 @@ impl Broker {
             .check(username, request.source, now);
         if let Err(retry) = allowed {
             let detail = format!("rate limited for {} s", retry.seconds_rounded_up());
+            let limited = BrokerError::RateLimited {
+                retry_after_s: retry.seconds_rounded_up(),
+            };
             self.record(
                 &request,
                 Some(username),
                 actions::LOGIN,
                 username,
                 AuditDecision::Failure,
-                429,
+                limited.status(),
                 Some(detail),
             )
             .await?;
-            return Err(BrokerError::RateLimited {
-                retry_after_s: retry.seconds_rounded_up(),
-            });
+            return Err(limited);
         }
         let state = self.controller.state();
         let user = state.users.get(username).cloned();
@@ -87,19 +88,18 @@ impl Broker {
                 .lock()
                 .expect("limiter lock is never poisoned")
                 .record_failure(username, request.source, now);
+            let refused = BrokerError::Unauthenticated("unknown user or wrong password".into());
             self.record(
                 &request,
                 Some(username),
                 actions::LOGIN,
                 username,
                 AuditDecision::Failure,
-                401,
+                refused.status(),
                 None,
             )
             .await?;
-            return Err(BrokerError::Unauthenticated(
-                "unknown user or wrong password".into(),
-            ));
+            return Err(refused);
         }
         self.limiter
             .lock()
@@ -116,7 +116,7 @@ impl Broker {
             actions::LOGIN,
             username,
             AuditDecision::Success,
-            200,
+            STATUS_OK,
             None,
         )
         .await?;

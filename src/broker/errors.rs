@@ -1,10 +1,19 @@
-//! The error every broker operation returns; `http::error` maps it to a status in one place.
+//! The error every broker operation returns, its one classification for clients (`ErrorClass`:
+//! status, problem type, Retry-After), and its conversions from the errors of the layers below
+//! and to and from the inter-broker refusal (`peer_wire::PeerRefusal`).
+//!
+//! The classification is plain numbers and names, no HTTP types: `http::error` builds responses
+//! from it, and audit events record its status, so the two never disagree.
+//!
+//! `BrokerError` never crosses the peer link itself: a leader's error travels as a `PeerRefusal`
+//! and becomes the same `BrokerError` again on the broker the client called, so the client sees
+//! the leader's answer unchanged.
 
+use super::peer_wire::{PeerRefusal, Refusal};
 use crate::cluster::{ControllerError, MetaError};
 use crate::partition::{FetchError, ReplicaError};
 
-/// Serializable, so a broker that forwards a request can return the leader's error as is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     #[error("{0}")]
     BadRequest(String),
@@ -37,13 +46,73 @@ pub enum BrokerError {
     /// until its deadline; a client sees 503 with `Retry-After`.
     #[error("{0}")]
     Retry(String),
-    /// A forwarded request got no answer; it may have run. Only forwarding sees it.
-    #[error("{0}")]
-    OutcomeUnknown(String),
     #[error("audit log unavailable: {0}")]
     AuditUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// How a client is shown an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorClass {
+    /// The HTTP status.
+    pub status: u16,
+    /// The problem type, served as `/problems/{problem_type}`.
+    pub problem_type: &'static str,
+    /// Seconds a client should wait before sending the request again, when it should.
+    pub retry_after_s: Option<u64>,
+}
+
+/// The status an audit event records for an operation that was allowed and done.
+pub const STATUS_OK: u16 = 200;
+
+/// How long a client is asked to wait after a 503.
+const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
+
+impl BrokerError {
+    /// The one mapping from an error to what the client sees.
+    pub fn class(&self) -> ErrorClass {
+        let (status, problem_type) = match self {
+            BrokerError::BadRequest(_) => (400, "bad-request"),
+            BrokerError::Unauthenticated(_) => (401, "unauthenticated"),
+            BrokerError::Forbidden(_) => (403, "forbidden"),
+            BrokerError::NotFound(_) => (404, "not-found"),
+            BrokerError::Conflict(_) => (409, "conflict"),
+            BrokerError::TooLarge(_) => (413, "too-large"),
+            BrokerError::RateLimited { .. } => (429, "rate-limited"),
+            BrokerError::OffsetOutOfRange { .. } => (416, "offset-out-of-range"),
+            BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } | BrokerError::Retry(_) => {
+                (503, "unavailable")
+            }
+            BrokerError::AuditUnavailable(_) => (503, "audit-unavailable"),
+            BrokerError::Internal(_) => (500, "internal"),
+        };
+        let retry_after_s = match self {
+            BrokerError::RateLimited { retry_after_s } => Some(*retry_after_s),
+            BrokerError::Unavailable(_)
+            | BrokerError::NotLeader { .. }
+            | BrokerError::Retry(_)
+            | BrokerError::AuditUnavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_S),
+            BrokerError::BadRequest(_)
+            | BrokerError::Unauthenticated(_)
+            | BrokerError::Forbidden(_)
+            | BrokerError::NotFound(_)
+            | BrokerError::Conflict(_)
+            | BrokerError::TooLarge(_)
+            | BrokerError::OffsetOutOfRange { .. }
+            | BrokerError::Internal(_) => None,
+        };
+        ErrorClass {
+            status,
+            problem_type,
+            retry_after_s,
+        }
+    }
+
+    /// The HTTP status the client gets, as audit events record it.
+    pub fn status(&self) -> u16 {
+        self.class().status
+    }
 }
 
 impl From<ControllerError> for BrokerError {
@@ -114,5 +183,159 @@ impl From<FetchError> for BrokerError {
 impl From<crate::storage::StorageError> for BrokerError {
     fn from(error: crate::storage::StorageError) -> Self {
         BrokerError::Internal(error.to_string())
+    }
+}
+
+/// A leader's error as it goes back over the peer link.
+impl From<BrokerError> for PeerRefusal {
+    fn from(error: BrokerError) -> Self {
+        let refusal = match error {
+            BrokerError::NotLeader { leader } => return PeerRefusal::NotLeader { leader },
+            BrokerError::Retry(reason) => return PeerRefusal::Retry { reason },
+            BrokerError::Unavailable(reason) => return PeerRefusal::Unavailable { reason },
+            BrokerError::BadRequest(detail) => Refusal::BadRequest(detail),
+            BrokerError::Unauthenticated(detail) => Refusal::Unauthenticated(detail),
+            BrokerError::Forbidden(detail) => Refusal::Forbidden(detail),
+            BrokerError::NotFound(detail) => Refusal::NotFound(detail),
+            BrokerError::Conflict(detail) => Refusal::Conflict(detail),
+            BrokerError::TooLarge(detail) => Refusal::TooLarge(detail),
+            BrokerError::RateLimited { retry_after_s } => Refusal::RateLimited { retry_after_s },
+            BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            } => Refusal::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            },
+            BrokerError::AuditUnavailable(detail) => Refusal::AuditUnavailable(detail),
+            BrokerError::Internal(detail) => Refusal::Internal(detail),
+        };
+        PeerRefusal::Refused(refusal)
+    }
+}
+
+/// A leader's final answer, as the broker the client called returns it.
+impl From<Refusal> for BrokerError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::BadRequest(detail) => BrokerError::BadRequest(detail),
+            Refusal::Unauthenticated(detail) => BrokerError::Unauthenticated(detail),
+            Refusal::Forbidden(detail) => BrokerError::Forbidden(detail),
+            Refusal::NotFound(detail) => BrokerError::NotFound(detail),
+            Refusal::Conflict(detail) => BrokerError::Conflict(detail),
+            Refusal::TooLarge(detail) => BrokerError::TooLarge(detail),
+            Refusal::RateLimited { retry_after_s } => BrokerError::RateLimited { retry_after_s },
+            Refusal::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            } => BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            },
+            Refusal::AuditUnavailable(detail) => BrokerError::AuditUnavailable(detail),
+            Refusal::Internal(detail) => BrokerError::Internal(detail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of error, with the status, problem type and Retry-After clients rely on.
+    fn every_kind() -> Vec<(BrokerError, u16, &'static str, Option<u64>)> {
+        vec![
+            (
+                BrokerError::BadRequest("b".into()),
+                400,
+                "bad-request",
+                None,
+            ),
+            (
+                BrokerError::Unauthenticated("u".into()),
+                401,
+                "unauthenticated",
+                None,
+            ),
+            (BrokerError::Forbidden("f".into()), 403, "forbidden", None),
+            (BrokerError::NotFound("n".into()), 404, "not-found", None),
+            (BrokerError::Conflict("c".into()), 409, "conflict", None),
+            (BrokerError::TooLarge("t".into()), 413, "too-large", None),
+            (
+                BrokerError::RateLimited { retry_after_s: 7 },
+                429,
+                "rate-limited",
+                Some(7),
+            ),
+            (
+                BrokerError::OffsetOutOfRange {
+                    offset: 1,
+                    log_start_offset: 2,
+                    high_watermark: 3,
+                },
+                416,
+                "offset-out-of-range",
+                None,
+            ),
+            (
+                BrokerError::Unavailable("a".into()),
+                503,
+                "unavailable",
+                Some(1),
+            ),
+            (
+                BrokerError::NotLeader { leader: Some(2) },
+                503,
+                "unavailable",
+                Some(1),
+            ),
+            (BrokerError::Retry("r".into()), 503, "unavailable", Some(1)),
+            (
+                BrokerError::AuditUnavailable("a".into()),
+                503,
+                "audit-unavailable",
+                Some(1),
+            ),
+            (BrokerError::Internal("i".into()), 500, "internal", None),
+        ]
+    }
+
+    /// Names each variant, so a new one fails to compile here until `every_kind` lists it.
+    fn variant(error: &BrokerError) -> &'static str {
+        match error {
+            BrokerError::BadRequest(_) => "BadRequest",
+            BrokerError::Unauthenticated(_) => "Unauthenticated",
+            BrokerError::Forbidden(_) => "Forbidden",
+            BrokerError::NotFound(_) => "NotFound",
+            BrokerError::Conflict(_) => "Conflict",
+            BrokerError::TooLarge(_) => "TooLarge",
+            BrokerError::RateLimited { .. } => "RateLimited",
+            BrokerError::OffsetOutOfRange { .. } => "OffsetOutOfRange",
+            BrokerError::Unavailable(_) => "Unavailable",
+            BrokerError::NotLeader { .. } => "NotLeader",
+            BrokerError::Retry(_) => "Retry",
+            BrokerError::AuditUnavailable(_) => "AuditUnavailable",
+            BrokerError::Internal(_) => "Internal",
+        }
+    }
+
+    #[test]
+    fn the_classification_is_total_and_stable() {
+        let kinds = every_kind();
+        let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| variant(&k.0)).collect();
+        assert_eq!(names.len(), 13, "every variant is listed once: {names:?}");
+        for (error, status, problem_type, retry_after_s) in kinds {
+            let expected = ErrorClass {
+                status,
+                problem_type,
+                retry_after_s,
+            };
+            assert_eq!(error.class(), expected, "{error:?}");
+            assert_eq!(error.status(), status, "{error:?}");
+        }
     }
 }

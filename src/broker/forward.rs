@@ -1,9 +1,10 @@
 //! Any broker serves any call: an operation on a Raft group runs on the broker that leads the
 //! group, here or over the peer link.
 //!
-//! Owns the forwarded request and answer types (postcard over the peer link), the leader search
-//! (local status, the last leader that answered, the leader a refusing broker names, then each
-//! replica in turn) with its deadline; `local` runs a request on the leader.
+//! Owns the leader search (local status, the last leader that answered, the leader a refusing
+//! broker names, then each replica in turn) with its deadline, the leader cache and the call to a
+//! peer. What travels between brokers is `peer_wire`; what to do after a failed attempt is the
+//! pure `policy::next_step`; `local` runs a request on the leader.
 //! A forwarded request is never forwarded again: a broker that does not lead answers `NotLeader`
 //! and the caller moves on. Authentication, authorization and audit happen once, on the broker
 //! the client called; the peer link is mutually authenticated, so the leader trusts its peer.
@@ -12,21 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 
-use super::groups::{GroupAnswer, GroupCall};
+use super::peer_wire::PeerAnswer;
 use super::{Broker, BrokerError};
-use crate::audit::UnsealedEvent;
-use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
-use crate::partition::batch::Record;
-use crate::partition::dedup::ProducerStamp;
-use crate::partition::read::FetchedRecord;
-use crate::partition::ReplicaStatus;
-use crate::raft::{ConfChange, GroupId};
+use crate::cluster::METADATA_GROUP;
+use crate::raft::GroupId;
 
 mod local;
+mod policy;
 
+pub use super::peer_wire::{ForwardReply, ForwardRequest, GroupDescription};
 pub use local::not_ready_answer;
+use policy::{Failure, Ran, Step};
 
 /// Sends an encoded request to a peer broker and returns its encoded answer.
 pub type PeerCall = Arc<
@@ -52,247 +50,108 @@ const RETRY_PAUSE_MS: u64 = 50;
 /// broker is tried, so a dead leader costs one attempt, not the whole forwarding deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// An operation that must run on the leader of `group()`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum ForwardRequest {
-    Produce {
-        group: GroupId,
-        records: Vec<Record>,
-        timestamp_ms: u64,
-    },
-    Fetch {
-        group: GroupId,
-        offset: u64,
-        wait_ms: u64,
-        records_max: u64,
-        bytes_max: u64,
-    },
-    Describe {
-        group: GroupId,
-    },
-    /// A JSON `MetaEnvelope` for the controller.
-    Meta {
-        envelope: Vec<u8>,
-    },
-    Audit {
-        group: GroupId,
-        events: Vec<UnsealedEvent>,
-    },
-    Membership {
-        group: GroupId,
-        change: ConfChange,
-    },
-    Transfer {
-        group: GroupId,
-        to: u64,
-    },
-    /// Broker health as the controller leader sees it.
-    Health,
-    /// Start a balancer round on the controller leader now.
-    Rebalance,
-    /// A consumer-group call (member liveness, committed offsets, group fetch).
-    Group(GroupCall),
-    /// A produce the leader deduplicates by `stamp`: safe to send again after any failure.
-    IdempotentProduce {
-        group: GroupId,
-        records: Vec<Record>,
-        timestamp_ms: u64,
-        stamp: ProducerStamp,
-    },
-}
-
-impl ForwardRequest {
-    pub fn group(&self) -> GroupId {
-        match self {
-            ForwardRequest::Produce { group, .. }
-            | ForwardRequest::IdempotentProduce { group, .. }
-            | ForwardRequest::Fetch { group, .. }
-            | ForwardRequest::Describe { group }
-            | ForwardRequest::Audit { group, .. }
-            | ForwardRequest::Membership { group, .. }
-            | ForwardRequest::Transfer { group, .. } => *group,
-            ForwardRequest::Meta { .. } | ForwardRequest::Health | ForwardRequest::Rebalance => {
-                METADATA_GROUP
-            }
-            ForwardRequest::Group(call) => call.group(),
-        }
-    }
-
-    /// Whether it may be sent again after an unknown outcome or a retriable refusal.
-    fn is_idempotent(&self) -> bool {
-        matches!(self, ForwardRequest::IdempotentProduce { .. })
-    }
-
-    /// Whether running it twice could change the outcome.
-    fn is_write(&self) -> bool {
-        matches!(
-            self,
-            ForwardRequest::Produce { .. }
-                | ForwardRequest::Meta { .. }
-                | ForwardRequest::Audit { .. }
-        )
-    }
-
-    /// Extra time the operation may legitimately take on the leader (a long poll).
-    fn wait(&self) -> Duration {
-        match self {
-            ForwardRequest::Fetch { wait_ms, .. } => Duration::from_millis(*wait_ms),
-            ForwardRequest::Group(call) => Duration::from_millis(call.wait_ms()),
-            _ => Duration::ZERO,
-        }
-    }
-}
-
-/// A group as its leader sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupDescription {
-    pub leader: Option<u64>,
-    pub term: u64,
-    pub commit: u64,
-    pub voters: Vec<u64>,
-    pub learners: Vec<u64>,
-    /// Each member's matched index, as the leader knows it.
-    pub progress: Vec<(u64, u64)>,
-    pub high_watermark: u64,
-    pub log_start_offset: u64,
-}
-
-impl GroupDescription {
-    fn from_status(status: &ReplicaStatus) -> GroupDescription {
-        GroupDescription {
-            leader: status.leader.map(|node| node.0),
-            term: status.term.0,
-            // The commit index the progress was measured against.
-            commit: status.progress_commit.0,
-            voters: status.voters.iter().map(|node| node.0).collect(),
-            learners: status.learners.iter().map(|node| node.0).collect(),
-            progress: status
-                .progress
-                .iter()
-                .map(|(node, index)| (node.0, index.0))
-                .collect(),
-            high_watermark: 0,
-            log_start_offset: 0,
-        }
-    }
-
-    /// Members whose log reaches the commit index.
-    pub fn in_sync(&self) -> Vec<u64> {
-        self.progress
-            .iter()
-            .filter(|(_, matched)| *matched >= self.commit)
-            .map(|(node, _)| *node)
-            .collect()
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum ForwardReply {
-    Produced {
-        base_offset: u64,
-    },
-    Fetched {
-        records: Vec<FetchedRecord>,
-        offset: u64,
-        high_watermark: u64,
-        log_start_offset: u64,
-    },
-    Described(GroupDescription),
-    Meta {
-        index: u64,
-        output: Result<MetaOutput, MetaError>,
-    },
-    /// Per broker: milliseconds since it was last heard from (`None`: never).
-    Health(Vec<(u64, Option<u64>)>),
-    Group(GroupAnswer),
-    Done,
-}
-
 /// The answer of the leader and which broker gave it.
 pub struct Led {
     pub reply: ForwardReply,
     pub leader: u64,
 }
 
+/// What a request run on this broker's replica returns.
 type Answer = Result<ForwardReply, BrokerError>;
+
+/// One request on its way to the leader: what every attempt needs.
+struct Search<'a> {
+    request: &'a ForwardRequest,
+    /// The postcard body, encoded once on the first remote attempt.
+    encoded: Option<Vec<u8>>,
+    deadline: tokio::time::Instant,
+    wait: Duration,
+}
 
 impl Broker {
     /// Runs `request` on the leader of its group, retrying through elections until the
     /// forwarding deadline; then answers 503.
     pub async fn on_leader(&self, request: ForwardRequest) -> Result<Led, BrokerError> {
         let group = request.group();
-        let deadline = tokio::time::Instant::now() + self.forward_timeout + request.wait();
-        let mut encoded: Option<Vec<u8>> = None;
-        let mut hint = self.known_leader(group);
+        let resend = request.resend();
+        let wait = Duration::from_millis(request.wait_ms());
+        let mut search = Search {
+            request: &request,
+            encoded: None,
+            deadline: tokio::time::Instant::now() + self.forward_timeout + wait,
+            wait,
+        };
+        let mut ask = self.known_leader(group);
         let mut attempt = 0usize;
-        let mut last_error: Option<BrokerError>;
         loop {
-            let mut pause = false;
-            let target = hint.take().or_else(|| self.candidate(group, attempt));
+            let target = ask.take().or_else(|| self.candidate(group, attempt));
             attempt += 1;
-            let result = match target {
-                Some(target) if target == self.broker_id => {
-                    self.execute_local(request.clone()).await
-                }
-                Some(target) => {
-                    let body = encoded.get_or_insert_with(|| {
-                        postcard::to_stdvec(&request).expect("forwarded requests are plain data")
-                    });
-                    self.call_remote(target, body.clone(), deadline, request.wait())
-                        .await
-                }
-                None => Err(BrokerError::NotLeader { leader: None }),
-            };
-            match result {
+            let failure = match self.attempt(target, &mut search).await {
                 Ok(reply) => {
                     let leader = target.expect("an answer comes from a target");
                     self.remember_leader(group, leader);
                     return Ok(Led { reply, leader });
                 }
-                Err(BrokerError::NotLeader { leader }) => {
-                    hint = leader.filter(|named| Some(*named) != target);
-                    self.forget_leader(group);
-                    last_error = Some(BrokerError::NotLeader { leader });
+                Err(failure) => failure,
+            };
+            let why = failure.to_string();
+            let ran = if target == Some(self.broker_id) {
+                Ran::Here
+            } else {
+                Ran::Elsewhere
+            };
+            match policy::next_step(failure, target, ran, resend) {
+                Step::Answer {
+                    error,
+                    forget_leader,
+                } => {
+                    if forget_leader {
+                        self.forget_leader(group);
+                    }
+                    return Err(error);
                 }
-                Err(BrokerError::Unavailable(reason)) if target != Some(self.broker_id) => {
-                    self.forget_leader(group);
-                    last_error = Some(BrokerError::Unavailable(reason));
-                }
-                // The leader did nothing and asks for the same request again shortly (an
-                // idempotent batch with that sequence is in flight, or it is catching up).
-                Err(BrokerError::Retry(reason)) => {
-                    hint = target;
-                    pause = true;
-                    last_error = Some(BrokerError::Retry(reason));
-                }
-                // A dropped or refused proposal on this broker: the leader deduplicates a resend.
-                Err(BrokerError::Unavailable(reason)) if request.is_idempotent() => {
-                    self.forget_leader(group);
-                    pause = true;
-                    last_error = Some(BrokerError::Unavailable(reason));
-                }
-                Err(BrokerError::OutcomeUnknown(reason)) => {
-                    // That broker may be gone: the next request looks for the leader afresh.
-                    self.forget_leader(group);
-                    // Running a write again could apply it twice: the caller decides.
-                    if request.is_write() {
+                Step::Again {
+                    ask: next,
+                    pause,
+                    forget_leader,
+                } => {
+                    if forget_leader {
+                        self.forget_leader(group);
+                    }
+                    if tokio::time::Instant::now() >= search.deadline {
                         return Err(BrokerError::Unavailable(format!(
-                            "{reason}; the write may or may not have been applied"
+                            "no leader of partition group {} answered within {:?}: {why}",
+                            group.0, self.forward_timeout
                         )));
                     }
-                    last_error = Some(BrokerError::Unavailable(reason));
+                    if pause {
+                        tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
+                    }
+                    ask = next;
                 }
-                Err(other) => return Err(other),
             }
-            if tokio::time::Instant::now() >= deadline {
-                let why = last_error.map(|e| e.to_string()).unwrap_or_default();
-                return Err(BrokerError::Unavailable(format!(
-                    "no leader of partition group {} answered within {:?}: {why}",
-                    group.0, self.forward_timeout
-                )));
-            }
-            if hint.is_none() || pause {
-                tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
+        }
+    }
+
+    /// One attempt on `target`: this broker's replica, a peer, or nobody when none is known.
+    async fn attempt(
+        &self,
+        target: Option<u64>,
+        search: &mut Search<'_>,
+    ) -> Result<ForwardReply, Failure> {
+        match target {
+            None => Err(Failure::NotLeader { hint: None }),
+            Some(target) if target == self.broker_id => self
+                .execute_local(search.request.clone())
+                .await
+                .map_err(Failure::local),
+            Some(target) => {
+                let request = search.request;
+                let body = search.encoded.get_or_insert_with(|| {
+                    postcard::to_stdvec(request).expect("forwarded requests are plain data")
+                });
+                self.call_remote(target, body.clone(), search.deadline, search.wait)
+                    .await
             }
         }
     }
@@ -303,29 +162,32 @@ impl Broker {
         body: Vec<u8>,
         deadline: tokio::time::Instant,
         wait: Duration,
-    ) -> Answer {
+    ) -> Result<ForwardReply, Failure> {
         let Some(peers) = &self.peers else {
-            return Err(BrokerError::Unavailable(format!(
-                "broker {target} leads this group, but this broker has no peer links"
-            )));
+            return Err(Failure::Unavailable {
+                reason: format!(
+                    "broker {target} leads this group, but this broker has no peer links"
+                ),
+            });
         };
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let timeout = remaining.min(ATTEMPT_TIMEOUT + wait);
         let answer = peers(target, body, timeout.max(Duration::from_millis(1)))
             .await
             .map_err(|error| match error {
-                PeerCallError::NotSent(reason) => {
-                    BrokerError::Unavailable(format!("broker {target} is unreachable: {reason}"))
-                }
-                PeerCallError::NoAnswer(reason) => {
-                    BrokerError::OutcomeUnknown(format!("broker {target} did not answer: {reason}"))
-                }
+                PeerCallError::NotSent(reason) => Failure::Unavailable {
+                    reason: format!("broker {target} is unreachable: {reason}"),
+                },
+                PeerCallError::NoAnswer(reason) => Failure::OutcomeUnknown {
+                    reason: format!("broker {target} did not answer: {reason}"),
+                },
             })?;
-        postcard::from_bytes::<Answer>(&answer).map_err(|error| {
-            BrokerError::Internal(format!(
+        let answer = postcard::from_bytes::<PeerAnswer>(&answer).map_err(|error| {
+            Failure::Refused(BrokerError::Internal(format!(
                 "broker {target} sent an undecodable answer: {error}"
-            ))
-        })?
+            )))
+        })?;
+        answer.map_err(Failure::remote)
     }
 
     /// The leader this broker believes in: its own replica's view, else the last that answered.

@@ -162,17 +162,18 @@ impl Broker {
             "{} may not use producer id {producer_id}: it belongs to another user",
             caller.principal.name
         );
+        let denied = BrokerError::Forbidden(detail.clone());
         self.record(
             &caller.request,
             Some(&caller.principal.name),
             actions::AUTHORIZE,
             &format!("producer:{producer_id}"),
             AuditDecision::Deny,
-            403,
-            Some(detail.clone()),
+            denied.status(),
+            Some(detail),
         )
         .await?;
-        Err(BrokerError::Forbidden(detail))
+        Err(denied)
     }
 
     /// The registration of `producer_id`, waiting briefly for this broker's controller copy.

@@ -12,6 +12,7 @@ mod errors;
 pub mod forward;
 pub mod groups;
 mod idempotent;
+mod peer_wire;
 mod stream;
 
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
-pub use errors::BrokerError;
+pub use errors::{BrokerError, ErrorClass, STATUS_OK};
 use forward::{ForwardReply, ForwardRequest, PeerCall};
 pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
 pub use stream::StreamStart;
@@ -122,17 +123,18 @@ impl Broker {
             Ok(claims) => claims,
             Err(error) => {
                 let detail = error.to_string();
+                let rejected = BrokerError::Unauthenticated(detail.clone());
                 self.record(
                     &request,
                     None,
                     crate::audit::actions::TOKEN_REJECTED,
                     "token",
                     AuditDecision::Deny,
-                    401,
-                    Some(detail.clone()),
+                    rejected.status(),
+                    Some(detail),
                 )
                 .await?;
-                return Err(BrokerError::Unauthenticated(detail));
+                return Err(rejected);
             }
         };
         let Some(user) = state.users.get(&claims.sub) else {
@@ -179,17 +181,18 @@ impl Broker {
                     caller.principal.name
                 );
                 let resource_name = format!("{resource:?}:{name}").to_lowercase();
+                let denied = BrokerError::Forbidden(detail.clone());
                 self.record(
                     &caller.request,
                     Some(&caller.principal.name),
                     crate::audit::actions::AUTHORIZE,
                     &resource_name,
                     AuditDecision::Deny,
-                    403,
-                    Some(detail.clone()),
+                    denied.status(),
+                    Some(detail),
                 )
                 .await?;
-                Err(BrokerError::Forbidden(detail))
+                Err(denied)
             }
         }
     }
@@ -278,7 +281,7 @@ impl Broker {
             action,
             resource,
             AuditDecision::Allow,
-            200,
+            STATUS_OK,
             None,
         )
         .await

@@ -1,4 +1,5 @@
-//! The one place where broker errors become HTTP statuses, as `application/problem+json`.
+//! The one place where broker errors become HTTP responses, as `application/problem+json`, built
+//! from the error's classification (`BrokerError::class`: status, problem type, Retry-After).
 //!
 //! 4xx bodies say what was wrong and how to fix it; 5xx bodies carry no internals (the broker log has
 //! them, under the request id).
@@ -34,27 +35,6 @@ pub fn problem(status: StatusCode, slug: &str, detail: String) -> HttpResponse {
 }
 
 impl BrokerError {
-    fn slug(&self) -> &'static str {
-        match self {
-            BrokerError::BadRequest(_) => "bad-request",
-            BrokerError::Unauthenticated(_) => "unauthenticated",
-            BrokerError::Forbidden(_) => "forbidden",
-            BrokerError::NotFound(_) => "not-found",
-            BrokerError::Conflict(_) => "conflict",
-            BrokerError::TooLarge(_) => "too-large",
-            BrokerError::RateLimited { .. } => "rate-limited",
-            BrokerError::OffsetOutOfRange { .. } => "offset-out-of-range",
-            BrokerError::Unavailable(_)
-            | BrokerError::NotLeader { .. }
-            | BrokerError::Retry(_)
-            | BrokerError::OutcomeUnknown(_) => "unavailable",
-            BrokerError::AuditUnavailable(_) => "audit-unavailable",
-            BrokerError::Internal(_) => "internal",
-        }
-    }
-}
-
-impl BrokerError {
     /// The detail a client may see: 4xx say what was wrong; internal errors stay in the log.
     fn public_detail(&self) -> String {
         if !self.status_code().is_server_error() {
@@ -74,7 +54,7 @@ impl BrokerError {
     pub fn problem_json(&self) -> String {
         let status = self.status_code();
         let body = Problem {
-            kind: format!("/problems/{}", self.slug()),
+            kind: format!("/problems/{}", self.class().problem_type),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: self.public_detail(),
@@ -83,42 +63,21 @@ impl BrokerError {
     }
 }
 
+/// Status, problem type and Retry-After all come from `BrokerError::class`, the classification
+/// the audit events use too.
 impl ResponseError for BrokerError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            BrokerError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            BrokerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            BrokerError::Forbidden(_) => StatusCode::FORBIDDEN,
-            BrokerError::NotFound(_) => StatusCode::NOT_FOUND,
-            BrokerError::Conflict(_) => StatusCode::CONFLICT,
-            BrokerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            BrokerError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            BrokerError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            BrokerError::Unavailable(_)
-            | BrokerError::NotLeader { .. }
-            | BrokerError::Retry(_)
-            | BrokerError::OutcomeUnknown(_)
-            | BrokerError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.class().status)
+            .expect("the error classification names valid HTTP statuses")
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        let mut response = problem(status, self.slug(), self.public_detail());
-        let retry_after = match self {
-            BrokerError::RateLimited { retry_after_s } => Some(*retry_after_s),
-            BrokerError::Unavailable(_)
-            | BrokerError::NotLeader { .. }
-            | BrokerError::Retry(_)
-            | BrokerError::OutcomeUnknown(_)
-            | BrokerError::AuditUnavailable(_) => Some(1),
-            _ => None,
-        };
-        if let Some(seconds) = retry_after {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        let class = self.class();
+        let mut response = problem(self.status_code(), class.problem_type, self.public_detail());
+        if let Some(seconds) = class.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if matches!(self, BrokerError::Unauthenticated(_)) {
             response
@@ -126,5 +85,47 @@ impl ResponseError for BrokerError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses themselves are pinned in `broker::errors`; here the response must follow them.
+    #[test]
+    fn responses_follow_the_error_classification() {
+        let errors = [
+            BrokerError::Unauthenticated("no token".into()),
+            BrokerError::RateLimited { retry_after_s: 7 },
+            BrokerError::OffsetOutOfRange {
+                offset: 1,
+                log_start_offset: 2,
+                high_watermark: 3,
+            },
+            BrokerError::NotLeader { leader: None },
+            BrokerError::AuditUnavailable("audit log stopped".into()),
+            BrokerError::Internal("secret".into()),
+        ];
+        for error in errors {
+            let class = error.class();
+            let response = error.error_response();
+            assert_eq!(response.status().as_u16(), class.status, "{error:?}");
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|value| value.to_str().expect("ascii").to_string());
+            let expected = class.retry_after_s.map(|seconds| seconds.to_string());
+            assert_eq!(retry_after, expected, "{error:?}");
+            let challenge = response.headers().get(header::WWW_AUTHENTICATE);
+            let unauthenticated = matches!(error, BrokerError::Unauthenticated(_));
+            assert_eq!(challenge.is_some(), unauthenticated, "{error:?}");
+            let body: serde_json::Value =
+                serde_json::from_str(&error.problem_json()).expect("problem JSON");
+            assert_eq!(body["status"], class.status, "{error:?}");
+            assert_eq!(body["type"], format!("/problems/{}", class.problem_type));
+            let detail = body["detail"].as_str().expect("detail");
+            assert!(!detail.contains("secret"), "{detail}");
+        }
     }
 }

@@ -1,11 +1,17 @@
 //! The leader's side of forwarding: runs a request on this broker's replica of its group (a
 //! request a peer forwarded, or one this broker leads itself) and checks that this broker
 //! leads. Never forwards again: a broker that does not lead answers `NotLeader`.
+//!
+//! The executors return `BrokerError`; a forwarded request's error goes back to the peer as a
+//! `PeerRefusal` (`serve_forwarded`), which the caller's policy reads like a local failure.
 
 use tokio::sync::oneshot;
 
+use super::super::peer_wire::{
+    ForwardReply, ForwardRequest, GroupDescription, PeerAnswer, PeerRefusal,
+};
 use super::super::{Broker, BrokerError};
-use super::{Answer, ForwardReply, ForwardRequest, GroupDescription};
+use super::Answer;
 use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::METADATA_GROUP;
@@ -22,11 +28,11 @@ use crate::raft::{ConfChange, GroupId, NodeId};
 impl Broker {
     /// Serves a request a peer forwarded: runs it here, never forwards it again.
     pub async fn serve_forwarded(&self, body: &[u8]) -> Vec<u8> {
-        let answer: Answer = match postcard::from_bytes::<ForwardRequest>(body) {
-            Ok(request) => self.execute_local(request).await,
-            Err(error) => Err(BrokerError::BadRequest(format!(
+        let answer: PeerAnswer = match postcard::from_bytes::<ForwardRequest>(body) {
+            Ok(request) => self.execute_local(request).await.map_err(PeerRefusal::from),
+            Err(error) => Err(PeerRefusal::from(BrokerError::BadRequest(format!(
                 "forwarded request does not decode: {error}"
-            ))),
+            )))),
         };
         postcard::to_stdvec(&answer).expect("answers are plain data")
     }
@@ -286,8 +292,8 @@ fn check_leads(status: &ReplicaStatus) -> Result<(), BrokerError> {
 
 /// The answer of a broker that is still starting.
 pub fn not_ready_answer() -> Vec<u8> {
-    let answer: Answer = Err(BrokerError::Unavailable(
-        "the broker is starting".to_string(),
-    ));
+    let answer: PeerAnswer = Err(PeerRefusal::Unavailable {
+        reason: "the broker is starting".to_string(),
+    });
     postcard::to_stdvec(&answer).expect("answers are plain data")
 }

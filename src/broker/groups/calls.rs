@@ -1,100 +1,17 @@
 //! The parts of a consumer-group call that run on a group leader: member liveness and checks on
 //! the controller leader, committed offsets and group fetches on a partition leader.
 //!
-//! Owns the forwarded `GroupCall` and its answer; runs them where they belong and never forwards
-//! again (the caller's `on_leader` finds the leader).
+//! Runs the forwarded `GroupCall` (defined with the other inter-broker types in `peer_wire`)
+//! where it belongs and never forwards again (the caller's `on_leader` finds the leader).
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::super::forward::ForwardReply;
+use super::super::peer_wire::{CommitCheck, ForwardReply, GroupAnswer, GroupCall};
 use super::super::{Broker, BrokerError};
-use crate::cluster::groups::{OffsetReset, TopicPartition};
+use crate::cluster::groups::OffsetReset;
 use crate::cluster::METADATA_GROUP;
 use crate::partition::read::FetchLimits;
 use crate::partition::{CommitOffset, PartitionHandle, ReadGroupPosition};
-use crate::raft::GroupId;
-
-/// What a commit must match: the member's generation and assigned partitions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommitCheck {
-    pub generation: u64,
-    pub partitions: Vec<TopicPartition>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum GroupCall {
-    /// On the controller leader: the member is alive. With `check`, also refuses a stale
-    /// generation or a partition not assigned to the member.
-    Heartbeat {
-        group: String,
-        member_id: String,
-        principal: String,
-        check: Option<CommitCheck>,
-    },
-    /// On the controller leader: how long ago each member of `group` was last heard from.
-    Sessions { group: String },
-    /// On a partition leader: the group's committed offset there.
-    Committed {
-        partition_group: GroupId,
-        consumer_group: String,
-    },
-    /// On a partition leader: store the group's next offset.
-    Commit {
-        partition_group: GroupId,
-        consumer_group: String,
-        offset: u64,
-    },
-    /// On a partition leader: records from the group's committed offset (long poll).
-    Fetch {
-        partition_group: GroupId,
-        consumer_group: String,
-        reset: OffsetReset,
-        wait_ms: u64,
-        records_max: u64,
-        bytes_max: u64,
-    },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum GroupAnswer {
-    Member {
-        generation: u64,
-        assignments: Vec<TopicPartition>,
-    },
-    /// Per member id: milliseconds since its last heartbeat on the controller leader.
-    Sessions(Vec<(String, u64)>),
-    Committed {
-        offset: Option<u64>,
-        high_watermark: u64,
-        log_start_offset: u64,
-    },
-}
-
-impl GroupCall {
-    pub fn group(&self) -> GroupId {
-        match self {
-            GroupCall::Heartbeat { .. } | GroupCall::Sessions { .. } => METADATA_GROUP,
-            GroupCall::Committed {
-                partition_group, ..
-            }
-            | GroupCall::Commit {
-                partition_group, ..
-            }
-            | GroupCall::Fetch {
-                partition_group, ..
-            } => *partition_group,
-        }
-    }
-
-    /// A long poll's wait.
-    pub fn wait_ms(&self) -> u64 {
-        match self {
-            GroupCall::Fetch { wait_ms, .. } => *wait_ms,
-            _ => 0,
-        }
-    }
-}
 
 impl Broker {
     /// Runs a group call here; this broker must lead the call's group.

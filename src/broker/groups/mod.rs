@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
 
-use super::forward::{ForwardReply, ForwardRequest};
+pub use super::peer_wire::{CommitCheck, GroupAnswer, GroupCall};
+use super::peer_wire::{ForwardReply, ForwardRequest};
 use super::{Broker, BrokerError, Caller};
 use crate::audit::actions;
 use crate::auth::acl::{Operation, ResourceType};
@@ -21,7 +22,6 @@ pub use crate::cluster::groups::OffsetReset;
 use crate::cluster::groups::{ConsumerGroup, GroupMember, TopicPartition};
 use crate::cluster::{MetaCommand, MetaOutput};
 use crate::names::{self, NameKind};
-pub use calls::{CommitCheck, GroupAnswer, GroupCall};
 pub use poll::{GroupRecords, PollRequest};
 pub use sessions::GroupSessions;
 

@@ -6,7 +6,7 @@
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::super::forward::{ForwardReply, ForwardRequest};
+use super::super::peer_wire::{ForwardReply, ForwardRequest};
 use super::super::{Broker, BrokerError, Caller};
 use super::{GroupCall, MemberView, OffsetReset};
 use crate::auth::acl::{Operation, ResourceType};
@@ -42,6 +42,13 @@ struct Target {
     records_max: u64,
 }
 
+/// How much one poll may return, within the broker's limits.
+struct PollLimits {
+    records_max: u64,
+    bytes_max: u64,
+    wait_ms: u64,
+}
+
 impl Broker {
     pub async fn poll_group(
         &self,
@@ -60,23 +67,63 @@ impl Broker {
                     .await?;
             }
         }
-        let records_max = request
-            .max_messages
-            .unwrap_or(self.limits.fetch_records_max)
-            .clamp(1, self.limits.fetch_records_max);
-        let bytes_max = request
-            .max_bytes
-            .unwrap_or(self.limits.fetch_bytes_max)
-            .clamp(1, self.limits.fetch_bytes_max);
+        let limits = self.poll_limits(&request);
+        let (targets, reset) = self.poll_targets(group, &member, limits.records_max);
+        if targets.is_empty() {
+            // More members than partitions: nothing to read until a rebalance, which the next
+            // poll's answer shows. Waiting keeps such a member from polling in a tight loop.
+            tokio::time::sleep(std::time::Duration::from_millis(limits.wait_ms)).await;
+            return Ok(GroupRecords {
+                member,
+                partitions: Vec::new(),
+            });
+        }
+        // Shares are of the whole assignment, as in `poll_targets`.
+        let count = member.assignments.len().max(1) as u64;
+        let per_partition_bytes = (limits.bytes_max / count).max(1);
+        let mut partitions = self
+            .fetch_targets(group, &targets, reset, 0, per_partition_bytes)
+            .await?;
+        if limits.wait_ms > 0 && partitions.iter().all(|p| p.records.is_empty()) {
+            partitions = self
+                .fetch_targets(group, &targets, reset, limits.wait_ms, per_partition_bytes)
+                .await?;
+        }
+        keep_within(&mut partitions, limits.records_max);
+        Ok(GroupRecords { member, partitions })
+    }
+
+    fn poll_limits(&self, request: &PollRequest) -> PollLimits {
+        PollLimits {
+            records_max: request
+                .max_messages
+                .unwrap_or(self.limits.fetch_records_max)
+                .clamp(1, self.limits.fetch_records_max),
+            bytes_max: request
+                .max_bytes
+                .unwrap_or(self.limits.fetch_bytes_max)
+                .clamp(1, self.limits.fetch_bytes_max),
+            wait_ms: request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max),
+        }
+    }
+
+    /// The member's assigned partitions that exist, each with its share of `records_max`, and
+    /// where the member starts in a partition the group never committed in.
+    fn poll_targets(
+        &self,
+        group: &str,
+        member: &MemberView,
+        records_max: u64,
+    ) -> (Vec<Target>, OffsetReset) {
         let state = self.controller.state();
         let reset = state
             .groups
             .get(group)
-            .and_then(|g| g.members.get(member_id))
+            .and_then(|g| g.members.get(&member.member_id))
             .map(|m| m.reset)
             .unwrap_or_default();
         let count = member.assignments.len().max(1) as u64;
-        let targets: Vec<Target> = member
+        let targets = member
             .assignments
             .iter()
             .filter_map(|tp| {
@@ -88,39 +135,7 @@ impl Broker {
                 })
             })
             .collect();
-        let per_partition_bytes = (bytes_max / count).max(1);
-        let wait_ms = request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max);
-        if targets.is_empty() {
-            // More members than partitions: nothing to read until a rebalance, which the next
-            // poll's answer shows. Waiting keeps such a member from polling in a tight loop.
-            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
-            return Ok(GroupRecords {
-                member,
-                partitions: Vec::new(),
-            });
-        }
-        let mut partitions = self
-            .fetch_targets(group, &targets, reset, 0, per_partition_bytes)
-            .await?;
-        if wait_ms > 0 && partitions.iter().all(|p| p.records.is_empty()) {
-            partitions = self
-                .fetch_targets(group, &targets, reset, wait_ms, per_partition_bytes)
-                .await?;
-        }
-        let mut total = 0u64;
-        for partition in &mut partitions {
-            // The first round may return more than asked in sum; keep the poll within its limit.
-            let room = records_max.saturating_sub(total) as usize;
-            if partition.records.len() > room {
-                partition.records.truncate(room);
-                partition.next_offset = partition
-                    .records
-                    .last()
-                    .map_or(partition.next_offset, |r| r.offset + 1);
-            }
-            total += partition.records.len() as u64;
-        }
-        Ok(GroupRecords { member, partitions })
+        (targets, reset)
     }
 
     /// Fetches every target at once. Without a wait, answers when all answered; with a wait,
@@ -174,5 +189,22 @@ impl Broker {
             }
         }
         Ok(results.into_iter().flatten().collect())
+    }
+}
+
+/// Truncates the partitions' records so the poll returns at most `records_max` in sum (the first
+/// round asks every partition for its share rounded up), moving each next offset back with them.
+fn keep_within(partitions: &mut [PartitionRecords], records_max: u64) {
+    let mut total = 0u64;
+    for partition in partitions {
+        let room = records_max.saturating_sub(total) as usize;
+        if partition.records.len() > room {
+            partition.records.truncate(room);
+            partition.next_offset = partition
+                .records
+                .last()
+                .map_or(partition.next_offset, |r| r.offset + 1);
+        }
+        total += partition.records.len() as u64;
     }
 }

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::super::{Broker, RequestInfo};
+use super::super::{Broker, RequestInfo, STATUS_OK};
 use crate::audit::{actions, AuditDecision};
 use crate::cluster::MetaCommand;
 
@@ -126,7 +126,7 @@ async fn expire(broker: &Broker, group: String, member_id: String, timeout_ms: u
             actions::GROUP_EXPIRE,
             &format!("group:{group}"),
             AuditDecision::Allow,
-            200,
+            STATUS_OK,
             Some(detail),
         )
         .await;
