@@ -19,7 +19,7 @@ use crate::auth::jwt::{SigningKey, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
 use crate::broker::balancer::{self, BalancerHandle, BalancerSettings};
-use crate::broker::{Broker, Limits};
+use crate::broker::{Broker, BrokerParts, Limits};
 use crate::clock;
 use crate::cluster::balance::BalanceSettings;
 use crate::cluster::metadata::BrokerInfo;
@@ -102,7 +102,7 @@ pub async fn run(
         audit_group,
         clock.clone(),
     ));
-    let broker = Arc::new(Broker {
+    let broker = Arc::new(Broker::new(BrokerParts {
         broker_id: config.broker.id,
         controller,
         registry: registry.clone(),
@@ -124,7 +124,7 @@ pub async fn run(
         }),
         balancer: Arc::new(BalancerHandle::default()),
         group_sessions: Default::default(),
-    });
+    }));
     if let Some((_, _, slot)) = &running {
         let _ = slot.set(broker.clone());
     }
@@ -282,7 +282,7 @@ async fn report_self(
     let info = self_info(config, http);
     let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
     loop {
-        let current = broker.controller.state().brokers.get(&info.id).cloned();
+        let current = broker.metadata().brokers.get(&info.id).cloned();
         if current
             .as_ref()
             .is_some_and(|c| c.http == info.http && c.peer == info.peer && c.rack == info.rack)

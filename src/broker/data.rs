@@ -80,6 +80,16 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
     (hash % u64::from(partitions)) as u32
 }
 
+/// A topic as a client asks for it; `None` takes this broker's default.
+#[derive(Clone, Debug)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: Option<u32>,
+    pub replication_factor: Option<u16>,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
+
 impl Broker {
     /// A group as its leader describes it; `None` when no leader answers in time.
     pub async fn describe_group(&self, group: GroupId) -> Option<GroupDescription> {
@@ -94,7 +104,7 @@ impl Broker {
 
     /// A topic created without a replication factor gets 3 replicas, or one per broker when the
     /// cluster has fewer (brokers being decommissioned do not count).
-    pub fn default_replication_factor(&self) -> u16 {
+    fn default_replication_factor(&self) -> u16 {
         let state = self.controller.state();
         let brokers = state
             .brokers
@@ -113,11 +123,23 @@ impl Broker {
             .ok_or_else(|| BrokerError::NotFound(format!("topic '{name}' does not exist")))
     }
 
+    /// Creates a topic; what the request leaves out comes from this broker's defaults.
     pub async fn create_topic(
         &self,
         caller: &Caller,
-        mut spec: TopicSpec,
+        topic: NewTopic,
     ) -> Result<TopicView, BrokerError> {
+        let limits = &self.limits;
+        let spec = TopicSpec {
+            name: topic.name,
+            partitions: topic.partitions.unwrap_or(limits.default_partitions),
+            replication_factor: topic
+                .replication_factor
+                .unwrap_or_else(|| self.default_replication_factor()),
+            retention_ms: topic.retention_ms.or(limits.default_retention_ms),
+            retention_bytes: topic.retention_bytes.or(limits.default_retention_bytes),
+            internal: false,
+        };
         names::validate(NameKind::Topic, &spec.name)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         if spec.partitions == 0 || spec.partitions > self.limits.partitions_max {
@@ -126,7 +148,6 @@ impl Broker {
                 self.limits.partitions_max, spec.partitions
             )));
         }
-        spec.internal = false;
         self.authorize(caller, ResourceType::Topic, &spec.name, Operation::Create)
             .await?;
         self.record_change(caller, actions::TOPIC_CREATE, &spec.name)

@@ -28,12 +28,12 @@ use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::Principal;
-use crate::cluster::{Controller, MetaCommand, MetaOutput, AUDIT_TOPIC};
+use crate::cluster::{Controller, MetaCommand, MetaOutput, MetadataState, AUDIT_TOPIC};
 use crate::partition::Registry;
 use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
-pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
+pub use data::{FetchRequest, Fetched, NewTopic, PartitionView, ProduceRecord, TopicView};
 pub use errors::{BrokerError, ErrorClass, STATUS_OK};
 use forward::{ForwardReply, ForwardRequest, PeerCall};
 pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
@@ -74,7 +74,8 @@ pub struct Caller {
     pub request: RequestInfo,
 }
 
-pub struct Broker {
+/// What a broker is built from (`app` assembles it at start-up).
+pub struct BrokerParts {
     pub broker_id: u64,
     pub controller: Controller,
     pub registry: Arc<Registry>,
@@ -96,10 +97,102 @@ pub struct Broker {
     pub group_sessions: groups::GroupSessions,
 }
 
+/// The operations of one broker. Its parts are private: layers above call its methods.
+pub struct Broker {
+    broker_id: u64,
+    controller: Controller,
+    registry: Arc<Registry>,
+    store: Store,
+    audit: Addr<AuditLog>,
+    tokens: TokenSettings,
+    limits: Limits,
+    limiter: Mutex<LoginLimiter>,
+    /// Requests to peer brokers; `None` for a broker without peers.
+    peers: Option<PeerCall>,
+    /// How long forwarding looks for a group's leader (elections included).
+    forward_timeout: Duration,
+    /// The last broker that answered as leader, per group.
+    leaders: Mutex<HashMap<GroupId, u64>>,
+    /// How long ago each peer broker was last heard from; `None` without peers.
+    liveness: Option<Liveness>,
+    balancer: Arc<balancer::BalancerHandle>,
+    /// Consumer-group member liveness (kept on the controller leader).
+    group_sessions: groups::GroupSessions,
+}
+
+/// The gauge of long-poll fetches parked on this broker's partitions, for `/metrics`.
+pub fn parked_fetches_gauge() -> prometheus_client::metrics::gauge::Gauge {
+    crate::partition::machine::PARKED_FETCHES.clone()
+}
+
 /// How long ago a peer broker was last heard from (`None`: never).
 pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 
 impl Broker {
+    pub fn new(parts: BrokerParts) -> Broker {
+        let BrokerParts {
+            broker_id,
+            controller,
+            registry,
+            store,
+            audit,
+            tokens,
+            limits,
+            limiter,
+            peers,
+            forward_timeout,
+            leaders,
+            liveness,
+            balancer,
+            group_sessions,
+        } = parts;
+        Broker {
+            broker_id,
+            controller,
+            registry,
+            store,
+            audit,
+            tokens,
+            limits,
+            limiter,
+            peers,
+            forward_timeout,
+            leaders,
+            liveness,
+            balancer,
+            group_sessions,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.broker_id
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The controller state this broker applied last (cheap: an `Arc` clone).
+    pub fn metadata(&self) -> Arc<MetadataState> {
+        self.controller.state()
+    }
+
+    /// Whether this broker can serve requests: the cluster is bootstrapped, the controller has a
+    /// leader, and the audit partition has one as far as this broker can tell without asking.
+    pub fn is_ready(&self) -> bool {
+        let state = self.controller.state();
+        let controller_led = self.controller.replica().status.borrow().leader.is_some();
+        let audit_ready = state
+            .topics
+            .get(AUDIT_TOPIC)
+            .and_then(|topic| topic.partitions.first())
+            .is_some_and(|partition| match self.registry.get(partition.group) {
+                Some(handle) => handle.status.borrow().leader.is_some(),
+                None => true,
+            });
+        state.bootstrapped && controller_led && audit_ready
+    }
+
     /// Unix time in milliseconds from the clock this broker was built with.
     pub fn now_ms(&self) -> u64 {
         self.controller.clock().now_ms()

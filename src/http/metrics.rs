@@ -54,7 +54,7 @@ impl Metrics {
         registry.register(
             "parked_fetches",
             "Long-poll fetches waiting for records",
-            crate::partition::machine::PARKED_FETCHES.clone(),
+            crate::broker::parked_fetches_gauge(),
         );
         let open_streams = Gauge::default();
         registry.register(

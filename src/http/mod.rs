@@ -171,7 +171,7 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     let metrics = Arc::new(Metrics::new());
     let stream_slots =
-        sse::StreamSlots::new(broker.limits.streams_max, metrics.open_streams.clone());
+        sse::StreamSlots::new(broker.limits().streams_max, metrics.open_streams.clone());
     let body_bytes_max = settings.body_bytes_max;
     let factory = move || {
         let metrics_for_middleware = metrics.clone();

@@ -135,18 +135,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(broker: State) -> HttpResponse {
-    let state = broker.controller.state();
-    let controller_led = broker.controller.replica().status.borrow().leader.is_some();
-    // The audit partition must have a leader, as far as this broker can tell without asking.
-    let audit_ready = state
-        .topics
-        .get(crate::cluster::AUDIT_TOPIC)
-        .and_then(|topic| topic.partitions.first())
-        .is_some_and(|partition| match broker.registry.get(partition.group) {
-            Some(handle) => handle.status.borrow().leader.is_some(),
-            None => true,
-        });
-    if state.bootstrapped && controller_led && audit_ready {
+    if broker.is_ready() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {
         problem(

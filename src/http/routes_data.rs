@@ -7,8 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::dto::*;
 use super::extract::{request_info, Authenticated};
 use super::metrics::Metrics;
-use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, ProduceRecord};
-use crate::cluster::TopicSpec;
+use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, NewTopic, ProduceRecord};
 
 type State = web::Data<Arc<Broker>>;
 
@@ -61,18 +60,14 @@ pub async fn create_topic(
     body: web::Json<CreateTopicRequest>,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
-    let limits = &broker.limits;
-    let spec = TopicSpec {
+    let topic = NewTopic {
         name: body.name,
-        partitions: body.partitions.unwrap_or(limits.default_partitions),
-        replication_factor: body
-            .replication_factor
-            .unwrap_or_else(|| broker.default_replication_factor()),
-        retention_ms: body.retention_ms.or(limits.default_retention_ms),
-        retention_bytes: body.retention_bytes.or(limits.default_retention_bytes),
-        internal: false,
+        partitions: body.partitions,
+        replication_factor: body.replication_factor,
+        retention_ms: body.retention_ms,
+        retention_bytes: body.retention_bytes,
     };
-    let view = broker.create_topic(&caller.0, spec).await?;
+    let view = broker.create_topic(&caller.0, topic).await?;
     Ok(HttpResponse::Created().json(TopicDto::from(view)))
 }
 

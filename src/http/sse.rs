@@ -118,7 +118,7 @@ pub async fn stream(
         query.offset.as_deref(),
     )?;
     let Some(slot) = slots.try_acquire() else {
-        return Ok(streams_full(broker.limits.streams_max));
+        return Ok(streams_full(broker.limits().streams_max));
     };
     let caller = caller.0;
     let first = broker

@@ -91,7 +91,7 @@ impl EventCursor {
         first: Fetched,
         slot: StreamSlot,
     ) -> EventCursor {
-        let keepalive = Duration::from_millis(broker.limits.stream_keepalive_ms);
+        let keepalive = Duration::from_millis(broker.limits().stream_keepalive_ms);
         let next_offset = first.next_offset;
         metrics.fetched_records.inc_by(first.records.len() as u64);
         let mut text = String::new();
@@ -145,7 +145,7 @@ impl EventCursor {
     async fn read(&mut self, wait: Duration) -> Result<Option<String>, BrokerError> {
         let wait_ms = u64::try_from(wait.as_millis())
             .unwrap_or(u64::MAX)
-            .min(self.broker.limits.wait_ms_max);
+            .min(self.broker.limits().wait_ms_max);
         let started = Instant::now();
         let fetched = self
             .broker
