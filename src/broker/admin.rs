@@ -47,58 +47,17 @@ impl Broker {
         request: RequestInfo,
     ) -> Result<IssuedToken, BrokerError> {
         let now = self.now_ms();
-        let allowed = self
-            .limiter
-            .lock()
-            .expect("limiter lock is never poisoned")
-            .check(username, request.source, now);
-        if let Err(retry) = allowed {
-            let detail = format!("rate limited for {} s", retry.seconds_rounded_up());
-            let limited = BrokerError::RateLimited {
-                retry_after_s: retry.seconds_rounded_up(),
-            };
-            self.record(
-                &request,
-                Some(username),
-                actions::LOGIN,
-                username,
-                AuditDecision::Failure,
-                limited.status(),
-                Some(detail),
-            )
-            .await?;
-            return Err(limited);
-        }
+        self.check_login_rate(username, &request, now).await?;
         let state = self.controller.state();
-        let user = state.users.get(username).cloned();
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let candidate = password_text.to_string();
-        // argon2 is CPU-heavy: keep it off the async workers.
-        let matched = tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => password::verify_password(&hash, &candidate),
-            None => {
-                password::dummy_verify(&candidate);
-                false
-            }
-        })
-        .await
-        .map_err(|error| BrokerError::Internal(error.to_string()))?;
-        if !matched {
+        let hash = state.users.get(username).map(|u| u.password_hash.clone());
+        if !verify_off_thread(hash, password_text.to_string()).await? {
             self.limiter
                 .lock()
                 .expect("limiter lock is never poisoned")
                 .record_failure(username, request.source, now);
             let refused = BrokerError::Unauthenticated("unknown user or wrong password".into());
-            self.record(
-                &request,
-                Some(username),
-                actions::LOGIN,
-                username,
-                AuditDecision::Failure,
-                refused.status(),
-                None,
-            )
-            .await?;
+            self.record_login(&request, username, AuditDecision::Failure, &refused, None)
+                .await?;
             return Err(refused);
         }
         self.limiter
@@ -121,6 +80,57 @@ impl Broker {
         )
         .await?;
         Ok(issued)
+    }
+
+    /// Refuses (and audits) a login while the user or the source address is rate limited.
+    async fn check_login_rate(
+        &self,
+        username: &str,
+        request: &RequestInfo,
+        now_ms: u64,
+    ) -> Result<(), BrokerError> {
+        let allowed = self
+            .limiter
+            .lock()
+            .expect("limiter lock is never poisoned")
+            .check(username, request.source, now_ms);
+        let Err(retry) = allowed else {
+            return Ok(());
+        };
+        let detail = format!("rate limited for {} s", retry.seconds_rounded_up());
+        let limited = BrokerError::RateLimited {
+            retry_after_s: retry.seconds_rounded_up(),
+        };
+        self.record_login(
+            request,
+            username,
+            AuditDecision::Failure,
+            &limited,
+            Some(detail),
+        )
+        .await?;
+        Err(limited)
+    }
+
+    /// Audits a refused login with the status the caller is answered with.
+    async fn record_login(
+        &self,
+        request: &RequestInfo,
+        username: &str,
+        decision: AuditDecision,
+        error: &BrokerError,
+        detail: Option<String>,
+    ) -> Result<(), BrokerError> {
+        self.record(
+            request,
+            Some(username),
+            actions::LOGIN,
+            username,
+            decision,
+            error.status(),
+            detail,
+        )
+        .await
     }
 
     /// Revokes the caller's own token until it expires.
@@ -301,4 +311,18 @@ async fn hash(password_text: &str) -> Result<String, BrokerError> {
         .await
         .map_err(|error| BrokerError::Internal(error.to_string()))?
         .map_err(|error| BrokerError::BadRequest(error.to_string()))
+}
+
+/// Checks `candidate` against `hash` on a blocking thread (argon2 is CPU-heavy); an unknown user
+/// (`None`) costs the same as a known one, so timing does not tell them apart.
+async fn verify_off_thread(hash: Option<String>, candidate: String) -> Result<bool, BrokerError> {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => password::verify_password(&hash, &candidate),
+        None => {
+            password::dummy_verify(&candidate);
+            false
+        }
+    })
+    .await
+    .map_err(|error| BrokerError::Internal(error.to_string()))
 }

@@ -10,8 +10,9 @@ use super::forward::{ForwardReply, ForwardRequest};
 use super::{Broker, BrokerError, Caller};
 use crate::audit::actions;
 use crate::auth::acl::{Operation, ResourceType};
-use crate::cluster::metadata::BrokerInfo;
+use crate::cluster::metadata::{BrokerInfo, PartitionAssignment, TopicMeta};
 use crate::cluster::MetaCommand;
+use crate::partition::ReplicaStatus;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ControllerReport {
@@ -62,6 +63,9 @@ pub struct ClusterReport {
 /// A broker silent longer than this is reported down.
 const DOWN_AFTER_MS: u64 = 3000;
 
+/// Brokers' silence as the controller leader hears it; `None` when no leader answered.
+type Health = Option<Vec<(u64, Option<u64>)>>;
+
 impl Broker {
     pub async fn cluster_report(&self, caller: &Caller) -> Result<ClusterReport, BrokerError> {
         self.authorize(caller, ResourceType::Cluster, "*", Operation::Describe)
@@ -78,64 +82,12 @@ impl Broker {
         let brokers = state
             .brokers
             .values()
-            .map(|info| {
-                let silence_ms = health
-                    .as_ref()
-                    .and_then(|h| h.iter().find(|(id, _)| *id == info.id))
-                    .and_then(|(_, silence)| *silence);
-                let state = if info.decommissioning {
-                    "decommissioning"
-                } else {
-                    match (&health, silence_ms) {
-                        (None, _) => "unknown",
-                        (Some(_), Some(ms)) if ms <= DOWN_AFTER_MS => "up",
-                        _ => "down",
-                    }
-                };
-                let role = if status.voters.iter().any(|n| n.0 == info.id) {
-                    "voter"
-                } else if status.learners.iter().any(|n| n.0 == info.id) {
-                    "learner"
-                } else {
-                    "none"
-                };
-                BrokerReport {
-                    id: info.id,
-                    http: info.http.clone(),
-                    peer: info.peer.clone(),
-                    rack: info.rack.clone(),
-                    state: state.to_string(),
-                    controller: role.to_string(),
-                    silence_ms,
-                }
-            })
+            .map(|info| broker_report(info, &health, &status))
             .collect();
         let mut partitions = Vec::new();
         for topic in state.topics.values() {
             for assignment in &topic.partitions {
-                let description = self.describe_group(assignment.group).await;
-                let mut report = PartitionReport {
-                    topic: topic.name.clone(),
-                    partition: assignment.partition,
-                    group: assignment.group.0,
-                    replicas: assignment.replicas.clone(),
-                    leader: None,
-                    commit: None,
-                    lag: BTreeMap::new(),
-                    voters: Vec::new(),
-                    learners: Vec::new(),
-                };
-                if let Some(description) = description {
-                    report.leader = description.leader;
-                    report.commit = Some(description.commit);
-                    report.voters = description.voters.clone();
-                    report.learners = description.learners.clone();
-                    for (node, matched) in &description.progress {
-                        let lag = description.commit.saturating_sub(*matched);
-                        report.lag.insert(node.to_string(), lag);
-                    }
-                }
-                partitions.push(report);
+                partitions.push(self.partition_report(topic, assignment).await);
             }
         }
         Ok(ClusterReport {
@@ -150,6 +102,37 @@ impl Broker {
             partitions,
             moves_in_flight: self.balancer.in_flight().len(),
         })
+    }
+
+    /// One partition as its leader describes it (leader, commit, lag per replica); only the
+    /// assignment when no leader answered.
+    async fn partition_report(
+        &self,
+        topic: &TopicMeta,
+        assignment: &PartitionAssignment,
+    ) -> PartitionReport {
+        let mut report = PartitionReport {
+            topic: topic.name.clone(),
+            partition: assignment.partition,
+            group: assignment.group.0,
+            replicas: assignment.replicas.clone(),
+            leader: None,
+            commit: None,
+            lag: BTreeMap::new(),
+            voters: Vec::new(),
+            learners: Vec::new(),
+        };
+        if let Some(description) = self.describe_group(assignment.group).await {
+            report.leader = description.leader;
+            report.commit = Some(description.commit);
+            report.voters = description.voters.clone();
+            report.learners = description.learners.clone();
+            for (node, matched) in &description.progress {
+                let lag = description.commit.saturating_sub(*matched);
+                report.lag.insert(node.to_string(), lag);
+            }
+        }
+        report
     }
 
     /// Registers a broker that joins the cluster; it must then be started with `cluster.join`.
@@ -225,5 +208,39 @@ impl Broker {
         if let Err(error) = self.on_leader(ForwardRequest::Rebalance).await {
             tracing::debug!(%error, "could not start a balancer round");
         }
+    }
+}
+
+/// One broker's line of the report: its state from the controller leader's view of its silence,
+/// and its part in the controller group.
+fn broker_report(info: &BrokerInfo, health: &Health, status: &ReplicaStatus) -> BrokerReport {
+    let silence_ms = health
+        .as_ref()
+        .and_then(|h| h.iter().find(|(id, _)| *id == info.id))
+        .and_then(|(_, silence)| *silence);
+    let state = if info.decommissioning {
+        "decommissioning"
+    } else {
+        match (health, silence_ms) {
+            (None, _) => "unknown",
+            (Some(_), Some(ms)) if ms <= DOWN_AFTER_MS => "up",
+            _ => "down",
+        }
+    };
+    let role = if status.voters.iter().any(|n| n.0 == info.id) {
+        "voter"
+    } else if status.learners.iter().any(|n| n.0 == info.id) {
+        "learner"
+    } else {
+        "none"
+    };
+    BrokerReport {
+        id: info.id,
+        http: info.http.clone(),
+        peer: info.peer.clone(),
+        rack: info.rack.clone(),
+        state: state.to_string(),
+        controller: role.to_string(),
+        silence_ms,
     }
 }

@@ -345,31 +345,7 @@ fn cluster(
     own_id: u64,
     peer: Option<&PeerConfig>,
 ) -> Result<ClusterConfig, ConfigError> {
-    let mut brokers = Vec::new();
-    for item in raw
-        .brokers
-        .split(',')
-        .map(str::trim)
-        .filter(|i| !i.is_empty())
-    {
-        let parsed = item.split_once('@').and_then(|(id, address)| {
-            Some((id.parse::<u64>().ok()?, address.parse::<SocketAddr>().ok()?))
-        });
-        match parsed {
-            Some((id, address)) if id >= 1 && !brokers.iter().any(|(b, _)| *b == id) => {
-                brokers.push((id, address));
-            }
-            _ => {
-                return Err(checker.invalid(
-                    "cluster.brokers",
-                    format!("{item:?}"),
-                    "a comma-separated list of distinct id@host:port peer addresses, \
-                     such as \"1@127.0.0.1:9441,2@127.0.0.1:9442\"",
-                ))
-            }
-        }
-    }
-    brokers.sort_unstable();
+    let mut brokers = cluster_brokers(checker, &raw.brokers)?;
     let listed = brokers.iter().any(|(id, _)| *id == own_id);
     match peer {
         None if !brokers.is_empty() || raw.join => {
@@ -424,4 +400,32 @@ fn cluster(
             600_000,
         )?,
     })
+}
+
+/// `cluster.brokers`: distinct `id@host:port` items, sorted by id.
+fn cluster_brokers(
+    checker: &Checker<'_>,
+    list: &str,
+) -> Result<Vec<(u64, SocketAddr)>, ConfigError> {
+    let mut brokers = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item.split_once('@').and_then(|(id, address)| {
+            Some((id.parse::<u64>().ok()?, address.parse::<SocketAddr>().ok()?))
+        });
+        match parsed {
+            Some((id, address)) if id >= 1 && !brokers.iter().any(|(b, _)| *b == id) => {
+                brokers.push((id, address));
+            }
+            _ => {
+                return Err(checker.invalid(
+                    "cluster.brokers",
+                    format!("{item:?}"),
+                    "a comma-separated list of distinct id@host:port peer addresses, \
+                     such as \"1@127.0.0.1:9441,2@127.0.0.1:9442\"",
+                ))
+            }
+        }
+    }
+    brokers.sort_unstable();
+    Ok(brokers)
 }
