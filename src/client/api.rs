@@ -1,6 +1,6 @@
 //! `Client`: one typed method per route of the HTTP API v1 that a broker serves.
 //!
-//! Owns URL building, the bearer token, and turning replies into DTOs or `ClientError`s.
+//! Owns URL building, the bearer token, and turning replies into `wire` shapes or `ClientError`s.
 //! It holds one `reqwest::Client` (a connection pool); it must not retry, cache or decide
 //! anything about the results.
 use std::path::Path;
@@ -9,13 +9,13 @@ use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::client::dto::{
-    AclRule, AddBroker, AuditEvent, AuditFilters, AuditPage, ClusterView, CreateAcl, CreateTopic,
+use crate::client::error::{api_error, ClientError};
+use crate::client::list::decode_list;
+use crate::wire::{
+    AclRule, AddBroker, AuditEntry, AuditFilters, AuditPage, ClusterView, CreateAcl, CreateTopic,
     CreateUser, FetchResponse, ProduceRequest, ProduceResponse, SetPassword, TokenRequest,
     TokenResponse, TopicDescription, User, Whoami,
 };
-use crate::client::error::{api_error, ClientError};
-use crate::client::list::decode_list;
 
 /// Largest reply body the client reads; a longer one is an error, not an allocation.
 pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
@@ -243,7 +243,7 @@ impl Client {
     }
 
     /// `GET /v1/audit` with `filters`: one page of matching events.
-    pub async fn audit(&self, filters: &AuditFilters) -> Result<Vec<AuditEvent>, ClientError> {
+    pub async fn audit(&self, filters: &AuditFilters) -> Result<Vec<AuditEntry>, ClientError> {
         let body =
             send(self.request(Method::GET, &["v1", "audit"], &audit_query(filters)?)?).await?;
         decode_list(&body, "events")

@@ -3,10 +3,8 @@
 use reqwest::Method;
 
 use crate::client::api::{decode, send};
-use crate::client::dto::groups::{
-    CommitOffsets, GroupDescription, GroupPoll, JoinGroup, Member, OffsetCommit,
-};
 use crate::client::{Client, ClientError};
+use crate::wire::{CommitOffsets, GroupDescription, GroupPoll, JoinGroup, Member, OffsetCommit};
 
 impl Client {
     /// `POST /v1/groups/{group}/members`.

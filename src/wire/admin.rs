@@ -1,8 +1,9 @@
-//! JSON shapes of the administrative routes: users, ACL rules and audit events.
+//! Wire shapes of the administrative routes: users, ACL rules and audit events.
 //!
-//! ACL rules mirror the broker's rule type (snake_case names, patterns as `{"literal":..}`,
-//! `{"prefix":..}` or `"any"`); audit events mirror the hash-chained event of DESIGN.md
-//! section 8. Serialization only; no logic.
+//! ACL rules are the broker's stored rule type (snake_case names, patterns as `{"literal":..}`,
+//! `{"prefix":..}` or `"any"`); audit events are the hash-chained event of DESIGN.md section 8,
+//! exactly as stored. The authorization decision (`auth::acl`) and the hash chain (`audit`)
+//! add their logic to these types where they live; this file holds (de)serialization only.
 use serde::{Deserialize, Serialize};
 
 use super::REDACTED;
@@ -13,10 +14,20 @@ pub struct User {
     pub username: String,
     #[serde(default)]
     pub superuser: bool,
+    /// When the user was created, Unix milliseconds.
+    #[serde(default)]
+    pub created_ms: u64,
+}
+
+/// `GET /v1/users` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    pub users: Vec<User>,
 }
 
 /// `POST /v1/users` body.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub username: String,
     pub password: String,
@@ -26,16 +37,68 @@ pub struct CreateUser {
 
 /// `PUT /v1/users/{user}/password` body.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetPassword {
     pub password: String,
 }
 
-/// ACL rules and their parts are the broker's own types (`auth::acl`), so client and broker cannot
-/// drift apart: `{"literal":"orders"}`, `{"prefix":"orders."}` or `"any"` patterns, snake_case names.
-pub use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
+/// One allow or deny rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRule {
+    /// Assigned by the controller; unique; used to delete the rule and to explain a denial.
+    pub id: u64,
+    /// A user name, or `"*"` (every user).
+    pub principal: String,
+    pub resource: ResourceType,
+    pub pattern: Pattern,
+    pub operation: Operation,
+    pub effect: Effect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    Topic,
+    Group,
+    Cluster,
+    User,
+    Audit,
+}
+
+/// Which resource names a rule covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// Exactly this name.
+    Literal(String),
+    /// Every name starting with this non-empty string.
+    Prefix(String),
+    /// Every name of the rule's resource type.
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Read,
+    Write,
+    Create,
+    Delete,
+    Describe,
+    Alter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
 
 /// `POST /v1/acls` body: a rule without its id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAcl {
     /// A user name, or `"*"` for every principal.
     pub principal: String,
@@ -45,8 +108,57 @@ pub struct CreateAcl {
     pub effect: Effect,
 }
 
+/// `GET /v1/acls` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclList {
+    pub acls: Vec<AclRule>,
+}
+
+/// What happened to the audited request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    /// Authorization granted.
+    Allow,
+    /// Authorization refused.
+    Deny,
+    /// The action (for example a login or a user change) completed.
+    Success,
+    /// The action failed (for example a wrong password).
+    Failure,
+}
+
+/// An event as recorded, hash-chained to its predecessor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When the broker handled the request, Unix milliseconds.
+    pub time_ms: u64,
+    /// The broker that handled the request.
+    pub broker: u64,
+    /// The request id, also returned to the client.
+    pub request_id: String,
+    /// The authenticated user, if any (absent for failed token checks).
+    pub principal: Option<String>,
+    /// The client's address.
+    pub source: String,
+    /// What was attempted, for example `auth.login`.
+    pub action: String,
+    /// What it was attempted on, for example `topic/orders` or `user/alice`.
+    pub resource: String,
+    pub decision: AuditDecision,
+    /// The HTTP status returned.
+    pub status: u16,
+    /// Extra context (a deny reason, a rejected token's reason); never secrets.
+    pub detail: Option<String>,
+    /// Lowercase hex SHA-256 of the previous event, or 64 zeros for the first.
+    pub prev_hash: String,
+    /// Lowercase hex SHA-256 over `prev_hash` and the canonical bytes of the fields above.
+    pub hash: String,
+}
+
 /// Query of `GET /v1/audit`; every filter is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct AuditFilters {
     /// Position in the audit log to read from (a page's `next_offset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,30 +174,27 @@ pub struct AuditFilters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<AuditDecision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
+    pub limit: Option<u64>,
 }
 
 /// `GET /v1/audit` reply: matching events from `offset` on, and where to continue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {
-    pub events: Vec<AuditEvent>,
+    pub events: Vec<AuditEntry>,
     /// Where the next page starts (past every event examined, matching or not).
     pub next_offset: u64,
     /// One past the last event in the audit log.
     pub high_watermark: u64,
 }
 
-/// The outcome an audit event records: the broker's own type.
-pub use crate::audit::AuditDecision;
-
-/// One hash-chained audit event (DESIGN.md section 8): the broker's own event type, plus its
-/// position in the audit log when the reply carries it.
+/// One event of an audit page: the stored event plus its position in the audit log (the
+/// broker always sends it; the client accepts its absence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
+pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
     #[serde(flatten)]
-    pub event: crate::audit::AuditEvent,
+    pub event: AuditEvent,
 }
 
 impl std::fmt::Debug for CreateUser {
@@ -130,7 +239,7 @@ mod tests {
 
     #[test]
     fn audit_event_round_trips() {
-        let event: AuditEvent = round_trip(
+        let event: AuditEntry = round_trip(
             r#"{"time_ms":1764422400000,"broker":1,"request_id":"r-1","principal":"admin",
                 "source":"127.0.0.1:5000","action":"topic.create","resource":"topic:orders",
                 "decision":"success","status":201,"detail":null,
