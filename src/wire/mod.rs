@@ -424,6 +424,46 @@ mod tests {
     }
 
     #[test]
+    fn broker_reads_both_client_produce_bodies() {
+        let record = ProduceRecord {
+            value: Some("a".to_string()),
+            ..ProduceRecord::default()
+        };
+        let plain = ProduceRequest {
+            records: vec![record.clone()],
+        };
+        let read: ProduceBody =
+            serde_json::from_slice(&serde_json::to_vec(&plain).expect("encodes")).expect("reads");
+        assert_eq!(
+            read,
+            ProduceBody {
+                records: vec![record.clone()],
+                ..ProduceBody::default()
+            }
+        );
+        let idempotent = IdempotentProduceRequest {
+            records: vec![record.clone()],
+            producer_id: "p-1".to_string(),
+            sequence: None,
+            sequences: Some(BTreeMap::from([("0".to_string(), 4)])),
+        };
+        let read: ProduceBody =
+            serde_json::from_slice(&serde_json::to_vec(&idempotent).expect("encodes"))
+                .expect("reads");
+        assert_eq!(read.producer_id.as_deref(), Some("p-1"));
+        assert_eq!(read.sequences, idempotent.sequences);
+        assert_eq!(read.records, vec![record]);
+    }
+
+    #[test]
+    fn requests_reject_unknown_fields() {
+        let typo = r#"{"name":"orders","partition":3}"#;
+        assert!(serde_json::from_str::<CreateTopic>(typo).is_err());
+        let typo = r#"{"records":[{"value":"a","heders":{}}]}"#;
+        assert!(serde_json::from_str::<ProduceBody>(typo).is_err());
+    }
+
+    #[test]
     fn round_trip_check_catches_a_renamed_field() {
         // A DTO whose field name differs from the wire name must fail the round-trip check.
         #[derive(Serialize, serde::Deserialize)]
