@@ -56,9 +56,9 @@ pub struct BenchOptions {
     pub to_leaders: bool,
 }
 
+/// The options of `bench MODE ARGS..` as clap parses them, for the bench tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn parse_options(args: &[&str]) -> BenchOptions {
     use clap::Parser;
 
     #[derive(Parser)]
@@ -67,14 +67,16 @@ mod tests {
         mode: BenchMode,
     }
 
-    fn options(args: &[&str]) -> BenchOptions {
-        let cli = TestCli::try_parse_from(args).expect("arguments parse");
-        match cli.mode {
-            BenchMode::Produce(options)
-            | BenchMode::Consume(options)
-            | BenchMode::GroupConsume(options) => options,
-        }
+    match TestCli::try_parse_from(args).expect("arguments parse").mode {
+        BenchMode::Produce(options)
+        | BenchMode::Consume(options)
+        | BenchMode::GroupConsume(options) => options,
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_options as options;
 
     #[test]
     fn defaults_match_the_documented_benchmark() {

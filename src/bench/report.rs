@@ -213,22 +213,7 @@ pub(crate) async fn join_tallies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::options::BenchMode;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct TestCli {
-        #[command(subcommand)]
-        mode: BenchMode,
-    }
-
-    fn options(args: &[&str]) -> BenchOptions {
-        match TestCli::try_parse_from(args).expect("arguments parse").mode {
-            BenchMode::Produce(options)
-            | BenchMode::Consume(options)
-            | BenchMode::GroupConsume(options) => options,
-        }
-    }
+    use crate::bench::options::parse_options as options;
 
     #[test]
     fn report_computes_rates_and_percentiles() {

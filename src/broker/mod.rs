@@ -31,6 +31,7 @@ use crate::cluster::{now_ms, Controller, MetaCommand, MetaOutput, Registry, AUDI
 use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
+pub use cluster::{BrokerReport, ClusterReport, ControllerReport, PartitionReport};
 pub use data::{FetchRequest, Fetched, PartitionView, ProduceRecord, TopicView};
 pub use errors::BrokerError;
 use forward::{ForwardReply, ForwardRequest, PeerCall};

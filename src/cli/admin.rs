@@ -1,7 +1,7 @@
 //! Handlers of the administrative client commands (`topic`, `user`, `acl`, `audit`): one
 //! `Client` call each, printed as JSON.
 //!
-//! Owns the translation from parsed arguments to request DTOs and the printed output. It must
+//! Owns the translation from parsed arguments to request bodies and the printed output. It must
 //! not decide anything the broker decides (names, permissions); errors come back from the API.
 use super::args::{
     AclCommand, AuditCommand, DecisionArg, EffectArg, OperationArg, ResourceArg, TopicCommand,

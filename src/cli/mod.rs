@@ -1,10 +1,10 @@
 //! Client commands of the `palisade` binary (clap derive): login, topic, produce, consume,
 //! user, acl, audit, cluster and bench.
 //!
-//! Owns argument shapes and the dispatch to `Client` calls; output is JSON (pretty for
-//! single answers, one line per record for streams) so scripts can consume it. It must not
-//! hold broker logic nor build HTTP requests itself (the `client` library does); `main.rs`
-//! only parses arguments and calls `run`.
+//! Owns the dispatch from parsed arguments (`args`) to `Client` calls and what is printed
+//! (`output`): JSON, pretty for single answers and one line per record for streams, so scripts
+//! can consume it. It must not hold broker logic nor build HTTP requests itself (the `client`
+//! library does); `main.rs` only parses arguments and calls `run`.
 use anyhow::Context;
 
 use crate::bench;

@@ -9,7 +9,7 @@
 use base64::Engine;
 use serde::Serialize;
 
-use crate::broker::{PartitionView, TopicView};
+use crate::broker::{BrokerReport, ClusterReport, PartitionReport, PartitionView, TopicView};
 use crate::partition::batch::Record;
 use crate::partition::read::FetchedRecord;
 use crate::wire;
@@ -39,6 +39,53 @@ impl From<PartitionView> for wire::PartitionDescription {
             in_sync: view.in_sync,
             high_watermark: view.high_watermark,
             log_start_offset: view.log_start_offset,
+        }
+    }
+}
+
+impl From<ClusterReport> for wire::ClusterView {
+    fn from(report: ClusterReport) -> Self {
+        wire::ClusterView {
+            broker: report.broker,
+            controller: wire::ControllerView {
+                leader: report.controller.leader,
+                term: Some(report.controller.term),
+                voters: report.controller.voters,
+                learners: report.controller.learners,
+            },
+            brokers: report.brokers.into_iter().map(Into::into).collect(),
+            partitions: report.partitions.into_iter().map(Into::into).collect(),
+            moves_in_flight: report.moves_in_flight as u64,
+        }
+    }
+}
+
+impl From<BrokerReport> for wire::BrokerView {
+    fn from(report: BrokerReport) -> Self {
+        wire::BrokerView {
+            id: report.id,
+            http: report.http,
+            peer: report.peer,
+            rack: report.rack,
+            state: report.state,
+            controller: report.controller,
+            silence_ms: report.silence_ms,
+        }
+    }
+}
+
+impl From<PartitionReport> for wire::PartitionView {
+    fn from(report: PartitionReport) -> Self {
+        wire::PartitionView {
+            topic: report.topic,
+            partition: report.partition,
+            group: Some(report.group),
+            replicas: report.replicas,
+            leader: report.leader,
+            commit: report.commit,
+            lag: report.lag,
+            voters: report.voters,
+            learners: report.learners,
         }
     }
 }
@@ -294,6 +341,51 @@ mod tests {
             problem.detail.as_deref(),
             Some("no ACL allows write on topic orders")
         );
+    }
+
+    #[actix_web::test]
+    async fn cluster_answer_keeps_the_report_bytes_and_reads_back_on_the_client() {
+        let report = ClusterReport {
+            broker: 2,
+            controller: crate::broker::ControllerReport {
+                leader: Some(1),
+                term: 3,
+                voters: vec![1, 2, 3],
+                learners: vec![4],
+            },
+            brokers: vec![BrokerReport {
+                id: 1,
+                http: "https://127.0.0.1:8441".to_string(),
+                peer: "127.0.0.1:9441".to_string(),
+                rack: None,
+                state: "up".to_string(),
+                controller: "voter".to_string(),
+                silence_ms: Some(12),
+            }],
+            partitions: vec![PartitionReport {
+                topic: "orders".to_string(),
+                partition: 0,
+                group: 5,
+                replicas: vec![1, 2, 3],
+                leader: Some(1),
+                commit: Some(120),
+                lag: std::collections::BTreeMap::from([("2".to_string(), 0), ("3".to_string(), 4)]),
+                voters: vec![1, 2, 3],
+                learners: Vec::new(),
+            }],
+            moves_in_flight: 1,
+        };
+        let report_bytes = serde_json::to_vec(&report).expect("report serializes");
+        let bytes = server_bytes(&wire::ClusterView::from(report)).await;
+        assert_eq!(
+            String::from_utf8(bytes.clone()).expect("UTF-8"),
+            String::from_utf8(report_bytes).expect("UTF-8"),
+            "the wire view must serialize exactly as the broker's report"
+        );
+        let view: wire::ClusterView = client_reads(&bytes);
+        assert_eq!(view.controller.term, Some(3));
+        assert_eq!(view.partitions[0].lag.get("3"), Some(&4));
+        assert_eq!(view.brokers[0].silence_ms, Some(12));
     }
 
     #[test]

@@ -6,13 +6,13 @@ use actix_web::{web, HttpResponse};
 
 use super::extract::Authenticated;
 use crate::broker::{Broker, BrokerError};
-use crate::wire::AddBroker;
+use crate::wire::{AddBroker, ClusterView};
 
 type State = web::Data<Arc<Broker>>;
 
 pub async fn cluster(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let report = broker.cluster_report(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(ClusterView::from(report)))
 }
 
 pub async fn add_broker(
