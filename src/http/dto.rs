@@ -183,7 +183,7 @@ pub fn json_response<T: Serialize>(
 #[cfg(test)]
 mod tests {
     use actix_web::http::StatusCode;
-    use actix_web::HttpResponse;
+    use actix_web::{web, HttpResponse};
     use serde::de::DeserializeOwned;
 
     use super::*;
@@ -386,6 +386,54 @@ mod tests {
         assert_eq!(view.controller.term, Some(3));
         assert_eq!(view.partitions[0].lag.get("3"), Some(&4));
         assert_eq!(view.brokers[0].silence_ms, Some(12));
+    }
+
+    /// The query string the client sends for `pairs`, encoded as its URLs encode it.
+    fn client_query(pairs: &[(&str, String)]) -> String {
+        let mut url = reqwest::Url::parse("https://broker.test/").expect("URL");
+        url.query_pairs_mut().extend_pairs(pairs);
+        url.query().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn client_queries_read_back_on_the_broker() {
+        let fetch = wire::FetchQuery {
+            offset: Some(17),
+            max_messages: Some(5),
+            max_bytes: Some(1 << 20),
+            wait_ms: Some(1000),
+        };
+        let read = web::Query::<wire::FetchQuery>::from_query(&client_query(&fetch.pairs()))
+            .expect("broker parses the fetch query");
+        assert_eq!(read.into_inner(), fetch);
+        let poll = wire::PollQuery {
+            max_messages: Some(10),
+            max_bytes: None,
+            wait_ms: Some(250),
+        };
+        let read = web::Query::<wire::PollQuery>::from_query(&client_query(&poll.pairs()))
+            .expect("broker parses the poll query");
+        assert_eq!(read.into_inner(), poll);
+        for decision in [
+            wire::AuditDecision::Allow,
+            wire::AuditDecision::Deny,
+            wire::AuditDecision::Success,
+            wire::AuditDecision::Failure,
+        ] {
+            let filters = wire::AuditFilters {
+                offset: Some(3),
+                limit: Some(50),
+                principal: Some("a b&c".to_string()),
+                action: Some("topic.create".to_string()),
+                decision: Some(decision),
+                since_ms: Some(1),
+                until_ms: Some(2),
+            };
+            let query = client_query(&filters.pairs());
+            let read = web::Query::<wire::AuditFilters>::from_query(&query)
+                .expect("broker parses the audit query");
+            assert_eq!(read.into_inner(), filters, "{query}");
+        }
     }
 
     #[test]

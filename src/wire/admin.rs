@@ -178,6 +178,40 @@ pub struct AuditFilters {
     pub until_ms: Option<u64>,
 }
 
+impl AuditFilters {
+    /// The query string's name-value pairs, set filters only.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = super::query_pairs([
+            ("offset", self.offset),
+            ("since_ms", self.since_ms),
+            ("until_ms", self.until_ms),
+        ]);
+        let texts = [("principal", &self.principal), ("action", &self.action)];
+        pairs.extend(
+            texts
+                .into_iter()
+                .filter_map(|(name, text)| text.clone().map(|text| (name, text))),
+        );
+        pairs.extend(super::query_pairs([("limit", self.limit)]));
+        if let Some(decision) = self.decision {
+            pairs.push(("decision", decision.as_str().to_string()));
+        }
+        pairs
+    }
+}
+
+impl AuditDecision {
+    /// The wire name of the decision, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditDecision::Allow => "allow",
+            AuditDecision::Deny => "deny",
+            AuditDecision::Success => "success",
+            AuditDecision::Failure => "failure",
+        }
+    }
+}
+
 /// `GET /v1/audit` reply: matching events from `offset` on, and where to continue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {

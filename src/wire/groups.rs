@@ -56,6 +56,17 @@ pub struct PollQuery {
     pub wait_ms: Option<u64>,
 }
 
+impl PollQuery {
+    /// The query string's name-value pairs, set fields only, in declaration order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        super::query_pairs([
+            ("max_messages", self.max_messages),
+            ("max_bytes", self.max_bytes),
+            ("wait_ms", self.wait_ms),
+        ])
+    }
+}
+
 /// One record of a group poll.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
