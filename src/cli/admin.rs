@@ -165,44 +165,13 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
     }
 }
 
-/// Reads the whole audit log and checks its hash chain end to end: every event's hash covers its
-/// fields and the previous event's hash, and offsets run from 0 without gaps.
+/// Reads the whole audit log, checks its hash chain and prints the verified head.
 async fn verify_audit(client: &Client) -> anyhow::Result<()> {
-    let mut events = Vec::new();
-    let mut filters = AuditFilters {
-        offset: Some(0),
-        ..AuditFilters::default()
-    };
-    loop {
-        let page = client.audit_page(&filters).await?;
-        for event in page.events {
-            let expected = events.len() as u64;
-            if let Some(offset) = event.offset.filter(|offset| *offset != expected) {
-                anyhow::bail!(
-                    "audit log has a gap: event {expected} is missing (next stored is {offset})"
-                );
-            }
-            events.push(event.event);
-        }
-        if page.next_offset >= page.high_watermark
-            || page.next_offset <= filters.offset.unwrap_or(0)
-        {
-            break;
-        }
-        filters.offset = Some(page.next_offset);
-    }
-    match crate::audit::verify_chain(&events) {
-        Ok(count) => {
-            let head = events
-                .last()
-                .map_or(crate::audit::GENESIS_HASH, |e| e.hash.as_str());
-            write_line(&format!(
-                "audit chain verified: {count} events, head {head}"
-            ))?;
-            Ok(())
-        }
-        Err(error) => anyhow::bail!("audit chain is broken: {error:?}"),
-    }
+    let verified = client.verify_audit_log().await?;
+    write_line(&format!(
+        "audit chain verified: {} events, head {}",
+        verified.events, verified.head
+    ))
 }
 
 impl From<ResourceArg> for ResourceType {

@@ -6,6 +6,7 @@
 //! concerns (argument parsing, printing): it speaks only the wire API of DESIGN.md section 9,
 //! so it works against any broker version that keeps those shapes.
 mod api;
+pub mod audit_log;
 mod error;
 mod groups;
 mod list;
