@@ -76,7 +76,8 @@ pub struct GroupRecord {
     pub record: FetchedRecord,
 }
 
-/// An offset to commit: the next one to read in a partition.
+/// An offset to commit: the next one to read in a partition. Both a commit body's item and a
+/// poll answer's `next_offsets` item, so it rejects unknown fields in either role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetCommit {
