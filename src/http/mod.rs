@@ -13,6 +13,8 @@ mod routes_groups;
 mod routes_producers;
 pub mod sse;
 mod sse_body;
+#[cfg(test)]
+mod wire_tests;
 
 use std::sync::Arc;
 use std::time::Instant;
