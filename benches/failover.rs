@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::TestCluster;
-use palisade::client::dto::{ClusterView, CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::Client;
+use palisade::wire::{ClusterView, CreateTopic, ProduceRecord, ProduceRequest};
 
 const TOPIC: &str = "failover";
 

@@ -4,7 +4,9 @@
 //! - `app`: start-up and shutdown of one broker; wires the layers below together.
 //! - `dev`: the local development cluster supervisor behind `palisade dev`.
 //! - `http`: HTTPS + JSON API (actix-web); maps errors to statuses in one place.
-//! - `client`: HTTP client used by the CLI and the bench command.
+//! - `cli`: the client commands of the `palisade` binary (login, topic, produce, consume, ...).
+//! - `bench`: the `palisade bench` load generator and its report.
+//! - `client`: the typed HTTP client library (`Client`, event streams, token store).
 //! - `broker`: the operations behind each route: authenticate, authorize, audit, then act.
 //! - `cluster`: the controller (Raft group 0: topics, users, ACLs, keys), placement, routing table.
 //! - `audit`: audit events, the SHA-256 hash chain, and the audit log actor.
@@ -14,12 +16,15 @@
 //! - `transport`: TLS configuration, certificate generation, and the mutual-TLS peer links.
 //! - `raft`: sans-IO consensus; no I/O, clocks or global randomness.
 //! - `config`: raw TOML/env → validated, typed configuration.
+//! - `wire`: the JSON wire shapes of the HTTP API, shared by `http` and `client`.
 //! - `names`: validation of topic, group and user names.
 //! - `clock`: wall-clock time as an input, handed down from `app`.
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod cluster;
@@ -31,3 +36,4 @@ pub mod partition;
 pub mod raft;
 pub mod storage;
 pub mod transport;
+pub mod wire;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use palisade::client::cli::{ClientCommand, GlobalArgs};
+use palisade::cli::{ClientCommand, GlobalArgs};
 
 #[derive(Parser)]
 #[command(
@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(palisade::client::cli::run(command, cli.global))
+            runtime.block_on(palisade::cli::run(command, cli.global))
         }
     }
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::BrokerProcess;
-use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::Client;
+use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
 
 const PARTITIONS: u32 = 2;
 const PRODUCERS: usize = 4;

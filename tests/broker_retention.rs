@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::BrokerProcess;
-use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::{Client, ClientError};
+use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
 
 const FAST_RETENTION: &str = "[topics]\nretention_check_ms = 100\n";
 

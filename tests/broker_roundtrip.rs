@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::BrokerProcess;
-use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
+use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
 
 fn topic(name: &str, partitions: u32) -> CreateTopic {
     CreateTopic {

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::cluster::TestCluster;
 use common::{BrokerProcess, RawApi};
-use palisade::client::dto::CreateUser;
 use palisade::client::sse::{EventParser, StreamEvent, StreamFrom, StreamedRecord};
 use palisade::client::ClientError;
+use palisade::wire::CreateUser;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palisade::client::dto::{ProduceRecord, ProduceRequest};
 use palisade::client::{Client, ClientError};
 use palisade::transport::certs::{self, CertPaths};
 use palisade::transport::tls;
+use palisade::wire::{ProduceRecord, ProduceRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;

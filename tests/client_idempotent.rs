@@ -8,9 +8,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::BrokerProcess;
-use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
-use palisade::client::producers::IdempotentProduceRequest;
 use palisade::client::Client;
+use palisade::wire::IdempotentProduceRequest;
+use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
 
 fn records(values: &[&str]) -> Vec<ProduceRecord> {
     values

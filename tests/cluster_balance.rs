@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::cluster::TestCluster;
-use palisade::client::dto::{AddBroker, ClusterView, CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::Client;
+use palisade::wire::{AddBroker, ClusterView, CreateTopic, ProduceRecord, ProduceRequest};
 
 const TOPIC: &str = "orders";
 const PARTITIONS: u32 = 6;

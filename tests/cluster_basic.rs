@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::cluster::TestCluster;
-use palisade::client::dto::{
+use palisade::client::Client;
+use palisade::wire::{
     CreateAcl, CreateTopic, CreateUser, ProduceRecord, ProduceRequest, TopicDescription,
 };
-use palisade::client::Client;
 
 const PARTITIONS: u32 = 6;
 

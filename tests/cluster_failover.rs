@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use common::cluster::{wait_for, TestCluster};
-use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::Client;
 use palisade::partition::batch::{self, PartitionCommand};
 use palisade::raft::{EntryPayload, GroupId, LogIndex};
 use palisade::storage::Store;
+use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
 
 const TOPIC: &str = "events";
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::cluster::{wait_for, TestCluster};
-use palisade::client::dto::CreateTopic;
+use palisade::wire::CreateTopic;
 use serde_json::{json, Value};
 
 const TOPIC: &str = "payments";

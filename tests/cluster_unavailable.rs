@@ -5,7 +5,7 @@ mod common;
 
 use common::cluster::TestCluster;
 use common::{raw_client, RawApi};
-use palisade::client::dto::CreateTopic;
+use palisade::wire::CreateTopic;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, RawApi};
 use groups_support::*;
-use palisade::client::dto::groups::OffsetCommit;
+use palisade::wire::OffsetCommit;
 
 const PARTITIONS: u32 = 6;
 const PER_PARTITION: u32 = 50;
@@ -145,7 +145,7 @@ async fn two_members_share_partitions_and_a_leaver_hands_over_at_its_committed_o
     check_at_least_once(&ends("orders"), &consumed).expect("no record skipped");
 
     for (action, count) in [("group.join", 2), ("group.leave", 1)] {
-        let filters = palisade::client::dto::AuditFilters {
+        let filters = palisade::wire::AuditFilters {
             action: Some(action.into()),
             ..Default::default()
         };
@@ -200,7 +200,7 @@ async fn a_silent_member_expires_and_the_other_resumes_its_partitions() {
     let expired = a.heartbeat().await.expect_err("expired");
     assert_eq!(expired.status(), Some(404));
     let events = admin
-        .audit(&palisade::client::dto::AuditFilters {
+        .audit(&palisade::wire::AuditFilters {
             action: Some("group.expire".into()),
             ..Default::default()
         })

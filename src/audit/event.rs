@@ -1,7 +1,10 @@
 //! The audit event and the canonical bytes its hash covers.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// The event and its decision are wire shapes (`GET /v1/audit` returns them as stored), so their
+/// one definition lives with the other wire shapes; hashing and sealing stay here.
+pub use crate::wire::{AuditDecision, AuditEvent};
 
 /// Common action names, so every producer of events spells them the same way.
 pub mod actions {
@@ -26,20 +29,6 @@ pub mod actions {
     pub const PRODUCER_CREATE: &str = "producer.create";
 }
 
-/// What happened to the audited request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditDecision {
-    /// Authorization granted.
-    Allow,
-    /// Authorization refused.
-    Deny,
-    /// The action (for example a login or a user change) completed.
-    Success,
-    /// The action failed (for example a wrong password).
-    Failure,
-}
-
 impl AuditDecision {
     fn code(self) -> u8 {
         match self {
@@ -49,34 +38,6 @@ impl AuditDecision {
             AuditDecision::Failure => 4,
         }
     }
-}
-
-/// An event as recorded, hash-chained to its predecessor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// When the broker handled the request, Unix milliseconds.
-    pub time_ms: u64,
-    /// The broker that handled the request.
-    pub broker: u64,
-    /// The request id, also returned to the client.
-    pub request_id: String,
-    /// The authenticated user, if any (absent for failed token checks).
-    pub principal: Option<String>,
-    /// The client's address.
-    pub source: String,
-    /// What was attempted, for example [`actions::LOGIN`].
-    pub action: String,
-    /// What it was attempted on, for example `topic/orders` or `user/alice`.
-    pub resource: String,
-    pub decision: AuditDecision,
-    /// The HTTP status returned.
-    pub status: u16,
-    /// Extra context (a deny reason, a rejected token's reason); never secrets.
-    pub detail: Option<String>,
-    /// Lowercase hex SHA-256 of the previous event, or [`super::GENESIS_HASH`] for the first.
-    pub prev_hash: String,
-    /// Lowercase hex SHA-256 over `prev_hash` and the canonical bytes of the fields above.
-    pub hash: String,
 }
 
 /// An event before it is sealed into the chain.

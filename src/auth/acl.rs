@@ -11,67 +11,15 @@
 //!   "operation":"write","effect":"allow"}`; `pattern` is `{"literal":"orders"}`,
 //! `{"prefix":"orders."}` or `"any"`; `principal` is a user name or `"*"` (every user).
 
-use serde::{Deserialize, Serialize};
-
 use super::Principal;
 use crate::names::{self, NameKind};
 
 /// The principal value that matches every user.
 pub const ANY_PRINCIPAL: &str = "*";
 
-/// One allow or deny rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AclRule {
-    /// Assigned by the controller; unique; used to delete the rule and to explain a denial.
-    pub id: u64,
-    /// A user name, or [`ANY_PRINCIPAL`].
-    pub principal: String,
-    pub resource: ResourceType,
-    pub pattern: Pattern,
-    pub operation: Operation,
-    pub effect: Effect,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceType {
-    Topic,
-    Group,
-    Cluster,
-    User,
-    Audit,
-}
-
-/// Which resource names a rule covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pattern {
-    /// Exactly this name.
-    Literal(String),
-    /// Every name starting with this non-empty string.
-    Prefix(String),
-    /// Every name of the rule's resource type.
-    Any,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Read,
-    Write,
-    Create,
-    Delete,
-    Describe,
-    Alter,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    Allow,
-    Deny,
-}
+/// The rule format is a wire shape (it is also the body of `GET /v1/acls`), so its one
+/// definition lives with the other wire shapes; the decision logic stays here.
+pub use crate::wire::{AclRule, Effect, Operation, Pattern, ResourceType};
 
 /// The outcome of [`check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `Client`: one typed method per route of the HTTP API v1 that a broker serves.
 //!
-//! Owns URL building, the bearer token, and turning replies into DTOs or `ClientError`s.
+//! Owns URL building, the bearer token, and turning replies into `wire` shapes or `ClientError`s.
 //! It holds one `reqwest::Client` (a connection pool); it must not retry, cache or decide
 //! anything about the results.
 use std::path::Path;
@@ -9,13 +9,13 @@ use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::client::dto::{
-    AclRule, AddBroker, AuditEvent, AuditFilters, AuditPage, ClusterView, CreateAcl, CreateTopic,
-    CreateUser, FetchResponse, ProduceRequest, ProduceResponse, SetPassword, TokenRequest,
-    TokenResponse, TopicDescription, User, Whoami,
-};
 use crate::client::error::{api_error, ClientError};
 use crate::client::list::decode_list;
+use crate::wire::{
+    AclRule, AddBroker, AuditEntry, AuditFilters, AuditPage, ClusterView, CreateAcl, CreateTopic,
+    CreateUser, FetchQuery, FetchResponse, ProduceRequest, ProduceResponse, SetPassword,
+    TokenRequest, TokenResponse, TopicDescription, User, Whoami,
+};
 
 /// Largest reply body the client reads; a longer one is an error, not an allocation.
 pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
@@ -187,12 +187,14 @@ impl Client {
         wait_ms: Option<u64>,
     ) -> Result<Vec<u8>, ClientError> {
         let partition = partition.to_string();
-        let mut query = vec![("offset", offset.to_string())];
-        push_some(&mut query, "max_messages", max_messages);
-        push_some(&mut query, "max_bytes", max_bytes);
-        push_some(&mut query, "wait_ms", wait_ms);
+        let query = FetchQuery {
+            offset: Some(offset),
+            max_messages: max_messages.map(u64::from),
+            max_bytes,
+            wait_ms,
+        };
         let path = ["v1", "topics", topic, "partitions", &partition, "messages"];
-        send(self.request(Method::GET, &path, &query)?).await
+        send(self.request(Method::GET, &path, &query.pairs())?).await
     }
 
     /// `GET /v1/users`.
@@ -243,15 +245,14 @@ impl Client {
     }
 
     /// `GET /v1/audit` with `filters`: one page of matching events.
-    pub async fn audit(&self, filters: &AuditFilters) -> Result<Vec<AuditEvent>, ClientError> {
-        let body =
-            send(self.request(Method::GET, &["v1", "audit"], &audit_query(filters)?)?).await?;
-        decode_list(&body, "events")
+    pub async fn audit(&self, filters: &AuditFilters) -> Result<Vec<AuditEntry>, ClientError> {
+        let request = self.request(Method::GET, &["v1", "audit"], &filters.pairs())?;
+        decode_list(&send(request).await?, "events")
     }
 
     /// `GET /v1/audit` with `filters`, with the page's continuation offsets.
     pub async fn audit_page(&self, filters: &AuditFilters) -> Result<AuditPage, ClientError> {
-        self.get(&["v1", "audit"], &audit_query(filters)?).await
+        self.get(&["v1", "audit"], &filters.pairs()).await
     }
 
     /// `GET /v1/cluster`, undecoded, for printing as the broker sent it.
@@ -374,32 +375,6 @@ pub(crate) fn endpoint(
     Ok(url)
 }
 
-fn audit_query(filters: &AuditFilters) -> Result<Vec<(&'static str, String)>, ClientError> {
-    let mut query = Vec::new();
-    push_some(&mut query, "offset", filters.offset);
-    push_some(&mut query, "since_ms", filters.since_ms);
-    push_some(&mut query, "until_ms", filters.until_ms);
-    push_some(&mut query, "principal", filters.principal.as_ref());
-    push_some(&mut query, "action", filters.action.as_ref());
-    push_some(&mut query, "limit", filters.limit);
-    if let Some(decision) = filters.decision {
-        let text =
-            serde_json::to_value(decision).map_err(|source| ClientError::Decode { source })?;
-        query.push(("decision", text.as_str().unwrap_or_default().to_string()));
-    }
-    Ok(query)
-}
-
-fn push_some<T: ToString>(
-    query: &mut Vec<(&'static str, String)>,
-    name: &'static str,
-    value: Option<T>,
-) {
-    if let Some(value) = value {
-        query.push((name, value.to_string()));
-    }
-}
-
 /// Sends `request`; a 2xx yields the body, anything else an `Api` error.
 pub(crate) async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError> {
     let mut response = request.send().await?;
@@ -463,6 +438,26 @@ mod tests {
             url.as_str(),
             "https://127.0.0.1:8441/v1/topics/a%20b%2Fc/messages?offset=17&wait_ms=1000"
         );
+    }
+
+    #[test]
+    fn queries_are_the_wire_query_shapes() {
+        let base = parse_base("https://127.0.0.1:8441").expect("valid base");
+        let fetch = FetchQuery {
+            offset: Some(17),
+            max_messages: Some(5),
+            wait_ms: Some(1000),
+            ..FetchQuery::default()
+        };
+        let url = endpoint(&base, &["v1", "m"], &fetch.pairs()).expect("endpoint");
+        assert_eq!(url.query(), Some("offset=17&max_messages=5&wait_ms=1000"));
+        let filters = AuditFilters {
+            principal: Some("a b".to_string()),
+            decision: Some(crate::wire::AuditDecision::Deny),
+            ..AuditFilters::default()
+        };
+        let url = endpoint(&base, &["v1", "audit"], &filters.pairs()).expect("endpoint");
+        assert_eq!(url.query(), Some("principal=a+b&decision=deny"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! interpret statuses beyond reporting them.
 use std::path::PathBuf;
 
-use crate::client::dto::Problem;
+use crate::wire::Problem;
 
 /// Longest slice of a non-JSON error body kept in `ClientError::Api::detail`.
 const DETAIL_BYTES_MAX: usize = 512;

@@ -3,10 +3,10 @@
 use reqwest::Method;
 
 use crate::client::api::{decode, send};
-use crate::client::dto::groups::{
-    CommitOffsets, GroupDescription, GroupPoll, JoinGroup, Member, OffsetCommit,
-};
 use crate::client::{Client, ClientError};
+use crate::wire::{
+    CommitOffsets, GroupDescription, GroupPoll, JoinGroup, Member, OffsetCommit, PollQuery,
+};
 
 impl Client {
     /// `POST /v1/groups/{group}/members`.
@@ -51,15 +51,13 @@ impl Client {
         max_messages: Option<u64>,
         wait_ms: Option<u64>,
     ) -> Result<Vec<u8>, ClientError> {
-        let mut query = Vec::new();
-        if let Some(max) = max_messages {
-            query.push(("max_messages", max.to_string()));
-        }
-        if let Some(wait) = wait_ms {
-            query.push(("wait_ms", wait.to_string()));
-        }
+        let query = PollQuery {
+            max_messages,
+            max_bytes: None,
+            wait_ms,
+        };
         let path = ["v1", "groups", group, "members", member_id, "records"];
-        send(self.request(Method::GET, &path, &query)?).await
+        send(self.request(Method::GET, &path, &query.pairs())?).await
     }
 
     /// `POST /v1/groups/{group}/offsets`.

@@ -1,25 +1,18 @@
-//! Client side of the HTTP API: the typed `Client`, its DTOs, the CLI client commands and the
-//! `bench` command.
+//! The typed client library of the HTTP API: `Client`, `ClientError`, the event-stream reader,
+//! idempotent produce and the stored login token.
 //!
-//! Owns everything a user or script runs against a broker over HTTPS. It must not depend on
-//! broker internals (storage, partitions, Raft): it speaks only the wire API of DESIGN.md
-//! section 9, so it works against any broker version that keeps those shapes.
-mod admin;
+//! Owns how a request is built, sent and decoded; the bodies are the shared `wire` shapes. It
+//! must not depend on broker internals (storage, partitions, Raft) nor hold command-line
+//! concerns (argument parsing, printing): it speaks only the wire API of DESIGN.md section 9,
+//! so it works against any broker version that keeps those shapes.
 mod api;
-pub mod bench;
-mod bench_group;
-pub mod bench_report;
-pub mod cli;
-pub mod cluster;
-pub mod dto;
+pub mod audit_log;
 mod error;
-mod group_consume;
 mod groups;
 mod list;
 pub mod producers;
 pub mod sse;
-mod streams;
-mod token_store;
+pub mod token_store;
 
 pub use api::Client;
 pub use error::{api_error, ClientError};

@@ -1,32 +1,11 @@
 //! `Client` methods of idempotent produce: producer ids, sequenced batches and
 //! `Idempotency-Key` batches.
 
-use std::collections::BTreeMap;
-
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 
 use crate::client::api::{decode, send};
-use crate::client::dto::{ProduceRecord, ProduceRequest, ProduceResponse};
 use crate::client::{Client, ClientError};
-
-/// `POST /v1/topics/{topic}/messages` body of an idempotent produce.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdempotentProduceRequest {
-    pub records: Vec<ProduceRecord>,
-    pub producer_id: String,
-    /// The batch's sequence when every record lands in one partition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequence: Option<u64>,
-    /// Partition number (as text) → sequence, one per partition written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequences: Option<BTreeMap<String, u64>>,
-}
-
-#[derive(Deserialize)]
-struct ProducerCreated {
-    producer_id: String,
-}
+use crate::wire::{IdempotentProduceRequest, ProduceRequest, ProduceResponse, ProducerCreated};
 
 /// The header that makes a plain produce idempotent.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";

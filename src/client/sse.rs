@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::api::{Client, RESPONSE_BYTES_MAX};
-use super::dto::FetchedRecord;
 use super::{api_error, ClientError};
+use crate::wire::FetchedRecord;
 
 /// Largest event the parser holds; a longer one is an error, not an allocation.
 const EVENT_BYTES_MAX: usize = RESPONSE_BYTES_MAX as usize;

@@ -1,62 +1,22 @@
-//! JSON shapes of the v1 API (DESIGN.md section 9). Request types reject unknown fields so a typo
-//! is a 400, not a silently ignored option.
-
-use std::collections::BTreeMap;
+//! Conversions between the broker's types and the wire shapes of `crate::wire`, and the fast
+//! path that serializes fetch answers.
+//!
+//! Owns no wire shape of its own: every JSON body the routes read or write is a `wire` type.
+//! Fetch and poll answers are built by moving each fetched record's key and value into the
+//! wire record (no second copy of the value unless it must become base64) and serialized into
+//! a buffer sized from the records.
 
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
-use crate::broker::{PartitionView, TopicView};
+use crate::broker::{BrokerReport, ClusterReport, PartitionReport, PartitionView, TopicView};
 use crate::partition::batch::Record;
 use crate::partition::read::FetchedRecord;
+use crate::wire;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenRequest {
-    pub username: String,
-    pub password: String,
-}
-
-#[derive(Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTopicRequest {
-    pub name: String,
-    pub partitions: Option<u32>,
-    pub replication_factor: Option<u16>,
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub struct PartitionDto {
-    pub partition: u32,
-    pub leader: Option<u64>,
-    pub replicas: Vec<u64>,
-    pub in_sync: Vec<u64>,
-    pub high_watermark: u64,
-    pub log_start_offset: u64,
-}
-
-#[derive(Serialize)]
-pub struct TopicDto {
-    pub name: String,
-    pub replication_factor: u16,
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-    pub partitions: Vec<PartitionDto>,
-}
-
-impl From<TopicView> for TopicDto {
+impl From<TopicView> for wire::TopicDescription {
     fn from(view: TopicView) -> Self {
-        TopicDto {
+        wire::TopicDescription {
             name: view.name,
             replication_factor: view.replication_factor,
             retention_ms: view.retention_ms,
@@ -64,15 +24,15 @@ impl From<TopicView> for TopicDto {
             partitions: view
                 .partitions
                 .into_iter()
-                .map(PartitionDto::from)
+                .map(wire::PartitionDescription::from)
                 .collect(),
         }
     }
 }
 
-impl From<PartitionView> for PartitionDto {
+impl From<PartitionView> for wire::PartitionDescription {
     fn from(view: PartitionView) -> Self {
-        PartitionDto {
+        wire::PartitionDescription {
             partition: view.partition,
             leader: view.leader,
             replicas: view.replicas,
@@ -83,109 +43,86 @@ impl From<PartitionView> for PartitionDto {
     }
 }
 
-#[derive(Serialize)]
-pub struct TopicList {
-    pub topics: Vec<TopicDto>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordIn {
-    pub key: Option<String>,
-    pub value: Option<String>,
-    pub value_b64: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    pub partition: Option<u32>,
-}
-
-impl RecordIn {
-    /// Exactly one of `value` and `value_b64` must be present.
-    pub fn into_record(self, position: usize) -> Result<(Record, Option<u32>), String> {
-        let (value, value_is_text) = match (self.value, self.value_b64) {
-            (Some(text), None) => (text.into_bytes(), true),
-            (None, Some(encoded)) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(encoded.as_bytes())
-                    .map_err(|error| {
-                        format!("record {position}: value_b64 is not valid base64: {error}")
-                    })?;
-                (bytes, false)
-            }
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "record {position}: give either value or value_b64, not both"
-                ))
-            }
-            (None, None) => {
-                return Err(format!("record {position}: value or value_b64 is required"))
-            }
-        };
-        let record = Record {
-            key: self.key,
-            value,
-            value_is_text,
-            headers: self.headers.into_iter().collect(),
-        };
-        Ok((record, self.partition))
+impl From<ClusterReport> for wire::ClusterView {
+    fn from(report: ClusterReport) -> Self {
+        wire::ClusterView {
+            broker: report.broker,
+            controller: wire::ControllerView {
+                leader: report.controller.leader,
+                term: Some(report.controller.term),
+                voters: report.controller.voters,
+                learners: report.controller.learners,
+            },
+            brokers: report.brokers.into_iter().map(Into::into).collect(),
+            partitions: report.partitions.into_iter().map(Into::into).collect(),
+            moves_in_flight: report.moves_in_flight as u64,
+        }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProduceRequest {
-    pub records: Vec<RecordIn>,
-    /// Idempotent produce: an id from `POST /v1/producers`, with `sequence` (records for one
-    /// partition) or `sequences` (partition number → sequence, one per partition written).
-    pub producer_id: Option<String>,
-    pub sequence: Option<u64>,
-    pub sequences: Option<BTreeMap<String, u64>>,
+impl From<BrokerReport> for wire::BrokerView {
+    fn from(report: BrokerReport) -> Self {
+        wire::BrokerView {
+            id: report.id,
+            http: report.http,
+            peer: report.peer,
+            rack: report.rack,
+            state: report.state,
+            controller: report.controller,
+            silence_ms: report.silence_ms,
+        }
+    }
 }
 
-/// `POST /v1/producers` takes no fields; the body may be empty or `{}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProducerRequest {}
-
-#[derive(Serialize)]
-pub struct ProducerCreated {
-    pub producer_id: String,
+impl From<PartitionReport> for wire::PartitionView {
+    fn from(report: PartitionReport) -> Self {
+        wire::PartitionView {
+            topic: report.topic,
+            partition: report.partition,
+            group: Some(report.group),
+            replicas: report.replicas,
+            leader: report.leader,
+            commit: report.commit,
+            lag: report.lag,
+            voters: report.voters,
+            learners: report.learners,
+        }
+    }
 }
 
-#[derive(Serialize)]
-pub struct OffsetDto {
-    pub partition: u32,
-    pub offset: u64,
+/// The broker record of one produced wire record, and its explicit partition. Exactly one of
+/// `value` and `value_b64` must be present; `position` names the record in errors.
+pub fn record_from_wire(
+    record: wire::ProduceRecord,
+    position: usize,
+) -> Result<(Record, Option<u32>), String> {
+    let (value, value_is_text) = match (record.value, record.value_b64) {
+        (Some(text), None) => (text.into_bytes(), true),
+        (None, Some(encoded)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|error| {
+                    format!("record {position}: value_b64 is not valid base64: {error}")
+                })?;
+            (bytes, false)
+        }
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "record {position}: give either value or value_b64, not both"
+            ))
+        }
+        (None, None) => return Err(format!("record {position}: value or value_b64 is required")),
+    };
+    let broker_record = Record {
+        key: record.key,
+        value,
+        value_is_text,
+        headers: record.headers.into_iter().collect(),
+    };
+    Ok((broker_record, record.partition))
 }
 
-#[derive(Serialize)]
-pub struct ProduceResponse {
-    pub offsets: Vec<OffsetDto>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FetchQuery {
-    pub offset: Option<u64>,
-    pub max_messages: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub wait_ms: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub struct RecordOut {
-    pub offset: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value_b64: Option<String>,
-    pub headers: BTreeMap<String, String>,
-    pub timestamp_ms: u64,
-}
-
-impl From<FetchedRecord> for RecordOut {
+impl From<FetchedRecord> for wire::FetchedRecord {
     fn from(fetched: FetchedRecord) -> Self {
         let record = fetched.record;
         let (value, value_b64) = if record.value_is_text {
@@ -202,7 +139,7 @@ impl From<FetchedRecord> for RecordOut {
                 Some(base64::engine::general_purpose::STANDARD.encode(&record.value)),
             )
         };
-        RecordOut {
+        wire::FetchedRecord {
             offset: fetched.offset,
             key: record.key,
             value,
@@ -237,83 +174,4 @@ pub fn json_response<T: Serialize>(
         Err(error) => actix_web::HttpResponse::InternalServerError()
             .body(format!("response does not serialize: {error}")),
     }
-}
-
-#[derive(Serialize)]
-pub struct FetchResponse {
-    pub records: Vec<RecordOut>,
-    pub next_offset: u64,
-    pub high_watermark: u64,
-    pub log_start_offset: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    pub username: String,
-    pub password: String,
-    #[serde(default)]
-    pub superuser: bool,
-}
-
-#[derive(Serialize)]
-pub struct UserDto {
-    pub username: String,
-    pub superuser: bool,
-    pub created_ms: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordRequest {
-    pub password: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAclRequest {
-    pub principal: String,
-    pub resource: ResourceType,
-    pub pattern: Pattern,
-    pub operation: Operation,
-    pub effect: Effect,
-}
-
-#[derive(Serialize)]
-pub struct AclList {
-    pub acls: Vec<AclRule>,
-}
-
-#[derive(Serialize)]
-pub struct WhoAmI {
-    pub principal: String,
-    pub superuser: bool,
-    pub token_expires_at_s: u64,
-    pub permissions: Vec<AclRule>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditParams {
-    pub offset: Option<u64>,
-    pub limit: Option<u64>,
-    pub principal: Option<String>,
-    pub action: Option<String>,
-    pub decision: Option<crate::audit::AuditDecision>,
-    pub since_ms: Option<u64>,
-    pub until_ms: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub struct AuditEventDto {
-    pub offset: u64,
-    #[serde(flatten)]
-    pub event: crate::audit::AuditEvent,
-}
-
-#[derive(Serialize)]
-pub struct AuditResponse {
-    pub events: Vec<AuditEventDto>,
-    pub next_offset: u64,
-    pub high_watermark: u64,
 }

@@ -14,6 +14,8 @@ mod routes_producers;
 pub mod sse;
 mod sse_body;
 mod sse_slots;
+#[cfg(test)]
+mod wire_tests;
 
 use std::sync::Arc;
 use std::time::Instant;

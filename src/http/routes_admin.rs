@@ -6,11 +6,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::dto::*;
 use super::error::problem;
 use super::extract::Authenticated;
 use super::metrics::Metrics;
 use crate::broker::{AuditQuery, Broker, BrokerError, NewAcl};
+use crate::wire::{
+    AclList, AuditEntry, AuditFilters, AuditPage, CreateAcl, CreateUser, SetPassword, User,
+    UserList,
+};
 
 type State = web::Data<Arc<Broker>>;
 
@@ -19,21 +22,22 @@ const AUDIT_PAGE_MAX: u64 = 1000;
 
 pub async fn list_users(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let users = broker.list_users(&caller.0).await?;
-    let users: Vec<UserDto> = users
+    let users: Vec<User> = users
         .into_iter()
-        .map(|u| UserDto {
+        .map(|u| User {
             username: u.name,
             superuser: u.superuser,
             created_ms: u.created_ms,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+    // Through a JSON value, whose object keys are sorted: the order this answer has always had.
+    Ok(HttpResponse::Ok().json(json!(UserList { users })))
 }
 
 pub async fn create_user(
     broker: State,
     caller: Authenticated,
-    body: web::Json<CreateUserRequest>,
+    body: web::Json<CreateUser>,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
     broker
@@ -56,7 +60,7 @@ pub async fn set_password(
     broker: State,
     caller: Authenticated,
     path: web::Path<String>,
-    body: web::Json<PasswordRequest>,
+    body: web::Json<SetPassword>,
 ) -> Result<HttpResponse, BrokerError> {
     broker
         .set_password(&caller.0, &path, &body.password)
@@ -72,7 +76,7 @@ pub async fn list_acls(broker: State, caller: Authenticated) -> Result<HttpRespo
 pub async fn create_acl(
     broker: State,
     caller: Authenticated,
-    body: web::Json<CreateAclRequest>,
+    body: web::Json<CreateAcl>,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
     let acl = NewAcl {
@@ -98,7 +102,7 @@ pub async fn delete_acl(
 pub async fn audit(
     broker: State,
     caller: Authenticated,
-    query: web::Query<AuditParams>,
+    query: web::Query<AuditFilters>,
 ) -> Result<HttpResponse, BrokerError> {
     let params = query.into_inner();
     let query = AuditQuery {
@@ -111,11 +115,14 @@ pub async fn audit(
         until_ms: params.until_ms,
     };
     let page = broker.read_audit(&caller.0, query).await?;
-    Ok(HttpResponse::Ok().json(AuditResponse {
+    Ok(HttpResponse::Ok().json(AuditPage {
         events: page
             .events
             .into_iter()
-            .map(|(offset, event)| AuditEventDto { offset, event })
+            .map(|(offset, event)| AuditEntry {
+                offset: Some(offset),
+                event,
+            })
             .collect(),
         next_offset: page.next_offset,
         high_watermark: page.high_watermark,

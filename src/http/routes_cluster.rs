@@ -3,29 +3,22 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
 
 use super::extract::Authenticated;
 use crate::broker::{Broker, BrokerError};
+use crate::wire::{AddBroker, ClusterView};
 
 type State = web::Data<Arc<Broker>>;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddBrokerRequest {
-    pub id: u64,
-    pub peer: String,
-}
-
 pub async fn cluster(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let report = broker.cluster_report(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(ClusterView::from(report)))
 }
 
 pub async fn add_broker(
     broker: State,
     caller: Authenticated,
-    body: web::Json<AddBrokerRequest>,
+    body: web::Json<AddBroker>,
 ) -> Result<HttpResponse, BrokerError> {
     broker.add_broker(&caller.0, body.id, &body.peer).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "id": body.id, "peer": body.peer })))

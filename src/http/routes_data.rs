@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::dto::*;
+use super::dto::{json_response, record_from_wire, records_json_bytes};
 use super::extract::{request_info, Authenticated};
 use super::metrics::Metrics;
 use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, NewTopic, ProduceRecord};
+use crate::wire::{
+    CreateTopic, FetchQuery, FetchResponse, FetchedRecord, ProduceBody, ProduceResponse,
+    RecordPosition, TokenRequest, TokenResponse, TopicDescription, TopicList, Whoami,
+};
 
 type State = web::Data<Arc<Broker>>;
 
@@ -23,7 +27,7 @@ pub async fn token(
     let expires_in = issued.expires_at_s.saturating_sub(broker.now_ms() / 1000);
     Ok(HttpResponse::Ok().json(TokenResponse {
         access_token: issued.token,
-        token_type: "Bearer",
+        token_type: "Bearer".to_string(),
         expires_in,
     }))
 }
@@ -36,7 +40,7 @@ pub async fn revoke(broker: State, caller: Authenticated) -> Result<HttpResponse
 pub async fn whoami(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let caller = caller.0;
     let permissions = broker.permissions(&caller);
-    Ok(HttpResponse::Ok().json(WhoAmI {
+    Ok(HttpResponse::Ok().json(Whoami {
         principal: caller.principal.name,
         superuser: caller.principal.superuser,
         token_expires_at_s: caller.claims.exp,
@@ -50,14 +54,14 @@ pub async fn list_topics(
 ) -> Result<HttpResponse, BrokerError> {
     let topics = broker.list_topics(&caller.0).await?;
     Ok(HttpResponse::Ok().json(TopicList {
-        topics: topics.into_iter().map(TopicDto::from).collect(),
+        topics: topics.into_iter().map(TopicDescription::from).collect(),
     }))
 }
 
 pub async fn create_topic(
     broker: State,
     caller: Authenticated,
-    body: web::Json<CreateTopicRequest>,
+    body: web::Json<CreateTopic>,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
     let topic = NewTopic {
@@ -68,7 +72,7 @@ pub async fn create_topic(
         retention_bytes: body.retention_bytes,
     };
     let view = broker.create_topic(&caller.0, topic).await?;
-    Ok(HttpResponse::Created().json(TopicDto::from(view)))
+    Ok(HttpResponse::Created().json(TopicDescription::from(view)))
 }
 
 pub async fn describe_topic(
@@ -77,7 +81,7 @@ pub async fn describe_topic(
     path: web::Path<String>,
 ) -> Result<HttpResponse, BrokerError> {
     let view = broker.describe_topic(&caller.0, &path).await?;
-    Ok(HttpResponse::Ok().json(TopicDto::from(view)))
+    Ok(HttpResponse::Ok().json(TopicDescription::from(view)))
 }
 
 pub async fn delete_topic(
@@ -110,7 +114,7 @@ pub async fn produce(
     metrics: web::Data<Arc<Metrics>>,
     caller: Authenticated,
     path: web::Path<String>,
-    body: web::Json<ProduceRequest>,
+    body: web::Json<ProduceBody>,
     request: HttpRequest,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
@@ -122,9 +126,8 @@ pub async fn produce(
     };
     let mut records = Vec::with_capacity(body.records.len());
     for (position, record) in body.records.into_iter().enumerate() {
-        let (record, partition) = record
-            .into_record(position)
-            .map_err(BrokerError::BadRequest)?;
+        let (record, partition) =
+            record_from_wire(record, position).map_err(BrokerError::BadRequest)?;
         records.push(ProduceRecord { record, partition });
     }
     let produced = broker
@@ -139,7 +142,7 @@ pub async fn produce(
             offsets: produced
                 .offsets
                 .into_iter()
-                .map(|(partition, offset)| OffsetDto { partition, offset })
+                .map(|(partition, offset)| RecordPosition { partition, offset })
                 .collect(),
         }))
 }
@@ -161,16 +164,18 @@ pub async fn fetch(
     };
     let fetched = broker.fetch(&caller.0, &topic, partition, request).await?;
     metrics.fetched_records.inc_by(fetched.records.len() as u64);
-    let capacity = crate::http::dto::records_json_bytes(&fetched.records);
+    let capacity = records_json_bytes(&fetched.records);
     let mut builder = HttpResponse::Ok();
     builder.insert_header((LEADER_HEADER, fetched.leader.to_string()));
     let response = FetchResponse {
-        records: fetched.records.into_iter().map(RecordOut::from).collect(),
+        records: fetched
+            .records
+            .into_iter()
+            .map(FetchedRecord::from)
+            .collect(),
         next_offset: fetched.next_offset,
         high_watermark: fetched.high_watermark,
         log_start_offset: fetched.log_start_offset,
     };
-    Ok(crate::http::dto::json_response(
-        builder, &response, capacity,
-    ))
+    Ok(json_response(builder, &response, capacity))
 }

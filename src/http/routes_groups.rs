@@ -5,14 +5,15 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 
 use super::dto::{json_response, records_json_bytes};
-use super::dto_groups::{
-    CommitBody, GroupDto, GroupList, GroupSummaryDto, JoinBody, MemberDto, PollQuery, PollResponse,
-};
 use super::extract::Authenticated;
 use super::metrics::Metrics;
 use crate::broker::groups::{JoinRequest, PollRequest};
 use crate::broker::{Broker, BrokerError};
 use crate::cluster::groups::TopicPartition;
+use crate::wire::{
+    CommitOffsets, GroupDescription, GroupList, GroupPoll, GroupSummary, JoinGroup, Member,
+    PollQuery,
+};
 
 type State = web::Data<Arc<Broker>>;
 
@@ -20,10 +21,10 @@ pub async fn list(broker: State, caller: Authenticated) -> Result<HttpResponse, 
     let groups = broker
         .list_consumer_groups(&caller.0)
         .into_iter()
-        .map(|(group, generation, members)| GroupSummaryDto {
+        .map(|(group, generation, members)| GroupSummary {
             group,
             generation,
-            members,
+            members: members as u64,
         })
         .collect();
     Ok(HttpResponse::Ok().json(GroupList { groups }))
@@ -37,25 +38,25 @@ pub async fn describe(
     let view = broker
         .describe_consumer_group(&caller.0, &path.into_inner())
         .await?;
-    Ok(HttpResponse::Ok().json(GroupDto::from(view)))
+    Ok(HttpResponse::Ok().json(GroupDescription::from(view)))
 }
 
 pub async fn join(
     broker: State,
     caller: Authenticated,
     path: web::Path<String>,
-    body: web::Json<JoinBody>,
+    body: web::Json<JoinGroup>,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
     let request = JoinRequest {
         topics: body.topics,
         session_timeout_ms: body.session_timeout_ms,
-        reset: body.auto_offset_reset.unwrap_or_default(),
+        reset: body.auto_offset_reset.unwrap_or_default().into(),
     };
     let view = broker
         .join_group(&caller.0, &path.into_inner(), request)
         .await?;
-    Ok(HttpResponse::Created().json(MemberDto::from(view)))
+    Ok(HttpResponse::Created().json(Member::from(view)))
 }
 
 pub async fn heartbeat(
@@ -65,7 +66,7 @@ pub async fn heartbeat(
 ) -> Result<HttpResponse, BrokerError> {
     let (group, member) = path.into_inner();
     let view = broker.heartbeat(&caller.0, &group, &member).await?;
-    Ok(HttpResponse::Ok().json(MemberDto::from(view)))
+    Ok(HttpResponse::Ok().json(Member::from(view)))
 }
 
 pub async fn leave(
@@ -100,7 +101,7 @@ pub async fn poll(
         .iter()
         .map(|p| records_json_bytes(&p.records) + p.records.len() * (p.partition.topic.len() + 32))
         .sum();
-    let response = PollResponse::from(polled);
+    let response = GroupPoll::from(polled);
     metrics
         .fetched_records
         .inc_by(response.records.len() as u64);
@@ -111,7 +112,7 @@ pub async fn commit(
     broker: State,
     caller: Authenticated,
     path: web::Path<String>,
-    body: web::Json<CommitBody>,
+    body: web::Json<CommitOffsets>,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
     let offsets = body

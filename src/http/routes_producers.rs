@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::dto::{CreateProducerRequest, ProducerCreated};
 use super::extract::Authenticated;
 use crate::broker::{Broker, BrokerError, IDEMPOTENCY_KEY_CHARS_MAX};
+use crate::wire::{CreateProducer, ProducerCreated};
 
 /// The request header that makes a produce idempotent without a producer id.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -19,7 +19,7 @@ pub async fn create_producer(
     body: web::Bytes,
 ) -> Result<HttpResponse, BrokerError> {
     if !body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::from_slice::<CreateProducerRequest>(&body).map_err(|error| {
+        serde_json::from_slice::<CreateProducer>(&body).map_err(|error| {
             BrokerError::BadRequest(format!("the body must be empty or {{}}: {error}"))
         })?;
     }

@@ -16,7 +16,6 @@ use futures_util::Stream;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::dto::RecordOut;
 use super::metrics::Metrics;
 use super::sse_slots::StreamSlot;
 use crate::broker::{Broker, BrokerError, Caller, Fetched};
@@ -36,7 +35,7 @@ struct StreamedRecord<'a> {
     topic: &'a str,
     partition: u32,
     #[serde(flatten)]
-    record: RecordOut,
+    record: crate::wire::FetchedRecord,
 }
 
 /// Appends one `record` event per record to `text`; the event id is the record's offset.
@@ -51,7 +50,7 @@ pub fn write_record_events(
         let data = StreamedRecord {
             topic,
             partition,
-            record: RecordOut::from(fetched),
+            record: fetched.into(),
         };
         // serde_json escapes control characters, so the data is always a single line.
         let json = serde_json::to_string(&data).expect("records serialize as plain data");

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use crate::common::{self, BrokerProcess, RawApi, RawReply};
-use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::sse::{EventStream, StreamEvent, StreamedRecord};
 use palisade::client::Client;
+use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
 
 /// Short keep-alives, so silence and disconnects show within a test's patience.
 pub const FAST_KEEPALIVE: &str = "\n[limits]\nstream_keepalive_ms = 300\n";

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use palisade::client::dto::groups::{GroupPoll, JoinGroup, Member, OffsetCommit};
-use palisade::client::dto::{CreateTopic, ProduceRecord, ProduceRequest};
 use palisade::client::{Client, ClientError};
+use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
+use palisade::wire::{GroupPoll, JoinGroup, Member, OffsetCommit};
 
 pub fn topic(name: &str, partitions: u32, replication_factor: u16) -> CreateTopic {
     CreateTopic {

@@ -10,20 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
-use serde::Deserialize;
 
-use crate::client::bench::{join_tallies, BenchOptions, ValueOnly, ERROR_BACKOFF_MS};
-use crate::client::bench_report::Tally;
-use crate::client::dto::groups::{JoinGroup, OffsetCommit};
+use super::options::{BenchOptions, ERROR_BACKOFF_MS};
+use super::report::{join_tallies, Tally};
+use super::summary::{PollSummary, ValueOnly};
 use crate::client::{Client, ClientError};
-
-/// The parts of a poll reply the bench reads.
-#[derive(Deserialize)]
-struct PollSummary {
-    generation: u64,
-    records: Vec<ValueOnly>,
-    next_offsets: Vec<OffsetCommit>,
-}
+use crate::wire::JoinGroup;
 
 pub(crate) async fn run(
     clients: Vec<Client>,

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 
 use clap::{Args, Subcommand};
 
-use crate::client::dto::{AddBroker, ClusterView};
-use crate::client::streams;
+use super::output::write_line;
 use crate::client::Client;
+use crate::wire::{AddBroker, ClusterView};
 
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
@@ -46,12 +46,12 @@ pub enum ClusterCommand {
 
 pub(crate) async fn cluster(command: ClusterCommand, client: &Client) -> anyhow::Result<()> {
     match command {
-        ClusterCommand::Show { json: true } => streams::write_line(&serde_json::to_string_pretty(
+        ClusterCommand::Show { json: true } => write_line(&serde_json::to_string_pretty(
             &client.cluster_json().await?,
         )?),
         ClusterCommand::Show { json: false } => {
             let view = client.cluster().await?;
-            streams::write_line(render(&view).trim_end())
+            write_line(render(&view).trim_end())
         }
         ClusterCommand::AddBroker { id, peer } => {
             let reply = client
@@ -76,7 +76,7 @@ pub(crate) async fn cluster(command: ClusterCommand, client: &Client) -> anyhow:
 /// Prints a reply body as JSON, or `done` on stderr when the broker sent none.
 fn report(reply: Option<serde_json::Value>, done: &str) -> anyhow::Result<()> {
     match reply {
-        Some(body) => streams::write_line(&serde_json::to_string_pretty(&body)?),
+        Some(body) => write_line(&serde_json::to_string_pretty(&body)?),
         None => {
             eprintln!("{done}");
             Ok(())

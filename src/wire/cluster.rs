@@ -11,10 +11,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClusterView {
+    /// The broker that answered.
+    pub broker: u64,
     #[serde(deserialize_with = "controller_or_leader_id")]
     pub controller: ControllerView,
     pub brokers: Vec<BrokerView>,
     pub partitions: Vec<PartitionView>,
+    /// Replica moves the balancer has started and not yet finished.
+    pub moves_in_flight: u64,
 }
 
 /// The controller group: its leader, term, voters and learners.
@@ -41,6 +45,8 @@ pub struct BrokerView {
     pub state: String,
     /// Its role in the controller group: `voter`, `learner`, or empty for none.
     pub controller: String,
+    /// Milliseconds since the controller leader last heard from it.
+    pub silence_ms: Option<u64>,
 }
 
 /// One partition's replica group.
@@ -57,6 +63,9 @@ pub struct PartitionView {
     pub commit: Option<u64>,
     /// Entries each follower (by broker id) is behind the leader.
     pub lag: BTreeMap<String, u64>,
+    /// The partition group's voters and learners.
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
 }
 
 /// `POST /v1/cluster/brokers` body: registers a joining broker.

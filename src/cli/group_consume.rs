@@ -5,24 +5,16 @@
 //! timeout. Delivery is at least once: records printed but not yet committed when the member
 //! leaves or loses a partition are read again by the partition's next owner.
 
-use serde::Serialize;
-
-use crate::client::dto::groups::{GroupRecord, JoinGroup, Member};
-use crate::client::streams::{write_line, ConsumeArgs};
+use super::args::ConsumeArgs;
+use super::output::{write_line, GroupLine};
 use crate::client::{Client, ClientError};
-
-/// One printed line: the record with its topic and partition.
-#[derive(Serialize)]
-struct GroupLine<'a> {
-    #[serde(flatten)]
-    record: &'a GroupRecord,
-}
+use crate::wire::{JoinGroup, Member, OffsetReset};
 
 pub(crate) async fn run(args: ConsumeArgs, group: String, client: &Client) -> anyhow::Result<()> {
     let join = JoinGroup {
         topics: vec![args.topic.clone()],
         session_timeout_ms: Some(args.session_timeout_ms),
-        auto_offset_reset: Some(args.offset_reset.clone()),
+        auto_offset_reset: Some(offset_reset(&args.offset_reset)?),
     };
     let mut member = client.join_group(&group, &join).await?;
     eprintln!(
@@ -101,4 +93,10 @@ async fn follow(
             Err(error) => return Err(error.into()),
         }
     }
+}
+
+/// The `--offset-reset` value as the wire names it.
+fn offset_reset(text: &str) -> anyhow::Result<OffsetReset> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| anyhow::anyhow!("--offset-reset must be earliest or latest, not {text:?}"))
 }

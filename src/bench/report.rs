@@ -9,7 +9,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::client::bench::BenchOptions;
+use super::options::BenchOptions;
 use crate::client::ClientError;
 
 /// Highest latency the histogram tracks (larger values saturate), in microseconds.
@@ -199,25 +199,21 @@ pub fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits for every worker and merges their tallies.
+pub(crate) async fn join_tallies(
+    mut workers: tokio::task::JoinSet<anyhow::Result<Tally>>,
+) -> anyhow::Result<Tally> {
+    let mut total = Tally::new()?;
+    while let Some(joined) = workers.join_next().await {
+        total.merge(joined.context("bench worker panicked")??)?;
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::bench::BenchMode;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct TestCli {
-        #[command(subcommand)]
-        mode: BenchMode,
-    }
-
-    fn options(args: &[&str]) -> BenchOptions {
-        match TestCli::try_parse_from(args).expect("arguments parse").mode {
-            BenchMode::Produce(options)
-            | BenchMode::Consume(options)
-            | BenchMode::GroupConsume(options) => options,
-        }
-    }
+    use crate::bench::options::parse_options as options;
 
     #[test]
     fn report_computes_rates_and_percentiles() {

@@ -1,22 +1,25 @@
 //! Handlers of the administrative client commands (`topic`, `user`, `acl`, `audit`): one
 //! `Client` call each, printed as JSON.
 //!
-//! Owns the translation from parsed arguments to request DTOs and the printed output. It must
+//! Owns the translation from parsed arguments to request bodies and the printed output. It must
 //! not decide anything the broker decides (names, permissions); errors come back from the API.
-use crate::client::cli::{
+use super::args::{
     AclCommand, AuditCommand, DecisionArg, EffectArg, OperationArg, ResourceArg, TopicCommand,
     UserCommand,
 };
-use crate::client::dto::{
+use super::output::{print_pretty, read_secret_line, write_line, TopicOut, UserOut};
+use crate::client::Client;
+use crate::wire::{
     AuditDecision, AuditFilters, CreateAcl, CreateTopic, CreateUser, Effect, Operation, Pattern,
     ResourceType,
 };
-use crate::client::streams;
-use crate::client::Client;
 
 pub(crate) async fn topic(command: TopicCommand, client: &Client) -> anyhow::Result<()> {
     match command {
-        TopicCommand::List => print_pretty(&client.list_topics().await?),
+        TopicCommand::List => {
+            let topics = client.list_topics().await?;
+            print_pretty(&topics.iter().map(TopicOut::from).collect::<Vec<_>>())
+        }
         TopicCommand::Create {
             name,
             partitions,
@@ -32,9 +35,11 @@ pub(crate) async fn topic(command: TopicCommand, client: &Client) -> anyhow::Res
                 retention_bytes,
             };
             client.create_topic(&request).await?;
-            print_pretty(&client.describe_topic(&name).await?)
+            print_pretty(&TopicOut::from(&client.describe_topic(&name).await?))
         }
-        TopicCommand::Describe { name } => print_pretty(&client.describe_topic(&name).await?),
+        TopicCommand::Describe { name } => {
+            print_pretty(&TopicOut::from(&client.describe_topic(&name).await?))
+        }
         TopicCommand::Delete { name } => {
             client.delete_topic(&name).await?;
             eprintln!("deleted topic {name}");
@@ -45,7 +50,10 @@ pub(crate) async fn topic(command: TopicCommand, client: &Client) -> anyhow::Res
 
 pub(crate) async fn user(command: UserCommand, client: &Client) -> anyhow::Result<()> {
     match command {
-        UserCommand::List => print_pretty(&client.list_users().await?),
+        UserCommand::List => {
+            let users = client.list_users().await?;
+            print_pretty(&users.iter().map(UserOut::from).collect::<Vec<_>>())
+        }
         UserCommand::Create {
             username,
             password,
@@ -53,7 +61,7 @@ pub(crate) async fn user(command: UserCommand, client: &Client) -> anyhow::Resul
         } => {
             let password = match password {
                 Some(password) => password,
-                None => streams::read_secret_line("password").await?,
+                None => read_secret_line("password").await?,
             };
             let request = CreateUser {
                 username: username.clone(),
@@ -72,7 +80,7 @@ pub(crate) async fn user(command: UserCommand, client: &Client) -> anyhow::Resul
         UserCommand::Passwd { username, password } => {
             let password = match password {
                 Some(password) => password,
-                None => streams::read_secret_line("password").await?,
+                None => read_secret_line("password").await?,
             };
             client.set_password(&username, &password).await?;
             eprintln!("password of {username} changed");
@@ -137,18 +145,18 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
         principal,
         action,
         decision: decision.map(Into::into),
-        limit,
+        limit: limit.map(u64::from),
     };
-    let mut remaining = limit;
+    let mut remaining = limit.map(u64::from);
     // Page through the log: the broker caps each page, and a filtered page may be empty while
     // the log continues. Stop at the end, at --limit, or if the broker stops making progress.
     loop {
         filters.limit = remaining;
         let page = client.audit_page(&filters).await?;
         for event in &page.events {
-            streams::write_line(&serde_json::to_string(event)?)?;
+            write_line(&serde_json::to_string(event)?)?;
         }
-        remaining = remaining.map(|left| left.saturating_sub(page.events.len() as u32));
+        remaining = remaining.map(|left| left.saturating_sub(page.events.len() as u64));
         let progressed = page.next_offset > filters.offset.unwrap_or(0);
         if remaining == Some(0) || page.next_offset >= page.high_watermark || !progressed {
             return Ok(());
@@ -157,48 +165,13 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
     }
 }
 
-/// Reads the whole audit log and checks its hash chain end to end: every event's hash covers its
-/// fields and the previous event's hash, and offsets run from 0 without gaps.
+/// Reads the whole audit log, checks its hash chain and prints the verified head.
 async fn verify_audit(client: &Client) -> anyhow::Result<()> {
-    let mut events = Vec::new();
-    let mut filters = AuditFilters {
-        offset: Some(0),
-        ..AuditFilters::default()
-    };
-    loop {
-        let page = client.audit_page(&filters).await?;
-        for event in page.events {
-            let expected = events.len() as u64;
-            if let Some(offset) = event.offset.filter(|offset| *offset != expected) {
-                anyhow::bail!(
-                    "audit log has a gap: event {expected} is missing (next stored is {offset})"
-                );
-            }
-            events.push(event.event);
-        }
-        if page.next_offset >= page.high_watermark
-            || page.next_offset <= filters.offset.unwrap_or(0)
-        {
-            break;
-        }
-        filters.offset = Some(page.next_offset);
-    }
-    match crate::audit::verify_chain(&events) {
-        Ok(count) => {
-            let head = events
-                .last()
-                .map_or(crate::audit::GENESIS_HASH, |e| e.hash.as_str());
-            streams::write_line(&format!(
-                "audit chain verified: {count} events, head {head}"
-            ))?;
-            Ok(())
-        }
-        Err(error) => anyhow::bail!("audit chain is broken: {error:?}"),
-    }
-}
-
-fn print_pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    streams::write_line(&serde_json::to_string_pretty(value)?)
+    let verified = client.verify_audit_log().await?;
+    write_line(&format!(
+        "audit chain verified: {} events, head {}",
+        verified.events, verified.head
+    ))
 }
 
 impl From<ResourceArg> for ResourceType {

@@ -5,90 +5,21 @@
 //! Owns batching of input lines and the fetch loop. It must not reorder records: lines are
 //! sent in input order and each partition is printed in offset order.
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use anyhow::Context;
-use clap::Args;
-use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::client::dto::{FetchedRecord, ProduceRecord, ProduceRequest, ProduceResponse};
+use super::args::{ConsumeArgs, ProduceArgs};
+use super::group_consume;
+use super::output::{write_line, ConsumedLine};
 use crate::client::sse::{StreamEvent, StreamFrom};
 use crate::client::{Client, ClientError};
+use crate::wire::{ProduceRecord, ProduceRequest, ProduceResponse};
 
 /// Upper bound on `--batch` so one request stays well under broker body limits.
 const PRODUCE_BATCH_MAX: usize = 10_000;
 /// Pause before reopening an event stream that ended or failed for a passing reason.
 const RESUME_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
-
-#[derive(Debug, Clone, Args)]
-pub struct ProduceArgs {
-    pub topic: String,
-    /// Produce this one value instead of reading stdin.
-    #[arg(long)]
-    pub value: Option<String>,
-    /// Key for every record (records with the same key land on the same partition).
-    #[arg(long)]
-    pub key: Option<String>,
-    /// Explicit partition for every record.
-    #[arg(long)]
-    pub partition: Option<u32>,
-    /// Header `name=value`; repeatable.
-    #[arg(long = "header", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
-    /// Records per request when reading stdin.
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
-    /// Send each batch with an `Idempotency-Key` and resend it with the same key after a 503,
-    /// a 429 or a lost connection, so a retried batch is written once.
-    #[arg(long)]
-    pub idempotent: bool,
-    /// With `--idempotent`: resends per batch before giving up.
-    #[arg(long, default_value_t = 10)]
-    pub retries: u32,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ConsumeArgs {
-    pub topic: String,
-    /// Partition to read; all partitions when absent.
-    #[arg(long)]
-    pub partition: Option<u32>,
-    /// First offset to read.
-    #[arg(long, default_value_t = 0)]
-    pub offset: u64,
-    /// Records per fetch request.
-    #[arg(long, default_value_t = 1000)]
-    pub max_messages: u32,
-    /// Keep reading new records, over a Server-Sent Events stream, instead of stopping at the end.
-    #[arg(long)]
-    pub follow: bool,
-    /// With `--follow`: read with long-poll fetches instead of an event stream.
-    #[arg(long)]
-    pub poll: bool,
-    /// Long-poll wait per request when following with `--poll`, in milliseconds.
-    #[arg(long, default_value_t = 5000)]
-    pub wait_ms: u64,
-    /// Consume as a member of this consumer group: the group assigns partitions and the
-    /// consumer commits after printing each poll (at least once).
-    #[arg(long)]
-    pub group: Option<String>,
-    /// With `--group`: the member's session timeout in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    pub session_timeout_ms: u64,
-    /// With `--group`: where to start in a partition the group never committed
-    /// (`earliest` or `latest`).
-    #[arg(long, default_value = "earliest")]
-    pub offset_reset: String,
-}
-
-/// One printed line of `consume`: the record plus its partition.
-#[derive(Serialize)]
-struct ConsumedLine<'a> {
-    partition: u32,
-    #[serde(flatten)]
-    record: &'a FetchedRecord,
-}
 
 pub(crate) async fn produce(args: ProduceArgs, client: &Client) -> anyhow::Result<()> {
     let batch_max = args.batch.clamp(1, PRODUCE_BATCH_MAX);
@@ -177,7 +108,7 @@ pub(crate) async fn consume(args: ConsumeArgs, client: &Client) -> anyhow::Resul
             args.partition.is_none(),
             "--partition and --group exclude each other: the group assigns partitions"
         );
-        return crate::client::group_consume::run(args, group, client).await;
+        return group_consume::run(args, group, client).await;
     }
     let partitions = match args.partition {
         Some(partition) => vec![partition],
@@ -284,90 +215,5 @@ fn is_passing(error: &anyhow::Error) -> bool {
         Some(ClientError::Transport(_)) => true,
         Some(error) => matches!(error.status(), Some(503 | 429)),
         None => false,
-    }
-}
-
-/// Writes `line` and a newline to stdout. A closed stdout (`consume | head`) comes back as the
-/// bare `io::Error`, which `cli::run` treats as a normal end of output.
-pub(crate) fn write_line(line: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(line.as_bytes())?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()?;
-    Ok(())
-}
-
-/// Whether `error` is stdout having been closed by the reader.
-pub(crate) fn is_output_closed(error: &anyhow::Error) -> bool {
-    error
-        .downcast_ref::<std::io::Error>()
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-}
-
-/// The first line of stdin, without its line ending; `what` names it in errors.
-pub(crate) async fn read_secret_line(what: &str) -> anyhow::Result<String> {
-    let mut line = String::new();
-    BufReader::new(tokio::io::stdin())
-        .read_line(&mut line)
-        .await
-        .with_context(|| format!("reading the {what} from stdin"))?;
-    let secret = line.trim_end_matches(['\r', '\n']).to_string();
-    anyhow::ensure!(
-        !secret.is_empty(),
-        "no {what} given (pass it on stdin or as an option)"
-    );
-    Ok(secret)
-}
-
-fn parse_header(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("expected name=value, got {text:?}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broken_pipe_is_recognised_as_closed_output() {
-        let closed = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        assert!(is_output_closed(&closed));
-        let other = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound));
-        assert!(!is_output_closed(&other));
-        assert!(!is_output_closed(&anyhow::anyhow!("broken pipe")));
-    }
-
-    #[test]
-    fn header_needs_a_name_and_an_equals_sign() {
-        assert_eq!(
-            parse_header("trace=a=b"),
-            Ok(("trace".to_string(), "a=b".to_string()))
-        );
-        assert!(parse_header("novalue").is_err());
-        assert!(parse_header("=v").is_err());
-    }
-
-    #[test]
-    fn consumed_line_carries_partition_and_record_fields() {
-        let record = FetchedRecord {
-            offset: 17,
-            key: Some("k1".to_string()),
-            value: Some("text".to_string()),
-            value_b64: None,
-            headers: BTreeMap::new(),
-            timestamp_ms: 1_764_422_400_000,
-        };
-        let line = serde_json::to_value(ConsumedLine {
-            partition: 4,
-            record: &record,
-        })
-        .expect("serialize");
-        assert_eq!(
-            line,
-            serde_json::json!({"partition":4,"offset":17,"key":"k1","value":"text",
-                               "timestamp_ms":1_764_422_400_000u64})
-        );
     }
 }

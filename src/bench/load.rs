@@ -1,0 +1,120 @@
+//! The produce and consume workers of `palisade bench`: one `Client` (hence one TCP connection)
+//! per `--connections`. Produce workers each send pre-encoded batches to one partition until
+//! `--duration-s` elapses; consume workers each read one partition from offset 0 to its end.
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::options::{BenchOptions, ERROR_BACKOFF_MS};
+use super::report::{join_tallies, Tally};
+use super::summary::{FetchSummary, ValueOnly};
+use crate::client::Client;
+use crate::wire::{ProduceRecord, ProduceRequest};
+
+pub(crate) async fn run_produce(
+    clients: Vec<Client>,
+    options: &BenchOptions,
+    partitions: &[u32],
+) -> anyhow::Result<Tally> {
+    let deadline = Instant::now() + Duration::from_secs(options.duration_s);
+    let mut workers = tokio::task::JoinSet::new();
+    for (index, client) in clients.into_iter().enumerate() {
+        let partition = partitions[index % partitions.len()];
+        let body = encoded_batch(options.batch, options.record_bytes, partition)?;
+        let topic = options.topic.clone();
+        let record_bytes = u64::from(options.record_bytes);
+        workers.spawn(async move {
+            let mut tally = Tally::new()?;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                match client.produce_encoded(&topic, body.clone()).await {
+                    Ok(reply) => {
+                        let records = reply.offsets.len() as u64;
+                        tally.success(started, records, records * record_bytes);
+                    }
+                    Err(error) => {
+                        tally.failure(&error);
+                        tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                    }
+                }
+            }
+            Ok::<Tally, anyhow::Error>(tally)
+        });
+    }
+    join_tallies(workers).await
+}
+
+pub(crate) async fn run_consume(
+    clients: Vec<Client>,
+    options: &BenchOptions,
+    partitions: &[u32],
+) -> anyhow::Result<Tally> {
+    let deadline = Instant::now() + Duration::from_secs(options.duration_s);
+    let mut workers = tokio::task::JoinSet::new();
+    for (index, client) in clients.into_iter().enumerate() {
+        let partition = partitions[index % partitions.len()];
+        let topic = options.topic.clone();
+        let max_messages = options.max_messages;
+        workers.spawn(async move {
+            let mut tally = Tally::new()?;
+            let mut offset = 0;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let body = match client
+                    .fetch_encoded(&topic, partition, offset, Some(max_messages), None, None)
+                    .await
+                {
+                    Ok(body) => body,
+                    Err(error) => {
+                        tally.failure(&error);
+                        tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                        continue;
+                    }
+                };
+                let reply: FetchSummary =
+                    serde_json::from_slice(&body).context("decoding a fetch reply")?;
+                let bytes = reply.records.iter().map(ValueOnly::bytes).sum();
+                tally.success(started, reply.records.len() as u64, bytes);
+                offset = reply.next_offset.max(reply.log_start_offset);
+                if offset >= reply.high_watermark {
+                    break;
+                }
+            }
+            Ok::<Tally, anyhow::Error>(tally)
+        });
+    }
+    join_tallies(workers).await
+}
+
+/// One JSON produce body of `batch` random text records of `record_bytes`, all for `partition`.
+///
+/// Pinning a connection's batches to one partition makes each request one log append, which
+/// is what the broker's batching is built for.
+pub fn encoded_batch(batch: u32, record_bytes: u32, partition: u32) -> anyhow::Result<Vec<u8>> {
+    let mut rng = rand::rng();
+    let records = (0..batch)
+        .map(|_| ProduceRecord {
+            value: Some(Alphanumeric.sample_string(&mut rng, record_bytes as usize)),
+            partition: Some(partition),
+            ..ProduceRecord::default()
+        })
+        .collect();
+    serde_json::to_vec(&ProduceRequest { records }).context("encoding the bench batch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_batch_has_batch_records_of_record_bytes_for_one_partition() {
+        let body = encoded_batch(3, 16, 5).expect("encode");
+        let request: ProduceRequest = serde_json::from_slice(&body).expect("decodes");
+        assert_eq!(request.records.len(), 3);
+        for record in &request.records {
+            assert_eq!(record.value.as_ref().map(String::len), Some(16));
+            assert_eq!(record.partition, Some(5));
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The arguments of `palisade bench` (clap derive) and the constants every worker shares.
+//! Parsing only.
+use clap::{Args, Subcommand};
+
+/// Pause after a failed request so a broken broker is not hammered in a tight loop.
+pub(crate) const ERROR_BACKOFF_MS: u64 = 20;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: BenchMode,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchMode {
+    /// Produce batches for `--duration-s`; creates the topic if it does not exist.
+    Produce(BenchOptions),
+    /// Read every partition of the topic from offset 0 to its end.
+    Consume(BenchOptions),
+    /// `--connections` members of a new consumer group read the whole topic, polling and
+    /// committing, until the group consumed every record.
+    GroupConsume(BenchOptions),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchOptions {
+    /// Concurrent workers, each with its own HTTP client and TCP connection.
+    #[arg(long, default_value_t = 16)]
+    pub connections: u32,
+    /// Records per produce request.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
+    /// Size of each record value, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub record_bytes: u32,
+    /// Produce duration (consume stops early at this bound too), in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub duration_s: u64,
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// Partitions when the topic is created (default: one per connection).
+    #[arg(long)]
+    pub partitions: Option<u32>,
+    /// Replication factor when the topic is created (default: the broker's).
+    #[arg(long)]
+    pub replication_factor: Option<u16>,
+    /// Records per fetch request when consuming.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_messages: u32,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Send each worker's requests to the broker that leads its partition (as a client that
+    /// follows leaders would), instead of to `--url`, which forwards to the leader.
+    #[arg(long)]
+    pub to_leaders: bool,
+}
+
+/// The options of `bench MODE ARGS..` as clap parses them, for the bench tests.
+#[cfg(test)]
+pub(crate) fn parse_options(args: &[&str]) -> BenchOptions {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(subcommand)]
+        mode: BenchMode,
+    }
+
+    match TestCli::try_parse_from(args).expect("arguments parse").mode {
+        BenchMode::Produce(options)
+        | BenchMode::Consume(options)
+        | BenchMode::GroupConsume(options) => options,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_options as options;
+
+    #[test]
+    fn defaults_match_the_documented_benchmark() {
+        let options = options(&["bench", "produce"]);
+        assert_eq!(options.connections, 16);
+        assert_eq!(options.batch, 100);
+        assert_eq!(options.record_bytes, 1024);
+        assert_eq!(options.duration_s, 20);
+        assert_eq!(options.topic, "bench");
+        assert!(!options.json);
+    }
+}

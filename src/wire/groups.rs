@@ -1,0 +1,159 @@
+//! Wire shapes of the consumer-group routes.
+//!
+//! A poll answer's records are the fetch record with its topic and partition beside it, so a
+//! consumer reads both answers with one record type. (De)serialization only.
+use serde::{Deserialize, Serialize};
+
+use super::FetchedRecord;
+
+/// Where a group with no committed offset in a partition starts reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// The first stored record.
+    #[default]
+    Earliest,
+    /// Records produced from the join on.
+    Latest,
+}
+
+/// `POST /v1/groups/{group}/members` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinGroup {
+    pub topics: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_timeout_ms: Option<u64>,
+    /// `earliest` (the default) or `latest`: where to start in a partition the group never
+    /// committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_offset_reset: Option<OffsetReset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// A member's generation and assignment (join and heartbeat answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub member_id: String,
+    pub generation: u64,
+    pub assignments: Vec<TopicPartition>,
+}
+
+/// Query of `GET /v1/groups/{group}/members/{member}/records`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+impl PollQuery {
+    /// The query string's name-value pairs, set fields only, in declaration order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        super::query_pairs([
+            ("max_messages", self.max_messages),
+            ("max_bytes", self.max_bytes),
+            ("wait_ms", self.wait_ms),
+        ])
+    }
+}
+
+/// One record of a group poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub topic: String,
+    pub partition: u32,
+    #[serde(flatten)]
+    pub record: FetchedRecord,
+}
+
+/// An offset to commit: the next one to read in a partition. Both a commit body's item and a
+/// poll answer's `next_offsets` item, so it rejects unknown fields in either role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// `GET /v1/groups/{group}/members/{member}/records` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPoll {
+    pub member_id: String,
+    pub generation: u64,
+    pub assignments: Vec<TopicPartition>,
+    pub records: Vec<GroupRecord>,
+    /// Per partition that returned records: the offset to commit once they are processed.
+    pub next_offsets: Vec<OffsetCommit>,
+}
+
+/// `POST /v1/groups/{group}/offsets` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitOffsets {
+    pub member_id: String,
+    pub generation: u64,
+    pub offsets: Vec<OffsetCommit>,
+}
+
+/// One member of a group description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMemberView {
+    pub member_id: String,
+    pub principal: String,
+    pub topics: Vec<String>,
+    pub session_timeout_ms: u64,
+    #[serde(default)]
+    pub joined_ms: u64,
+    #[serde(default)]
+    pub auto_offset_reset: OffsetReset,
+    /// Milliseconds since the controller leader last heard from the member.
+    #[serde(default)]
+    pub last_heartbeat_ms_ago: Option<u64>,
+    pub assignments: Vec<TopicPartition>,
+}
+
+/// One partition's committed position in a group description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupOffsetView {
+    pub topic: String,
+    pub partition: u32,
+    pub committed_offset: Option<u64>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+    /// Records not yet committed by the group (from the log start when it never committed).
+    pub lag: u64,
+}
+
+/// `GET /v1/groups/{group}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDescription {
+    pub group: String,
+    pub generation: u64,
+    pub members: Vec<GroupMemberView>,
+    pub offsets: Vec<GroupOffsetView>,
+}
+
+/// An item of `GET /v1/groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub group: String,
+    pub generation: u64,
+    pub members: u64,
+}
+
+/// `GET /v1/groups` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupList {
+    pub groups: Vec<GroupSummary>,
+}
