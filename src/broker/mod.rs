@@ -28,7 +28,11 @@ use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::Principal;
+/// Types of the layers below that the operations take or answer, for the layers above.
+pub use crate::cluster::groups::{OffsetReset, TopicPartition};
 use crate::cluster::{Controller, MetaCommand, MetaOutput, MetadataState, AUDIT_TOPIC};
+pub use crate::partition::batch::Record;
+pub use crate::partition::read::FetchedRecord;
 use crate::partition::Registry;
 use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;

@@ -9,9 +9,9 @@
 use base64::Engine;
 use serde::Serialize;
 
+use crate::broker::FetchedRecord;
+use crate::broker::Record;
 use crate::broker::{BrokerReport, ClusterReport, PartitionReport, PartitionView, TopicView};
-use crate::partition::batch::Record;
-use crate::partition::read::FetchedRecord;
 use crate::wire;
 
 impl From<TopicView> for wire::TopicDescription {

@@ -1,7 +1,7 @@
 //! Conversions between the broker's consumer-group types and the group wire shapes.
 
 use crate::broker::groups::{GroupRecords, GroupView, MemberView};
-use crate::cluster::groups::{OffsetReset, TopicPartition};
+use crate::broker::{OffsetReset, TopicPartition};
 use crate::wire;
 
 impl From<TopicPartition> for wire::TopicPartition {

@@ -8,8 +8,8 @@ use super::dto::{json_response, records_json_bytes};
 use super::extract::Authenticated;
 use super::metrics::Metrics;
 use crate::broker::groups::{JoinRequest, PollRequest};
+use crate::broker::TopicPartition;
 use crate::broker::{Broker, BrokerError};
-use crate::cluster::groups::TopicPartition;
 use crate::wire::{
     CommitOffsets, GroupDescription, GroupList, GroupPoll, GroupSummary, JoinGroup, Member,
     PollQuery,

@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use super::sse_slots::StreamSlot;
+use crate::broker::FetchedRecord;
 use crate::broker::{Broker, BrokerError, Caller, Fetched};
-use crate::partition::read::FetchedRecord;
 
 /// The comment sent after `stream_keepalive_ms` of silence; clients ignore it, proxies see traffic.
 pub const KEEPALIVE: &str = ": keep-alive\n\n";
@@ -189,7 +189,7 @@ pub fn body(cursor: EventCursor) -> impl Stream<Item = Result<Bytes, Infallible>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::batch::Record;
+    use crate::broker::Record;
 
     fn fetched(offset: u64, value: &str) -> FetchedRecord {
         FetchedRecord {

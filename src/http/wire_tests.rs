@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::dto::{json_response, record_from_wire, records_json_bytes};
 use crate::broker::groups::{GroupRecords, MemberView, PartitionRecords};
+use crate::broker::FetchedRecord;
+use crate::broker::Record;
+use crate::broker::TopicPartition;
 use crate::broker::{BrokerReport, ClusterReport, PartitionReport, PartitionView, TopicView};
-use crate::cluster::groups::TopicPartition;
-use crate::partition::batch::Record;
-use crate::partition::read::FetchedRecord;
 use crate::wire;
 
 /// The body the broker sends for `value`: `json_response`, as the fetch and poll routes use.

@@ -97,7 +97,8 @@ fn declared_children(text: &str) -> BTreeSet<String> {
 /// first file that made it.
 #[derive(Debug, Default)]
 pub struct CrateGraph {
-    pub cross: BTreeMap<(String, String), String>,
+    /// (from, to, the submodule of `to` the path names, if any) → evidence.
+    pub cross: BTreeMap<(String, String, Option<String>), String>,
     pub inner: BTreeMap<String, BTreeMap<(String, String), String>>,
 }
 
@@ -126,7 +127,7 @@ pub fn crate_graph(files: &[SourceFile]) -> CrateGraph {
             if to_top != from_top {
                 graph
                     .cross
-                    .entry((from_top.clone(), to_top.clone()))
+                    .entry((from_top.clone(), to_top.clone(), to_sub))
                     .or_insert(evidence);
             } else if let (Some(from_sub), Some(to_sub)) = (from_sub, to_sub) {
                 if *from_sub != to_sub {
@@ -143,17 +144,26 @@ pub fn crate_graph(files: &[SourceFile]) -> CrateGraph {
     graph
 }
 
-/// Every rule the graph breaks, one line each; empty when it keeps them all.
+/// Every rule the graph breaks, one line each; empty when it keeps them all. A layer table
+/// entry `module` allows all of it; `module::sub` allows only that submodule.
 pub fn check(graph: &CrateGraph, layers: &[(&str, &[&str])]) -> Vec<String> {
     let allowed: BTreeMap<&str, &[&str]> = layers.iter().copied().collect();
     let mut violations = Vec::new();
-    for ((from, to), evidence) in &graph.cross {
-        match allowed.get(from.as_str()) {
-            None => violations.push(format!("{from} is not in the layer table ({evidence})")),
-            Some(targets) if !targets.contains(&to.as_str()) => {
-                violations.push(format!("{from} -> {to} is not allowed ({evidence})"))
-            }
-            Some(_) => {}
+    for ((from, to, to_sub), evidence) in &graph.cross {
+        let Some(targets) = allowed.get(from.as_str()) else {
+            violations.push(format!("{from} is not in the layer table ({evidence})"));
+            continue;
+        };
+        let whole = targets.contains(&to.as_str());
+        let part = to_sub
+            .as_ref()
+            .is_some_and(|sub| targets.contains(&format!("{to}::{sub}").as_str()));
+        if !whole && !part {
+            let named = match to_sub {
+                Some(sub) => format!("{to} ({to}::{sub})"),
+                None => to.clone(),
+            };
+            violations.push(format!("{from} -> {named} is not allowed ({evidence})"));
         }
     }
     for (top, edges) in &graph.inner {
