@@ -31,7 +31,7 @@ use crate::config::{Config, HttpTransport};
 use crate::http::{self, HttpSettings};
 use crate::partition::{AckPolicy, Host, Registry, ReplicaSettings};
 use crate::raft::{GroupId, NodeId};
-use crate::storage::{Store, WriterConfig};
+use crate::storage::{Store, Writer, WriterConfig};
 use peers::Peers;
 
 /// How long start-up waits for the controller and the audit partition to elect a leader.
@@ -48,18 +48,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     crate::transport::tls::install_crypto_provider();
-    std::fs::create_dir_all(&config.broker.data_dir).with_context(|| {
-        format!(
-            "cannot create broker.data_dir {}",
-            config.broker.data_dir.display()
-        )
-    })?;
     let clock = clock::system();
-    let store = Store::open(&config.broker.data_dir.join("palisade.redb"))
-        .context("cannot open the store")?;
-    let writer = store.start_writer(WriterConfig {
-        requests_per_commit_max: config.storage.requests_per_commit_max,
-    });
+    let (store, writer) = open_store(&config)?;
     let peers = match &config.peer {
         Some(peer) => Some(Peers::start(&config, peer).await?),
         None => None,
@@ -102,28 +92,15 @@ pub async fn run(
         audit_group,
         clock.clone(),
     ));
+    let liveness = running.as_ref().map(|(_, liveness, _)| {
+        let liveness = liveness.clone();
+        Arc::new(move |id| liveness.silence(id)) as crate::broker::Liveness
+    });
+    let parts = broker_parts(&config, controller, registry.clone(), store, audit);
     let broker = Arc::new(Broker::new(BrokerParts {
-        broker_id: config.broker.id,
-        controller,
-        registry: registry.clone(),
-        store,
-        audit,
-        tokens: token_settings(&config),
-        limits: limits(&config),
-        limiter: Mutex::new(LoginLimiter::new(
-            config.auth.login_failures_max,
-            config.auth.login_window_s * 1000,
-            config.auth.login_tracked_keys_max,
-        )),
         peers: caller,
-        forward_timeout: Duration::from_millis(config.cluster.forward_timeout_ms),
-        leaders: Mutex::new(HashMap::new()),
-        liveness: running.as_ref().map(|(_, liveness, _)| {
-            let liveness = liveness.clone();
-            Arc::new(move |id| liveness.silence(id)) as crate::broker::Liveness
-        }),
-        balancer: Arc::new(BalancerHandle::default()),
-        group_sessions: Default::default(),
+        liveness,
+        ..parts
     }));
     if let Some((_, _, slot)) = &running {
         let _ = slot.set(broker.clone());
@@ -133,6 +110,67 @@ pub async fn run(
     if running.is_some() {
         actix_web::rt::spawn(balancer::run(broker.clone(), balancer_settings(&config)));
     }
+    serve_until(&config, listener, broker, shutdown).await?;
+    registry.stop_all();
+    if let Some((network, _, _)) = running {
+        network.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Opens the store in `broker.data_dir` (creating the directory) and starts its writer.
+fn open_store(config: &Config) -> anyhow::Result<(Store, Writer)> {
+    std::fs::create_dir_all(&config.broker.data_dir).with_context(|| {
+        format!(
+            "cannot create broker.data_dir {}",
+            config.broker.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.broker.data_dir.join("palisade.redb"))
+        .context("cannot open the store")?;
+    let writer = store.start_writer(WriterConfig {
+        requests_per_commit_max: config.storage.requests_per_commit_max,
+    });
+    Ok((store, writer))
+}
+
+/// The broker's parts from the config and the started actors; no peers until `app` adds them.
+fn broker_parts(
+    config: &Config,
+    controller: Controller,
+    registry: Arc<Registry>,
+    store: Store,
+    audit: actix::Addr<AuditLog>,
+) -> BrokerParts {
+    BrokerParts {
+        broker_id: config.broker.id,
+        controller,
+        registry,
+        store,
+        audit,
+        tokens: token_settings(config),
+        limits: limits(config),
+        limiter: Mutex::new(LoginLimiter::new(
+            config.auth.login_failures_max,
+            config.auth.login_window_s * 1000,
+            config.auth.login_tracked_keys_max,
+        )),
+        peers: None,
+        forward_timeout: Duration::from_millis(config.cluster.forward_timeout_ms),
+        leaders: Mutex::new(HashMap::new()),
+        liveness: None,
+        balancer: Arc::new(BalancerHandle::default()),
+        group_sessions: Default::default(),
+    }
+}
+
+/// Serves the HTTP API on `listener` until `shutdown` resolves, then drains it.
+async fn serve_until(
+    config: &Config,
+    listener: std::net::TcpListener,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let tls = match &config.http.transport {
         HttpTransport::Tls { cert, key } => {
             Some(crate::transport::tls::server_config(cert, key, None)?)
@@ -153,10 +191,6 @@ pub async fn run(
             tracing::info!("shutting down");
             handle.stop(true).await;
         }
-    }
-    registry.stop_all();
-    if let Some((network, _, _)) = running {
-        network.shutdown().await;
     }
     Ok(())
 }
