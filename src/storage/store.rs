@@ -234,7 +234,7 @@ mod tests {
         Entry {
             term: Term(2),
             index: LogIndex(index),
-            payload: EntryPayload::Normal(vec![index as u8; 64]),
+            payload: EntryPayload::Normal(vec![index as u8; 64].into()),
         }
     }
 
