@@ -18,10 +18,9 @@ use super::groups::{GroupAnswer, GroupCall};
 use super::{Broker, BrokerError};
 use crate::audit::UnsealedEvent;
 use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
-use crate::partition::batch::Record;
 use crate::partition::dedup::ProducerStamp;
 use crate::partition::read::FetchedRecord;
-use crate::partition::ReplicaStatus;
+use crate::partition::{EncodedRecords, ReplicaStatus};
 use crate::raft::{ConfChange, GroupId};
 
 mod local;
@@ -55,9 +54,10 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// An operation that must run on the leader of `group()`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ForwardRequest {
+    /// Records encoded once by the broker the client called; the leader writes them as they are.
     Produce {
         group: GroupId,
-        records: Vec<Record>,
+        records: EncodedRecords,
         timestamp_ms: u64,
     },
     Fetch {
@@ -95,7 +95,7 @@ pub enum ForwardRequest {
     /// A produce the leader deduplicates by `stamp`: safe to send again after any failure.
     IdempotentProduce {
         group: GroupId,
-        records: Vec<Record>,
+        records: EncodedRecords,
         timestamp_ms: u64,
         stamp: ProducerStamp,
     },

@@ -3,7 +3,7 @@
 //! Owns `POST /v1/producers` (a random 128-bit id registered in the controller with its owner),
 //! the validation of a produce's `producer_id` / `sequence` / `sequences` / `Idempotency-Key`,
 //! and the stamp each written partition gets. The duplicate decision itself is made by the
-//! partition leader (`partition::idempotent`); this layer never decides what is a duplicate.
+//! partition leader (`partition::leader`); this layer never decides what is a duplicate.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

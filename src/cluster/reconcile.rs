@@ -172,6 +172,7 @@ async fn reconcile_once(host: &Host, registry: &Registry, state: &MetadataState)
         let retention = SetRetention {
             retention,
             check_ms: host.settings.retention_check_ms,
+            clock: crate::cluster::now_ms,
         };
         if let Some(handle) = registry.get(group) {
             handle.addr.do_send(retention);

@@ -1,13 +1,16 @@
 //! Partition replicas: one actix actor per Raft group replica on this broker.
 //!
-//! Owns the Ready loop (`replica`), the partition's applied state, produce and long-poll fetch
-//! (`machine`), record batch encoding (`batch`), committed-record reads (`read`), producer
-//! deduplication (`dedup`, `idempotent`), committed consumer offsets (`offsets`) and the placement
-//! of replica actors on a small fixed set of arbiters (`Host`). Knows nothing about HTTP.
+//! Owns the Ready loop (`replica`), the partition's applied state and its apply (`machine`), the
+//! leader's decisions and handlers for produce, idempotent produce, long-poll fetch and retention
+//! (`leader`), record batch encoding (`batch`, and `encoded` for the records a produce carries
+//! encoded once), committed-record reads (`read`), producer deduplication rules (`dedup`),
+//! committed consumer offsets (`offsets`) and the placement of replica actors on a small fixed
+//! set of arbiters (`Host`). Knows nothing about HTTP, brokers or the cluster.
 
 pub mod batch;
 pub mod dedup;
-pub mod idempotent;
+pub mod encoded;
+pub mod leader;
 pub mod log_store;
 pub mod machine;
 pub mod offsets;
@@ -23,10 +26,10 @@ use tokio::sync::{oneshot, watch};
 
 use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
-pub use idempotent::IdempotentProduce;
+pub use encoded::EncodedRecords;
+pub use leader::{Fetch, IdempotentProduce, Produce};
 pub use machine::{
-    AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, PartitionState, Produce,
-    SetRetention,
+    AppendResult, FetchError, FetchWindow, PartitionMachine, PartitionState, SetRetention,
 };
 pub use offsets::{CommitOffset, GroupPosition, ReadGroupPosition};
 pub use replica::{
