@@ -219,8 +219,17 @@ fn read_error(
 }
 
 /// Logs which row of which group failed to read and why, then ends the process with
-/// `STORAGE_READ_FAILED_EXIT`, as a failed storage commit ends it.
-pub fn stop_on_read_error(group: GroupId, index: LogIndex, error: &dyn std::fmt::Display) -> ! {
+/// `STORAGE_READ_FAILED_EXIT`, as a failed storage commit ends it. `index` is where the read
+/// started; a corrupt row names its own.
+pub fn stop_on_read_error(
+    group: GroupId,
+    index: LogIndex,
+    error: &crate::storage::StorageError,
+) -> ! {
+    let index = match error {
+        crate::storage::StorageError::Corrupt { index, .. } => *index,
+        _ => index,
+    };
     tracing::error!(
         group = group.0,
         index = index.0,

@@ -193,7 +193,7 @@ impl Host {
     pub fn start_partition(&self, group: GroupId) -> Result<PartitionHandle, HostError> {
         let store = self.store.clone();
         self.start(group, move |recovery| {
-            let batches = stored_batches(&store, group, recovery).map_err(|e| e.to_string())?;
+            let batches = stored_batches(&store, group, recovery);
             PartitionMachine::restore(&recovery.applied_state, FETCH_WAITERS_MAX, batches)
                 .map_err(|e| e.to_string())
         })
@@ -204,17 +204,15 @@ impl Host {
 const RECOVERY_READ_BYTES: u64 = 4 << 20;
 
 /// The batches stored from the log start up to the applied index, for retention. Reads the log once
-/// at start-up.
-fn stored_batches(
-    store: &Store,
-    group: GroupId,
-    recovery: &GroupRecovery,
-) -> Result<VecDeque<BatchInfo>, StorageError> {
+/// at start-up; a row that does not read back stops the broker (see `log_store`).
+fn stored_batches(store: &Store, group: GroupId, recovery: &GroupRecovery) -> VecDeque<BatchInfo> {
     let mut batches = VecDeque::new();
     let mut index = recovery.snapshot.meta.index.next();
     let end = recovery.applied_index.next();
     while index < end {
-        let entries = store.entries(group, index, end, RECOVERY_READ_BYTES)?;
+        let entries = store
+            .entries(group, index, end, RECOVERY_READ_BYTES)
+            .unwrap_or_else(|error| log_store::stop_on_read_error(group, index, &error));
         let Some(last) = entries.last() else { break };
         index = last.index.next();
         for entry in entries {
@@ -232,5 +230,5 @@ fn stored_batches(
             }
         }
     }
-    Ok(batches)
+    batches
 }

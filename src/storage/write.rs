@@ -170,7 +170,10 @@ impl<'txn> WriteTables<'txn> {
             meta.term
         } else {
             rows::entry_term(&self.entries, group, first.index.prev())?.unwrap_or_else(|| {
-                panic!("group {group:?}: no stored entry before the append at {:?}", first.index)
+                panic!(
+                    "group {group:?}: no stored entry before the append at {:?}",
+                    first.index
+                )
             })
         };
         check_entries(group, previous_term, entries);
