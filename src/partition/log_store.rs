@@ -22,8 +22,10 @@ use crate::storage::{GroupRecovery, Store};
 /// How many of the newest (index, term) pairs are kept in memory.
 const CACHED_TERMS_MAX: usize = 4096;
 /// Bytes of persisted, not yet applied entries kept in memory per group; older ones are read
-/// from storage (a follower far behind on applying, a leader catching a follower up).
-const CACHED_ENTRY_BYTES_MAX: u64 = 32 << 20;
+/// from storage (a group without a quorum, a follower far behind on applying). In steady state
+/// the entries between persist and apply are a few batches; the bound keeps a thousand stalled
+/// groups to a few GiB at worst.
+const CACHED_ENTRY_BYTES_MAX: u64 = 4 << 20;
 /// Exit status of a broker stopped by a storage read error (EX_IOERR).
 pub const STORAGE_READ_FAILED_EXIT: i32 = 74;
 
@@ -312,5 +314,86 @@ impl LogStore for GroupLog {
 
     fn snapshot(&self) -> Result<Snapshot, StorageError> {
         Ok(self.snapshot.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::EntryPayload;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            payload: EntryPayload::Normal(vec![index as u8; 10].into()),
+        }
+    }
+
+    /// A log over an empty store: every entry it returns below comes from memory (the store
+    /// has none, and a read of a missing entry would stop the process).
+    fn log(dir: &std::path::Path) -> GroupLog {
+        let store = Store::open(&dir.join("log.redb")).expect("open store");
+        let recovery = GroupRecovery {
+            hard_state: HardState::default(),
+            snapshot: Snapshot::default(),
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            applied_index: LogIndex(0),
+            applied_state: Vec::new(),
+        };
+        GroupLog::new(store, GroupId(5), &recovery)
+    }
+
+    #[test]
+    fn persisted_entries_are_served_from_memory_until_applied() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut log = log(dir.path());
+        let persisted: Vec<Entry> = (1..=4).map(|i| entry(i, 1)).collect();
+        log.on_persisted(None, None, &persisted);
+        let read = log
+            .entries(LogIndex(2), LogIndex(5), u64::MAX)
+            .expect("held");
+        assert_eq!(read, persisted[1..]);
+        let EntryPayload::Normal(held) = &read[0].payload else {
+            panic!("normal entry")
+        };
+        let EntryPayload::Normal(original) = &persisted[1].payload else {
+            panic!("normal entry")
+        };
+        assert_eq!(held.as_ptr(), original.as_ptr(), "shared, not copied");
+        let one = log.entries(LogIndex(1), LogIndex(5), 1).expect("held");
+        assert_eq!(one.len(), 1, "the byte limit still gives one entry");
+
+        // A new leader's entries replace the suffix from index 3 on.
+        log.on_persisted(None, None, &[entry(3, 2)]);
+        let read = log
+            .entries(LogIndex(1), LogIndex(4), u64::MAX)
+            .expect("held");
+        assert_eq!(read, vec![entry(1, 1), entry(2, 1), entry(3, 2)]);
+        assert_eq!(log.last_index(), LogIndex(3));
+
+        log.release_applied(LogIndex(2));
+        assert!(log
+            .held_entries(LogIndex(2), LogIndex(4), u64::MAX)
+            .is_none());
+        assert_eq!(
+            log.entries(LogIndex(3), LogIndex(4), u64::MAX)
+                .expect("held"),
+            vec![entry(3, 2)]
+        );
+
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(9),
+                term: Term(2),
+                ..SnapshotMeta::default()
+            },
+            data: Vec::new(),
+        };
+        log.on_persisted(Some(&snapshot), None, &[]);
+        assert!(log
+            .held_entries(LogIndex(3), LogIndex(4), u64::MAX)
+            .is_none());
     }
 }

@@ -145,6 +145,19 @@ impl<S: LogStore> RaftLog<S> {
             first.index,
             self.last_index()
         );
+        let before = self.term(first.index.prev()).unwrap_or_default();
+        let mut previous = (first.index.prev(), before);
+        for entry in entries {
+            assert!(
+                entry.index == previous.0.next() && entry.term >= previous.1,
+                "append of {:?} (term {:?}) after {:?} (term {:?})",
+                entry.index,
+                entry.term,
+                previous.0,
+                previous.1
+            );
+            previous = (entry.index, entry.term);
+        }
         if first.index >= self.offset {
             self.unstable
                 .truncate((first.index.0 - self.offset.0) as usize);
