@@ -224,6 +224,24 @@ mod tests {
     }
 
     #[test]
+    fn the_only_handle_gets_its_prefix_in_place() {
+        for encoded in [
+            EncodedRecords::encode(&records()),
+            EncodedRecords::from_records_bytes(EncodedRecords::encode(&records()).records_bytes())
+                .expect("records"),
+        ] {
+            let records_at = encoded.records_bytes().as_ptr();
+            let records_len = encoded.records_bytes().len();
+            let command = encoded.into_command(AppendPrefix::Append {
+                base_offset: 1 << 40,
+                timestamp_ms: 7,
+            });
+            let tail = &command[command.len() - records_len..];
+            assert_eq!(tail.as_ptr(), records_at, "no copy of the records");
+        }
+    }
+
+    #[test]
     fn records_cross_the_peer_link_as_one_byte_string() {
         let encoded = EncodedRecords::encode(&records());
         let wire = postcard::to_stdvec(&encoded).expect("encodes");
