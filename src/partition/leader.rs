@@ -152,10 +152,11 @@ impl Replica<PartitionMachine> {
     /// the log only on the first proposal of a term.
     pub(super) fn tail_offset(&mut self) -> u64 {
         let term = self.node.term();
-        let applied = self.node.status().applied;
-        let log = self.node.store();
+        let node = &self.node;
         let high_watermark = self.machine.state().high_watermark;
         let tail = next_base_offset(self.machine.tail, term, high_watermark, || {
+            let applied = node.status().applied;
+            let log = node.store();
             let mut index = log.last_index();
             while index >= log.first_index() && index > applied {
                 let entries = log.entries(index, index.next(), u64::MAX).ok()?;
