@@ -24,7 +24,7 @@ fn batch(group: GroupId, index: u64, payload: &[u8]) -> WriteBatch {
     batch.entries = vec![Entry {
         term: Term(1),
         index: LogIndex(index),
-        payload: EntryPayload::Normal(payload.to_vec()),
+        payload: EntryPayload::Normal(payload.to_vec().into()),
     }];
     batch.offset_rows = vec![((index - 1) * RECORDS_PER_BATCH, LogIndex(index))];
     batch

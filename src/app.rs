@@ -84,6 +84,7 @@ pub async fn run(
         host.clone(),
         registry.clone(),
         controller.subscribe(),
+        clock.clone(),
     ));
     let audit_group = audit_group(&controller).await?;
     let audit = actix::Actor::start(AuditLog::new(

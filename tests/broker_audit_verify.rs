@@ -63,7 +63,8 @@ fn edit_second_audit_event(store_path: &std::path::Path) {
                 edited = true;
             }
             offset_rows.push((records.base_offset, entry.index));
-            entry.payload = EntryPayload::Normal(batch::encode(&PartitionCommand::Append(records)));
+            entry.payload =
+                EntryPayload::Normal(batch::encode(&PartitionCommand::Append(records)).into());
         }
         if edited || !rewritten.is_empty() {
             rewritten.push(entry);

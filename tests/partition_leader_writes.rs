@@ -58,7 +58,7 @@ async fn start(dir: &std::path::Path) -> (Host, PartitionHandle) {
 async fn produce(handle: &PartitionHandle, count: usize) -> Result<AppendResult, ReplicaError> {
     let (reply, wait) = oneshot::channel();
     handle.addr.do_send(Produce {
-        records: records(count),
+        records: records(count).into(),
         timestamp_ms: 1,
         reply,
     });
@@ -82,7 +82,7 @@ async fn idempotent(
 ) -> Result<AppendResult, ReplicaError> {
     let (reply, wait) = oneshot::channel();
     handle.addr.do_send(IdempotentProduce {
-        records: records(count),
+        records: records(count).into(),
         timestamp_ms: 2,
         stamp: ProducerStamp {
             kind: DedupKind::Producer,

@@ -142,7 +142,7 @@ fn checker_catches_log_matching_and_committed_entry_changes() {
     let entry = |data: &[u8]| Entry {
         term: Term(1),
         index: LogIndex(1),
-        payload: EntryPayload::Normal(data.to_vec()),
+        payload: EntryPayload::Normal(data.to_vec().into()),
     };
     let processed = |entry: Entry| Processed {
         messages: Vec::new(),

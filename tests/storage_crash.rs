@@ -30,7 +30,7 @@ fn applied_state(index: u64) -> Vec<u8> {
 fn batch(group: GroupId, index: u64) -> WriteBatch {
     let mut batch = WriteBatch::new(group);
     let mut written = entry(group, 1, index);
-    written.payload = EntryPayload::Normal(payload(group, index, PAYLOAD_BYTES));
+    written.payload = EntryPayload::Normal(payload(group, index, PAYLOAD_BYTES).into());
     batch.entries = vec![written];
     batch.offset_rows = vec![(index * 10, LogIndex(index))];
     batch.applied = Some((LogIndex(index - 1), applied_state(index - 1)));
@@ -78,7 +78,7 @@ fn missing_acks(store: &Store, acked: &BTreeMap<u64, Vec<u64>>) -> Vec<(u64, u64
                 .unwrap();
             let expected = payload(group_id, index, PAYLOAD_BYTES);
             let present = matches!(stored.as_slice(),
-                [entry] if entry.payload == EntryPayload::Normal(expected.clone()));
+                [entry] if entry.payload == EntryPayload::Normal(expected.clone().into()));
             let row = store.offset_floor(group_id, index * 10).unwrap();
             if !present || row != Some((index * 10, LogIndex(index))) {
                 missing.push((group, index));

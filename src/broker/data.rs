@@ -14,6 +14,7 @@ use crate::names::{self, NameKind};
 use crate::partition::batch::Record;
 use crate::partition::dedup::ProducerStamp;
 use crate::partition::read::{FetchLimits, FetchedRecord};
+use crate::partition::EncodedRecords;
 use crate::raft::GroupId;
 
 /// A record as a producer sends it.
@@ -292,6 +293,8 @@ impl Broker {
             .filter(|(_, (p, _))| !p.is_empty())
             .map(|(partition, (positions, records))| {
                 let group = topic.partitions[partition].group;
+                // The one encoding of these records: it travels to the leader and into the log.
+                let records = EncodedRecords::encode(&records);
                 let request = match stamps.get(&(partition as u32)) {
                     Some(stamp) => ForwardRequest::IdempotentProduce {
                         group,

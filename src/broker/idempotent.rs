@@ -3,7 +3,7 @@
 //! Owns `POST /v1/producers` (a random 128-bit id registered in the controller with its owner),
 //! the validation of a produce's `producer_id` / `sequence` / `sequences` / `Idempotency-Key`,
 //! and the stamp each written partition gets. The duplicate decision itself is made by the
-//! partition leader (`partition::idempotent`); this layer never decides what is a duplicate.
+//! partition leader (`partition::leader`); this layer never decides what is a duplicate.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -77,7 +77,8 @@ impl Broker {
         Ok(id)
     }
 
-    /// A produce with idempotence fields; without any it is a plain produce.
+    /// A produce with idempotence fields (a request without any is a plain `produce`, which
+    /// never passes through here).
     pub async fn produce_idempotent(
         &self,
         caller: &Caller,
@@ -85,9 +86,6 @@ impl Broker {
         records: Vec<ProduceRecord>,
         idempotence: Idempotence,
     ) -> Result<Produced, BrokerError> {
-        if idempotence.is_empty() {
-            return self.produce(caller, topic_name, records).await;
-        }
         self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write)
             .await?;
         let topic = self.writable_topic(topic_name)?;

@@ -12,18 +12,19 @@ use serde::{Deserialize, Serialize};
 use crate::audit::UnsealedEvent;
 use crate::cluster::groups::{OffsetReset, TopicPartition};
 use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
-use crate::partition::batch::Record;
 use crate::partition::dedup::ProducerStamp;
 use crate::partition::read::FetchedRecord;
+use crate::partition::EncodedRecords;
 use crate::partition::ReplicaStatus;
 use crate::raft::{ConfChange, GroupId};
 
 /// An operation that must run on the leader of `group()`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ForwardRequest {
+    /// Records encoded once by the broker the client called; the leader writes them as they are.
     Produce {
         group: GroupId,
-        records: Vec<Record>,
+        records: EncodedRecords,
         timestamp_ms: u64,
     },
     Fetch {
@@ -61,7 +62,7 @@ pub enum ForwardRequest {
     /// A produce the leader deduplicates by `stamp`: safe to send again after any failure.
     IdempotentProduce {
         group: GroupId,
-        records: Vec<Record>,
+        records: EncodedRecords,
         timestamp_ms: u64,
         stamp: ProducerStamp,
     },

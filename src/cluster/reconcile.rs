@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::metadata::MetadataState;
+use crate::clock::SharedClock;
 use crate::partition::retention::Retention;
 use crate::partition::{Host, Registry, SetRetention, Stop};
 use crate::raft::{GroupId, NodeId};
@@ -51,10 +52,11 @@ pub async fn run(
     host: Arc<Host>,
     registry: Arc<Registry>,
     mut view: watch::Receiver<Arc<MetadataState>>,
+    clock: SharedClock,
 ) {
     loop {
         let state = view.borrow_and_update().clone();
-        reconcile_once(&host, &registry, &state).await;
+        reconcile_once(&host, &registry, &state, &clock).await;
         if view.changed().await.is_err() {
             return;
         }
@@ -89,7 +91,12 @@ pub async fn delete_orphans(host: &Host, state: &MetadataState) {
     }
 }
 
-async fn reconcile_once(host: &Host, registry: &Registry, state: &MetadataState) {
+async fn reconcile_once(
+    host: &Host,
+    registry: &Registry,
+    state: &MetadataState,
+    clock: &SharedClock,
+) {
     let desired = desired_groups(state, host.node());
     let desired_ids: BTreeSet<GroupId> = desired.iter().map(|d| d.group).collect();
     for Desired {
@@ -101,6 +108,7 @@ async fn reconcile_once(host: &Host, registry: &Registry, state: &MetadataState)
         let retention = SetRetention {
             retention,
             check_ms: host.settings.retention_check_ms,
+            clock: clock.clone(),
         };
         if let Some(handle) = registry.get(group) {
             handle.addr.do_send(retention);

@@ -130,9 +130,13 @@ pub async fn produce(
             record_from_wire(record, position).map_err(BrokerError::BadRequest)?;
         records.push(ProduceRecord { record, partition });
     }
-    let produced = broker
-        .produce_idempotent(&caller.0, &path, records, idempotence)
-        .await?;
+    let produced = if idempotence.is_empty() {
+        broker.produce(&caller.0, &path, records).await?
+    } else {
+        broker
+            .produce_idempotent(&caller.0, &path, records, idempotence)
+            .await?
+    };
     metrics
         .produced_records
         .inc_by(produced.offsets.len() as u64);

@@ -1,8 +1,10 @@
-//! `PartitionMachine`: the applied state of one partition and the produce/fetch handlers of its replica.
+//! `PartitionMachine`: the applied state of one partition and its deterministic apply.
 //!
-//! Offsets are assigned by the leader when it proposes a batch (`tail_offset`), stored in the entry, and
+//! Offsets are assigned by the leader when it proposes a batch (`leader`), stored in the entry, and
 //! become visible to consumers when the entry is applied (`high_watermark`). Long polls wait in
-//! `waiters` and are woken by the apply, never by polling.
+//! `waiters` and are woken by the apply, never by polling. Apply reads only the entry's header
+//! (the records are never decoded here) and must give the same result on every replica; the
+//! leader-only fields (`tail`, `in_flight`, `advancing`) are kept here but decided in `leader`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -11,13 +13,13 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::batch::{self, AppendHeader, CommandHeader, PartitionCommand, Record, RecordBatch};
+use super::batch::{self, AppendHeader, CommandHeader, PartitionCommand};
 use super::dedup::{DedupKind, DedupState, LastBatch, ProducerStamp};
-#[cfg(feature = "test-hooks")]
-use super::replica::AckPolicy;
+use super::leader::RetentionTick;
 use super::replica::{Replica, ReplicaError};
-use super::retention::{plan_log_start, BatchInfo, Retention};
-use crate::raft::{EntryPayload, LogIndex, LogStore, Role, Term};
+use super::retention::{BatchInfo, Retention};
+use crate::clock::SharedClock;
+use crate::raft::{LogIndex, Term};
 
 /// The replicated, applied state of a partition (stored beside the applied index).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,29 +63,29 @@ pub enum FetchError {
     Replica(#[from] ReplicaError),
 }
 
-struct Waiter {
-    id: u64,
-    offset: u64,
-    reply: oneshot::Sender<Result<FetchWindow, FetchError>>,
+pub(super) struct Waiter {
+    pub(super) id: u64,
+    pub(super) offset: u64,
+    pub(super) reply: oneshot::Sender<Result<FetchWindow, FetchError>>,
 }
 
 pub struct PartitionMachine {
-    state: PartitionState,
-    waiters: Vec<Waiter>,
-    next_waiter_id: u64,
+    pub(super) state: PartitionState,
+    pub(super) waiters: Vec<Waiter>,
+    pub(super) next_waiter_id: u64,
     /// Long polls parked at once; more are answered at once with an empty window.
-    waiters_max: usize,
+    pub(super) waiters_max: usize,
     /// On the leader: the term and the offset after the last proposed batch.
     pub(super) tail: Option<(Term, u64)>,
     /// Committed batches at or above the log start, oldest first (for retention).
-    batches: VecDeque<BatchInfo>,
-    retention: Retention,
+    pub(super) batches: VecDeque<BatchInfo>,
+    pub(super) retention: Retention,
     /// A log-start advance is proposed and not yet applied.
-    advancing: bool,
+    pub(super) advancing: bool,
     /// Entries up to this index lie wholly below the log start and may be compacted.
     compaction: Option<(LogIndex, u64)>,
     /// The periodic retention check runs.
-    checking_retention: bool,
+    pub(super) checking_retention: bool,
     /// On the leader: per producer, the term and highest sequence proposed and not yet applied.
     pub(super) in_flight: HashMap<(DedupKind, u128), (Term, u64)>,
 }
@@ -183,7 +185,7 @@ impl PartitionMachine {
         }
     }
 
-    fn window(&self, offset: u64) -> FetchWindow {
+    pub(super) fn window(&self, offset: u64) -> FetchWindow {
         FetchWindow {
             offset,
             high_watermark: self.state.high_watermark,
@@ -274,150 +276,6 @@ impl super::replica::StateMachine for PartitionMachine {
 pub static PARKED_FETCHES: std::sync::LazyLock<prometheus_client::metrics::gauge::Gauge> =
     std::sync::LazyLock::new(Default::default);
 
-/// Append records; answered with the batch's offsets once committed and applied.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Produce {
-    pub records: Vec<Record>,
-    pub timestamp_ms: u64,
-    pub reply: oneshot::Sender<Result<AppendResult, ReplicaError>>,
-}
-
-/// Ask where a fetch from `offset` may read; waits up to `wait_ms` for new records when at the end.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Fetch {
-    pub offset: u64,
-    pub wait_ms: u64,
-    pub reply: oneshot::Sender<Result<FetchWindow, FetchError>>,
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct FetchTimeout(u64);
-
-impl Replica<PartitionMachine> {
-    /// The offset the next proposed batch starts at: the end of the last batch in the log, which on a
-    /// new leader may be above the commit index (entries of earlier terms it will commit).
-    pub(super) fn tail_offset(&mut self) -> u64 {
-        if let Some((term, tail)) = self.machine.tail {
-            if term == self.node.term() {
-                return tail;
-            }
-        }
-        let status = self.node.status();
-        let mut tail = self.machine.state.high_watermark;
-        let log = self.node.store();
-        let mut index = log.last_index();
-        while index >= log.first_index() && index > status.applied {
-            let Some(entry) = log
-                .entries(index, index.next(), u64::MAX)
-                .ok()
-                .and_then(|mut e| e.pop())
-            else {
-                break;
-            };
-            if let EntryPayload::Normal(data) = entry.payload {
-                if let Some(end_offset) = batch::decode_header(&data)
-                    .ok()
-                    .and_then(|h| h.end_offset())
-                {
-                    tail = tail.max(end_offset);
-                    break;
-                }
-            }
-            index = index.prev();
-        }
-        self.machine.tail = Some((status.term, tail));
-        tail
-    }
-}
-
-impl Handler<Produce> for Replica<PartitionMachine> {
-    type Result = ();
-    fn handle(&mut self, message: Produce, ctx: &mut Context<Self>) {
-        if self.node.role() != Role::Leader {
-            let leader = self.node.leader();
-            let _ = message.reply.send(Err(ReplicaError::NotLeader { leader }));
-            return;
-        }
-        let term = self.node.term();
-        let base_offset = self.tail_offset();
-        let batch = RecordBatch {
-            base_offset,
-            timestamp_ms: message.timestamp_ms,
-            records: message.records,
-        };
-        let end = batch.end_offset();
-        let data = batch::encode(&PartitionCommand::Append(batch));
-        #[cfg(feature = "test-hooks")]
-        if self.ack_policy() == AckPolicy::BeforeCommitUnsafe {
-            let (ignored, _) = oneshot::channel();
-            let result = if self.propose_with_reply(data, ignored) {
-                self.machine.tail = Some((term, end));
-                Ok(AppendResult {
-                    base_offset,
-                    count: end - base_offset,
-                })
-            } else {
-                Err(ReplicaError::ProposalDropped)
-            };
-            let _ = message.reply.send(result);
-            self.drive(ctx);
-            return;
-        }
-        if self.propose_with_reply(data, message.reply) {
-            self.machine.tail = Some((term, end));
-        }
-        self.drive(ctx);
-    }
-}
-
-impl Handler<Fetch> for Replica<PartitionMachine> {
-    type Result = ();
-    fn handle(&mut self, message: Fetch, ctx: &mut Context<Self>) {
-        let state = self.machine.state.clone();
-        if message.offset < state.log_start_offset || message.offset > state.high_watermark {
-            let _ = message.reply.send(Err(FetchError::OffsetOutOfRange {
-                offset: message.offset,
-                log_start_offset: state.log_start_offset,
-                high_watermark: state.high_watermark,
-            }));
-            return;
-        }
-        let machine = &mut self.machine;
-        if message.offset < state.high_watermark
-            || message.wait_ms == 0
-            || machine.waiters.len() >= machine.waiters_max
-        {
-            let window = machine.window(message.offset);
-            let _ = message.reply.send(Ok(window));
-            return;
-        }
-        let id = machine.next_waiter_id;
-        machine.next_waiter_id += 1;
-        PARKED_FETCHES.inc();
-        machine.waiters.push(Waiter {
-            id,
-            offset: message.offset,
-            reply: message.reply,
-        });
-        ctx.notify_later(FetchTimeout(id), Duration::from_millis(message.wait_ms));
-    }
-}
-
-impl Handler<FetchTimeout> for Replica<PartitionMachine> {
-    type Result = ();
-    fn handle(&mut self, message: FetchTimeout, _: &mut Context<Self>) {
-        let machine = &mut self.machine;
-        if let Some(position) = machine.waiters.iter().position(|w| w.id == message.0) {
-            let waiter = machine.waiters.swap_remove(position);
-            PARKED_FETCHES.dec();
-            let _ = waiter.reply.send(Ok(machine.window(waiter.offset)));
-        }
-    }
-}
-
 /// The partition's applied state, for describing a topic.
 #[derive(Message)]
 #[rtype(result = "PartitionState")]
@@ -436,11 +294,9 @@ impl Handler<Describe> for Replica<PartitionMachine> {
 pub struct SetRetention {
     pub retention: Retention,
     pub check_ms: u64,
+    /// Read at each check (batches carry Unix-millisecond timestamps).
+    pub clock: SharedClock,
 }
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct RetentionTick;
 
 impl Handler<SetRetention> for Replica<PartitionMachine> {
     type Result = ();
@@ -450,40 +306,96 @@ impl Handler<SetRetention> for Replica<PartitionMachine> {
         self.machine.retention = message.retention;
         if first || !self.machine.checking_retention {
             self.machine.checking_retention = true;
-            ctx.run_interval(Duration::from_millis(message.check_ms.max(1)), |_, ctx| {
-                ctx.notify(RetentionTick)
-            });
+            let clock = message.clock;
+            ctx.run_interval(
+                Duration::from_millis(message.check_ms.max(1)),
+                move |_, ctx| {
+                    ctx.notify(RetentionTick {
+                        now_ms: clock.now_ms(),
+                    })
+                },
+            );
         }
-    }
-}
-
-impl Handler<RetentionTick> for Replica<PartitionMachine> {
-    type Result = ();
-    fn handle(&mut self, _: RetentionTick, ctx: &mut Context<Self>) {
-        if self.machine.advancing || self.node.role() != Role::Leader {
-            return;
-        }
-        let machine = &self.machine;
-        let now_ms = crate::cluster::now_ms();
-        let Some(offset) = plan_log_start(
-            &machine.batches,
-            machine.state.log_start_offset,
-            now_ms,
-            machine.retention,
-        ) else {
-            return;
-        };
-        let (ignored, _) = oneshot::channel();
-        let data = batch::encode(&PartitionCommand::AdvanceLogStart { offset });
-        if self.propose_with_reply(data, ignored) {
-            self.machine.advancing = true;
-        }
-        self.drive(ctx);
     }
 }
 
 impl Drop for PartitionMachine {
     fn drop(&mut self) {
         PARKED_FETCHES.dec_by(self.waiters.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::batch::{Record, RecordBatch};
+    use super::super::replica::StateMachine;
+    use super::*;
+    use crate::raft::LogIndex;
+
+    fn records(count: usize) -> Vec<Record> {
+        (0..count)
+            .map(|i| Record {
+                key: None,
+                value: format!("v{i}").into_bytes(),
+                value_is_text: true,
+                headers: vec![],
+            })
+            .collect()
+    }
+
+    fn idempotent(producer: u128, sequence: u64, base_offset: u64, count: usize) -> Vec<u8> {
+        batch::encode(&PartitionCommand::IdempotentAppend {
+            stamp: ProducerStamp {
+                kind: DedupKind::Producer,
+                producer,
+                sequence,
+            },
+            batch: RecordBatch {
+                base_offset,
+                timestamp_ms: 1_000 + sequence,
+                records: records(count),
+            },
+        })
+    }
+
+    fn machine() -> PartitionMachine {
+        PartitionMachine::restore(&[], 10, Default::default()).expect("empty state")
+    }
+
+    #[test]
+    fn applying_an_idempotent_batch_records_the_producer_and_survives_a_snapshot() {
+        let mut machine = machine();
+        let plain = batch::encode(&PartitionCommand::Append(RecordBatch {
+            base_offset: 0,
+            timestamp_ms: 5,
+            records: records(2),
+        }));
+        machine.apply(LogIndex(1), &plain);
+        let first = machine.apply(LogIndex(2), &idempotent(9, 0, 2, 3));
+        assert_eq!(
+            first,
+            AppendResult {
+                base_offset: 2,
+                count: 3
+            }
+        );
+        machine.apply(LogIndex(3), &idempotent(9, 1, 5, 1));
+        let state = machine.state();
+        assert_eq!(state.high_watermark, 6);
+        let last = state.dedup.last(DedupKind::Producer, 9).expect("recorded");
+        assert_eq!(
+            (last.sequence, last.base_offset, last.count, last.index),
+            (1, 5, 1, 3)
+        );
+        assert!(state.dedup.last(DedupKind::Key, 9).is_none());
+
+        // The state goes into snapshots: a replica restored from it knows the producer.
+        let mut follower =
+            PartitionMachine::restore(&machine.encode_state(), 10, Default::default())
+                .expect("restores");
+        assert_eq!(follower.state(), machine.state());
+        // Replaying an entry the state already covers changes nothing.
+        follower.apply(LogIndex(3), &idempotent(9, 1, 5, 1));
+        assert_eq!(follower.state(), machine.state());
     }
 }

@@ -1,13 +1,16 @@
 //! Partition replicas: one actix actor per Raft group replica on this broker.
 //!
-//! Owns the Ready loop (`replica`), the partition's applied state, produce and long-poll fetch
-//! (`machine`), record batch encoding (`batch`), committed-record reads (`read`), producer
-//! deduplication (`dedup`, `idempotent`), committed consumer offsets (`offsets`) and the placement
-//! of replica actors on a small fixed set of arbiters (`Host`). Knows nothing about HTTP.
+//! Owns the Ready loop (`replica`), the partition's applied state and its apply (`machine`), the
+//! leader's decisions and handlers for produce, idempotent produce, long-poll fetch and retention
+//! (`leader`), record batch encoding (`batch`, and `encoded` for the records a produce carries
+//! encoded once), committed-record reads (`read`), producer deduplication rules (`dedup`),
+//! committed consumer offsets (`offsets`) and the placement of replica actors on a small fixed
+//! set of arbiters (`Host`). Knows nothing about HTTP, brokers or the cluster.
 
 pub mod batch;
 pub mod dedup;
-pub mod idempotent;
+pub mod encoded;
+pub mod leader;
 pub mod log_store;
 pub mod machine;
 pub mod offsets;
@@ -24,10 +27,10 @@ use tokio::sync::{oneshot, watch};
 
 use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
-pub use idempotent::IdempotentProduce;
+pub use encoded::EncodedRecords;
+pub use leader::{Fetch, IdempotentProduce, Produce};
 pub use machine::{
-    AppendResult, Fetch, FetchError, FetchWindow, PartitionMachine, PartitionState, Produce,
-    SetRetention,
+    AppendResult, FetchError, FetchWindow, PartitionMachine, PartitionState, SetRetention,
 };
 pub use offsets::{CommitOffset, GroupPosition, ReadGroupPosition};
 pub use registry::Registry;
@@ -192,7 +195,7 @@ impl Host {
     pub fn start_partition(&self, group: GroupId) -> Result<PartitionHandle, HostError> {
         let store = self.store.clone();
         self.start(group, move |recovery| {
-            let batches = stored_batches(&store, group, recovery).map_err(|e| e.to_string())?;
+            let batches = stored_batches(&store, group, recovery);
             PartitionMachine::restore(&recovery.applied_state, FETCH_WAITERS_MAX, batches)
                 .map_err(|e| e.to_string())
         })
@@ -203,17 +206,15 @@ impl Host {
 const RECOVERY_READ_BYTES: u64 = 4 << 20;
 
 /// The batches stored from the log start up to the applied index, for retention. Reads the log once
-/// at start-up.
-fn stored_batches(
-    store: &Store,
-    group: GroupId,
-    recovery: &GroupRecovery,
-) -> Result<VecDeque<BatchInfo>, StorageError> {
+/// at start-up; a row that does not read back stops the broker (see `log_store`).
+fn stored_batches(store: &Store, group: GroupId, recovery: &GroupRecovery) -> VecDeque<BatchInfo> {
     let mut batches = VecDeque::new();
     let mut index = recovery.snapshot.meta.index.next();
     let end = recovery.applied_index.next();
     while index < end {
-        let entries = store.entries(group, index, end, RECOVERY_READ_BYTES)?;
+        let entries = store
+            .entries(group, index, end, RECOVERY_READ_BYTES)
+            .unwrap_or_else(|error| log_store::stop_on_read_error(group, index, &error));
         let Some(last) = entries.last() else { break };
         index = last.index.next();
         for entry in entries {
@@ -231,5 +232,5 @@ fn stored_batches(
             }
         }
     }
-    Ok(batches)
+    batches
 }

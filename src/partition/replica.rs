@@ -259,7 +259,11 @@ impl<M: StateMachine> Replica<M> {
 
     /// Proposes `data`; `reply` is answered when its index is applied, or at once on failure.
     /// Returns whether the proposal was accepted.
-    pub(super) fn propose_with_reply(&mut self, data: Vec<u8>, reply: Reply<M::Output>) -> bool {
+    pub(super) fn propose_with_reply(
+        &mut self,
+        data: impl Into<bytes::Bytes>,
+        reply: Reply<M::Output>,
+    ) -> bool {
         if self.proposals.len() >= self.settings.pending_proposals_max {
             let _ = reply.send(Err(ReplicaError::Overloaded));
             return false;
@@ -510,6 +514,7 @@ impl<M: StateMachine> Replica<M> {
         }
         // Proposals at or below the applied index that were not answered lost their slot.
         self.drop_answered_up_to(self.applied);
+        self.node.store_mut().release_applied(self.applied);
         self.applied_dirty = true;
         self.machine.after_apply();
     }

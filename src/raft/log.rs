@@ -145,6 +145,19 @@ impl<S: LogStore> RaftLog<S> {
             first.index,
             self.last_index()
         );
+        let before = self.term(first.index.prev()).unwrap_or_default();
+        let mut previous = (first.index.prev(), before);
+        for entry in entries {
+            assert!(
+                entry.index == previous.0.next() && entry.term >= previous.1,
+                "append of {:?} (term {:?}) after {:?} (term {:?})",
+                entry.index,
+                entry.term,
+                previous.0,
+                previous.1
+            );
+            previous = (entry.index, entry.term);
+        }
         if first.index >= self.offset {
             self.unstable
                 .truncate((first.index.0 - self.offset.0) as usize);
@@ -220,17 +233,38 @@ impl<S: LogStore> RaftLog<S> {
         if !self.has_committed_for_ready() {
             return Vec::new();
         }
+        let low = self.applied_handed.next();
         let high = self.applicable_index().next();
-        match self.entries(self.applied_handed.next(), high, COMMITTED_BYTES_MAX) {
-            Ok(entries) => {
-                if let Some(last) = entries.last() {
-                    self.applied_handed = last.index;
-                }
-                entries
-            }
-            // A read failure only delays applying; the next Ready retries.
-            Err(_) => Vec::new(),
+        // Every index in `[low, high)` is committed, persisted and above the snapshot (only
+        // applied entries are compacted), so a failed read is a broken store, never a reason
+        // to wait: the store stops the process on I/O and checksum errors, and anything else
+        // here is a bug.
+        let entries = self
+            .entries(low, high, COMMITTED_BYTES_MAX)
+            .unwrap_or_else(|error| {
+                panic!("committed entries {low:?}..{high:?} unreadable: {error}")
+            });
+        assert!(
+            entries.first().is_some_and(|first| first.index == low),
+            "committed entries from {low:?} start at {:?}",
+            entries.first().map(|e| e.index)
+        );
+        for pair in entries.windows(2) {
+            assert_eq!(
+                pair[0].index.next(),
+                pair[1].index,
+                "committed entries have a gap"
+            );
+            assert!(
+                pair[0].term <= pair[1].term,
+                "terms fall in the log at {:?}",
+                pair[1].index
+            );
         }
+        let last = entries.last().expect("checked non-empty").index;
+        assert!(last < high, "committed entry {last:?} beyond {high:?}");
+        self.applied_handed = last;
+        entries
     }
 
     /// The caller persisted a Ready's entries: what still matches our view is now stable.

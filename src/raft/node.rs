@@ -250,9 +250,9 @@ impl<S: LogStore> RawNode<S> {
     }
 
     /// Appends a normal entry; returns its index.
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<LogIndex, ProposeError> {
+    pub fn propose(&mut self, data: impl Into<bytes::Bytes>) -> Result<LogIndex, ProposeError> {
         self.check_can_propose()?;
-        Ok(self.append_as_leader(EntryPayload::Normal(data)))
+        Ok(self.append_as_leader(EntryPayload::Normal(data.into())))
     }
 
     pub(super) fn check_can_propose(&self) -> Result<(), ProposeError> {

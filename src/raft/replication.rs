@@ -14,6 +14,14 @@ use super::types::{Entry, EntryPayload, LogIndex, NodeId, Snapshot, Term};
 impl<S: LogStore> RawNode<S> {
     /// Appends one entry of the current term to the leader's log; returns its index.
     pub(super) fn append_as_leader(&mut self, payload: EntryPayload) -> LogIndex {
+        assert!(
+            self.role == Role::Leader && self.log.last_term() <= self.term,
+            "node {:?}: appending as {:?} in term {:?} after a log of term {:?}",
+            self.id,
+            self.role,
+            self.term,
+            self.log.last_term()
+        );
         let index = self.log.last_index().next();
         let entry = Entry {
             term: self.term,
@@ -141,6 +149,10 @@ impl<S: LogStore> RawNode<S> {
         mut entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
+        if !entries_follow(prev_log_index, prev_log_term, &entries) {
+            // Not a log any leader has: drop it rather than let it break the log's invariants.
+            return;
+        }
         let commit = self.log.commit;
         let truncate_everything = self.canary(Canary::TruncateCommitted);
         if prev_log_index < commit && !truncate_everything {
@@ -349,4 +361,17 @@ impl<S: LogStore> RawNode<S> {
         self.maybe_step_down_after_removal();
         true
     }
+}
+
+/// Whether `entries` could follow (`prev_log_index`, `prev_log_term`) in a Raft log: consecutive
+/// indexes, terms that never fall.
+fn entries_follow(prev_log_index: LogIndex, prev_log_term: Term, entries: &[Entry]) -> bool {
+    let mut index = prev_log_index;
+    let mut term = prev_log_term;
+    entries.iter().all(|entry| {
+        let follows = entry.index == index.next() && entry.term >= term;
+        index = entry.index;
+        term = entry.term;
+        follows
+    })
 }

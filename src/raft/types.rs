@@ -41,8 +41,9 @@ pub enum EntryPayload {
     Noop,
     /// Opaque application data (a record batch, a metadata command). Encoded as one byte string
     /// (length and bytes, the same bytes postcard writes for a sequence of `u8`), not element by
-    /// element, which costs a function call per byte.
-    Normal(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// element, which costs a function call per byte. Shared: the unstable log, a Ready, every
+    /// follower's append and the storage batch hold the same buffer, never a copy of it.
+    Normal(bytes::Bytes),
     /// A single-server membership change; effective on every node as soon as it is appended.
     ConfChange(ConfChange),
 }

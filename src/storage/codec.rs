@@ -123,7 +123,7 @@ impl From<EntryOwned> for Entry {
     fn from(stored: EntryOwned) -> Entry {
         let payload = match stored.payload {
             PayloadOwned::Noop => EntryPayload::Noop,
-            PayloadOwned::Normal(ByteBuf(data)) => EntryPayload::Normal(data),
+            PayloadOwned::Normal(ByteBuf(data)) => EntryPayload::Normal(data.into()),
             PayloadOwned::ConfChange(change) => EntryPayload::ConfChange(change),
         };
         Entry {
@@ -261,7 +261,7 @@ mod tests {
         Entry {
             term: Term(7),
             index: LogIndex(42),
-            payload: EntryPayload::Normal(b"record batch".to_vec()),
+            payload: EntryPayload::Normal(b"record batch".to_vec().into()),
         }
     }
 
@@ -285,7 +285,7 @@ mod tests {
             Entry {
                 term: Term(1),
                 index: LogIndex(300),
-                payload: EntryPayload::Normal(vec![7; 100 * 1024]),
+                payload: EntryPayload::Normal(vec![7; 100 * 1024].into()),
             },
             Entry {
                 term: Term(2),

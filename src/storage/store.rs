@@ -139,6 +139,16 @@ impl Store {
                 });
             }
             let entry = codec::open_entry(group, index, value.value())?;
+            if let Some(previous) = entries.last().filter(|last| last.term > entry.term) {
+                return Err(StorageError::Corrupt {
+                    group,
+                    index,
+                    reason: format!(
+                        "term {:?} follows term {:?} of the entry before",
+                        entry.term, previous.term
+                    ),
+                });
+            }
             bytes += entry.size_bytes();
             if !entries.is_empty() && bytes > bytes_max {
                 break;
@@ -234,7 +244,7 @@ mod tests {
         Entry {
             term: Term(2),
             index: LogIndex(index),
-            payload: EntryPayload::Normal(vec![index as u8; 64]),
+            payload: EntryPayload::Normal(vec![index as u8; 64].into()),
         }
     }
 

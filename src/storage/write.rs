@@ -16,6 +16,26 @@ use super::tables::{
 use super::StorageError;
 use crate::raft::{Entry, GroupId, LogIndex, Snapshot, SnapshotMeta};
 
+/// Entries appended after an entry of `previous_term`: consecutive indices, terms that never
+/// fall and are never 0 (term 0 has no leader, so no entry).
+fn check_entries(group: GroupId, previous_term: crate::raft::Term, entries: &[Entry]) {
+    let mut term = previous_term;
+    for (position, entry) in entries.iter().enumerate() {
+        assert_eq!(
+            entry.index.0,
+            entries[0].index.0 + position as u64,
+            "group {group:?}: appended entries are not consecutive at position {position}"
+        );
+        assert!(
+            entry.term.0 > 0 && entry.term >= term,
+            "group {group:?}: entry {:?} has term {:?} after term {term:?}",
+            entry.index,
+            entry.term
+        );
+        term = entry.term;
+    }
+}
+
 /// The tables of one write transaction, opened once per commit.
 pub struct WriteTables<'txn> {
     entries: Table<'txn, (u64, u64), &'static [u8]>,
@@ -146,11 +166,30 @@ impl<'txn> WriteTables<'txn> {
             "group {group:?}: append at {:?} leaves a gap after last index {last:?}",
             first.index
         );
+        let previous_term = if first.index.prev() == meta.index {
+            meta.term
+        } else {
+            rows::entry_term(&self.entries, group, first.index.prev())?.unwrap_or_else(|| {
+                panic!(
+                    "group {group:?}: no stored entry before the append at {:?}",
+                    first.index
+                )
+            })
+        };
+        check_entries(group, previous_term, entries);
         if first.index <= last {
             self.truncate_from(group, first.index)?;
         }
         for entry in entries {
             let sealed = codec::seal_entry(group, entry);
+            // The row about to be written reads back as this entry of this group.
+            let sealed_term = codec::open_entry_term(group, entry.index, &sealed);
+            assert!(
+                matches!(sealed_term, Ok(term) if term == entry.term),
+                "group {group:?}: entry {:?} of term {:?} seals as {sealed_term:?}",
+                entry.index,
+                entry.term
+            );
             self.entries
                 .insert((group.0, entry.index.0), sealed.as_slice())?;
         }

@@ -81,19 +81,46 @@ pub enum FrameError {
 /// Fails with `TooLarge` when the body would exceed `frame_bytes_max`, so a sender never
 /// emits a frame its peer is bound to refuse.
 pub fn encode(frame: &Frame, frame_bytes_max: u32) -> Result<Vec<u8>, FrameError> {
-    let body = postcard::to_stdvec(frame).map_err(FrameError::Encode)?;
-    let bytes = body.len() as u64;
+    // The body is encoded behind room for its length prefix: one copy of every entry payload
+    // into the frame, not a second one to put the prefix in front.
+    let mut wire = Vec::with_capacity(LENGTH_PREFIX_BYTES + estimated_body_bytes(frame));
+    wire.resize(LENGTH_PREFIX_BYTES, 0);
+    let mut wire = postcard::to_extend(frame, wire).map_err(FrameError::Encode)?;
+    let bytes = (wire.len() - LENGTH_PREFIX_BYTES) as u64;
     if bytes > u64::from(frame_bytes_max) {
         return Err(FrameError::TooLarge {
             bytes,
             bytes_max: frame_bytes_max,
         });
     }
-    let length = u32::try_from(body.len()).expect("body length is bounded by a u32 above");
-    let mut wire = Vec::with_capacity(LENGTH_PREFIX_BYTES + body.len());
-    wire.extend_from_slice(&length.to_be_bytes());
-    wire.extend_from_slice(&body);
+    let length = u32::try_from(bytes).expect("body length is bounded by a u32 above");
+    wire[..LENGTH_PREFIX_BYTES].copy_from_slice(&length.to_be_bytes());
     Ok(wire)
+}
+
+/// About the encoded size of `frame`, so its buffer is allocated once rather than regrown
+/// (each regrowth copies every payload already written).
+fn estimated_body_bytes(frame: &Frame) -> usize {
+    const PER_ITEM_BYTES: usize = 64;
+    let entries: u64 = frame
+        .messages
+        .iter()
+        .map(|message| match &message.body {
+            crate::raft::MessageBody::Append { entries, .. } => {
+                entries.iter().map(|entry| entry.size_bytes()).sum()
+            }
+            crate::raft::MessageBody::Snapshot { snapshot } => snapshot.data.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let envelopes: usize = frame
+        .requests
+        .iter()
+        .chain(&frame.responses)
+        .map(|envelope| envelope.body.len())
+        .sum();
+    let items = frame.messages.len() + frame.requests.len() + frame.responses.len();
+    entries as usize + envelopes + PER_ITEM_BYTES * (items + 1)
 }
 
 /// Reads one frame. A length above `frame_bytes_max` fails before any of the body is read or

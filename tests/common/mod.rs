@@ -155,6 +155,27 @@ impl BrokerProcess {
         child.wait().expect("wait for broker")
     }
 
+    /// Starts the stopped broker again for a start that must fail: waits until the process
+    /// exits (failing the test after a deadline) and returns how it ended.
+    pub async fn start_expecting_exit(&mut self, wait: Duration) -> std::process::ExitStatus {
+        self.kill();
+        self.spawn();
+        let child = self.child.as_mut().expect("just spawned");
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "broker still running after {wait:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn();

@@ -43,7 +43,7 @@ pub fn entry(group: GroupId, term: u64, index: u64) -> Entry {
     Entry {
         term: Term(term),
         index: LogIndex(index),
-        payload: EntryPayload::Normal(payload(group, index, 100)),
+        payload: EntryPayload::Normal(payload(group, index, 100).into()),
     }
 }
 

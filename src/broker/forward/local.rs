@@ -15,13 +15,12 @@ use super::Answer;
 use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::METADATA_GROUP;
-use crate::partition::batch::Record;
 use crate::partition::dedup::ProducerStamp;
 use crate::partition::machine::Describe;
 use crate::partition::read::{read_records, FetchLimits};
 use crate::partition::{
-    AppendResult, ChangeMembership, Fetch, IdempotentProduce, PartitionHandle, Produce,
-    ReplicaError, ReplicaStatus, TransferLeadership,
+    AppendResult, ChangeMembership, EncodedRecords, Fetch, IdempotentProduce, PartitionHandle,
+    Produce, ReplicaError, ReplicaStatus, TransferLeadership,
 };
 use crate::raft::{ConfChange, GroupId, NodeId};
 
@@ -138,7 +137,7 @@ impl Broker {
     async fn produce_local(
         &self,
         group: GroupId,
-        records: Vec<Record>,
+        records: EncodedRecords,
         timestamp_ms: u64,
     ) -> Answer {
         let handle = self.leading_partition(group)?;
@@ -154,7 +153,7 @@ impl Broker {
     async fn idempotent_produce_local(
         &self,
         group: GroupId,
-        records: Vec<Record>,
+        records: EncodedRecords,
         timestamp_ms: u64,
         stamp: ProducerStamp,
     ) -> Answer {
