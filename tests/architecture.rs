@@ -142,12 +142,16 @@ fn the_checker_catches_planted_violations() {
             "top/b.rs",
             "pub struct Other; // crate::top::a is only a comment",
         ),
-        SourceFile::planted("low.rs", "pub struct Leaf;"),
+        SourceFile::planted(
+            "low.rs",
+            "pub struct Leaf;\n#[cfg(test)]\nmod tests {\n    use crate::top::a::Thing;\n}",
+        ),
     ];
     assert_eq!(check(&crate_graph(&clean), layers), Vec::<String>::new());
 
     let mut upward = clean.clone();
     upward[4] = SourceFile::planted("low.rs", "pub fn f() { crate::top::a::Thing::new(); }");
+    // The same import outside a test module is an edge.
     let found = check(&crate_graph(&upward), layers);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("low -> top"), "{found:?}");

@@ -11,7 +11,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::AppendResult;
+/// Offsets given to one applied batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: u64,
+    pub count: u64,
+}
 
 /// Producers remembered per partition; past it the least recently written one is forgotten.
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 1_000;

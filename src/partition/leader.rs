@@ -15,15 +15,16 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::batch::{self, PartitionCommand};
+use super::dedup::AppendResult;
 use super::dedup::{decide, Decision, DedupState, ProducerStamp, PRODUCERS_PER_PARTITION_MAX};
 use super::encoded::{AppendPrefix, EncodedRecords};
-use super::machine::{
-    AppendResult, FetchError, FetchWindow, PartitionMachine, Waiter, PARKED_FETCHES,
-};
+use super::machine::{FetchError, FetchWindow, PartitionMachine, Waiter, PARKED_FETCHES};
 #[cfg(feature = "test-hooks")]
 use super::replica::AckPolicy;
 use super::replica::{Replica, ReplicaError};
 use super::retention::plan_log_start;
+use super::retention::Retention;
+use crate::clock::SharedClock;
 use crate::raft::{EntryPayload, LogStore, Role, Term};
 
 /// Append records; answered with the batch's offsets once committed and applied.
@@ -357,6 +358,37 @@ impl Handler<RetentionTick> for Replica<PartitionMachine> {
             self.machine.advancing = true;
         }
         self.drive(ctx);
+    }
+}
+
+/// Sets the topic's retention limits; the first one also starts the periodic retention check.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRetention {
+    pub retention: Retention,
+    pub check_ms: u64,
+    /// Read at each check (batches carry Unix-millisecond timestamps).
+    pub clock: SharedClock,
+}
+
+impl Handler<SetRetention> for Replica<PartitionMachine> {
+    type Result = ();
+    fn handle(&mut self, message: SetRetention, ctx: &mut Context<Self>) {
+        let first =
+            self.machine.retention == Retention::default() && !self.machine.checking_retention;
+        self.machine.retention = message.retention;
+        if first || !self.machine.checking_retention {
+            self.machine.checking_retention = true;
+            let clock = message.clock;
+            ctx.run_interval(
+                Duration::from_millis(message.check_ms.max(1)),
+                move |_, ctx| {
+                    ctx.notify(RetentionTick {
+                        now_ms: clock.now_ms(),
+                    })
+                },
+            );
+        }
     }
 }
 

@@ -7,18 +7,15 @@
 //! leader-only fields (`tail`, `in_flight`, `advancing`) are kept here but decided in `leader`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::batch::{self, AppendHeader, CommandHeader, PartitionCommand};
-use super::dedup::{DedupKind, DedupState, LastBatch, ProducerStamp};
-use super::leader::RetentionTick;
+use super::dedup::{AppendResult, DedupKind, DedupState, LastBatch, ProducerStamp};
 use super::replica::{Replica, ReplicaError};
 use super::retention::{BatchInfo, Retention};
-use crate::clock::SharedClock;
 use crate::raft::{LogIndex, Term};
 
 /// The replicated, applied state of a partition (stored beside the applied index).
@@ -32,13 +29,6 @@ pub struct PartitionState {
     pub consumer_offsets: BTreeMap<String, u64>,
     /// Each idempotent producer's last appended batch (bounded; see `dedup`).
     pub dedup: DedupState,
-}
-
-/// Offsets given to one applied batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AppendResult {
-    pub base_offset: u64,
-    pub count: u64,
 }
 
 /// Where a fetch may read: committed offsets in `[offset, high_watermark)`.
@@ -285,37 +275,6 @@ impl Handler<Describe> for Replica<PartitionMachine> {
     type Result = MessageResult<Describe>;
     fn handle(&mut self, _: Describe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.machine.state.clone())
-    }
-}
-
-/// Sets the topic's retention limits; the first one also starts the periodic retention check.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetRetention {
-    pub retention: Retention,
-    pub check_ms: u64,
-    /// Read at each check (batches carry Unix-millisecond timestamps).
-    pub clock: SharedClock,
-}
-
-impl Handler<SetRetention> for Replica<PartitionMachine> {
-    type Result = ();
-    fn handle(&mut self, message: SetRetention, ctx: &mut Context<Self>) {
-        let first =
-            self.machine.retention == Retention::default() && !self.machine.checking_retention;
-        self.machine.retention = message.retention;
-        if first || !self.machine.checking_retention {
-            self.machine.checking_retention = true;
-            let clock = message.clock;
-            ctx.run_interval(
-                Duration::from_millis(message.check_ms.max(1)),
-                move |_, ctx| {
-                    ctx.notify(RetentionTick {
-                        now_ms: clock.now_ms(),
-                    })
-                },
-            );
-        }
     }
 }
 

@@ -27,11 +27,10 @@ use tokio::sync::{oneshot, watch};
 
 use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
+pub use dedup::AppendResult;
 pub use encoded::EncodedRecords;
-pub use leader::{Fetch, IdempotentProduce, Produce};
-pub use machine::{
-    AppendResult, FetchError, FetchWindow, PartitionMachine, PartitionState, SetRetention,
-};
+pub use leader::{Fetch, IdempotentProduce, Produce, SetRetention};
+pub use machine::{FetchError, FetchWindow, PartitionMachine, PartitionState};
 pub use offsets::{CommitOffset, GroupPosition, ReadGroupPosition};
 pub use registry::Registry;
 pub use replica::{

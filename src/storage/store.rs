@@ -13,7 +13,6 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 use super::codec;
 use super::rows;
 use super::tables::{APPLIED, ENTRIES, HARD_STATE, OFFSETS, SNAPSHOT_DATA, SNAPSHOT_META};
-use super::writer::{self, Writer, WriterConfig};
 use super::{GroupRecovery, StorageError};
 use crate::raft::{Entry, GroupId, LogIndex, Snapshot, Term};
 
@@ -51,11 +50,11 @@ impl Store {
         })
     }
 
-    /// Spawns the writer thread. There is exactly one per store: a second call is a bug.
-    pub fn start_writer(&self, config: WriterConfig) -> Writer {
+    /// Marks the store's one writer as started (`Store::start_writer`, beside the writer); a
+    /// second writer is a bug.
+    pub(super) fn claim_writer(&self) {
         let already = self.shared.writer_started.swap(true, Ordering::SeqCst);
         assert!(!already, "start_writer called twice on one store");
-        writer::spawn(self.clone(), config)
     }
 
     pub(crate) fn database(&self) -> &Database {
@@ -233,7 +232,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::raft::{ConfState, EntryPayload, HardState, NodeId, SnapshotMeta};
-    use crate::storage::{StorageError, WriteBatch};
+    use crate::storage::{StorageError, WriteBatch, WriterConfig};
     use redb::ReadableTable;
     use std::sync::mpsc;
     use std::time::Duration;

@@ -81,7 +81,15 @@ struct Shared {
     counters: Arc<Counters>,
 }
 
-pub(crate) fn spawn(store: Store, config: WriterConfig) -> Writer {
+impl Store {
+    /// Spawns the writer thread. There is exactly one per store: a second call is a bug.
+    pub fn start_writer(&self, config: WriterConfig) -> Writer {
+        self.claim_writer();
+        spawn(self.clone(), config)
+    }
+}
+
+fn spawn(store: Store, config: WriterConfig) -> Writer {
     assert!(
         config.requests_per_commit_max >= 1,
         "requests_per_commit_max must be at least 1"

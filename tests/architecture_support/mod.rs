@@ -112,7 +112,7 @@ pub fn crate_graph(files: &[SourceFile]) -> CrateGraph {
             continue;
         };
         let from_sub = from.get(1);
-        for path in paths_in(&strip_comments(&file.text)) {
+        for path in paths_in(&without_test_module(&strip_comments(&file.text))) {
             let Some(target) = resolve(&from, &path, &modules) else {
                 continue;
             };
@@ -472,6 +472,16 @@ fn bound_name(tokens: &[String], position: &mut usize, last: &str) -> String {
         }
     }
     last.to_string()
+}
+
+/// `text` up to its in-file unit tests (`#[cfg(test)] mod tests`, last in a file by the house
+/// style): tests may reach anything in their crate, so they are not edges of the module graph.
+fn without_test_module(text: &str) -> String {
+    let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match compact.find("#[cfg(test)] mod tests {") {
+        Some(at) => compact[..at].to_string(),
+        None => compact,
+    }
 }
 
 /// `text` without comments and without the contents of string literals.
