@@ -48,10 +48,11 @@ impl Broker {
     ) -> Result<IssuedToken, BrokerError> {
         let now = self.now_ms();
         self.check_login_rate(username, &request, now).await?;
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let hash = state.users.get(username).map(|u| u.password_hash.clone());
         if !verify_off_thread(hash, password_text.to_string()).await? {
-            self.limiter
+            self.parts
+                .limiter
                 .lock()
                 .expect("limiter lock is never poisoned")
                 .record_failure(username, request.source, now);
@@ -60,14 +61,15 @@ impl Broker {
                 .await?;
             return Err(refused);
         }
-        self.limiter
+        self.parts
+            .limiter
             .lock()
             .expect("limiter lock is never poisoned")
             .record_success(username);
         let key = jwt::current_key(&state.signing_keys).ok_or_else(|| {
             BrokerError::Internal("no signing key in the controller state".into())
         })?;
-        let issued = jwt::issue(&self.tokens, key, username, now / 1000)
+        let issued = jwt::issue(&self.parts.tokens, key, username, now / 1000)
             .map_err(|e| BrokerError::Internal(e.to_string()))?;
         self.record(
             &request,
@@ -90,6 +92,7 @@ impl Broker {
         now_ms: u64,
     ) -> Result<(), BrokerError> {
         let allowed = self
+            .parts
             .limiter
             .lock()
             .expect("limiter lock is never poisoned")
@@ -148,7 +151,14 @@ impl Broker {
     pub async fn list_users(&self, caller: &Caller) -> Result<Vec<UserRecord>, BrokerError> {
         self.authorize(caller, ResourceType::User, "*", Operation::Describe)
             .await?;
-        Ok(self.controller.state().users.values().cloned().collect())
+        Ok(self
+            .parts
+            .controller
+            .state()
+            .users
+            .values()
+            .cloned()
+            .collect())
     }
 
     pub async fn create_user(
@@ -212,7 +222,14 @@ impl Broker {
     pub async fn list_acls(&self, caller: &Caller) -> Result<Vec<AclRule>, BrokerError> {
         self.authorize(caller, ResourceType::Cluster, "*", Operation::Describe)
             .await?;
-        Ok(self.controller.state().acls.values().cloned().collect())
+        Ok(self
+            .parts
+            .controller
+            .state()
+            .acls
+            .values()
+            .cloned()
+            .collect())
     }
 
     pub async fn create_acl(&self, caller: &Caller, acl: NewAcl) -> Result<AclRule, BrokerError> {
@@ -260,6 +277,7 @@ impl Broker {
         self.authorize(caller, ResourceType::Audit, AUDIT_TOPIC, Operation::Read)
             .await?;
         let topic = self
+            .parts
             .controller
             .state()
             .topics

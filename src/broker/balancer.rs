@@ -21,7 +21,7 @@ use crate::cluster::balance::{
     BrokerState, BrokerView, ClusterView, GroupView, Move,
 };
 use crate::cluster::{MetaCommand, MetadataState, METADATA_GROUP};
-use crate::raft::{ConfChange, GroupId, NodeId};
+use crate::raft::{ConfChange, ConfChangeRefusal, GroupId, NodeId};
 
 /// How long a new replica may take to catch up before its move is abandoned.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(600);
@@ -68,8 +68,8 @@ impl BalancerHandle {
 pub async fn run(broker: Arc<Broker>, settings: BalancerSettings) {
     let interval = Duration::from_millis(settings.interval_ms);
     loop {
-        let _ = tokio::time::timeout(interval, broker.balancer.trigger.notified()).await;
-        if !broker.controller.replica().status.borrow().is_leader {
+        let _ = tokio::time::timeout(interval, broker.parts.balancer.trigger.notified()).await;
+        if !broker.parts.controller.replica().status.borrow().is_leader {
             continue;
         }
         if let Err(error) = round(&broker, &settings).await {
@@ -79,7 +79,7 @@ pub async fn run(broker: Arc<Broker>, settings: BalancerSettings) {
 }
 
 async fn round(broker: &Arc<Broker>, settings: &BalancerSettings) -> Result<(), BrokerError> {
-    let state = broker.controller.state();
+    let state = broker.parts.controller.state();
     controller_membership(broker, &state, settings.controller_voters).await?;
     let brokers = broker_views(broker, &state, settings);
     let mut groups = Vec::new();
@@ -96,10 +96,11 @@ async fn round(broker: &Arc<Broker>, settings: &BalancerSettings) -> Result<(), 
         }
     }
     let view = ClusterView { brokers, groups };
-    let in_flight = broker.balancer.in_flight();
+    let in_flight = broker.parts.balancer.in_flight();
     let moves = plan_moves(&view, &settings.balance, broker.now_ms(), &in_flight);
     for planned in moves {
         broker
+            .parts
             .balancer
             .in_flight
             .lock()
@@ -113,15 +114,16 @@ async fn round(broker: &Arc<Broker>, settings: &BalancerSettings) -> Result<(), 
                 Err(error) => tracing::warn!(?planned, %error, "replica move failed"),
             }
             worker
+                .parts
                 .balancer
                 .in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|m| m != &planned);
-            worker.balancer.trigger.notify_one();
+            worker.parts.balancer.trigger.notify_one();
         });
     }
-    if broker.balancer.in_flight().is_empty() {
+    if broker.parts.balancer.in_flight().is_empty() {
         let mut transfers = plan_preferred_leaders(&view);
         if transfers.is_empty() {
             transfers = plan_leaders(&without_preferred_groups(&view));
@@ -145,7 +147,7 @@ async fn controller_membership(
     state: &MetadataState,
     target: usize,
 ) -> Result<(), BrokerError> {
-    let status = broker.controller.replica().status.borrow().clone();
+    let status = broker.parts.controller.replica().status.borrow().clone();
     if status.voters.is_empty() {
         return Ok(());
     }
@@ -182,7 +184,7 @@ async fn controller_membership(
         .or_else(|| {
             members
                 .iter()
-                .find(|id| !state.brokers.contains_key(id) && **id != broker.broker_id)
+                .find(|id| !state.brokers.contains_key(id) && **id != broker.parts.broker_id)
                 .map(|id| ConfChange::RemoveNode(NodeId(*id)))
         });
     if let Some(change) = change {
@@ -203,6 +205,7 @@ fn broker_views(
 ) -> Vec<BrokerView> {
     let now = broker.now_ms();
     let mut down_since = broker
+        .parts
         .balancer
         .down_since
         .lock()
@@ -212,8 +215,8 @@ fn broker_views(
         .brokers
         .values()
         .map(|info| {
-            let silent = info.id != broker.broker_id
-                && broker.liveness.as_ref().is_some_and(|l| {
+            let silent = info.id != broker.parts.broker_id
+                && broker.parts.liveness.as_ref().is_some_and(|l| {
                     l(info.id).is_none_or(|s| s.as_millis() as u64 > settings.silence_ms)
                 });
             let state = if info.decommissioning {
@@ -246,9 +249,9 @@ async fn remove_emptied(broker: &Broker, state: &MetadataState) -> Result<(), Br
         if used {
             continue;
         }
-        if info.id == broker.broker_id {
-            let status = broker.controller.replica().status.borrow().clone();
-            if let Some(to) = status.voters.iter().find(|n| n.0 != broker.broker_id) {
+        if info.id == broker.parts.broker_id {
+            let status = broker.parts.controller.replica().status.borrow().clone();
+            if let Some(to) = status.voters.iter().find(|n| n.0 != broker.parts.broker_id) {
                 let request = ForwardRequest::Transfer {
                     group: METADATA_GROUP,
                     to: to.0,
@@ -302,6 +305,7 @@ async fn execute_move(broker: &Broker, planned: &Move) -> Result<(), BrokerError
 
 fn assignment(broker: &Broker, group: GroupId) -> Result<Vec<u64>, BrokerError> {
     broker
+        .parts
         .controller
         .state()
         .topics
@@ -332,17 +336,20 @@ async fn membership(
     let request = ForwardRequest::Membership { group, change };
     match broker.on_leader(request).await {
         Ok(_) => Ok(()),
-        Err(BrokerError::Conflict(reason)) if already_done(&change, &reason) => Ok(()),
+        Err(BrokerError::MembershipRefused(refusal)) if already_done(change, refusal) => Ok(()),
         Err(error) => Err(error),
     }
 }
 
-fn already_done(change: &ConfChange, reason: &str) -> bool {
-    match change {
-        ConfChange::AddLearner(_) => reason.contains("already a member"),
-        ConfChange::PromoteLearner(_) => reason.contains("not a learner"),
-        ConfChange::RemoveNode(_) => reason.contains("not a member"),
-    }
+/// Whether the leader refused `change` because the configuration already holds its outcome: the
+/// node is a member (add), no longer a learner (promote), gone (remove).
+fn already_done(change: ConfChange, refusal: ConfChangeRefusal) -> bool {
+    matches!(
+        (change, refusal),
+        (ConfChange::AddLearner(_), ConfChangeRefusal::AlreadyMember)
+            | (ConfChange::PromoteLearner(_), ConfChangeRefusal::NotLearner)
+            | (ConfChange::RemoveNode(_), ConfChangeRefusal::NotMember)
+    )
 }
 
 async fn describe(broker: &Broker, group: GroupId) -> Result<GroupDescription, BrokerError> {
@@ -386,7 +393,7 @@ async fn move_leadership_off(
     group: GroupId,
     node: u64,
 ) -> Result<(), BrokerError> {
-    let deadline = tokio::time::Instant::now() + broker.forward_timeout;
+    let deadline = tokio::time::Instant::now() + broker.parts.forward_timeout;
     loop {
         let description = describe(broker, group).await?;
         if description.leader != Some(node) {
@@ -410,5 +417,41 @@ async fn move_leadership_off(
             )));
         }
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_refusal_that_means_the_change_holds_counts_as_done() {
+        let node = NodeId(4);
+        let refusals = [
+            ConfChangeRefusal::AlreadyMember,
+            ConfChangeRefusal::NotLearner,
+            ConfChangeRefusal::NotMember,
+            ConfChangeRefusal::LastVoter,
+        ];
+        let changes = [
+            (
+                ConfChange::AddLearner(node),
+                ConfChangeRefusal::AlreadyMember,
+            ),
+            (
+                ConfChange::PromoteLearner(node),
+                ConfChangeRefusal::NotLearner,
+            ),
+            (ConfChange::RemoveNode(node), ConfChangeRefusal::NotMember),
+        ];
+        for (change, done) in changes {
+            for refusal in refusals {
+                assert_eq!(
+                    already_done(change, refusal),
+                    refusal == done,
+                    "{change:?} refused with {refusal:?}"
+                );
+            }
+        }
     }
 }

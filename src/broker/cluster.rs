@@ -70,8 +70,8 @@ impl Broker {
     pub async fn cluster_report(&self, caller: &Caller) -> Result<ClusterReport, BrokerError> {
         self.authorize(caller, ResourceType::Cluster, "*", Operation::Describe)
             .await?;
-        let state = self.controller.state();
-        let status = self.controller.replica().status.borrow().clone();
+        let state = self.parts.controller.state();
+        let status = self.parts.controller.replica().status.borrow().clone();
         let health = match self.on_leader(ForwardRequest::Health).await {
             Ok(led) => match led.reply {
                 ForwardReply::Health(health) => Some(health),
@@ -91,7 +91,7 @@ impl Broker {
             }
         }
         Ok(ClusterReport {
-            broker: self.broker_id,
+            broker: self.parts.broker_id,
             controller: ControllerReport {
                 leader: status.leader.map(|n| n.0),
                 term: status.term.0,
@@ -100,7 +100,7 @@ impl Broker {
             },
             brokers,
             partitions,
-            moves_in_flight: self.balancer.in_flight().len(),
+            moves_in_flight: self.parts.balancer.in_flight().len(),
         })
     }
 
@@ -155,7 +155,7 @@ impl Broker {
         }
         self.authorize(caller, ResourceType::Cluster, "*", Operation::Alter)
             .await?;
-        if self.controller.state().brokers.contains_key(&id) {
+        if self.parts.controller.state().brokers.contains_key(&id) {
             return Err(BrokerError::Conflict(format!(
                 "broker {id} is already registered"
             )));
@@ -178,7 +178,7 @@ impl Broker {
     pub async fn decommission(&self, caller: &Caller, id: u64) -> Result<(), BrokerError> {
         self.authorize(caller, ResourceType::Cluster, "*", Operation::Alter)
             .await?;
-        if !self.controller.state().brokers.contains_key(&id) {
+        if !self.parts.controller.state().brokers.contains_key(&id) {
             return Err(BrokerError::NotFound(format!(
                 "broker {id} is not registered"
             )));

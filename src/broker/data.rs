@@ -106,7 +106,7 @@ impl Broker {
     /// A topic created without a replication factor gets 3 replicas, or one per broker when the
     /// cluster has fewer (brokers being decommissioned do not count).
     fn default_replication_factor(&self) -> u16 {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let brokers = state
             .brokers
             .values()
@@ -116,7 +116,8 @@ impl Broker {
     }
 
     pub(super) fn topic(&self, name: &str) -> Result<TopicMeta, BrokerError> {
-        self.controller
+        self.parts
+            .controller
             .state()
             .topics
             .get(name)
@@ -130,7 +131,7 @@ impl Broker {
         caller: &Caller,
         topic: NewTopic,
     ) -> Result<TopicView, BrokerError> {
-        let limits = &self.limits;
+        let limits = &self.parts.limits;
         let spec = TopicSpec {
             name: topic.name,
             partitions: topic.partitions.unwrap_or(limits.default_partitions),
@@ -143,10 +144,10 @@ impl Broker {
         };
         names::validate(NameKind::Topic, &spec.name)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
-        if spec.partitions == 0 || spec.partitions > self.limits.partitions_max {
+        if spec.partitions == 0 || spec.partitions > self.parts.limits.partitions_max {
             return Err(BrokerError::BadRequest(format!(
                 "partitions must be between 1 and {}, got {}",
-                self.limits.partitions_max, spec.partitions
+                self.parts.limits.partitions_max, spec.partitions
             )));
         }
         self.authorize(caller, ResourceType::Topic, &spec.name, Operation::Create)
@@ -187,7 +188,7 @@ impl Broker {
     }
 
     pub async fn list_topics(&self, caller: &Caller) -> Result<Vec<TopicView>, BrokerError> {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let mut views = Vec::new();
         for topic in state.topics.values() {
             let decision = crate::auth::acl::check(
@@ -351,11 +352,11 @@ impl Broker {
         if records.is_empty() {
             return Err(BrokerError::BadRequest("records must not be empty".into()));
         }
-        if records.len() > self.limits.records_per_batch_max {
+        if records.len() > self.parts.limits.records_per_batch_max {
             return Err(BrokerError::TooLarge(format!(
                 "{} records in one request; at most {} are allowed",
                 records.len(),
-                self.limits.records_per_batch_max
+                self.parts.limits.records_per_batch_max
             )));
         }
         let count = topic.partitions.len() as u32;
@@ -363,10 +364,10 @@ impl Broker {
         let mut targets = Vec::with_capacity(records.len());
         for (position, record) in records.iter().enumerate() {
             let size = record.record.size_bytes() as usize;
-            if size > self.limits.record_bytes_max {
+            if size > self.parts.limits.record_bytes_max {
                 return Err(BrokerError::TooLarge(format!(
                     "record {position} is {size} bytes; at most {} are allowed",
-                    self.limits.record_bytes_max
+                    self.parts.limits.record_bytes_max
                 )));
             }
             let partition = match (record.partition, &record.record.key) {
@@ -425,14 +426,17 @@ impl Broker {
         let limits = FetchLimits {
             records_max: request
                 .max_messages
-                .unwrap_or(self.limits.fetch_records_max)
-                .min(self.limits.fetch_records_max),
+                .unwrap_or(self.parts.limits.fetch_records_max)
+                .min(self.parts.limits.fetch_records_max),
             bytes_max: request
                 .max_bytes
-                .unwrap_or(self.limits.fetch_bytes_max)
-                .min(self.limits.fetch_bytes_max),
+                .unwrap_or(self.parts.limits.fetch_bytes_max)
+                .min(self.parts.limits.fetch_bytes_max),
         };
-        let wait_ms = request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max);
+        let wait_ms = request
+            .wait_ms
+            .unwrap_or(0)
+            .min(self.parts.limits.wait_ms_max);
         let led = self
             .on_leader(ForwardRequest::Fetch {
                 group: assignment.group,

@@ -12,6 +12,7 @@
 use super::peer_wire::{PeerRefusal, Refusal};
 use crate::cluster::{ControllerError, MetaError};
 use crate::partition::{FetchError, ReplicaError};
+use crate::raft::ConfChangeRefusal;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
@@ -25,6 +26,10 @@ pub enum BrokerError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A membership change that does not apply to the group's configuration (409, like any
+    /// conflict); typed so the balancer can tell a change that already happened.
+    #[error("invalid membership change: {0}")]
+    MembershipRefused(ConfChangeRefusal),
     #[error("{0}")]
     TooLarge(String),
     #[error("too many failed logins; retry in {retry_after_s} s")]
@@ -77,7 +82,7 @@ impl BrokerError {
             BrokerError::Unauthenticated(_) => (401, "unauthenticated"),
             BrokerError::Forbidden(_) => (403, "forbidden"),
             BrokerError::NotFound(_) => (404, "not-found"),
-            BrokerError::Conflict(_) => (409, "conflict"),
+            BrokerError::Conflict(_) | BrokerError::MembershipRefused(_) => (409, "conflict"),
             BrokerError::TooLarge(_) => (413, "too-large"),
             BrokerError::RateLimited { .. } => (429, "rate-limited"),
             BrokerError::OffsetOutOfRange { .. } => (416, "offset-out-of-range"),
@@ -98,6 +103,7 @@ impl BrokerError {
             | BrokerError::Forbidden(_)
             | BrokerError::NotFound(_)
             | BrokerError::Conflict(_)
+            | BrokerError::MembershipRefused(_)
             | BrokerError::TooLarge(_)
             | BrokerError::OffsetOutOfRange { .. }
             | BrokerError::Internal(_) => None,
@@ -153,6 +159,7 @@ impl From<ReplicaError> for BrokerError {
                 leader: leader.map(|node| node.0),
             },
             ReplicaError::Invalid(reason) => BrokerError::Conflict(reason),
+            ReplicaError::ConfChange(refusal) => BrokerError::MembershipRefused(refusal),
             ReplicaError::Retry(_) => BrokerError::Retry(error.to_string()),
             ReplicaError::OffsetBeyondEnd { .. } => BrokerError::Conflict(error.to_string()),
             // A leadership transfer is under way: nothing was proposed, so forwarding retries
@@ -198,6 +205,7 @@ impl From<BrokerError> for PeerRefusal {
             BrokerError::Forbidden(detail) => Refusal::Forbidden(detail),
             BrokerError::NotFound(detail) => Refusal::NotFound(detail),
             BrokerError::Conflict(detail) => Refusal::Conflict(detail),
+            BrokerError::MembershipRefused(refusal) => Refusal::MembershipRefused(refusal),
             BrokerError::TooLarge(detail) => Refusal::TooLarge(detail),
             BrokerError::RateLimited { retry_after_s } => Refusal::RateLimited { retry_after_s },
             BrokerError::OffsetOutOfRange {
@@ -225,6 +233,7 @@ impl From<Refusal> for BrokerError {
             Refusal::Forbidden(detail) => BrokerError::Forbidden(detail),
             Refusal::NotFound(detail) => BrokerError::NotFound(detail),
             Refusal::Conflict(detail) => BrokerError::Conflict(detail),
+            Refusal::MembershipRefused(refusal) => BrokerError::MembershipRefused(refusal),
             Refusal::TooLarge(detail) => BrokerError::TooLarge(detail),
             Refusal::RateLimited { retry_after_s } => BrokerError::RateLimited { retry_after_s },
             Refusal::OffsetOutOfRange {
@@ -264,6 +273,12 @@ mod tests {
             (BrokerError::Forbidden("f".into()), 403, "forbidden", None),
             (BrokerError::NotFound("n".into()), 404, "not-found", None),
             (BrokerError::Conflict("c".into()), 409, "conflict", None),
+            (
+                BrokerError::MembershipRefused(ConfChangeRefusal::NotMember),
+                409,
+                "conflict",
+                None,
+            ),
             (BrokerError::TooLarge("t".into()), 413, "too-large", None),
             (
                 BrokerError::RateLimited { retry_after_s: 7 },
@@ -312,6 +327,7 @@ mod tests {
             BrokerError::Forbidden(_) => "Forbidden",
             BrokerError::NotFound(_) => "NotFound",
             BrokerError::Conflict(_) => "Conflict",
+            BrokerError::MembershipRefused(_) => "MembershipRefused",
             BrokerError::TooLarge(_) => "TooLarge",
             BrokerError::RateLimited { .. } => "RateLimited",
             BrokerError::OffsetOutOfRange { .. } => "OffsetOutOfRange",
@@ -327,7 +343,7 @@ mod tests {
     fn the_classification_is_total_and_stable() {
         let kinds = every_kind();
         let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| variant(&k.0)).collect();
-        assert_eq!(names.len(), 13, "every variant is listed once: {names:?}");
+        assert_eq!(names.len(), 14, "every variant is listed once: {names:?}");
         for (error, status, problem_type, retry_after_s) in kinds {
             let expected = ErrorClass {
                 status,

@@ -78,7 +78,7 @@ impl Broker {
         let mut search = Search {
             request: &request,
             encoded: None,
-            deadline: tokio::time::Instant::now() + self.forward_timeout + wait,
+            deadline: tokio::time::Instant::now() + self.parts.forward_timeout + wait,
             wait,
         };
         let mut ask = self.known_leader(group);
@@ -95,7 +95,7 @@ impl Broker {
                 Err(failure) => failure,
             };
             let why = failure.to_string();
-            let ran = if target == Some(self.broker_id) {
+            let ran = if target == Some(self.parts.broker_id) {
                 Ran::Here
             } else {
                 Ran::Elsewhere
@@ -121,7 +121,7 @@ impl Broker {
                     if tokio::time::Instant::now() >= search.deadline {
                         return Err(BrokerError::Unavailable(format!(
                             "no leader of partition group {} answered within {:?}: {why}",
-                            group.0, self.forward_timeout
+                            group.0, self.parts.forward_timeout
                         )));
                     }
                     if pause {
@@ -141,7 +141,7 @@ impl Broker {
     ) -> Result<ForwardReply, Failure> {
         match target {
             None => Err(Failure::NotLeader { hint: None }),
-            Some(target) if target == self.broker_id => self
+            Some(target) if target == self.parts.broker_id => self
                 .execute_local(search.request.clone())
                 .await
                 .map_err(Failure::local),
@@ -163,7 +163,7 @@ impl Broker {
         deadline: tokio::time::Instant,
         wait: Duration,
     ) -> Result<ForwardReply, Failure> {
-        let Some(peers) = &self.peers else {
+        let Some(peers) = &self.parts.peers else {
             return Err(Failure::Unavailable {
                 reason: format!(
                     "broker {target} leads this group, but this broker has no peer links"
@@ -193,14 +193,16 @@ impl Broker {
     /// The leader this broker believes in: its own replica's view, else the last that answered.
     fn known_leader(&self, group: GroupId) -> Option<u64> {
         let local = if group == METADATA_GROUP {
-            self.controller.replica().status.borrow().leader
+            self.parts.controller.replica().status.borrow().leader
         } else {
-            self.registry
+            self.parts
+                .registry
                 .get(group)
                 .and_then(|handle| handle.status.borrow().leader)
         };
         local.map(|node| node.0).or_else(|| {
-            self.leaders
+            self.parts
+                .leaders
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(&group)
@@ -209,14 +211,16 @@ impl Broker {
     }
 
     fn remember_leader(&self, group: GroupId, leader: u64) {
-        self.leaders
+        self.parts
+            .leaders
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(group, leader);
     }
 
     fn forget_leader(&self, group: GroupId) {
-        self.leaders
+        self.parts
+            .leaders
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&group);
@@ -229,9 +233,9 @@ impl Broker {
                 return Some(leader);
             }
         }
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let members: Vec<u64> = if group == METADATA_GROUP {
-            let status = self.controller.replica().status.borrow().clone();
+            let status = self.parts.controller.replica().status.borrow().clone();
             if status.voters.is_empty() {
                 state.brokers.keys().copied().collect()
             } else {

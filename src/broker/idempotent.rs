@@ -177,7 +177,7 @@ impl Broker {
     /// The registration of `producer_id`, waiting briefly for this broker's controller copy.
     async fn producer_record(&self, producer_id: &str) -> Option<ProducerRecord> {
         let deadline = tokio::time::Instant::now() + PRODUCER_LOOKUP_WAIT;
-        let mut view = self.controller.subscribe();
+        let mut view = self.parts.controller.subscribe();
         loop {
             if let Some(record) = view.borrow_and_update().producers.get(producer_id) {
                 return Some(record.clone());

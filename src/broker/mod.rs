@@ -104,25 +104,7 @@ pub struct BrokerParts {
 
 /// The operations of one broker. Its parts are private: layers above call its methods.
 pub struct Broker {
-    broker_id: u64,
-    controller: Controller,
-    registry: Arc<Registry>,
-    store: Store,
-    audit: Addr<AuditLog>,
-    tokens: TokenSettings,
-    limits: Limits,
-    limiter: Mutex<LoginLimiter>,
-    /// Requests to peer brokers; `None` for a broker without peers.
-    peers: Option<PeerCall>,
-    /// How long forwarding looks for a group's leader (elections included).
-    forward_timeout: Duration,
-    /// The last broker that answered as leader, per group.
-    leaders: Mutex<HashMap<GroupId, u64>>,
-    /// How long ago each peer broker was last heard from; `None` without peers.
-    liveness: Option<Liveness>,
-    balancer: Arc<balancer::BalancerHandle>,
-    /// Consumer-group member liveness (kept on the controller leader).
-    group_sessions: groups::GroupSessions,
+    parts: BrokerParts,
 }
 
 /// The gauge of long-poll fetches parked on this broker's partitions, for `/metrics`.
@@ -135,63 +117,39 @@ pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 
 impl Broker {
     pub fn new(parts: BrokerParts) -> Broker {
-        let BrokerParts {
-            broker_id,
-            controller,
-            registry,
-            store,
-            audit,
-            tokens,
-            limits,
-            limiter,
-            peers,
-            forward_timeout,
-            leaders,
-            liveness,
-            balancer,
-            group_sessions,
-        } = parts;
-        Broker {
-            broker_id,
-            controller,
-            registry,
-            store,
-            audit,
-            tokens,
-            limits,
-            limiter,
-            peers,
-            forward_timeout,
-            leaders,
-            liveness,
-            balancer,
-            group_sessions,
-        }
+        Broker { parts }
     }
 
     pub fn id(&self) -> u64 {
-        self.broker_id
+        self.parts.broker_id
     }
 
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.parts.limits
     }
 
     /// The controller state this broker applied last (cheap: an `Arc` clone).
     pub fn metadata(&self) -> Arc<MetadataState> {
-        self.controller.state()
+        self.parts.controller.state()
     }
 
     /// Whether this broker can serve requests: the cluster is bootstrapped, the controller has a
     /// leader, and the audit partition has one as far as this broker can tell without asking.
     pub fn is_ready(&self) -> bool {
-        let state = self.controller.state();
-        let controller_led = self.controller.replica().status.borrow().leader.is_some();
+        let state = self.parts.controller.state();
+        let controller_led = self
+            .parts
+            .controller
+            .replica()
+            .status
+            .borrow()
+            .leader
+            .is_some();
         let audit_ready = state
             .topics
             .get(AUDIT_TOPIC)
             .and_then(|topic| topic.partitions.first())
-            .is_some_and(|partition| match self.registry.get(partition.group) {
+            .is_some_and(|partition| match self.parts.registry.get(partition.group) {
                 Some(handle) => handle.status.borrow().leader.is_some(),
                 None => true,
             });
@@ -200,7 +158,7 @@ impl Broker {
 
     /// Unix time in milliseconds from the clock this broker was built with.
     pub fn now_ms(&self) -> u64 {
-        self.controller.clock().now_ms()
+        self.parts.controller.clock().now_ms()
     }
 
     /// Verifies a bearer token. A rejected token is audited and answered with 401.
@@ -212,11 +170,15 @@ impl Broker {
         let Some(token) = token else {
             return Err(BrokerError::Unauthenticated("missing bearer token".into()));
         };
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let now_s = self.now_ms() / 1000;
-        let verified = jwt::verify(&self.tokens, &state.signing_keys, token, now_s, &|jti| {
-            state.is_revoked(jti)
-        });
+        let verified = jwt::verify(
+            &self.parts.tokens,
+            &state.signing_keys,
+            token,
+            now_s,
+            &|jti| state.is_revoked(jti),
+        );
         let claims = match verified {
             Ok(claims) => claims,
             Err(error) => {
@@ -260,7 +222,7 @@ impl Broker {
         name: &str,
         operation: Operation,
     ) -> Result<(), BrokerError> {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         match acl::check(
             &caller.principal,
             state.acls.values(),
@@ -309,7 +271,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         let event = UnsealedEvent {
             time_ms: self.now_ms(),
-            broker: self.broker_id,
+            broker: self.parts.broker_id,
             request_id: request.request_id.clone(),
             principal: principal.map(str::to_string),
             source: request.source.to_string(),
@@ -339,14 +301,14 @@ impl Broker {
 
     /// The Raft group of the audit partition.
     pub fn audit_group(&self) -> Option<GroupId> {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         state.partition(AUDIT_TOPIC, 0).map(|p| p.group)
     }
 
     /// Proposes a metadata command on the controller leader, wherever it is, and waits until
     /// this broker applied it too, so the caller's next request here sees the change.
     pub async fn propose(&self, command: MetaCommand) -> Result<MetaOutput, BrokerError> {
-        let envelope = self.controller.encode(command);
+        let envelope = self.parts.controller.encode(command);
         let led = self.on_leader(ForwardRequest::Meta { envelope }).await?;
         let ForwardReply::Meta { index, output } = led.reply else {
             return Err(BrokerError::Internal(
@@ -354,13 +316,14 @@ impl Broker {
             ));
         };
         if !self
+            .parts
             .controller
-            .wait_applied(LogIndex(index), self.forward_timeout)
+            .wait_applied(LogIndex(index), self.parts.forward_timeout)
             .await
         {
             return Err(BrokerError::Unavailable(format!(
                 "the change is committed, but this broker did not apply it within {:?}; retry the read",
-                self.forward_timeout
+                self.parts.forward_timeout
             )));
         }
         Ok(output?)
@@ -387,7 +350,7 @@ impl Broker {
 
     /// Effective permissions: the ACL rules that apply to the caller.
     pub fn permissions(&self, caller: &Caller) -> Vec<acl::AclRule> {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         state
             .acls
             .values()

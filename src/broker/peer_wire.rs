@@ -16,7 +16,7 @@ use crate::partition::dedup::ProducerStamp;
 use crate::partition::read::FetchedRecord;
 use crate::partition::EncodedRecords;
 use crate::partition::ReplicaStatus;
-use crate::raft::{ConfChange, GroupId};
+use crate::raft::{ConfChange, ConfChangeRefusal, GroupId};
 
 /// An operation that must run on the leader of `group()`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -305,6 +305,8 @@ pub enum Refusal {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("invalid membership change: {0}")]
+    MembershipRefused(ConfChangeRefusal),
     #[error("{0}")]
     TooLarge(String),
     #[error("too many failed logins; retry in {retry_after_s} s")]

@@ -68,7 +68,7 @@ impl Broker {
         };
         match self.fetch(caller, topic, partition, request).await {
             Err(BrokerError::Unavailable(_) | BrokerError::NotLeader { .. })
-                if !self.controller.state().topics.contains_key(topic) =>
+                if !self.parts.controller.state().topics.contains_key(topic) =>
             {
                 Err(BrokerError::NotFound(format!(
                     "topic '{topic}' was deleted"
@@ -101,12 +101,12 @@ impl Broker {
     pub fn check_still_authenticated(&self, caller: &Caller) -> Result<(), BrokerError> {
         let now_s = self.now_ms() / 1000;
         let claims = &caller.claims;
-        if now_s > claims.exp.saturating_add(self.tokens.leeway_s) {
+        if now_s > claims.exp.saturating_add(self.parts.tokens.leeway_s) {
             return Err(BrokerError::Unauthenticated(
                 "the access token expired; log in again and resume with Last-Event-ID".into(),
             ));
         }
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         if state.is_revoked(&claims.jti) {
             return Err(BrokerError::Unauthenticated(
                 "the access token was revoked".into(),

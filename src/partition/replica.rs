@@ -15,8 +15,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::log_store::GroupLog;
 use crate::raft::{
-    Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex, LogStore, Message as RaftMessage,
-    NodeId, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, Term,
+    ConfChangeRefusal, Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex, LogStore,
+    Message as RaftMessage, NodeId, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta,
+    Term,
 };
 use crate::storage::{Compaction, GroupRecovery, Store, WriteBatch, Writer};
 
@@ -59,6 +60,9 @@ pub enum ReplicaError {
     Overloaded,
     #[error("refused: {0}")]
     Invalid(String),
+    /// A membership change that does not apply to the current configuration.
+    #[error("invalid membership change: {0}")]
+    ConfChange(ConfChangeRefusal),
     /// Nothing was proposed and trying again shortly is safe: an idempotent batch with the same
     /// sequence is still in flight, or a new leader has not applied its predecessors' entries.
     #[error("{0}; retry")]
@@ -286,9 +290,8 @@ impl<M: StateMachine> Replica<M> {
             ProposeError::NotLeader { leader_hint } => ReplicaError::NotLeader {
                 leader: leader_hint,
             },
-            ProposeError::InvalidConfChange { .. } | ProposeError::InvalidTransferTarget { .. } => {
-                ReplicaError::Invalid(error.to_string())
-            }
+            ProposeError::InvalidConfChange { reason } => ReplicaError::ConfChange(reason),
+            ProposeError::InvalidTransferTarget { .. } => ReplicaError::Invalid(error.to_string()),
             _ => ReplicaError::Busy,
         }
     }

@@ -29,9 +29,22 @@ pub enum ProposeError {
     #[error("a leadership transfer is in progress")]
     TransferInProgress,
     #[error("invalid membership change: {reason}")]
-    InvalidConfChange { reason: &'static str },
+    InvalidConfChange { reason: ConfChangeRefusal },
     #[error("invalid transfer target {target:?}")]
     InvalidTransferTarget { target: NodeId },
+}
+
+/// Why a single-server membership change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+pub enum ConfChangeRefusal {
+    #[error("node is already a member")]
+    AlreadyMember,
+    #[error("node is not a learner")]
+    NotLearner,
+    #[error("node is not a member")]
+    NotMember,
+    #[error("cannot remove the last voter")]
+    LastVoter,
 }
 
 /// Why an incoming message was refused.

@@ -4,7 +4,7 @@
 //! entry is truncated) and the leader-side checks before a change is proposed. Must not allow
 //! two uncommitted changes, or a change before the leader committed an entry of its term.
 
-use super::error::ProposeError;
+use super::error::{ConfChangeRefusal, ProposeError};
 use super::message::MessageBody;
 use super::node::{RawNode, Role};
 use super::progress::Progress;
@@ -78,12 +78,14 @@ impl<S: LogStore> RawNode<S> {
         }
         let conf = self.conf();
         let reason = match change {
-            ConfChange::AddLearner(id) if conf.contains(id) => Some("node is already a member"),
-            ConfChange::PromoteLearner(id) if !conf.is_learner(id) => Some("node is not a learner"),
-            ConfChange::RemoveNode(id) if !conf.contains(id) => Some("node is not a member"),
-            ConfChange::RemoveNode(id) if conf.voters == [id] => {
-                Some("cannot remove the last voter")
+            ConfChange::AddLearner(id) if conf.contains(id) => {
+                Some(ConfChangeRefusal::AlreadyMember)
             }
+            ConfChange::PromoteLearner(id) if !conf.is_learner(id) => {
+                Some(ConfChangeRefusal::NotLearner)
+            }
+            ConfChange::RemoveNode(id) if !conf.contains(id) => Some(ConfChangeRefusal::NotMember),
+            ConfChange::RemoveNode(id) if conf.voters == [id] => Some(ConfChangeRefusal::LastVoter),
             _ => None,
         };
         if let Some(reason) = reason {

@@ -41,7 +41,7 @@ mod storage;
 mod types;
 
 pub use config::{Canary, Config};
-pub use error::{ProposeError, StepError, StorageError};
+pub use error::{ConfChangeRefusal, ProposeError, StepError, StorageError};
 pub use message::{Message, MessageBody, Ready};
 pub use node::{RawNode, Role, Status};
 pub use storage::{LogStore, MemStore};

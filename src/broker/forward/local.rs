@@ -41,7 +41,7 @@ impl Broker {
         match request {
             ForwardRequest::Meta { envelope } => {
                 self.leading(METADATA_GROUP)?;
-                let (index, output) = self.controller.propose_encoded(envelope).await?;
+                let (index, output) = self.parts.controller.propose_encoded(envelope).await?;
                 Ok(ForwardReply::Meta {
                     index: index.0,
                     output,
@@ -86,7 +86,7 @@ impl Broker {
             }
             ForwardRequest::Rebalance => {
                 self.leading(METADATA_GROUP)?;
-                self.balancer.trigger.notify_one();
+                self.parts.balancer.trigger.notify_one();
                 Ok(ForwardReply::Done)
             }
             ForwardRequest::Group(call) => self.group_call_local(call).await,
@@ -94,15 +94,16 @@ impl Broker {
     }
 
     fn health_local(&self) -> Vec<(u64, Option<u64>)> {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         state
             .brokers
             .keys()
             .map(|id| {
-                let silence = if *id == self.broker_id {
+                let silence = if *id == self.parts.broker_id {
                     Some(0)
                 } else {
-                    self.liveness
+                    self.parts
+                        .liveness
                         .as_ref()
                         .and_then(|liveness| liveness(*id))
                         .map(|d| d.as_millis() as u64)
@@ -115,7 +116,7 @@ impl Broker {
     /// `Ok` if this broker's replica of `group` leads, else `NotLeader` with its guess.
     pub(in crate::broker) fn leading(&self, group: GroupId) -> Result<(), BrokerError> {
         if group == METADATA_GROUP {
-            check_leads(&self.controller.replica().status.borrow())
+            check_leads(&self.parts.controller.replica().status.borrow())
         } else {
             self.leading_partition(group).map(drop)
         }
@@ -127,6 +128,7 @@ impl Broker {
         group: GroupId,
     ) -> Result<PartitionHandle, BrokerError> {
         let handle = self
+            .parts
             .registry
             .get(group)
             .ok_or(BrokerError::NotLeader { leader: None })?;
@@ -185,7 +187,7 @@ impl Broker {
         let window = wait
             .await
             .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
-        let store = self.store.clone();
+        let store = self.parts.store.clone();
         let records =
             tokio::task::spawn_blocking(move || read_records(&store, group, window, limits))
                 .await
@@ -202,7 +204,7 @@ impl Broker {
         if group == METADATA_GROUP {
             self.leading(group)?;
             let description =
-                GroupDescription::from_status(&self.controller.replica().status.borrow());
+                GroupDescription::from_status(&self.parts.controller.replica().status.borrow());
             return Ok(ForwardReply::Described(description));
         }
         let handle = self.leading_partition(group)?;
@@ -222,7 +224,7 @@ impl Broker {
         let mut waits = Vec::with_capacity(events.len());
         for event in events {
             let (reply, wait) = oneshot::channel();
-            self.audit.do_send(Append {
+            self.parts.audit.do_send(Append {
                 event,
                 reply: Some(reply),
             });
@@ -246,7 +248,7 @@ impl Broker {
         let message = ChangeMembership { change, reply };
         if group == METADATA_GROUP {
             self.leading(group)?;
-            self.controller.replica().addr.do_send(message);
+            self.parts.controller.replica().addr.do_send(message);
         } else {
             self.leading_partition(group)?.addr.do_send(message);
         }
@@ -259,7 +261,7 @@ impl Broker {
         let message = TransferLeadership(NodeId(to));
         let result = if group == METADATA_GROUP {
             self.leading(group)?;
-            self.controller.replica().addr.send(message).await
+            self.parts.controller.replica().addr.send(message).await
         } else {
             self.leading_partition(group)?.addr.send(message).await
         };

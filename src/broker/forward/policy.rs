@@ -40,6 +40,7 @@ impl Failure {
             | BrokerError::Forbidden(_)
             | BrokerError::NotFound(_)
             | BrokerError::Conflict(_)
+            | BrokerError::MembershipRefused(_)
             | BrokerError::TooLarge(_)
             | BrokerError::RateLimited { .. }
             | BrokerError::OffsetOutOfRange { .. }

@@ -32,7 +32,7 @@ impl Broker {
             }
             GroupCall::Sessions { group } => {
                 self.leading(METADATA_GROUP)?;
-                let sessions = self.group_sessions.ages(&group);
+                let sessions = self.parts.group_sessions.ages(&group);
                 Ok(ForwardReply::Group(GroupAnswer::Sessions(sessions)))
             }
             GroupCall::Committed {
@@ -79,7 +79,7 @@ impl Broker {
         principal: &str,
         check: Option<CommitCheck>,
     ) -> Result<GroupAnswer, BrokerError> {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let unknown = || {
             BrokerError::NotFound(format!(
             "member '{member_id}' is not in consumer group '{group}' (it left or its session expired); join again"
@@ -115,7 +115,7 @@ impl Broker {
                 )));
             }
         }
-        self.group_sessions.touch(group, member_id);
+        self.parts.group_sessions.touch(group, member_id);
         Ok(GroupAnswer::Member {
             generation,
             assignments: member.assignments.clone(),

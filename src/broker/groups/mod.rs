@@ -197,7 +197,7 @@ impl Broker {
         self.authorize(caller, ResourceType::Group, group, Operation::Read)
             .await?;
         // Only the member's own principal may remove it; a superuser may remove any.
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         if let Some(member) = state
             .groups
             .get(group)
@@ -243,7 +243,7 @@ impl Broker {
                 "offsets name a partition more than once".into(),
             ));
         }
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let mut targets = Vec::with_capacity(offsets.len());
         for (tp, offset) in &offsets {
             let assignment = state.partition(&tp.topic, tp.partition).ok_or_else(|| {
@@ -280,7 +280,7 @@ impl Broker {
     ) -> Result<GroupView, BrokerError> {
         self.authorize(caller, ResourceType::Group, group, Operation::Describe)
             .await?;
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let consumer_group = state.groups.get(group).cloned().ok_or_else(|| {
             BrokerError::NotFound(format!("consumer group '{group}' does not exist"))
         })?;
@@ -343,7 +343,7 @@ impl Broker {
 
     /// Groups the caller may describe, with their generation and member count.
     pub fn list_consumer_groups(&self, caller: &Caller) -> Vec<(String, u64, usize)> {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         state
             .groups
             .iter()

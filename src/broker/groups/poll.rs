@@ -97,13 +97,16 @@ impl Broker {
         PollLimits {
             records_max: request
                 .max_messages
-                .unwrap_or(self.limits.fetch_records_max)
-                .clamp(1, self.limits.fetch_records_max),
+                .unwrap_or(self.parts.limits.fetch_records_max)
+                .clamp(1, self.parts.limits.fetch_records_max),
             bytes_max: request
                 .max_bytes
-                .unwrap_or(self.limits.fetch_bytes_max)
-                .clamp(1, self.limits.fetch_bytes_max),
-            wait_ms: request.wait_ms.unwrap_or(0).min(self.limits.wait_ms_max),
+                .unwrap_or(self.parts.limits.fetch_bytes_max)
+                .clamp(1, self.parts.limits.fetch_bytes_max),
+            wait_ms: request
+                .wait_ms
+                .unwrap_or(0)
+                .min(self.parts.limits.wait_ms_max),
         }
     }
 
@@ -115,7 +118,7 @@ impl Broker {
         member: &MemberView,
         records_max: u64,
     ) -> (Vec<Target>, OffsetReset) {
-        let state = self.controller.state();
+        let state = self.parts.controller.state();
         let reset = state
             .groups
             .get(group)

@@ -79,16 +79,16 @@ pub async fn run(broker: Arc<Broker>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let leader = broker.controller.replica().status.borrow().is_leader;
+        let leader = broker.parts.controller.replica().status.borrow().is_leader;
         if !leader || !was_leader {
             // Not leading, or just became leader: nobody's silence has been observed here.
-            broker.group_sessions.clear();
+            broker.parts.group_sessions.clear();
         }
         was_leader = leader;
         if !leader {
             continue;
         }
-        let state = broker.controller.state();
+        let state = broker.parts.controller.state();
         let members: Vec<(String, String, u64)> = state
             .groups
             .iter()
@@ -98,8 +98,10 @@ pub async fn run(broker: Arc<Broker>) {
                     .map(move |m| (group.clone(), m.member_id.clone(), m.session_timeout_ms))
             })
             .collect();
-        for (group, member_id, timeout_ms) in
-            broker.group_sessions.expired(&members, Instant::now())
+        for (group, member_id, timeout_ms) in broker
+            .parts
+            .group_sessions
+            .expired(&members, Instant::now())
         {
             expire(&broker, group, member_id, timeout_ms).await;
         }
@@ -112,6 +114,7 @@ async fn expire(broker: &Broker, group: String, member_id: String, timeout_ms: u
         source: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
     let principal = broker
+        .parts
         .controller
         .state()
         .groups
@@ -139,7 +142,7 @@ async fn expire(broker: &Broker, group: String, member_id: String, timeout_ms: u
         group: group.clone(),
         member_id: member_id.clone(),
     };
-    match broker.controller.propose(command).await {
+    match broker.parts.controller.propose(command).await {
         Ok(_) => tracing::info!(%group, %member_id, "consumer group member expired"),
         Err(error) => tracing::warn!(%group, %member_id, %error, "member expiry not applied"),
     }
