@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use serde::Serialize;
-
 use super::forward::{ForwardReply, ForwardRequest};
 use super::{Broker, BrokerError, Caller};
 use crate::audit::actions;
@@ -13,52 +11,7 @@ use crate::auth::acl::{Operation, ResourceType};
 use crate::cluster::metadata::{BrokerInfo, PartitionAssignment, TopicMeta};
 use crate::cluster::MetaCommand;
 use crate::partition::ReplicaStatus;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ControllerReport {
-    pub leader: Option<u64>,
-    pub term: u64,
-    pub voters: Vec<u64>,
-    pub learners: Vec<u64>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct BrokerReport {
-    pub id: u64,
-    pub http: String,
-    pub peer: String,
-    pub rack: Option<String>,
-    /// `up`, `down` (not heard from by the controller leader lately), `decommissioning`, or
-    /// `unknown` when no controller leader answered.
-    pub state: String,
-    /// `voter`, `learner` or `none`: the broker's part in the controller group.
-    pub controller: String,
-    /// Milliseconds since the controller leader last heard from it.
-    pub silence_ms: Option<u64>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct PartitionReport {
-    pub topic: String,
-    pub partition: u32,
-    pub group: u64,
-    pub replicas: Vec<u64>,
-    pub leader: Option<u64>,
-    pub commit: Option<u64>,
-    /// Per replica: entries behind the leader's commit index.
-    pub lag: BTreeMap<String, u64>,
-    pub voters: Vec<u64>,
-    pub learners: Vec<u64>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ClusterReport {
-    pub broker: u64,
-    pub controller: ControllerReport,
-    pub brokers: Vec<BrokerReport>,
-    pub partitions: Vec<PartitionReport>,
-    pub moves_in_flight: usize,
-}
+use crate::wire::{BrokerView, ClusterView, ControllerView, PartitionView};
 
 /// A broker silent longer than this is reported down.
 const DOWN_AFTER_MS: u64 = 3000;
@@ -67,7 +20,9 @@ const DOWN_AFTER_MS: u64 = 3000;
 type Health = Option<Vec<(u64, Option<u64>)>>;
 
 impl Broker {
-    pub async fn cluster_report(&self, caller: &Caller) -> Result<ClusterReport, BrokerError> {
+    /// `GET /v1/cluster`: the controller, every broker and every partition, as this broker and
+    /// the controller leader see them.
+    pub async fn cluster_report(&self, caller: &Caller) -> Result<ClusterView, BrokerError> {
         self.authorize(caller, ResourceType::Cluster, "*", Operation::Describe)
             .await?;
         let state = self.parts.controller.state();
@@ -90,17 +45,17 @@ impl Broker {
                 partitions.push(self.partition_report(topic, assignment).await);
             }
         }
-        Ok(ClusterReport {
+        Ok(ClusterView {
             broker: self.parts.broker_id,
-            controller: ControllerReport {
+            controller: ControllerView {
                 leader: status.leader.map(|n| n.0),
-                term: status.term.0,
+                term: Some(status.term.0),
                 voters: status.voters.iter().map(|n| n.0).collect(),
                 learners: status.learners.iter().map(|n| n.0).collect(),
             },
             brokers,
             partitions,
-            moves_in_flight: self.parts.balancer.in_flight().len(),
+            moves_in_flight: self.parts.balancer.in_flight().len() as u64,
         })
     }
 
@@ -110,11 +65,11 @@ impl Broker {
         &self,
         topic: &TopicMeta,
         assignment: &PartitionAssignment,
-    ) -> PartitionReport {
-        let mut report = PartitionReport {
+    ) -> PartitionView {
+        let mut report = PartitionView {
             topic: topic.name.clone(),
             partition: assignment.partition,
-            group: assignment.group.0,
+            group: Some(assignment.group.0),
             replicas: assignment.replicas.clone(),
             leader: None,
             commit: None,
@@ -213,7 +168,7 @@ impl Broker {
 
 /// One broker's line of the report: its state from the controller leader's view of its silence,
 /// and its part in the controller group.
-fn broker_report(info: &BrokerInfo, health: &Health, status: &ReplicaStatus) -> BrokerReport {
+fn broker_report(info: &BrokerInfo, health: &Health, status: &ReplicaStatus) -> BrokerView {
     let silence_ms = health
         .as_ref()
         .and_then(|h| h.iter().find(|(id, _)| *id == info.id))
@@ -234,7 +189,7 @@ fn broker_report(info: &BrokerInfo, health: &Health, status: &ReplicaStatus) -> 
     } else {
         "none"
     };
-    BrokerReport {
+    BrokerView {
         id: info.id,
         http: info.http.clone(),
         peer: info.peer.clone(),

@@ -37,7 +37,6 @@ use crate::partition::Registry;
 use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
-pub use cluster::{BrokerReport, ClusterReport, ControllerReport, PartitionReport};
 pub use data::{FetchRequest, Fetched, NewTopic, PartitionView, ProduceRecord, TopicView};
 pub use errors::{BrokerError, ErrorClass, STATUS_OK};
 use forward::{ForwardReply, ForwardRequest, PeerCall};

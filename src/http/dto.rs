@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::broker::FetchedRecord;
 use crate::broker::Record;
-use crate::broker::{BrokerReport, ClusterReport, PartitionReport, PartitionView, TopicView};
+use crate::broker::{PartitionView, TopicView};
 use crate::wire;
 
 impl From<TopicView> for wire::TopicDescription {
@@ -39,53 +39,6 @@ impl From<PartitionView> for wire::PartitionDescription {
             in_sync: view.in_sync,
             high_watermark: view.high_watermark,
             log_start_offset: view.log_start_offset,
-        }
-    }
-}
-
-impl From<ClusterReport> for wire::ClusterView {
-    fn from(report: ClusterReport) -> Self {
-        wire::ClusterView {
-            broker: report.broker,
-            controller: wire::ControllerView {
-                leader: report.controller.leader,
-                term: Some(report.controller.term),
-                voters: report.controller.voters,
-                learners: report.controller.learners,
-            },
-            brokers: report.brokers.into_iter().map(Into::into).collect(),
-            partitions: report.partitions.into_iter().map(Into::into).collect(),
-            moves_in_flight: report.moves_in_flight as u64,
-        }
-    }
-}
-
-impl From<BrokerReport> for wire::BrokerView {
-    fn from(report: BrokerReport) -> Self {
-        wire::BrokerView {
-            id: report.id,
-            http: report.http,
-            peer: report.peer,
-            rack: report.rack,
-            state: report.state,
-            controller: report.controller,
-            silence_ms: report.silence_ms,
-        }
-    }
-}
-
-impl From<PartitionReport> for wire::PartitionView {
-    fn from(report: PartitionReport) -> Self {
-        wire::PartitionView {
-            topic: report.topic,
-            partition: report.partition,
-            group: Some(report.group),
-            replicas: report.replicas,
-            leader: report.leader,
-            commit: report.commit,
-            lag: report.lag,
-            voters: report.voters,
-            learners: report.learners,
         }
     }
 }

@@ -6,13 +6,13 @@ use actix_web::{web, HttpResponse};
 
 use super::extract::Authenticated;
 use crate::broker::{Broker, BrokerError};
-use crate::wire::{AddBroker, ClusterView};
+use crate::wire::AddBroker;
 
 type State = web::Data<Arc<Broker>>;
 
 pub async fn cluster(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
-    let report = broker.cluster_report(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(ClusterView::from(report)))
+    let view = broker.cluster_report(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 pub async fn add_broker(
