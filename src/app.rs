@@ -403,7 +403,6 @@ fn limits(config: &Config) -> Limits {
         default_partitions: config.topics.default_partitions,
         default_retention_ms: Some(config.topics.default_retention_ms),
         default_retention_bytes: config.topics.default_retention_bytes,
-        leader_wait: Duration::from_secs(5),
         streams_max: config.limits.streams_max,
         stream_keepalive_ms: config.limits.stream_keepalive_ms,
     }

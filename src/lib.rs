@@ -1,6 +1,9 @@
 //! Palisade: a secure, replicated message queue.
 //!
-//! Layout (dependencies point down only):
+//! Layout (dependencies point down only; `docs/architecture.md` has the layer table that
+//! `tests/architecture.rs` enforces). `http` and `broker` are the server's insides, private to the
+//! crate and reached only through `app`; the other modules are the components the binary and the
+//! tests use.
 //! - `app`: start-up and shutdown of one broker; wires the layers below together.
 //! - `dev`: the local development cluster supervisor behind `palisade dev`.
 //! - `http`: HTTPS + JSON API (actix-web); maps errors to statuses in one place.
@@ -23,14 +26,14 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bench;
-pub mod broker;
+mod broker;
 pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod dev;
-pub mod http;
+mod http;
 pub mod names;
 pub mod partition;
 pub mod raft;

@@ -54,14 +54,6 @@ impl BalancerHandle {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-
-    /// Down brokers and since when (milliseconds since the epoch), as the balancer sees them.
-    pub fn down(&self) -> BTreeMap<u64, u64> {
-        self.down_since
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
 }
 
 /// Runs balancer rounds until the broker stops.

@@ -38,7 +38,7 @@ use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, NewTopic, PartitionView, ProduceRecord, TopicView};
-pub use errors::{BrokerError, ErrorClass, STATUS_OK};
+pub use errors::{BrokerError, STATUS_OK};
 use forward::{ForwardReply, ForwardRequest, PeerCall};
 pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
 pub use stream::StreamStart;
@@ -55,8 +55,6 @@ pub struct Limits {
     pub default_partitions: u32,
     pub default_retention_ms: Option<u64>,
     pub default_retention_bytes: Option<u64>,
-    /// How long a request waits for a partition leader before answering 503.
-    pub leader_wait: Duration,
     /// Most event streams open at once on this broker.
     pub streams_max: usize,
     /// Longest silence on an open event stream before a keep-alive comment.
@@ -117,10 +115,6 @@ pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 impl Broker {
     pub fn new(parts: BrokerParts) -> Broker {
         Broker { parts }
-    }
-
-    pub fn id(&self) -> u64 {
-        self.parts.broker_id
     }
 
     pub fn limits(&self) -> &Limits {

@@ -36,6 +36,7 @@ impl StreamSlots {
         Some(StreamSlot(self.clone()))
     }
 
+    #[cfg(test)]
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }

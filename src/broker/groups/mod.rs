@@ -22,7 +22,9 @@ pub use crate::cluster::groups::OffsetReset;
 use crate::cluster::groups::{ConsumerGroup, GroupMember, TopicPartition};
 use crate::cluster::{MetaCommand, MetaOutput};
 use crate::names::{self, NameKind};
-pub use poll::{GroupRecords, PartitionRecords, PollRequest};
+#[cfg(test)]
+pub use poll::PartitionRecords;
+pub use poll::{GroupRecords, PollRequest};
 pub use sessions::GroupSessions;
 
 /// Session timeouts a member may ask for.
