@@ -16,6 +16,7 @@ use crate::partition::dedup::ProducerStamp;
 use crate::partition::read::{FetchLimits, FetchedRecord};
 use crate::partition::EncodedRecords;
 use crate::raft::GroupId;
+use crate::wire::{PartitionDescription, TopicDescription};
 
 /// A record as a producer sends it.
 #[derive(Clone, Debug)]
@@ -47,25 +48,6 @@ pub struct Fetched {
 pub struct Produced {
     pub offsets: Vec<(u32, u64)>,
     pub leaders: Vec<(u32, u64)>,
-}
-
-#[derive(Clone, Debug)]
-pub struct PartitionView {
-    pub partition: u32,
-    pub leader: Option<u64>,
-    pub replicas: Vec<u64>,
-    pub in_sync: Vec<u64>,
-    pub high_watermark: u64,
-    pub log_start_offset: u64,
-}
-
-#[derive(Clone, Debug)]
-pub struct TopicView {
-    pub name: String,
-    pub replication_factor: u16,
-    pub retention_ms: Option<u64>,
-    pub retention_bytes: Option<u64>,
-    pub partitions: Vec<PartitionView>,
 }
 
 /// Spreads unkeyed records evenly over partitions.
@@ -130,7 +112,7 @@ impl Broker {
         &self,
         caller: &Caller,
         topic: NewTopic,
-    ) -> Result<TopicView, BrokerError> {
+    ) -> Result<TopicDescription, BrokerError> {
         let limits = &self.parts.limits;
         let spec = TopicSpec {
             name: topic.name,
@@ -187,7 +169,7 @@ impl Broker {
         Ok(())
     }
 
-    pub async fn list_topics(&self, caller: &Caller) -> Result<Vec<TopicView>, BrokerError> {
+    pub async fn list_topics(&self, caller: &Caller) -> Result<Vec<TopicDescription>, BrokerError> {
         let state = self.parts.controller.state();
         let mut views = Vec::new();
         for topic in state.topics.values() {
@@ -209,17 +191,17 @@ impl Broker {
         &self,
         caller: &Caller,
         name: &str,
-    ) -> Result<TopicView, BrokerError> {
+    ) -> Result<TopicDescription, BrokerError> {
         self.authorize(caller, ResourceType::Topic, name, Operation::Describe)
             .await?;
         let topic = self.topic(name)?;
         self.describe(&topic).await
     }
 
-    async fn describe(&self, topic: &TopicMeta) -> Result<TopicView, BrokerError> {
+    async fn describe(&self, topic: &TopicMeta) -> Result<TopicDescription, BrokerError> {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for assignment in &topic.partitions {
-            let mut view = PartitionView {
+            let mut view = PartitionDescription {
                 partition: assignment.partition,
                 leader: None,
                 replicas: assignment.replicas.clone(),
@@ -235,7 +217,7 @@ impl Broker {
             }
             partitions.push(view);
         }
-        Ok(TopicView {
+        Ok(TopicDescription {
             name: topic.name.clone(),
             replication_factor: topic.replication_factor,
             retention_ms: topic.retention_ms,

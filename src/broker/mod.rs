@@ -37,7 +37,7 @@ use crate::partition::Registry;
 use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
 pub use admin::{AuditQuery, NewAcl};
-pub use data::{FetchRequest, Fetched, NewTopic, PartitionView, ProduceRecord, TopicView};
+pub use data::{FetchRequest, Fetched, NewTopic, ProduceRecord};
 pub use errors::{BrokerError, STATUS_OK};
 use forward::{ForwardReply, ForwardRequest, PeerCall};
 pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};

@@ -11,37 +11,7 @@ use serde::Serialize;
 
 use crate::broker::FetchedRecord;
 use crate::broker::Record;
-use crate::broker::{PartitionView, TopicView};
 use crate::wire;
-
-impl From<TopicView> for wire::TopicDescription {
-    fn from(view: TopicView) -> Self {
-        wire::TopicDescription {
-            name: view.name,
-            replication_factor: view.replication_factor,
-            retention_ms: view.retention_ms,
-            retention_bytes: view.retention_bytes,
-            partitions: view
-                .partitions
-                .into_iter()
-                .map(wire::PartitionDescription::from)
-                .collect(),
-        }
-    }
-}
-
-impl From<PartitionView> for wire::PartitionDescription {
-    fn from(view: PartitionView) -> Self {
-        wire::PartitionDescription {
-            partition: view.partition,
-            leader: view.leader,
-            replicas: view.replicas,
-            in_sync: view.in_sync,
-            high_watermark: view.high_watermark,
-            log_start_offset: view.log_start_offset,
-        }
-    }
-}
 
 /// The broker record of one produced wire record, and its explicit partition. Exactly one of
 /// `value` and `value_b64` must be present; `position` names the record in errors.

@@ -10,7 +10,7 @@ use super::metrics::Metrics;
 use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, NewTopic, ProduceRecord};
 use crate::wire::{
     CreateTopic, FetchQuery, FetchResponse, FetchedRecord, ProduceBody, ProduceResponse,
-    RecordPosition, TokenRequest, TokenResponse, TopicDescription, TopicList, Whoami,
+    RecordPosition, TokenRequest, TokenResponse, TopicList, Whoami,
 };
 
 type State = web::Data<Arc<Broker>>;
@@ -53,9 +53,7 @@ pub async fn list_topics(
     caller: Authenticated,
 ) -> Result<HttpResponse, BrokerError> {
     let topics = broker.list_topics(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(TopicList {
-        topics: topics.into_iter().map(TopicDescription::from).collect(),
-    }))
+    Ok(HttpResponse::Ok().json(TopicList { topics }))
 }
 
 pub async fn create_topic(
@@ -72,7 +70,7 @@ pub async fn create_topic(
         retention_bytes: body.retention_bytes,
     };
     let view = broker.create_topic(&caller.0, topic).await?;
-    Ok(HttpResponse::Created().json(TopicDescription::from(view)))
+    Ok(HttpResponse::Created().json(view))
 }
 
 pub async fn describe_topic(
@@ -81,7 +79,7 @@ pub async fn describe_topic(
     path: web::Path<String>,
 ) -> Result<HttpResponse, BrokerError> {
     let view = broker.describe_topic(&caller.0, &path).await?;
-    Ok(HttpResponse::Ok().json(TopicDescription::from(view)))
+    Ok(HttpResponse::Ok().json(view))
 }
 
 pub async fn delete_topic(

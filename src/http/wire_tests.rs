@@ -13,7 +13,6 @@ use crate::broker::groups::{GroupRecords, MemberView, PartitionRecords};
 use crate::broker::FetchedRecord;
 use crate::broker::Record;
 use crate::broker::TopicPartition;
-use crate::broker::{PartitionView, TopicView};
 use crate::wire;
 
 /// The body the broker sends for `value`: `json_response`, as the fetch and poll routes use.
@@ -52,12 +51,12 @@ fn fetched(offset: u64, value: &[u8], value_is_text: bool) -> FetchedRecord {
 
 #[actix_web::test]
 async fn topic_answer_reads_back_on_the_client() {
-    let view = TopicView {
+    let view = wire::TopicDescription {
         name: "orders".to_string(),
         replication_factor: 3,
         retention_ms: Some(604_800_000),
         retention_bytes: None,
-        partitions: vec![PartitionView {
+        partitions: vec![wire::PartitionDescription {
             partition: 0,
             leader: Some(2),
             replicas: vec![2, 3, 1],
@@ -66,7 +65,7 @@ async fn topic_answer_reads_back_on_the_client() {
             log_start_offset: 0,
         }],
     };
-    let bytes = server_bytes(&wire::TopicDescription::from(view)).await;
+    let bytes = server_bytes(&view).await;
     assert_eq!(
         std::str::from_utf8(&bytes).expect("UTF-8"),
         r#"{"name":"orders","replication_factor":3,"retention_ms":604800000,"retention_bytes":null,"partitions":[{"partition":0,"leader":2,"replicas":[2,3,1],"in_sync":[2,3],"high_watermark":18,"log_start_offset":0}]}"#
