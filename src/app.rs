@@ -41,6 +41,19 @@ const PENDING_PROPOSALS_MAX: usize = 100_000;
 /// Environment variable that sets the bootstrap admin's password.
 pub const ADMIN_PASSWORD_ENV: &str = "PALISADE_ADMIN_PASSWORD";
 
+/// Makes any panic in this process fatal: the message and location are printed (and logged),
+/// then the process aborts. A broken invariant on an arbiter thread would otherwise end only
+/// that replica's actor and leave the broker serving with a dead partition replica. The broker
+/// binary installs it before `run`; tests that run brokers in-process do not.
+pub fn abort_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        tracing::error!(%info, "broken invariant: stopping the broker");
+        std::process::abort();
+    }));
+}
+
 /// Runs a broker on `listener` until `shutdown` resolves. Must run inside an actix system.
 pub async fn run(
     config: Config,

@@ -73,6 +73,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
+            palisade::app::abort_on_panic();
             let config = palisade::config::load(config.as_deref())?;
             let listener = std::net::TcpListener::bind(config.http.listen)
                 .with_context(|| format!("cannot listen on http.listen {}", config.http.listen))?;
