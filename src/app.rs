@@ -231,7 +231,16 @@ fn replica_settings(config: &Config) -> ReplicaSettings {
         pending_proposals_max: PENDING_PROPOSALS_MAX,
         ack: ack_policy(),
         retention_check_ms: config.topics.retention_check_ms,
+        entry_bytes_max: entry_bytes_max(),
     }
+}
+
+/// Room a peer frame needs beyond one entry's payload: the frame, message and entry headers.
+const FRAME_HEADROOM_BYTES: u64 = 64 * 1024;
+
+/// The largest Raft entry that fits one peer frame with its headers.
+fn entry_bytes_max() -> u64 {
+    u64::from(crate::transport::PeerLimits::default().frame_bytes_max) - FRAME_HEADROOM_BYTES
 }
 
 /// The controller's first voters: the lowest founding ids. A broker that is not one of them

@@ -130,6 +130,8 @@ fn each_bad_value_names_its_key() {
         ("[http]\nlisten = \"localhost\"", "http.listen"),
         ("[http]\nworkers = 0", "http.workers"),
         ("[http]\nbody_bytes_max = 10", "http.body_bytes_max"),
+        // Above what one replicated entry can hold.
+        ("[http]\nbody_bytes_max = 16777216", "http.body_bytes_max"),
         (
             "[http]\nrecord_bytes_max = 9000000",
             "http.record_bytes_max",

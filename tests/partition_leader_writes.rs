@@ -16,6 +16,8 @@ use palisade::storage::{Store, WriterConfig};
 use tokio::sync::oneshot;
 
 const GROUP: GroupId = GroupId(7);
+/// The replicas' entry bound in these tests (small, so a test can pass it cheaply).
+const ENTRY_BYTES_MAX: u64 = 64 * 1024;
 
 fn records(count: usize) -> Vec<Record> {
     (0..count)
@@ -39,6 +41,7 @@ async fn start(dir: &std::path::Path) -> (Host, PartitionHandle) {
         pending_proposals_max: 100,
         ack: AckPolicy::AfterCommit,
         retention_check_ms: 60_000,
+        entry_bytes_max: ENTRY_BYTES_MAX,
     };
     let host = Host::new(store, writer, settings, 1, None);
     host.ensure_group(GROUP, vec![NodeId(1)])
@@ -146,4 +149,40 @@ async fn commits_and_idempotent_batches_are_checked_by_the_leader() {
         .last(DedupKind::Producer, 0xfeed)
         .expect("recorded");
     assert_eq!((last.sequence, last.base_offset, last.count), (0, 5, 2));
+}
+
+/// A batch whose entry could not travel in one peer frame is refused at propose time, with the
+/// sizes, and the partition goes on taking writes: nothing was appended, no offset was used.
+#[actix_rt::test]
+async fn an_entry_above_the_bound_is_refused_and_the_partition_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_host, handle) = start(dir.path()).await;
+    let first = produce(&handle, 3).await.expect("a small batch is written");
+    let big = Record {
+        key: None,
+        value: vec![b'x'; ENTRY_BYTES_MAX as usize],
+        value_is_text: true,
+        headers: vec![],
+    };
+    let (reply, wait) = oneshot::channel();
+    handle.addr.do_send(Produce {
+        records: vec![big].into_iter().collect(),
+        timestamp_ms: 1,
+        reply,
+    });
+    match wait.await.expect("answered") {
+        Err(ReplicaError::TooLarge { bytes, bytes_max }) => {
+            assert!(bytes > bytes_max, "{bytes} > {bytes_max}");
+            assert_eq!(bytes_max, ENTRY_BYTES_MAX);
+        }
+        other => panic!("an oversized entry must be refused, got {other:?}"),
+    }
+    let next = produce(&handle, 2)
+        .await
+        .expect("the partition still takes writes");
+    assert_eq!(
+        next.base_offset,
+        first.base_offset + first.count,
+        "no offset was used"
+    );
 }

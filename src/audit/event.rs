@@ -29,6 +29,24 @@ pub mod actions {
     pub const PRODUCER_CREATE: &str = "producer.create";
 }
 
+/// Bytes an event keeps of one field that a caller controls (principal, resource, request id,
+/// detail). A longer value is cut at a character boundary and marked, so one request cannot make
+/// an event, an audit batch or the Raft entry carrying it large.
+pub const AUDIT_FIELD_BYTES_MAX: usize = 512;
+
+/// `text` as an event stores it: whole when it fits [`AUDIT_FIELD_BYTES_MAX`], else its first
+/// characters and a marker that says how many bytes were cut.
+pub fn bounded_field(text: &str) -> String {
+    if text.len() <= AUDIT_FIELD_BYTES_MAX {
+        return text.to_string();
+    }
+    let mut end = AUDIT_FIELD_BYTES_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes cut]", &text[..end], text.len() - end)
+}
+
 impl AuditDecision {
     fn code(self) -> u8 {
         match self {
@@ -132,5 +150,26 @@ fn put_optional(hasher: &mut Sha256, text: Option<&str>) {
             hasher.update([1u8]);
             put_string(hasher, text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_over_the_bound_is_cut_at_a_character_boundary_and_marked() {
+        assert_eq!(bounded_field("admin"), "admin");
+        let exact = "x".repeat(AUDIT_FIELD_BYTES_MAX);
+        assert_eq!(bounded_field(&exact), exact);
+        // Two-byte characters: the cut must not split one.
+        let long = "é".repeat(AUDIT_FIELD_BYTES_MAX);
+        let cut = bounded_field(&long);
+        assert!(cut.starts_with(&"é".repeat(AUDIT_FIELD_BYTES_MAX / 2)));
+        assert!(cut.ends_with(&format!(
+            "…[{} bytes cut]",
+            long.len() - AUDIT_FIELD_BYTES_MAX
+        )));
+        assert!(cut.len() < AUDIT_FIELD_BYTES_MAX + 32);
     }
 }

@@ -15,4 +15,6 @@ pub mod log;
 pub use chain::{
     verify_chain, verify_chain_from, AuditChain, ChainBreak, ChainError, GENESIS_HASH,
 };
-pub use event::{actions, AuditDecision, AuditEvent, UnsealedEvent};
+pub use event::{
+    actions, bounded_field, AuditDecision, AuditEvent, UnsealedEvent, AUDIT_FIELD_BYTES_MAX,
+};

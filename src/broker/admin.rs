@@ -47,6 +47,14 @@ impl Broker {
         request: RequestInfo,
     ) -> Result<IssuedToken, BrokerError> {
         let now = self.now_ms();
+        // A name no user can have is refused before it reaches the limiter's table: the limiter
+        // would otherwise keep (and the audit event carry) whatever the caller sent.
+        if let Err(error) = names::validate(NameKind::User, username) {
+            let refused = BrokerError::BadRequest(format!("username: {error}"));
+            self.record_login(&request, username, AuditDecision::Failure, &refused, None)
+                .await?;
+            return Err(refused);
+        }
         self.check_login_rate(username, &request, now).await?;
         let state = self.parts.controller.state();
         let hash = state.users.get(username).map(|u| u.password_hash.clone());

@@ -161,6 +161,7 @@ impl From<ReplicaError> for BrokerError {
             ReplicaError::Invalid(reason) => BrokerError::Conflict(reason),
             ReplicaError::ConfChange(refusal) => BrokerError::MembershipRefused(refusal),
             ReplicaError::Retry(_) => BrokerError::Retry(error.to_string()),
+            ReplicaError::TooLarge { .. } => BrokerError::TooLarge(error.to_string()),
             ReplicaError::OffsetBeyondEnd { .. } => BrokerError::Conflict(error.to_string()),
             // A leadership transfer is under way: nothing was proposed, so forwarding retries
             // (on this broker or the new leader) until its deadline.

@@ -23,7 +23,7 @@ use std::time::Duration;
 use actix::Addr;
 
 use crate::audit::log::AuditLog;
-use crate::audit::{AuditDecision, UnsealedEvent};
+use crate::audit::{bounded_field, AuditDecision, UnsealedEvent};
 use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
@@ -265,14 +265,14 @@ impl Broker {
         let event = UnsealedEvent {
             time_ms: self.now_ms(),
             broker: self.parts.broker_id,
-            request_id: request.request_id.clone(),
-            principal: principal.map(str::to_string),
+            request_id: bounded_field(&request.request_id),
+            principal: principal.map(bounded_field),
             source: request.source.to_string(),
             action: action.to_string(),
-            resource: resource.to_string(),
+            resource: bounded_field(resource),
             decision,
             status,
-            detail,
+            detail: detail.as_deref().map(bounded_field),
         };
         let Some(group) = self.audit_group() else {
             return Err(BrokerError::AuditUnavailable(

@@ -16,6 +16,9 @@ use crate::names::{self, NameKind};
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
+/// Upper bound of `http.body_bytes_max`: a peer frame (16 MiB) less 1 MiB for the encoding and
+/// the frame's headers, so the records of any accepted body fit one replicated entry.
+pub const BODY_BYTES_MAX: u64 = 15 * MIB;
 const DAY_S: u64 = 24 * 3600;
 const DAY_MS: u64 = DAY_S * 1000;
 
@@ -180,7 +183,14 @@ fn http(checker: &Checker<'_>, raw: &RawHttp) -> Result<HttpConfig, ConfigError>
     } else {
         HttpTransport::Plain
     };
-    let body_bytes_max = checker.size("http.body_bytes_max", raw.body_bytes_max, KIB, GIB)?;
+    // A produce body becomes one Raft entry per partition, and an entry must fit one peer frame
+    // (16 MiB, less room for headers); a larger body could make an entry no follower receives.
+    let body_bytes_max = checker.size(
+        "http.body_bytes_max",
+        raw.body_bytes_max,
+        KIB,
+        BODY_BYTES_MAX,
+    )?;
     let record_bytes_max = checker.size("http.record_bytes_max", raw.record_bytes_max, 1, GIB)?;
     if record_bytes_max > body_bytes_max {
         let allowed = format!("at most http.body_bytes_max ({body_bytes_max})");

@@ -67,6 +67,9 @@ pub enum ReplicaError {
     /// sequence is still in flight, or a new leader has not applied its predecessors' entries.
     #[error("{0}; retry")]
     Retry(String),
+    /// The proposal would make a Raft entry larger than a peer frame can carry.
+    #[error("the write is {bytes} bytes encoded; one replicated entry holds at most {bytes_max}")]
+    TooLarge { bytes: u64, bytes_max: u64 },
     /// A consumer offset beyond the end of the committed log.
     #[error("offset {offset} is beyond the partition's end (high watermark {high_watermark})")]
     OffsetBeyondEnd { offset: u64, high_watermark: u64 },
@@ -115,6 +118,9 @@ pub struct ReplicaSettings {
     pub ack: AckPolicy,
     /// How often partition leaders check retention.
     pub retention_check_ms: u64,
+    /// Largest proposal accepted: an entry above it could not travel in one peer frame, so its
+    /// followers would never receive it. Refused with `TooLarge` at propose time instead.
+    pub entry_bytes_max: u64,
 }
 
 /// When a produce is acknowledged.
@@ -270,6 +276,13 @@ impl<M: StateMachine> Replica<M> {
     ) -> bool {
         if self.proposals.len() >= self.settings.pending_proposals_max {
             let _ = reply.send(Err(ReplicaError::Overloaded));
+            return false;
+        }
+        let data = data.into();
+        let bytes = data.len() as u64;
+        if bytes > self.settings.entry_bytes_max {
+            let bytes_max = self.settings.entry_bytes_max;
+            let _ = reply.send(Err(ReplicaError::TooLarge { bytes, bytes_max }));
             return false;
         }
         match self.node.propose(data) {
