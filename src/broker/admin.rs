@@ -92,6 +92,44 @@ impl Broker {
         Ok(issued)
     }
 
+    fn is_superuser(&self, name: &str) -> bool {
+        self.parts
+            .controller
+            .state()
+            .users
+            .get(name)
+            .is_some_and(|user| user.superuser)
+    }
+
+    /// Only a superuser may make, remove or take over a superuser: an ACL on users never grants
+    /// more than its holder has. The refusal is audited like any denial.
+    async fn require_superuser(
+        &self,
+        caller: &Caller,
+        what: &str,
+        user: &str,
+    ) -> Result<(), BrokerError> {
+        if caller.principal.superuser {
+            return Ok(());
+        }
+        let detail = format!(
+            "{} may not {what} '{user}': only a superuser may",
+            caller.principal.name
+        );
+        let denied = BrokerError::Forbidden(detail.clone());
+        self.record(
+            &caller.request,
+            Some(&caller.principal.name),
+            actions::AUTHORIZE,
+            &format!("user:{user}"),
+            AuditDecision::Deny,
+            denied.status(),
+            Some(detail),
+        )
+        .await?;
+        Err(denied)
+    }
+
     /// Refuses (and audits) a login while the user or the source address is rate limited.
     async fn check_login_rate(
         &self,
@@ -180,9 +218,21 @@ impl Broker {
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         self.authorize(caller, ResourceType::User, name, Operation::Create)
             .await?;
+        if superuser {
+            self.require_superuser(caller, "create the superuser", name)
+                .await?;
+        }
         let password_hash = hash(password_text).await?;
-        self.record_change(caller, actions::USER_CREATE, name)
-            .await?;
+        self.record(
+            &caller.request,
+            Some(&caller.principal.name),
+            actions::USER_CREATE,
+            name,
+            AuditDecision::Allow,
+            STATUS_OK,
+            Some(format!("superuser: {superuser}")),
+        )
+        .await?;
         let user = UserRecord {
             name: name.to_string(),
             password_hash,
@@ -196,6 +246,10 @@ impl Broker {
     pub async fn delete_user(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
         self.authorize(caller, ResourceType::User, name, Operation::Delete)
             .await?;
+        if self.is_superuser(name) {
+            self.require_superuser(caller, "delete the superuser", name)
+                .await?;
+        }
         self.record_change(caller, actions::USER_DELETE, name)
             .await?;
         self.propose(MetaCommand::DeleteUser {
@@ -215,6 +269,10 @@ impl Broker {
         if caller.principal.name != name {
             self.authorize(caller, ResourceType::User, name, Operation::Alter)
                 .await?;
+            if self.is_superuser(name) {
+                self.require_superuser(caller, "change the password of the superuser", name)
+                    .await?;
+            }
         }
         let password_hash = hash(password_text).await?;
         self.record_change(caller, actions::USER_PASSWORD, name)
