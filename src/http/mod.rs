@@ -193,7 +193,7 @@ pub fn serve(
             .wrap_fn(move |request, service| {
                 let id = new_request_id();
                 request.extensions_mut().insert(RequestId(id.clone()));
-                let method = request.method().to_string();
+                let method = metrics::method_label(request.method()).to_string();
                 let started = Instant::now();
                 let metrics = metrics_for_middleware.clone();
                 let response = service.call(request);
