@@ -36,9 +36,15 @@ pub fn request_info(request: &HttpRequest) -> RequestInfo {
     RequestInfo { request_id, source }
 }
 
-/// Routes that need a bearer token: the whole v1 API except logging in.
+/// Paths anyone may call without a token. Every other path needs one, including paths no route
+/// matches and other spellings of these (percent-encoded, a trailing slash): authentication is
+/// checked on an allowlist of exact paths, so a spelling the router decodes differently cannot
+/// skip it.
+pub const PUBLIC_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/v1/auth/token"];
+
+/// Whether a request to `path` (as sent, before any decoding) must carry a valid token.
 pub fn needs_token(path: &str) -> bool {
-    path.starts_with("/v1/") && path != "/v1/auth/token"
+    !PUBLIC_PATHS.contains(&path)
 }
 
 /// The bearer token of a request, or why the Authorization header is unusable.
