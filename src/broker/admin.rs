@@ -116,18 +116,7 @@ impl Broker {
             "{} may not {what} '{user}': only a superuser may",
             caller.principal.name
         );
-        let denied = BrokerError::Forbidden(detail.clone());
-        self.record(
-            &caller.request,
-            Some(&caller.principal.name),
-            actions::AUTHORIZE,
-            &format!("user:{user}"),
-            AuditDecision::Deny,
-            denied.status(),
-            Some(detail),
-        )
-        .await?;
-        Err(denied)
+        Err(self.deny(caller, &format!("user:{user}"), detail).await)
     }
 
     /// Refuses (and audits) a login while the user or the source address is rate limited.

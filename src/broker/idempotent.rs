@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::data::{ProduceRecord, Produced};
 use super::{Broker, BrokerError, Caller};
-use crate::audit::{actions, AuditDecision};
+use crate::audit::actions;
 use crate::auth::acl::{Operation, ResourceType};
 use crate::cluster::producers::ProducerRecord;
 use crate::cluster::MetaCommand;
@@ -160,18 +160,9 @@ impl Broker {
             "{} may not use producer id {producer_id}: it belongs to another user",
             caller.principal.name
         );
-        let denied = BrokerError::Forbidden(detail.clone());
-        self.record(
-            &caller.request,
-            Some(&caller.principal.name),
-            actions::AUTHORIZE,
-            &format!("producer:{producer_id}"),
-            AuditDecision::Deny,
-            denied.status(),
-            Some(detail),
-        )
-        .await?;
-        Err(denied)
+        Err(self
+            .deny(caller, &format!("producer:{producer_id}"), detail)
+            .await)
     }
 
     /// The registration of `producer_id`, waiting briefly for this broker's controller copy.

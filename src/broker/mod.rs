@@ -234,19 +234,34 @@ impl Broker {
                     caller.principal.name
                 );
                 let resource_name = format!("{resource:?}:{name}").to_lowercase();
-                let denied = BrokerError::Forbidden(detail.clone());
-                self.record(
-                    &caller.request,
-                    Some(&caller.principal.name),
-                    crate::audit::actions::AUTHORIZE,
-                    &resource_name,
-                    AuditDecision::Deny,
-                    denied.status(),
-                    Some(detail),
-                )
-                .await?;
-                Err(denied)
+                Err(self.deny(caller, &resource_name, detail).await)
             }
+        }
+    }
+
+    /// Audits an authorization denial of `resource` and answers the 403 the caller gets (or why
+    /// the denial could not be audited).
+    pub(crate) async fn deny(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        detail: String,
+    ) -> BrokerError {
+        let denied = BrokerError::Forbidden(detail.clone());
+        let recorded = self
+            .record(
+                &caller.request,
+                Some(&caller.principal.name),
+                crate::audit::actions::AUTHORIZE,
+                resource,
+                AuditDecision::Deny,
+                denied.status(),
+                Some(detail),
+            )
+            .await;
+        match recorded {
+            Ok(()) => denied,
+            Err(error) => error,
         }
     }
 

@@ -4,34 +4,28 @@
 //! 4xx bodies say what was wrong and how to fix it; 5xx bodies carry no internals (the broker log has
 //! them, under the request id).
 
+use crate::broker::BrokerError;
+use crate::wire::Problem;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
-use crate::broker::BrokerError;
-
-#[derive(Serialize)]
-pub struct Problem<'a> {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: &'a str,
-    pub status: u16,
-    pub detail: String,
+/// The problem body (`wire::Problem`) for `status`, problem type `slug` and `detail`, as JSON.
+fn problem_body(status: StatusCode, slug: &str, detail: String) -> String {
+    let body = Problem {
+        problem_type: Some(format!("/problems/{slug}")),
+        title: Some(status.canonical_reason().unwrap_or("Error").to_string()),
+        status: Some(status.as_u16()),
+        detail: Some(detail),
+    };
+    serde_json::to_string(&body).expect("problem bodies are plain data")
 }
 
 /// Builds a problem response with the given status, slug and detail.
 pub fn problem(status: StatusCode, slug: &str, detail: String) -> HttpResponse {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let body = Problem {
-        kind: format!("/problems/{slug}"),
-        title,
-        status: status.as_u16(),
-        detail,
-    };
     HttpResponse::build(status)
         .content_type("application/problem+json")
-        .body(serde_json::to_string(&body).expect("problem bodies are plain data"))
+        .body(problem_body(status, slug, detail))
 }
 
 impl BrokerError {
@@ -52,14 +46,11 @@ impl BrokerError {
     /// The problem body of this error as one line of JSON, for errors that end an event stream
     /// after its response headers were sent.
     pub fn problem_json(&self) -> String {
-        let status = self.status_code();
-        let body = Problem {
-            kind: format!("/problems/{}", self.class().problem_type),
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.public_detail(),
-        };
-        serde_json::to_string(&body).expect("problem bodies are plain data")
+        problem_body(
+            self.status_code(),
+            self.class().problem_type,
+            self.public_detail(),
+        )
     }
 }
 
