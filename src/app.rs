@@ -10,12 +10,14 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use rand::distr::{Alphanumeric, SampleString};
 
+mod files;
 mod peers;
 
 use std::collections::HashMap;
 
 use crate::audit::log::AuditLog;
 use crate::auth::jwt::{SigningKey, TokenSettings};
+use crate::audit::aggregate::FailureTally;
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
 use crate::broker::balancer::{self, BalancerHandle, BalancerSettings};
@@ -121,6 +123,10 @@ pub async fn run(
     }
     report_self(&config, &broker, http_address).await?;
     actix_web::rt::spawn(crate::broker::groups::sessions::run(broker.clone()));
+    actix_web::rt::spawn(crate::broker::run_audit_upkeep(
+        broker.clone(),
+        Duration::from_millis(config.auth.failure_audit_interval_ms),
+    ));
     if running.is_some() {
         actix_web::rt::spawn(balancer::run(broker.clone(), balancer_settings(&config)));
     }
@@ -132,20 +138,32 @@ pub async fn run(
     Ok(())
 }
 
-/// Opens the store in `broker.data_dir` (creating the directory) and starts its writer.
+/// Opens the store in `broker.data_dir` (creating the directory) and starts its writer. The
+/// directory is 0700 and the database 0600 (see `files`), as is every key file the config names.
 fn open_store(config: &Config) -> anyhow::Result<(Store, Writer)> {
-    std::fs::create_dir_all(&config.broker.data_dir).with_context(|| {
-        format!(
-            "cannot create broker.data_dir {}",
-            config.broker.data_dir.display()
-        )
-    })?;
-    let store = Store::open(&config.broker.data_dir.join("palisade.redb"))
-        .context("cannot open the store")?;
+    files::private_dir(&config.broker.data_dir).context("broker.data_dir")?;
+    for key in key_files(config) {
+        files::private_key(key)?;
+    }
+    let database = config.broker.data_dir.join("palisade.redb");
+    files::private_file(&database)?;
+    let store = Store::open(&database).context("cannot open the store")?;
     let writer = store.start_writer(WriterConfig {
         requests_per_commit_max: config.storage.requests_per_commit_max,
     });
     Ok((store, writer))
+}
+
+/// The private keys the config names: the client API's and the peer link's.
+fn key_files(config: &Config) -> Vec<&Path> {
+    let mut keys = Vec::new();
+    if let HttpTransport::Tls { key, .. } = &config.http.transport {
+        keys.push(key.as_path());
+    }
+    if let Some(peer) = &config.peer {
+        keys.push(peer.key.as_path());
+    }
+    keys
 }
 
 /// The broker's parts from the config and the started actors; no peers until `app` adds them.
@@ -169,6 +187,11 @@ fn broker_parts(
             config.auth.login_window_s * 1000,
             config.auth.login_tracked_keys_max,
         )),
+        failures: Mutex::new(FailureTally::new(
+            config.auth.failure_audit_interval_ms,
+            config.auth.failure_audit_sources_max,
+        )),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(config.auth.password_checks_max)),
         peers: None,
         forward_timeout: Duration::from_millis(config.cluster.forward_timeout_ms),
         leaders: Mutex::new(HashMap::new()),
@@ -189,7 +212,19 @@ async fn serve_until(
         HttpTransport::Tls { cert, key } => {
             Some(crate::transport::tls::server_config(cert, key, None)?)
         }
-        HttpTransport::Plain => None,
+        HttpTransport::Plain => {
+            tracing::warn!(
+                listen = %config.http.listen,
+                "serving the client API over plain HTTP: passwords and tokens cross the network \
+                 in the clear (http.tls = false)"
+            );
+            eprintln!(
+                "warning: the client API on {} is plain HTTP (http.tls = false); passwords and \
+                 tokens are not encrypted",
+                config.http.listen
+            );
+            None
+        }
     };
     let http_settings = HttpSettings {
         workers: config.http.workers,
@@ -444,6 +479,7 @@ async fn bootstrap(
         password_hash: admin_hash,
         superuser: true,
         created_ms: controller.clock().now_ms(),
+        token_generation: 0,
     };
     let now_ms = controller.clock().now_ms();
     let key = SigningKey::generate(&format!("k{now_ms}"), now_ms)?;
@@ -464,8 +500,8 @@ async fn bootstrap(
         name: AUDIT_TOPIC.to_string(),
         partitions: 1,
         replication_factor: brokers.len().min(3) as u16,
-        retention_ms: None,
-        retention_bytes: None,
+        retention_ms: Some(config.topics.audit_retention_ms),
+        retention_bytes: Some(config.topics.audit_retention_bytes),
         internal: true,
     };
     match controller

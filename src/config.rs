@@ -103,6 +103,12 @@ pub struct AuthConfig {
     pub login_failures_max: u32,
     pub login_window_s: u64,
     pub login_tracked_keys_max: usize,
+    /// Argon2 password checks and hashes running at once on this broker.
+    pub password_checks_max: usize,
+    /// Interval over which unauthenticated failures of one source are aggregated.
+    pub failure_audit_interval_ms: u64,
+    /// Sources tracked for aggregation; more share one overflow aggregate.
+    pub failure_audit_sources_max: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +135,9 @@ pub struct TopicsConfig {
     pub default_retention_bytes: Option<u64>,
     pub partitions_max: u32,
     pub retention_check_ms: u64,
+    /// Age and size bounds of the `__audit` topic, set when the cluster is bootstrapped.
+    pub audit_retention_ms: u64,
+    pub audit_retention_bytes: u64,
 }
 
 /// Bounds on long-lived client work.

@@ -89,7 +89,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         );
     }
     let mut signals = Signals::listen()?;
-    std::fs::create_dir_all(&options.dir)
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&options.dir)
         .with_context(|| format!("cannot create {}", options.dir.display()))?;
     let dir = options.dir.canonicalize()?;
     let ids: Vec<u64> = (1..=u64::from(options.brokers)).collect();

@@ -23,6 +23,13 @@ fn key(kid: &str) -> SigningKey {
     SigningKey::generate(kid, NOW_S * 1000).expect("valid kid")
 }
 
+fn subject(name: &str) -> jwt::Subject<'_> {
+    jwt::Subject {
+        name,
+        generation: 7,
+    }
+}
+
 fn never_revoked(_: &str) -> bool {
     false
 }
@@ -54,7 +61,7 @@ fn good_header(kid: &str) -> Value {
 fn good_claims() -> Value {
     json!({
         "sub": "alice", "iss": "palisade", "aud": "palisade",
-        "exp": NOW_S + 3600, "nbf": NOW_S, "iat": NOW_S, "jti": "0123456789abcdef"
+        "exp": NOW_S + 3600, "nbf": NOW_S, "iat": NOW_S, "jti": "0123456789abcdef", "gen": 1
     })
 }
 
@@ -77,7 +84,7 @@ fn check(keys: &[SigningKey], token: &str) -> Result<Claims, TokenError> {
 #[test]
 fn issued_token_verifies_with_its_claims() {
     let signing = key("k1");
-    let issued = jwt::issue(&settings(), &signing, "alice", NOW_S).unwrap();
+    let issued = jwt::issue(&settings(), &signing, subject("alice"), NOW_S).unwrap();
     assert_eq!(issued.expires_at_s, NOW_S + 3600);
     assert_eq!(issued.jti.len(), 32);
     let claims = check(&[key("other"), signing.clone()], &issued.token).unwrap();
@@ -91,6 +98,7 @@ fn issued_token_verifies_with_its_claims() {
             nbf: NOW_S,
             iat: NOW_S,
             jti: issued.jti.clone(),
+            gen: 7,
         }
     );
     // A crafted token with the right key and claims is the positive control for `craft`.
@@ -101,24 +109,24 @@ fn issued_token_verifies_with_its_claims() {
         Algorithm::HS256,
     );
     assert!(check(std::slice::from_ref(&signing), &crafted).is_ok());
-    let second = jwt::issue(&settings(), &signing, "alice", NOW_S).unwrap();
+    let second = jwt::issue(&settings(), &signing, subject("alice"), NOW_S).unwrap();
     assert_ne!(second.jti, issued.jti);
 }
 
 #[test]
 fn issue_refuses_bad_subjects_and_weak_keys() {
     let signing = key("k1");
-    assert!(jwt::issue(&settings(), &signing, "", NOW_S).is_err());
-    assert!(jwt::issue(&settings(), &signing, "a/b", NOW_S).is_err());
+    assert!(jwt::issue(&settings(), &signing, subject(""), NOW_S).is_err());
+    assert!(jwt::issue(&settings(), &signing, subject("a/b"), NOW_S).is_err());
     let mut weak = signing.clone();
     weak.secret.truncate(16);
-    assert!(jwt::issue(&settings(), &weak, "alice", NOW_S).is_err());
+    assert!(jwt::issue(&settings(), &weak, subject("alice"), NOW_S).is_err());
 }
 
 #[test]
 fn time_claims_respect_the_leeway() {
     let signing = key("k1");
-    let issued = jwt::issue(&settings(), &signing, "alice", NOW_S).unwrap();
+    let issued = jwt::issue(&settings(), &signing, subject("alice"), NOW_S).unwrap();
     let keys = [signing];
     let at = |now_s| jwt::verify(&settings(), &keys, &issued.token, now_s, &never_revoked);
     assert!(at(NOW_S + 3600 + 29).is_ok());
@@ -131,10 +139,30 @@ fn time_claims_respect_the_leeway() {
 }
 
 #[test]
+fn a_retired_key_verifies_until_its_date_and_never_signs() {
+    let mut old = key("old");
+    let issued = jwt::issue(&settings(), &old, subject("alice"), NOW_S).unwrap();
+    old.verify_until_ms = Some((NOW_S + 600) * 1000);
+    let new = SigningKey::generate("new", NOW_S * 1000 - 1).unwrap();
+    let keys = [old.clone(), new];
+    // The retired key is older-or-newer irrelevant: only a key without an end date signs.
+    assert_eq!(
+        jwt::current_key(&keys).map(|k| k.kid.as_str()),
+        Some("new")
+    );
+    let at = |now_s| jwt::verify(&settings(), &keys, &issued.token, now_s, &never_revoked);
+    assert!(at(NOW_S + 599).is_ok());
+    assert_eq!(
+        at(NOW_S + 600),
+        Err(TokenError::RetiredKey { kid: "old".into() })
+    );
+}
+
+#[test]
 fn key_rotation_old_tokens_verify_until_their_key_is_removed() {
     let old = key("old");
     let new = key("new");
-    let issued = jwt::issue(&settings(), &old, "alice", NOW_S).unwrap();
+    let issued = jwt::issue(&settings(), &old, subject("alice"), NOW_S).unwrap();
     assert!(check(&[old.clone(), new.clone()], &issued.token).is_ok());
     assert_eq!(
         check(&[new], &issued.token),
@@ -320,6 +348,31 @@ fn claims_forgeries(forge: &Forge) -> Vec<Case> {
             TokenError::MissingClaim("jti"),
         ),
         (
+            "missing token generation",
+            signed_claims(without_claim("gen")),
+            TokenError::MissingClaim("gen"),
+        ),
+        (
+            "lifetime longer than the configured one, signed with the real key",
+            signed_claims(with_claim("exp", json!(NOW_S + 3601))),
+            TokenError::LifetimeTooLong {
+                lifetime_s: 3601,
+                lifetime_max_s: 3600,
+            },
+        ),
+        (
+            "a hundred-year token backdated to look fresh",
+            signed_claims(json!({
+                "sub": "alice", "iss": "palisade", "aud": "palisade",
+                "exp": NOW_S + 100 * 365 * 86_400, "nbf": NOW_S - 60, "iat": NOW_S - 60,
+                "jti": "0123456789abcdef", "gen": 1
+            })),
+            TokenError::LifetimeTooLong {
+                lifetime_s: 100 * 365 * 86_400 + 60,
+                lifetime_max_s: 3600,
+            },
+        ),
+        (
             "exp as a string",
             signed_claims(with_claim("exp", json!("9999999999"))),
             bad_shape.clone(),
@@ -403,7 +456,7 @@ fn forged_and_invalid_tokens_are_each_refused_for_their_reason() {
 #[test]
 fn revoked_token_is_refused_after_every_other_check() {
     let signing = key("k1");
-    let issued = jwt::issue(&settings(), &signing, "alice", NOW_S).unwrap();
+    let issued = jwt::issue(&settings(), &signing, subject("alice"), NOW_S).unwrap();
     let revoked_jti = issued.jti.clone();
     let is_revoked = move |jti: &str| jti == revoked_jti;
     let keys = [signing.clone()];
@@ -411,7 +464,7 @@ fn revoked_token_is_refused_after_every_other_check() {
         jwt::verify(&settings(), &keys, &issued.token, NOW_S, &is_revoked),
         Err(TokenError::Revoked)
     );
-    let other = jwt::issue(&settings(), &signing, "alice", NOW_S).unwrap();
+    let other = jwt::issue(&settings(), &signing, subject("alice"), NOW_S).unwrap();
     assert!(jwt::verify(&settings(), &keys, &other.token, NOW_S, &is_revoked).is_ok());
 }
 

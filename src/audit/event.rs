@@ -11,6 +11,8 @@ pub mod actions {
     pub const LOGIN: &str = "auth.login";
     pub const TOKEN_REJECTED: &str = "auth.token_rejected";
     pub const TOKEN_REVOKE: &str = "auth.revoke";
+    pub const TOKEN_REVOKE_ALL: &str = "auth.revoke_all";
+    pub const KEY_ROTATE: &str = "auth.key_rotate";
     pub const AUTHORIZE: &str = "authorize";
     pub const USER_CREATE: &str = "user.create";
     pub const USER_DELETE: &str = "user.delete";

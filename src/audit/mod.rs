@@ -8,6 +8,7 @@
 //! Must not do I/O, read clocks or drop events: the caller supplies times and stores what
 //! [`AuditChain::seal`] returns.
 
+pub mod aggregate;
 mod chain;
 mod event;
 pub mod log;

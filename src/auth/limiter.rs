@@ -6,6 +6,10 @@
 //! the user's history but not the address's, so one valid account cannot be used to reset
 //! an address that is guessing other passwords.
 //!
+//! An attempt counts as a failure from the moment it is admitted ([`LoginLimiter::admit`]),
+//! before the password is checked, and stops counting only when it succeeds: concurrent
+//! guesses cannot all pass the check while the first ones are still being verified.
+//!
 //! Memory is bounded by `tracked_keys_max`: when full, expired histories are dropped first,
 //! then the key whose latest failure is oldest. Pure: time is passed in, nothing is shared;
 //! the caller holds the limiter behind its own lock.
@@ -28,6 +32,13 @@ impl RetryAfterMs {
 enum LimitKey {
     User(String),
     Address(IpAddr),
+}
+
+/// An admitted login attempt, counted as a failure until it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    address: IpAddr,
+    at_ms: u64,
 }
 
 /// Failed-login limiter. See the module documentation for the policy.
@@ -64,16 +75,38 @@ impl LoginLimiter {
         }
     }
 
+    /// Admits an attempt and counts it as a failure right away (see the module documentation);
+    /// refused while the user or the address is over its limit. The answer names the attempt
+    /// for [`LoginLimiter::record_success`].
+    pub fn admit(&mut self, user: &str, address: IpAddr, now_ms: u64) -> Result<Attempt, RetryAfterMs> {
+        self.check(user, address, now_ms)?;
+        self.record_failure(user, address, now_ms);
+        Ok(Attempt {
+            address,
+            at_ms: now_ms,
+        })
+    }
+
+    /// Forgets an admitted attempt that succeeded: the user's failures go, and the address
+    /// loses this attempt only (its other failures stay).
+    pub fn record_success(&mut self, user: &str, attempt: Attempt) {
+        self.failures.remove(&LimitKey::User(user.to_string()));
+        let key = LimitKey::Address(attempt.address);
+        if let Some(history) = self.failures.get_mut(&key) {
+            if let Some(position) = history.iter().rposition(|time| *time == attempt.at_ms) {
+                history.remove(position);
+            }
+            if history.is_empty() {
+                self.failures.remove(&key);
+            }
+        }
+    }
+
     /// Records a failed attempt against both the user name and the address.
     pub fn record_failure(&mut self, user: &str, address: IpAddr, now_ms: u64) {
         for key in [LimitKey::User(user.to_string()), LimitKey::Address(address)] {
             self.record(key, now_ms);
         }
-    }
-
-    /// Forgets the user's failures after a successful login.
-    pub fn record_success(&mut self, user: &str) {
-        self.failures.remove(&LimitKey::User(user.to_string()));
     }
 
     /// Number of keys currently tracked (never above `tracked_keys_max`).
@@ -169,11 +202,27 @@ mod tests {
     fn success_clears_the_user_but_not_the_address() {
         let mut limiter = LoginLimiter::new(2, 60_000, 100);
         limiter.record_failure("alice", ADDRESS, 0);
-        limiter.record_failure("alice", ADDRESS, 1);
+        let attempt = limiter.admit("alice", ADDRESS, 1).unwrap();
         assert!(limiter.check("alice", OTHER, 2).is_err());
-        limiter.record_success("alice");
+        limiter.record_success("alice", attempt);
         assert_eq!(limiter.check("alice", OTHER, 2), Ok(()));
-        assert!(limiter.check("alice", ADDRESS, 2).is_err());
+        // The address keeps its real failure; the successful attempt no longer counts.
+        assert_eq!(limiter.check("bob", ADDRESS, 2), Ok(()));
+        limiter.record_failure("bob", ADDRESS, 3);
+        assert!(limiter.check("carol", ADDRESS, 4).is_err());
+    }
+
+    #[test]
+    fn admitted_attempts_count_before_they_are_checked() {
+        let mut limiter = LoginLimiter::new(3, 60_000, 100);
+        // Three attempts in flight at once: the fourth is refused before any of them finished.
+        for _ in 0..3 {
+            assert!(limiter.admit("alice", ADDRESS, 10).is_ok());
+        }
+        assert_eq!(
+            limiter.admit("alice", OTHER, 10),
+            Err(RetryAfterMs(60_000))
+        );
     }
 
     #[test]

@@ -4,9 +4,14 @@ use super::{Broker, BrokerError, Caller, FetchRequest, RequestInfo, STATUS_OK};
 use crate::audit::{actions, AuditDecision, AuditEvent};
 use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
 use crate::auth::jwt::{self, IssuedToken};
+use crate::auth::limiter::Attempt;
+use tokio::sync::OwnedSemaphorePermit;
 use crate::auth::password;
 use crate::cluster::{MetaCommand, MetaOutput, UserRecord, AUDIT_TOPIC};
 use crate::names::{self, NameKind};
+
+/// How long a login or password change waits for a free password check slot.
+const PASSWORD_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// An ACL as a client submits it (the id is assigned by the controller).
 #[derive(Clone, Debug)]
@@ -30,12 +35,37 @@ pub struct AuditQuery {
     pub until_ms: Option<u64>,
 }
 
+/// A signing key as the API shows it: never the secret.
+#[derive(Clone, Debug)]
+pub struct SigningKeyInfo {
+    pub kid: String,
+    pub created_ms: u64,
+    /// Set once a newer key replaced it: it verifies until then.
+    pub verify_until_ms: Option<u64>,
+    /// Whether it signs new tokens.
+    pub current: bool,
+}
+
 /// Audit events from one read, with the offset to continue from.
 #[derive(Clone, Debug)]
 pub struct AuditPage {
     pub events: Vec<(u64, AuditEvent)>,
     pub next_offset: u64,
     pub high_watermark: u64,
+    /// The oldest event kept (retention removes older ones).
+    pub log_start_offset: u64,
+}
+
+/// The newest event of the audit log: what an operator records to anchor a later check.
+#[derive(Clone, Debug)]
+pub struct AuditHead {
+    /// `None` while the log is empty.
+    pub offset: Option<u64>,
+    /// The newest event's hash, or the genesis hash of an empty log.
+    pub hash: String,
+    pub time_ms: Option<u64>,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
 }
 
 impl Broker {
@@ -55,15 +85,13 @@ impl Broker {
                 .await?;
             return Err(refused);
         }
-        self.check_login_rate(username, &request, now).await?;
+        let attempt = self.admit_login(username, &request, now).await?;
         let state = self.parts.controller.state();
         let hash = state.users.get(username).map(|u| u.password_hash.clone());
-        if !verify_off_thread(hash, password_text.to_string()).await? {
-            self.parts
-                .limiter
-                .lock()
-                .expect("limiter lock is never poisoned")
-                .record_failure(username, request.source, now);
+        let slot = self.password_slot().await?;
+        let verified = verify_off_thread(slot, hash, password_text.to_string()).await?;
+        if !verified {
+            // Already counted as a failure when admitted.
             let refused = BrokerError::Unauthenticated("unknown user or wrong password".into());
             self.record_login(&request, username, AuditDecision::Failure, &refused, None)
                 .await?;
@@ -73,11 +101,19 @@ impl Broker {
             .limiter
             .lock()
             .expect("limiter lock is never poisoned")
-            .record_success(username);
+            .record_success(username, attempt);
         let key = jwt::current_key(&state.signing_keys).ok_or_else(|| {
             BrokerError::Internal("no signing key in the controller state".into())
         })?;
-        let issued = jwt::issue(&self.parts.tokens, key, username, now / 1000)
+        let generation = state
+            .users
+            .get(username)
+            .map_or(0, |user| user.token_generation);
+        let subject = jwt::Subject {
+            name: username,
+            generation,
+        };
+        let issued = jwt::issue(&self.parts.tokens, key, subject, now / 1000)
             .map_err(|e| BrokerError::Internal(e.to_string()))?;
         self.record(
             &request,
@@ -119,21 +155,23 @@ impl Broker {
         Err(self.deny(caller, &format!("user:{user}"), detail).await)
     }
 
-    /// Refuses (and audits) a login while the user or the source address is rate limited.
-    async fn check_login_rate(
+    /// Admits a login attempt, counted as a failure until it succeeds; refuses (and audits) it
+    /// while the user or the source address is rate limited.
+    async fn admit_login(
         &self,
         username: &str,
         request: &RequestInfo,
         now_ms: u64,
-    ) -> Result<(), BrokerError> {
-        let allowed = self
+    ) -> Result<Attempt, BrokerError> {
+        let admitted = self
             .parts
             .limiter
             .lock()
             .expect("limiter lock is never poisoned")
-            .check(username, request.source, now_ms);
-        let Err(retry) = allowed else {
-            return Ok(());
+            .admit(username, request.source, now_ms);
+        let retry = match admitted {
+            Ok(attempt) => return Ok(attempt),
+            Err(retry) => retry,
         };
         let detail = format!("rate limited for {} s", retry.seconds_rounded_up());
         let limited = BrokerError::RateLimited {
@@ -150,7 +188,26 @@ impl Broker {
         Err(limited)
     }
 
-    /// Audits a refused login with the status the caller is answered with.
+    /// One of the `auth.password_checks_max` slots for argon2 work (a password check or hash),
+    /// when one is free within [`PASSWORD_SLOT_WAIT`]; else 503 with Retry-After, so a burst of
+    /// logins cannot take every CPU and argon2's memory many times over. The slot moves into
+    /// the blocking task and is freed when the work ends, even if the client went away.
+    async fn password_slot(&self) -> Result<OwnedSemaphorePermit, BrokerError> {
+        let slot = tokio::time::timeout(
+            PASSWORD_SLOT_WAIT,
+            self.parts.password_checks.clone().acquire_owned(),
+        )
+        .await;
+        match slot {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(BrokerError::Retry(
+                "every password check slot is busy (auth.password_checks_max); retry".into(),
+            )),
+        }
+    }
+
+    /// Audits a refused login with the status the caller is answered with (aggregated per
+    /// source: no one is authenticated yet).
     async fn record_login(
         &self,
         request: &RequestInfo,
@@ -159,7 +216,7 @@ impl Broker {
         error: &BrokerError,
         detail: Option<String>,
     ) -> Result<(), BrokerError> {
-        self.record(
+        self.record_unauthenticated(
             request,
             Some(username),
             actions::LOGIN,
@@ -171,16 +228,89 @@ impl Broker {
         .await
     }
 
-    /// Revokes the caller's own token until it expires.
+    /// Revokes the caller's own token for as long as it could verify (`exp` plus the leeway).
     pub async fn revoke(&self, caller: &Caller) -> Result<(), BrokerError> {
         self.record_change(caller, actions::TOKEN_REVOKE, &caller.claims.jti)
             .await?;
         let command = MetaCommand::RevokeToken {
             jti: caller.claims.jti.clone(),
-            expires_at_s: caller.claims.exp,
+            expires_at_s: caller
+                .claims
+                .exp
+                .saturating_add(self.parts.tokens.leeway_s),
         };
         self.propose(command).await?;
         Ok(())
+    }
+
+    /// Ends every token of `name` issued so far. Users may end their own; ending another's needs
+    /// `alter` on that user, and only a superuser may end a superuser's.
+    pub async fn revoke_user_tokens(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
+        names::validate(NameKind::User, name)
+            .map_err(|e| BrokerError::BadRequest(format!("username: {e}")))?;
+        if caller.principal.name != name {
+            self.authorize(caller, ResourceType::User, name, Operation::Alter)
+                .await?;
+            if self.is_superuser(name) {
+                self.require_superuser(caller, "revoke the tokens of the superuser", name)
+                    .await?;
+            }
+        }
+        if !self.parts.controller.state().users.contains_key(name) {
+            return Err(BrokerError::NotFound(format!("user '{name}' does not exist")));
+        }
+        self.record_change(caller, actions::TOKEN_REVOKE_ALL, name)
+            .await?;
+        self.propose(MetaCommand::RevokeUserTokens {
+            name: name.to_string(),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The signing keys (ids and lifetimes, never secrets); needs `describe` on the cluster.
+    pub async fn list_signing_keys(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<SigningKeyInfo>, BrokerError> {
+        self.authorize(caller, ResourceType::Cluster, "*", Operation::Describe)
+            .await?;
+        let state = self.parts.controller.state();
+        let current = jwt::current_key(&state.signing_keys).map(|key| key.kid.clone());
+        Ok(state
+            .signing_keys
+            .iter()
+            .map(|key| SigningKeyInfo {
+                kid: key.kid.clone(),
+                created_ms: key.created_ms,
+                verify_until_ms: key.verify_until_ms,
+                current: current.as_deref() == Some(key.kid.as_str()),
+            })
+            .collect())
+    }
+
+    /// Generates a new signing key that signs every token from now on; earlier keys verify the
+    /// tokens they signed until those expire (the token lifetime plus leeway) and are then
+    /// dropped. Needs `alter` on the cluster; audited with the new key id.
+    pub async fn rotate_signing_key(&self, caller: &Caller) -> Result<String, BrokerError> {
+        self.authorize(caller, ResourceType::Cluster, "*", Operation::Alter)
+            .await?;
+        let now_ms = self.now_ms();
+        let kid = format!("k{now_ms}-{}", &hex::encode(rand::random::<[u8; 4]>()));
+        let key = jwt::SigningKey::generate(&kid, now_ms)
+            .map_err(|error| BrokerError::Internal(error.to_string()))?;
+        self.record_change(caller, actions::KEY_ROTATE, &kid).await?;
+        let tokens = &self.parts.tokens;
+        let retire_after_ms = tokens
+            .ttl_s
+            .saturating_add(tokens.leeway_s)
+            .saturating_mul(1000);
+        self.propose(MetaCommand::RotateSigningKey {
+            key,
+            retire_after_ms,
+        })
+        .await?;
+        Ok(kid)
     }
 
     pub async fn list_users(&self, caller: &Caller) -> Result<Vec<UserRecord>, BrokerError> {
@@ -211,7 +341,7 @@ impl Broker {
             self.require_superuser(caller, "create the superuser", name)
                 .await?;
         }
-        let password_hash = hash(password_text).await?;
+        let password_hash = hash(self.password_slot().await?, password_text).await?;
         self.record(
             &caller.request,
             Some(&caller.principal.name),
@@ -227,6 +357,7 @@ impl Broker {
             password_hash,
             superuser,
             created_ms: self.now_ms(),
+            token_generation: 0,
         };
         self.propose(MetaCommand::CreateUser(user)).await?;
         Ok(())
@@ -263,7 +394,7 @@ impl Broker {
                     .await?;
             }
         }
-        let password_hash = hash(password_text).await?;
+        let password_hash = hash(self.password_slot().await?, password_text).await?;
         self.record_change(caller, actions::USER_PASSWORD, name)
             .await?;
         self.propose(MetaCommand::SetPassword {
@@ -345,7 +476,21 @@ impl Broker {
             max_bytes: None,
             wait_ms: Some(0),
         };
-        let fetched = self.fetch_partition(&topic, 0, request).await?;
+        let fetched = match self.fetch_partition(&topic, 0, request.clone()).await {
+            // Retention removed the oldest events: read from the oldest one kept.
+            Err(BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                ..
+            }) if offset < log_start_offset => {
+                let request = FetchRequest {
+                    offset: log_start_offset,
+                    ..request
+                };
+                self.fetch_partition(&topic, 0, request).await?
+            }
+            other => other?,
+        };
         let mut events = Vec::new();
         for record in fetched.records {
             let event: AuditEvent =
@@ -363,6 +508,73 @@ impl Broker {
             events,
             next_offset: fetched.next_offset,
             high_watermark: fetched.high_watermark,
+            log_start_offset: fetched.log_start_offset,
+        })
+    }
+
+    /// The newest audit event's offset and hash (needs `read` on the audit resource), for
+    /// anchoring `palisade audit verify --anchor`.
+    pub async fn audit_head(&self, caller: &Caller) -> Result<AuditHead, BrokerError> {
+        self.authorize(caller, ResourceType::Audit, AUDIT_TOPIC, Operation::Read)
+            .await?;
+        self.read_audit_head().await
+    }
+
+    /// The newest audit event, read on the audit partition's leader.
+    pub(super) async fn read_audit_head(&self) -> Result<AuditHead, BrokerError> {
+        let topic = self
+            .parts
+            .controller
+            .state()
+            .topics
+            .get(AUDIT_TOPIC)
+            .cloned()
+            .ok_or_else(|| BrokerError::Unavailable("the audit topic does not exist yet".into()))?;
+        let probe = FetchRequest {
+            offset: 0,
+            max_messages: Some(1),
+            max_bytes: None,
+            wait_ms: Some(0),
+        };
+        let (high_watermark, log_start_offset) =
+            match self.fetch_partition(&topic, 0, probe.clone()).await {
+                Ok(fetched) => (fetched.high_watermark, fetched.log_start_offset),
+                Err(BrokerError::OffsetOutOfRange {
+                    high_watermark,
+                    log_start_offset,
+                    ..
+                }) => (high_watermark, log_start_offset),
+                Err(error) => return Err(error),
+            };
+        if high_watermark == 0 || high_watermark <= log_start_offset {
+            return Ok(AuditHead {
+                offset: None,
+                hash: crate::audit::GENESIS_HASH.to_string(),
+                time_ms: None,
+                high_watermark,
+                log_start_offset,
+            });
+        }
+        let last = FetchRequest {
+            offset: high_watermark - 1,
+            ..probe
+        };
+        let fetched = self.fetch_partition(&topic, 0, last).await?;
+        let record = fetched.records.first().ok_or_else(|| {
+            BrokerError::Unavailable("the newest audit event could not be read; retry".into())
+        })?;
+        let event: AuditEvent = serde_json::from_slice(&record.record.value).map_err(|error| {
+            BrokerError::Internal(format!(
+                "audit record {} does not decode: {error}",
+                record.offset
+            ))
+        })?;
+        Ok(AuditHead {
+            offset: Some(record.offset),
+            hash: event.hash,
+            time_ms: Some(event.time_ms),
+            high_watermark: fetched.high_watermark,
+            log_start_offset: fetched.log_start_offset,
         })
     }
 }
@@ -378,9 +590,12 @@ fn matches_query(event: &AuditEvent, query: &AuditQuery) -> bool {
         && query.until_ms.is_none_or(|t| event.time_ms < t)
 }
 
-async fn hash(password_text: &str) -> Result<String, BrokerError> {
+async fn hash(slot: OwnedSemaphorePermit, password_text: &str) -> Result<String, BrokerError> {
     let candidate = password_text.to_string();
-    tokio::task::spawn_blocking(move || password::hash_password(&candidate))
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        password::hash_password(&candidate)
+    })
         .await
         .map_err(|error| BrokerError::Internal(error.to_string()))?
         .map_err(|error| BrokerError::BadRequest(error.to_string()))
@@ -388,14 +603,60 @@ async fn hash(password_text: &str) -> Result<String, BrokerError> {
 
 /// Checks `candidate` against `hash` on a blocking thread (argon2 is CPU-heavy); an unknown user
 /// (`None`) costs the same as a known one, so timing does not tell them apart.
-async fn verify_off_thread(hash: Option<String>, candidate: String) -> Result<bool, BrokerError> {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => password::verify_password(&hash, &candidate),
-        None => {
-            password::dummy_verify(&candidate);
-            false
+async fn verify_off_thread(
+    slot: OwnedSemaphorePermit,
+    hash: Option<String>,
+    candidate: String,
+) -> Result<bool, BrokerError> {
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        match hash {
+            Some(hash) => password::verify_password(&hash, &candidate),
+            None => {
+                password::dummy_verify(&candidate);
+                false
+            }
         }
     })
     .await
     .map_err(|error| BrokerError::Internal(error.to_string()))
+}
+
+/// How often a broker writes the audit chain head to its log (when it changed).
+const HEAD_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs for the broker's life: writes the aggregates of unauthenticated failures as their
+/// intervals end (checking every half `interval`), and publishes the audit chain head in the
+/// broker log every minute it changed, so an operator's log holds anchors for
+/// `palisade audit verify --anchor`.
+pub async fn run_audit_upkeep(broker: std::sync::Arc<Broker>, interval: std::time::Duration) {
+    let tick = (interval / 2).max(std::time::Duration::from_millis(50));
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_head_log = tokio::time::Instant::now();
+    let mut logged_hash = String::new();
+    loop {
+        ticks.tick().await;
+        match broker.flush_failures().await {
+            Ok(0) => {}
+            Ok(count) => tracing::debug!(count, "wrote aggregate audit events"),
+            Err(error) => tracing::warn!(%error, "aggregate audit events not written yet"),
+        }
+        if last_head_log.elapsed() < HEAD_LOG_INTERVAL {
+            continue;
+        }
+        last_head_log = tokio::time::Instant::now();
+        match broker.read_audit_head().await {
+            Ok(head) if head.hash != logged_hash => {
+                tracing::info!(
+                    offset = ?head.offset,
+                    hash = %head.hash,
+                    "audit chain head"
+                );
+                logged_hash = head.hash;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "audit chain head not read"),
+        }
+    }
 }

@@ -156,9 +156,8 @@ impl Broker {
             .await?;
         let topic = self.topic(name)?;
         if topic.internal {
-            return Err(BrokerError::Forbidden(format!(
-                "topic '{name}' is internal and cannot be deleted"
-            )));
+            let detail = format!("topic '{name}' is internal and cannot be deleted");
+            return Err(self.deny(caller, &format!("topic:{name}"), detail).await);
         }
         self.record_change(caller, actions::TOPIC_DELETE, name)
             .await?;
@@ -236,19 +235,22 @@ impl Broker {
     ) -> Result<Produced, BrokerError> {
         self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write)
             .await?;
-        let topic = self.writable_topic(topic_name)?;
+        let topic = self.writable_topic(caller, topic_name).await?;
         let targets = self.route(&topic, &records, None)?;
         self.write_partitions(&topic, records, targets, &BTreeMap::new())
             .await
     }
 
-    /// A topic clients may write.
-    pub(super) fn writable_topic(&self, topic_name: &str) -> Result<TopicMeta, BrokerError> {
+    /// A topic clients may write; a write to an internal topic is refused and audited.
+    pub(super) async fn writable_topic(
+        &self,
+        caller: &Caller,
+        topic_name: &str,
+    ) -> Result<TopicMeta, BrokerError> {
         let topic = self.topic(topic_name)?;
         if topic.internal {
-            return Err(BrokerError::Forbidden(format!(
-                "topic '{topic_name}' is internal; only the broker writes it"
-            )));
+            let detail = format!("topic '{topic_name}' is internal; only the broker writes it");
+            return Err(self.deny(caller, &format!("topic:{topic_name}"), detail).await);
         }
         Ok(topic)
     }

@@ -88,7 +88,7 @@ impl Broker {
     ) -> Result<Produced, BrokerError> {
         self.authorize(caller, ResourceType::Topic, topic_name, Operation::Write)
             .await?;
-        let topic = self.writable_topic(topic_name)?;
+        let topic = self.writable_topic(caller, topic_name).await?;
         let checked = self.check_idempotence(caller, idempotence).await?;
         let sticky = match &checked {
             Checked::Producer { producer, .. } | Checked::Key { producer } => *producer as u64,

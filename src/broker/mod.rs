@@ -23,6 +23,7 @@ use std::time::Duration;
 use actix::Addr;
 
 use crate::audit::log::AuditLog;
+use crate::audit::aggregate::{Admission, FailureTally};
 use crate::audit::{bounded_field, AuditDecision, UnsealedEvent};
 use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
@@ -36,7 +37,7 @@ pub use crate::partition::read::FetchedRecord;
 use crate::partition::Registry;
 use crate::raft::{GroupId, LogIndex};
 use crate::storage::Store;
-pub use admin::{AuditQuery, NewAcl};
+pub use admin::{run_audit_upkeep, AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, NewTopic, ProduceRecord};
 pub use errors::{BrokerError, STATUS_OK};
 use forward::{ForwardReply, ForwardRequest, PeerCall};
@@ -86,6 +87,11 @@ pub struct BrokerParts {
     pub tokens: TokenSettings,
     pub limits: Limits,
     pub limiter: Mutex<LoginLimiter>,
+    /// Unauthenticated failures counted for aggregate audit events.
+    pub failures: Mutex<FailureTally>,
+    /// Argon2 work (password checks and hashes) running at once, at most
+    /// `auth.password_checks_max`.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
     /// Requests to peer brokers; `None` for a broker without peers.
     pub peers: Option<PeerCall>,
     /// How long forwarding looks for a group's leader (elections included).
@@ -161,7 +167,7 @@ impl Broker {
         request: RequestInfo,
     ) -> Result<Caller, BrokerError> {
         let Some(token) = token else {
-            return Err(BrokerError::Unauthenticated("missing bearer token".into()));
+            return Err(self.reject_token(&request, "missing bearer token".into()).await);
         };
         let state = self.parts.controller.state();
         let now_s = self.now_ms() / 1000;
@@ -174,28 +180,20 @@ impl Broker {
         );
         let claims = match verified {
             Ok(claims) => claims,
-            Err(error) => {
-                let detail = error.to_string();
-                let rejected = BrokerError::Unauthenticated(detail.clone());
-                self.record(
-                    &request,
-                    None,
-                    crate::audit::actions::TOKEN_REJECTED,
-                    "token",
-                    AuditDecision::Deny,
-                    rejected.status(),
-                    Some(detail),
-                )
-                .await?;
-                return Err(rejected);
-            }
+            Err(error) => return Err(self.reject_token(&request, error.to_string()).await),
         };
         let Some(user) = state.users.get(&claims.sub) else {
-            return Err(BrokerError::Unauthenticated(format!(
-                "user '{}' no longer exists",
-                claims.sub
-            )));
+            let detail = format!("user '{}' no longer exists", claims.sub);
+            return Err(self.reject_token(&request, detail).await);
         };
+        if user.token_generation != claims.gen {
+            let detail = format!(
+                "the tokens of user '{}' issued before a password change, a revoke-all or the \
+                 user's re-creation are no longer valid; log in again",
+                claims.sub
+            );
+            return Err(self.reject_token(&request, detail).await);
+        }
         let principal = Principal {
             name: user.name.clone(),
             superuser: user.superuser,
@@ -205,6 +203,28 @@ impl Broker {
             claims,
             request,
         })
+    }
+
+    /// Audits a request refused for want of a valid bearer token (aggregated per source, see
+    /// [`Broker::record_unauthenticated`]) and answers the 401 the caller gets, or why the
+    /// refusal could not be audited.
+    pub async fn reject_token(&self, request: &RequestInfo, detail: String) -> BrokerError {
+        let rejected = BrokerError::Unauthenticated(detail.clone());
+        let recorded = self
+            .record_unauthenticated(
+                request,
+                None,
+                crate::audit::actions::TOKEN_REJECTED,
+                "token",
+                AuditDecision::Deny,
+                rejected.status(),
+                Some(detail),
+            )
+            .await;
+        match recorded {
+            Ok(()) => rejected,
+            Err(error) => error,
+        }
     }
 
     /// Checks an ACL decision; a denial is audited (fail-closed) and answered with 403.
@@ -277,7 +297,79 @@ impl Broker {
         status: u16,
         detail: Option<String>,
     ) -> Result<(), BrokerError> {
-        let event = UnsealedEvent {
+        let event = self.event(request, principal, action, resource, decision, status, detail);
+        self.write_events(vec![event]).await
+    }
+
+    /// Audits a failure no one authenticated for (a refused token, a failed login) under the
+    /// aggregation rule of `audit::aggregate`: the first of its source, action and status in an
+    /// interval is written now; later ones are counted into one aggregate event, written by
+    /// [`Broker::flush_failures`] when the interval is over.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_unauthenticated(
+        &self,
+        request: &RequestInfo,
+        principal: Option<&str>,
+        action: &str,
+        resource: &str,
+        decision: AuditDecision,
+        status: u16,
+        detail: Option<String>,
+    ) -> Result<(), BrokerError> {
+        let event = self.event(request, principal, action, resource, decision, status, detail);
+        let admission = self
+            .parts
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .note(&event, event.time_ms);
+        match admission {
+            Admission::Write => self.write_events(vec![event]).await,
+            Admission::Counted => Ok(()),
+        }
+    }
+
+    /// Writes the aggregates of unauthenticated failures whose interval is over; on failure
+    /// they are kept and counted into the next attempt. Returns the failures accounted for.
+    pub async fn flush_failures(&self) -> Result<u64, BrokerError> {
+        let now_ms = self.now_ms();
+        let due = self
+            .parts
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take_due(now_ms);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let events = due.iter().map(|item| item.event(now_ms)).collect();
+        let count = due.iter().map(|item| item.count()).sum();
+        match self.write_events(events).await {
+            Ok(()) => Ok(count),
+            Err(error) => {
+                self.parts
+                    .failures
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .restore(due);
+                Err(error)
+            }
+        }
+    }
+
+    /// An event as this broker records it now, with caller-controlled fields bounded.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        request: &RequestInfo,
+        principal: Option<&str>,
+        action: &str,
+        resource: &str,
+        decision: AuditDecision,
+        status: u16,
+        detail: Option<String>,
+    ) -> UnsealedEvent {
+        UnsealedEvent {
             time_ms: self.now_ms(),
             broker: self.parts.broker_id,
             request_id: bounded_field(&request.request_id),
@@ -288,16 +380,17 @@ impl Broker {
             decision,
             status,
             detail: detail.as_deref().map(bounded_field),
-        };
+        }
+    }
+
+    /// Appends events to the audit log (through its leader) and waits until they are durable.
+    async fn write_events(&self, events: Vec<UnsealedEvent>) -> Result<(), BrokerError> {
         let Some(group) = self.audit_group() else {
             return Err(BrokerError::AuditUnavailable(
                 "the audit topic does not exist yet".into(),
             ));
         };
-        let request = ForwardRequest::Audit {
-            group,
-            events: vec![event],
-        };
+        let request = ForwardRequest::Audit { group, events };
         match tokio::time::timeout(AUDIT_WAIT, self.on_leader(request)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(error)) => Err(BrokerError::AuditUnavailable(error.to_string())),

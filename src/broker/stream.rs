@@ -96,7 +96,7 @@ impl Broker {
     }
 
     /// Whether the token a stream was opened with still holds: not expired (with the usual
-    /// leeway), not revoked, and its user still exists. A stream checks this before each read,
+    /// leeway), not revoked, its user still exists and the user's tokens were not revoked. A stream checks this before each read,
     /// so it cannot outlive the credential it was opened with.
     pub fn check_still_authenticated(&self, caller: &Caller) -> Result<(), BrokerError> {
         let now_s = self.now_ms() / 1000;
@@ -112,12 +112,19 @@ impl Broker {
                 "the access token was revoked".into(),
             ));
         }
-        if !state.users.contains_key(&claims.sub) {
-            return Err(BrokerError::Unauthenticated(format!(
+        match state.users.get(&claims.sub) {
+            None => Err(BrokerError::Unauthenticated(format!(
                 "user '{}' no longer exists",
                 claims.sub
-            )));
+            ))),
+            Some(user) if user.token_generation != claims.gen => {
+                Err(BrokerError::Unauthenticated(format!(
+                    "the tokens of user '{}' were revoked (password change or revoke-all); \
+                     log in again",
+                    claims.sub
+                )))
+            }
+            Some(_) => Ok(()),
         }
-        Ok(())
     }
 }

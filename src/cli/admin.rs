@@ -1,11 +1,11 @@
-//! Handlers of the administrative client commands (`topic`, `user`, `acl`, `audit`): one
+//! Handlers of the administrative client commands (`topic`, `user`, `acl`, `key`, `audit`): one
 //! `Client` call each, printed as JSON.
 //!
 //! Owns the translation from parsed arguments to request bodies and the printed output. It must
 //! not decide anything the broker decides (names, permissions); errors come back from the API.
 use super::args::{
-    AclCommand, AuditCommand, DecisionArg, EffectArg, OperationArg, ResourceArg, TopicCommand,
-    UserCommand,
+    AclCommand, AuditCommand, DecisionArg, EffectArg, KeyCommand, OperationArg, ResourceArg,
+    TopicCommand, UserCommand,
 };
 use super::output::{print_pretty, read_secret_line, write_line, TopicOut, UserOut};
 use crate::client::Client;
@@ -86,6 +86,11 @@ pub(crate) async fn user(command: UserCommand, client: &Client) -> anyhow::Resul
             eprintln!("password of {username} changed");
             Ok(())
         }
+        UserCommand::RevokeTokens { username } => {
+            client.revoke_user_tokens(&username).await?;
+            eprintln!("every token of {username} is revoked");
+            Ok(())
+        }
     }
 }
 
@@ -122,9 +127,18 @@ pub(crate) async fn acl(command: AclCommand, client: &Client) -> anyhow::Result<
     }
 }
 
+pub(crate) async fn key(command: KeyCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::List => print_pretty(&client.list_signing_keys().await?),
+        KeyCommand::Rotate => print_pretty(&client.rotate_signing_key().await?),
+    }
+}
+
 pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Result<()> {
-    if let AuditCommand::Verify = command {
-        return verify_audit(client).await;
+    match command {
+        AuditCommand::Verify { anchor } => return verify_audit(client, anchor.as_deref()).await,
+        AuditCommand::Head => return print_pretty(&client.audit_head().await?),
+        AuditCommand::List { .. } => {}
     }
     let AuditCommand::List {
         offset,
@@ -136,7 +150,7 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
         limit,
     } = command
     else {
-        unreachable!("Verify was handled above");
+        unreachable!("Verify and Head were handled above");
     };
     let mut filters = AuditFilters {
         offset,
@@ -165,11 +179,24 @@ pub(crate) async fn audit(command: AuditCommand, client: &Client) -> anyhow::Res
     }
 }
 
-/// Reads the whole audit log, checks its hash chain and prints the verified head.
-async fn verify_audit(client: &Client) -> anyhow::Result<()> {
-    let verified = client.verify_audit_log().await?;
+/// Reads the whole audit log, checks its hash chain (and the anchor) and prints the verified head.
+async fn verify_audit(client: &Client, anchor: Option<&str>) -> anyhow::Result<()> {
+    let verified = client.verify_audit_log(anchor).await?;
+    let start = if verified.first_offset > 0 {
+        format!(
+            " from offset {} (older events were removed by retention)",
+            verified.first_offset
+        )
+    } else {
+        String::new()
+    };
+    let anchored = match (anchor, verified.anchor_offset) {
+        (Some(_), Some(offset)) => format!("; anchor found at offset {offset}"),
+        (Some(_), None) => "; anchor is the genesis hash".to_string(),
+        (None, _) => String::new(),
+    };
     write_line(&format!(
-        "audit chain verified: {} events, head {}",
+        "audit chain verified: {} events{start}, head {}{anchored}",
         verified.events, verified.head
     ))
 }

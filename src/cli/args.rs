@@ -41,6 +41,8 @@ pub enum ClientCommand {
     User(UserArgs),
     /// Manage ACL rules.
     Acl(AclArgs),
+    /// List and rotate the token signing keys.
+    Key(KeyArgs),
     /// Read audit events.
     Audit(AuditArgs),
     /// Show the cluster; add, decommission and rebalance brokers.
@@ -106,12 +108,30 @@ pub enum UserCommand {
     Delete {
         username: String,
     },
-    /// Set a user's password (from `--password` or the first line of stdin).
+    /// Set a user's password (from `--password` or the first line of stdin). Ends every
+    /// token the user holds.
     Passwd {
         username: String,
         #[arg(long, env = "PALISADE_NEW_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// End every token the user holds (the user logs in again).
+    RevokeTokens { username: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeyCommand {
+    /// Signing key ids, when each was made, and until when a replaced one still verifies.
+    List,
+    /// Make a new signing key that signs every token from now on; earlier keys verify the
+    /// tokens they signed until those expire.
+    Rotate,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -203,8 +223,15 @@ pub enum AuditCommand {
         #[arg(long)]
         limit: Option<u32>,
     },
-    /// Read the whole audit log and check its hash chain end to end (exit 1 if broken).
-    Verify,
+    /// Read the whole audit log and check its hash chain end to end (exit 1 if broken). With
+    /// `--anchor`, the chain must also hold that hash: one recorded earlier from `audit head`
+    /// or the broker log, so a log whose newest events were removed fails.
+    Verify {
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// Print the newest event's offset and hash (record it to anchor a later `verify`).
+    Head,
 }
 
 #[derive(Debug, Clone, Args)]

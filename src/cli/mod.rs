@@ -43,6 +43,7 @@ async fn dispatch(command: ClientCommand, global: GlobalArgs) -> anyhow::Result<
         ClientCommand::Consume(args) => streams::consume(args, &connect(&global)?).await,
         ClientCommand::User(args) => admin::user(args.command, &connect(&global)?).await,
         ClientCommand::Acl(args) => admin::acl(args.command, &connect(&global)?).await,
+        ClientCommand::Key(args) => admin::key(args.command, &connect(&global)?).await,
         ClientCommand::Audit(args) => admin::audit(args.command, &connect(&global)?).await,
         ClientCommand::Cluster(args) => cluster::cluster(args.command, &connect(&global)?).await,
         ClientCommand::Bench(args) => {

@@ -12,9 +12,10 @@ use serde::Serialize;
 use crate::client::error::{api_error, ClientError};
 use crate::client::list::decode_list;
 use crate::wire::{
-    AclRule, AddBroker, AuditEntry, AuditFilters, AuditPage, ClusterView, CreateAcl, CreateTopic,
-    CreateUser, FetchQuery, FetchResponse, ProduceRequest, ProduceResponse, SetPassword,
-    TokenRequest, TokenResponse, TopicDescription, User, Whoami,
+    AclRule, AddBroker, AuditEntry, AuditFilters, AuditHead, AuditPage, ClusterView, CreateAcl, CreateTopic,
+    CreateUser, FetchQuery, FetchResponse, ProduceRequest, ProduceResponse, RotatedKey,
+    SetPassword, SigningKeyList, SigningKeyView, TokenRequest, TokenResponse, TopicDescription,
+    User, Whoami,
 };
 
 /// Largest reply body the client reads; a longer one is an error, not an allocation.
@@ -104,6 +105,18 @@ impl Client {
     pub async fn revoke(&self) -> Result<(), ClientError> {
         let request = self.request(Method::POST, &["v1", "auth", "revoke"], &[])?;
         send(request).await.map(drop)
+    }
+
+    /// `GET /v1/auth/keys`: signing key ids and lifetimes.
+    pub async fn list_signing_keys(&self) -> Result<Vec<SigningKeyView>, ClientError> {
+        let list: SigningKeyList = self.get(&["v1", "auth", "keys"], &[]).await?;
+        Ok(list.keys)
+    }
+
+    /// `POST /v1/auth/keys`: a new signing key signs from now on; answers its id.
+    pub async fn rotate_signing_key(&self) -> Result<RotatedKey, ClientError> {
+        let request = self.request(Method::POST, &["v1", "auth", "keys"], &[])?;
+        decode(send(request).await?)
     }
 
     /// `GET /v1/whoami`.
@@ -224,6 +237,14 @@ impl Client {
         self.send_json(Method::PUT, &path, &body).await
     }
 
+    /// `POST /v1/users/{user}/revoke-tokens`: ends every token of the user issued so far.
+    pub async fn revoke_user_tokens(&self, username: &str) -> Result<(), ClientError> {
+        let path = ["v1", "users", username, "revoke-tokens"];
+        send(self.request(Method::POST, &path, &[])?)
+            .await
+            .map(drop)
+    }
+
     /// `GET /v1/acls`.
     pub async fn list_acls(&self) -> Result<Vec<AclRule>, ClientError> {
         let body = send(self.request(Method::GET, &["v1", "acls"], &[])?).await?;
@@ -253,6 +274,11 @@ impl Client {
     /// `GET /v1/audit` with `filters`, with the page's continuation offsets.
     pub async fn audit_page(&self, filters: &AuditFilters) -> Result<AuditPage, ClientError> {
         self.get(&["v1", "audit"], &filters.pairs()).await
+    }
+
+    /// `GET /v1/audit/head`: the newest audit event's offset and hash.
+    pub async fn audit_head(&self) -> Result<AuditHead, ClientError> {
+        self.get(&["v1", "audit", "head"], &[]).await
     }
 
     /// `GET /v1/cluster`, undecoded, for printing as the broker sent it.

@@ -31,8 +31,12 @@ pub struct MetadataState {
     /// Next Raft group id for a new partition (0 is the controller).
     pub next_group_id: u64,
     pub signing_keys: Vec<SigningKey>,
-    /// Revoked token ids and when they expire (seconds); pruned once expired.
+    /// Revoked token ids and until when they are kept (Unix seconds: the token's `exp` plus
+    /// the verification leeway); pruned after that, when the token cannot verify anyway.
     pub revoked_tokens: BTreeMap<String, u64>,
+    /// The next user token generation to hand out (see [`UserRecord::token_generation`]).
+    #[serde(default)]
+    pub next_token_generation: u64,
     /// Consumer groups: members, generations and assignments.
     #[serde(default)]
     pub groups: BTreeMap<String, ConsumerGroup>,
@@ -76,11 +80,23 @@ pub enum MetaCommand {
     DeleteAcl {
         id: u64,
     },
+    /// Revokes one token id; `expires_at_s` is how long the revocation is kept (the token's
+    /// `exp` plus the verification leeway).
     RevokeToken {
         jti: String,
         expires_at_s: u64,
     },
+    /// Ends every token of a user issued so far (a new token generation).
+    RevokeUserTokens {
+        name: String,
+    },
     AddSigningKey(SigningKey),
+    /// `key` signs new tokens from now on; every earlier key still verifies for
+    /// `retire_after_ms` (the longest token lifetime plus leeway) and is then removed.
+    RotateSigningKey {
+        key: SigningKey,
+        retire_after_ms: u64,
+    },
     /// Adds a broker (an admin registering a joining broker) or updates its addresses and rack
     /// (a broker reporting its own at start-up). The decommissioning mark is kept.
     UpsertBroker(BrokerInfo),
@@ -165,7 +181,10 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
     let now_ms = envelope.now_ms;
     state
         .revoked_tokens
-        .retain(|_, expires_at_s| *expires_at_s * 1000 > now_ms);
+        .retain(|_, expires_at_s| expires_at_s.saturating_mul(1000) > now_ms);
+    state
+        .signing_keys
+        .retain(|key| key.verify_until_ms.is_none_or(|until_ms| until_ms > now_ms));
     match envelope.command {
         MetaCommand::Bootstrap {
             brokers,
@@ -196,10 +215,21 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
             state.revoked_tokens.insert(jti, expires_at_s);
             Ok(MetaOutput::Done)
         }
+        MetaCommand::RevokeUserTokens { name } => match state.users.get_mut(&name) {
+            Some(user) => {
+                user.token_generation = next_generation(&mut state.next_token_generation);
+                Ok(MetaOutput::Done)
+            }
+            None => Err(MetaError::NoSuchUser(name)),
+        },
         MetaCommand::AddSigningKey(key) => {
             state.signing_keys.push(key);
             Ok(MetaOutput::Done)
         }
+        MetaCommand::RotateSigningKey {
+            key,
+            retire_after_ms,
+        } => rotate_signing_key(state, key, retire_after_ms, now_ms),
         MetaCommand::UpsertBroker(broker) => {
             upsert_broker(state, broker);
             Ok(MetaOutput::Done)
@@ -239,6 +269,8 @@ fn bootstrap(
     for broker in brokers {
         state.brokers.insert(broker.id, broker);
     }
+    let mut admin = admin;
+    admin.token_generation = next_generation(&mut state.next_token_generation);
     state.users.insert(admin.name.clone(), admin);
     state.signing_keys.push(key);
     create_topic(state, audit_topic, now_ms).map(MetaOutput::Topic)
@@ -286,11 +318,43 @@ fn leave_group(
     Ok(MetaOutput::Done)
 }
 
-fn create_user(state: &mut MetadataState, user: UserRecord) -> Result<MetaOutput, MetaError> {
+/// Hands out the next token generation; generations are never reused.
+fn next_generation(counter: &mut u64) -> u64 {
+    *counter = counter.saturating_add(1);
+    *counter
+}
+
+fn create_user(state: &mut MetadataState, mut user: UserRecord) -> Result<MetaOutput, MetaError> {
     if state.users.contains_key(&user.name) {
         return Err(MetaError::UserExists(user.name));
     }
+    user.token_generation = next_generation(&mut state.next_token_generation);
     state.users.insert(user.name.clone(), user);
+    Ok(MetaOutput::Done)
+}
+
+/// Replaces the signing key: earlier keys verify until `now + retire_after_ms`, then go.
+fn rotate_signing_key(
+    state: &mut MetadataState,
+    key: SigningKey,
+    retire_after_ms: u64,
+    now_ms: u64,
+) -> Result<MetaOutput, MetaError> {
+    if state.signing_keys.iter().any(|known| known.kid == key.kid) {
+        return Err(MetaError::Malformed(format!(
+            "signing key id {:?} is already in use",
+            key.kid
+        )));
+    }
+    let until_ms = now_ms.saturating_add(retire_after_ms);
+    for earlier in &mut state.signing_keys {
+        let retire_at = earlier.verify_until_ms.map_or(until_ms, |t| t.min(until_ms));
+        earlier.verify_until_ms = Some(retire_at);
+    }
+    let mut key = key;
+    key.verify_until_ms = None;
+    key.created_ms = key.created_ms.max(now_ms);
+    state.signing_keys.push(key);
     Ok(MetaOutput::Done)
 }
 
@@ -302,6 +366,7 @@ fn set_password(
     match state.users.get_mut(&name) {
         Some(user) => {
             user.password_hash = password_hash;
+            user.token_generation = next_generation(&mut state.next_token_generation);
             Ok(MetaOutput::Done)
         }
         None => Err(MetaError::NoSuchUser(name)),
@@ -430,6 +495,17 @@ fn delete_user(state: &mut MetadataState, name: String) -> Result<MetaOutput, Me
         return Err(MetaError::LastSuperuser);
     }
     state.users.remove(&name);
+    // What the user was granted ends with it: a user later created with the same name starts
+    // with no rules and no producer ids.
+    state.acls.retain(|_, rule| rule.principal != name);
+    state.producers.retain(|_, producer| producer.principal != name);
+    for group in state.groups.values_mut() {
+        let before = group.members.len();
+        group.members.retain(|_, member| member.principal != name);
+        if group.members.len() != before {
+            group.rebalance(&state.topics);
+        }
+    }
     Ok(MetaOutput::Done)
 }
 

@@ -56,4 +56,9 @@ pub struct UserRecord {
     pub password_hash: String,
     pub superuser: bool,
     pub created_ms: u64,
+    /// Tokens carry the generation they were issued at and are refused once it changed. The
+    /// controller assigns it from a cluster-wide counter at creation, and again at every
+    /// password change and revoke-all, so a re-created user never matches an old token.
+    #[serde(default)]
+    pub token_generation: u64,
 }

@@ -27,6 +27,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("broker", "rack"),
     ("http", "listen"),
     ("http", "tls"),
+    ("http", "plain_on_any_address"),
     ("http", "cert"),
     ("http", "key"),
     ("http", "workers"),
@@ -50,6 +51,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("auth", "login_failures_max"),
     ("auth", "login_window_s"),
     ("auth", "login_tracked_keys_max"),
+    ("auth", "password_checks_max"),
+    ("auth", "failure_audit_interval_ms"),
+    ("auth", "failure_audit_sources_max"),
     ("storage", "requests_per_commit_max"),
     ("raft", "tick_ms"),
     ("raft", "election_timeout_ticks"),
@@ -58,6 +62,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("topics", "default_partitions"),
     ("topics", "default_retention_ms"),
     ("topics", "default_retention_bytes"),
+    ("topics", "audit_retention_ms"),
+    ("topics", "audit_retention_bytes"),
     ("topics", "partitions_max"),
     ("topics", "retention_check_ms"),
     ("cluster", "brokers"),
@@ -145,6 +151,7 @@ fn set(raw: &mut RawConfig, section: &str, key: &str, value: &str) -> Result<(),
         ("broker", "rack") => raw.broker.rack = optional(value),
         ("http", "listen") => raw.http.listen = text(),
         ("http", "tls") => raw.http.tls = boolean(value)?,
+        ("http", "plain_on_any_address") => raw.http.plain_on_any_address = boolean(value)?,
         ("http", "cert") => raw.http.cert = optional(value),
         ("http", "key") => raw.http.key = optional(value),
         ("http", "workers") => raw.http.workers = number(value)?,
@@ -181,6 +188,13 @@ fn set_lower_sections(
         ("auth", "login_failures_max") => raw.auth.login_failures_max = number(value)?,
         ("auth", "login_window_s") => raw.auth.login_window_s = number(value)?,
         ("auth", "login_tracked_keys_max") => raw.auth.login_tracked_keys_max = number(value)?,
+        ("auth", "password_checks_max") => raw.auth.password_checks_max = number(value)?,
+        ("auth", "failure_audit_interval_ms") => {
+            raw.auth.failure_audit_interval_ms = number(value)?
+        }
+        ("auth", "failure_audit_sources_max") => {
+            raw.auth.failure_audit_sources_max = number(value)?
+        }
         ("storage", "requests_per_commit_max") => {
             raw.storage.requests_per_commit_max = number(value)?
         }
@@ -190,6 +204,8 @@ fn set_lower_sections(
         ("raft", "arbiters") => raw.raft.arbiters = number(value)?,
         ("topics", "default_partitions") => raw.topics.default_partitions = number(value)?,
         ("topics", "default_retention_ms") => raw.topics.default_retention_ms = number(value)?,
+        ("topics", "audit_retention_ms") => raw.topics.audit_retention_ms = number(value)?,
+        ("topics", "audit_retention_bytes") => raw.topics.audit_retention_bytes = number(value)?,
         ("topics", "default_retention_bytes") => {
             raw.topics.default_retention_bytes = match value.trim() {
                 "" => None,

@@ -46,6 +46,7 @@ impl Default for RawBroker {
 pub struct RawHttp {
     pub listen: String,
     pub tls: bool,
+    pub plain_on_any_address: bool,
     pub cert: Option<String>,
     pub key: Option<String>,
     pub workers: u64,
@@ -63,6 +64,7 @@ impl Default for RawHttp {
         RawHttp {
             listen: "127.0.0.1:8441".to_string(),
             tls: true,
+            plain_on_any_address: false,
             cert: None,
             key: None,
             workers: 2,
@@ -99,6 +101,9 @@ pub struct RawAuth {
     pub login_failures_max: u64,
     pub login_window_s: u64,
     pub login_tracked_keys_max: u64,
+    pub password_checks_max: u64,
+    pub failure_audit_interval_ms: u64,
+    pub failure_audit_sources_max: u64,
 }
 
 impl Default for RawAuth {
@@ -113,6 +118,9 @@ impl Default for RawAuth {
             login_failures_max: 5,
             login_window_s: 60,
             login_tracked_keys_max: 100_000,
+            password_checks_max: 4,
+            failure_audit_interval_ms: 10_000,
+            failure_audit_sources_max: 10_000,
         }
     }
 }
@@ -159,6 +167,8 @@ pub struct RawTopics {
     pub default_retention_bytes: Option<u64>,
     pub partitions_max: u64,
     pub retention_check_ms: u64,
+    pub audit_retention_ms: u64,
+    pub audit_retention_bytes: u64,
 }
 
 impl Default for RawTopics {
@@ -169,6 +179,8 @@ impl Default for RawTopics {
             default_retention_bytes: None,
             partitions_max: 1024,
             retention_check_ms: 30_000,
+            audit_retention_ms: 90 * 24 * 3600 * 1000,
+            audit_retention_bytes: 1024 * MIB,
         }
     }
 }

@@ -181,6 +181,17 @@ fn http(checker: &Checker<'_>, raw: &RawHttp) -> Result<HttpConfig, ConfigError>
             key: checker.path("http.key", key)?,
         }
     } else {
+        // Plain HTTP carries passwords and tokens in the clear: only where no one else can
+        // listen, unless the operator says otherwise on purpose (a TLS-terminating proxy).
+        let listen = checker.address("http.listen", &raw.listen)?;
+        if !listen.ip().is_loopback() && !raw.plain_on_any_address {
+            return Err(checker.invalid(
+                "http.listen",
+                listen,
+                "a loopback address when http.tls = false (set http.plain_on_any_address = true \
+                 to serve plain HTTP beyond this host)",
+            ));
+        }
         HttpTransport::Plain
     };
     // A produce body becomes one Raft entry per partition, and an entry must fit one peer frame
@@ -279,6 +290,24 @@ fn auth(checker: &Checker<'_>, raw: &RawAuth) -> Result<AuthConfig, ConfigError>
             100,
             10_000_000,
         )?,
+        password_checks_max: checker.size(
+            "auth.password_checks_max",
+            raw.password_checks_max,
+            1,
+            256,
+        )?,
+        failure_audit_interval_ms: checker.range(
+            "auth.failure_audit_interval_ms",
+            raw.failure_audit_interval_ms,
+            100,
+            DAY_MS,
+        )?,
+        failure_audit_sources_max: checker.size(
+            "auth.failure_audit_sources_max",
+            raw.failure_audit_sources_max,
+            1,
+            10_000_000,
+        )?,
     })
 }
 
@@ -345,6 +374,18 @@ fn topics(checker: &Checker<'_>, raw: &RawTopics) -> Result<TopicsConfig, Config
             raw.retention_check_ms,
             100,
             DAY_MS,
+        )?,
+        audit_retention_ms: checker.range(
+            "topics.audit_retention_ms",
+            raw.audit_retention_ms,
+            DAY_MS,
+            3650 * DAY_MS,
+        )?,
+        audit_retention_bytes: checker.range(
+            "topics.audit_retention_bytes",
+            raw.audit_retention_bytes,
+            16 * MIB,
+            u64::MAX,
         )?,
     })
 }

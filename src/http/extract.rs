@@ -73,7 +73,10 @@ pub async fn authenticate_first(
         let outcome = match request.app_data::<web::Data<Arc<Broker>>>().cloned() {
             None => Err(BrokerError::Internal("broker state missing".into())),
             Some(broker) => match bearer(request.request()) {
-                Err(error) => Err(error),
+                Err(error) => {
+                    let info = request_info(request.request());
+                    Err(broker.reject_token(&info, error.to_string()).await)
+                }
                 Ok(token) => {
                     let info = request_info(request.request());
                     broker.authenticate(token.as_deref(), info).await

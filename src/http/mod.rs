@@ -98,6 +98,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(admin::metrics))
         .route("/v1/auth/token", web::post().to(data::token))
         .route("/v1/auth/revoke", web::post().to(data::revoke))
+        .route("/v1/auth/keys", web::get().to(admin::list_signing_keys))
+        .route("/v1/auth/keys", web::post().to(admin::rotate_signing_key))
         .route("/v1/whoami", web::get().to(data::whoami))
         .route("/v1/topics", web::get().to(data::list_topics))
         .route("/v1/topics", web::post().to(data::create_topic))
@@ -119,10 +121,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/v1/users/{user}/password",
             web::put().to(admin::set_password),
         )
+        .route(
+            "/v1/users/{user}/revoke-tokens",
+            web::post().to(admin::revoke_user_tokens),
+        )
         .route("/v1/acls", web::get().to(admin::list_acls))
         .route("/v1/acls", web::post().to(admin::create_acl))
         .route("/v1/acls/{id}", web::delete().to(admin::delete_acl))
         .route("/v1/audit", web::get().to(admin::audit))
+        .route("/v1/audit/head", web::get().to(admin::audit_head))
         .route("/v1/cluster", web::get().to(routes_cluster::cluster))
         .route(
             "/v1/cluster/brokers",

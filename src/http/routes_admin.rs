@@ -11,8 +11,8 @@ use super::extract::Authenticated;
 use super::metrics::Metrics;
 use crate::broker::{AuditQuery, Broker, BrokerError, NewAcl};
 use crate::wire::{
-    AclList, AuditEntry, AuditFilters, AuditPage, CreateAcl, CreateUser, SetPassword, User,
-    UserList,
+    AclList, AuditEntry, AuditFilters, AuditHead, AuditPage, CreateAcl, CreateUser, RotatedKey, SetPassword,
+    SigningKeyList, SigningKeyView, User, UserList,
 };
 
 type State = web::Data<Arc<Broker>>;
@@ -66,6 +66,41 @@ pub async fn set_password(
         .set_password(&caller.0, &path, &body.password)
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn revoke_user_tokens(
+    broker: State,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, BrokerError> {
+    broker.revoke_user_tokens(&caller.0, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_signing_keys(
+    broker: State,
+    caller: Authenticated,
+) -> Result<HttpResponse, BrokerError> {
+    let keys = broker
+        .list_signing_keys(&caller.0)
+        .await?
+        .into_iter()
+        .map(|key| SigningKeyView {
+            kid: key.kid,
+            created_ms: key.created_ms,
+            verify_until_ms: key.verify_until_ms,
+            current: key.current,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SigningKeyList { keys }))
+}
+
+pub async fn rotate_signing_key(
+    broker: State,
+    caller: Authenticated,
+) -> Result<HttpResponse, BrokerError> {
+    let kid = broker.rotate_signing_key(&caller.0).await?;
+    Ok(HttpResponse::Created().json(RotatedKey { kid }))
 }
 
 pub async fn list_acls(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
@@ -126,6 +161,18 @@ pub async fn audit(
             .collect(),
         next_offset: page.next_offset,
         high_watermark: page.high_watermark,
+        log_start_offset: page.log_start_offset,
+    }))
+}
+
+pub async fn audit_head(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
+    let head = broker.audit_head(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(AuditHead {
+        offset: head.offset,
+        hash: head.hash,
+        time_ms: head.time_ms,
+        high_watermark: head.high_watermark,
+        log_start_offset: head.log_start_offset,
     }))
 }
 

@@ -42,6 +42,33 @@ pub struct SetPassword {
     pub password: String,
 }
 
+/// An item of `GET /v1/auth/keys`: a signing key's id and lifetime, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyView {
+    /// The `kid` of the tokens it signs.
+    pub kid: String,
+    /// When it was generated, Unix milliseconds.
+    pub created_ms: u64,
+    /// Set once a newer key replaced it: it verifies the tokens it signed until then (Unix
+    /// milliseconds) and is then removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_until_ms: Option<u64>,
+    /// Whether it signs new tokens.
+    pub current: bool,
+}
+
+/// `GET /v1/auth/keys` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyList {
+    pub keys: Vec<SigningKeyView>,
+}
+
+/// `POST /v1/auth/keys` reply: the key that now signs new tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedKey {
+    pub kid: String,
+}
+
 /// One allow or deny rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +247,26 @@ pub struct AuditPage {
     pub next_offset: u64,
     /// One past the last event in the audit log.
     pub high_watermark: u64,
+    /// The oldest event kept; retention removed the ones before it.
+    #[serde(default)]
+    pub log_start_offset: u64,
+}
+
+/// `GET /v1/audit/head` reply: the newest event, to record as an anchor for
+/// `palisade audit verify --anchor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// The newest event's offset; absent while the log is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The newest event's hash, or 64 zeros for an empty log.
+    pub hash: String,
+    /// When the newest event was recorded, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<u64>,
+    pub high_watermark: u64,
+    #[serde(default)]
+    pub log_start_offset: u64,
 }
 
 /// One event of an audit page: the stored event plus its position in the audit log (the
@@ -289,7 +336,7 @@ mod tests {
             r#"{"events":[{"offset":3,"time_ms":1,"broker":1,"request_id":"r","principal":null,
                 "source":"s","action":"login","resource":"user/admin","decision":"failure",
                 "status":401,"detail":"bad password","prev_hash":"00","hash":"ab"}],
-                "next_offset":4,"high_watermark":9}"#,
+                "next_offset":4,"high_watermark":9,"log_start_offset":2}"#,
         );
         assert_eq!(page.events[0].offset, Some(3));
         assert_eq!(page.events[0].event.principal, None);

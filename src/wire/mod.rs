@@ -19,8 +19,10 @@ mod cluster;
 mod groups;
 
 pub use admin::{
-    AclList, AclRule, AuditDecision, AuditEntry, AuditEvent, AuditFilters, AuditPage, CreateAcl,
-    CreateUser, Effect, Operation, Pattern, ResourceType, SetPassword, User, UserList,
+    AclList, AclRule, AuditDecision, AuditEntry, AuditEvent, AuditFilters, AuditHead, AuditPage,
+    CreateAcl,
+    CreateUser, Effect, Operation, Pattern, ResourceType, RotatedKey, SetPassword, SigningKeyList,
+    SigningKeyView, User, UserList,
 };
 pub use cluster::{AddBroker, BrokerView, ClusterView, ControllerView, PartitionView};
 pub use groups::{

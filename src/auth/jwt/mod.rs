@@ -8,8 +8,13 @@
 //!
 //! Token layout (all parts base64url without padding, joined by `.`):
 //! - header: `{"typ":"JWT","alg":"HS256","kid":"<key id>"}`
-//! - claims: `{"sub","iss","aud","exp","nbf","iat","jti"}`; `aud` is one string; times are
-//!   Unix seconds; `jti` is 32 hex characters of randomness.
+//! - claims: `{"sub","iss","aud","exp","nbf","iat","jti","gen"}`; `aud` is one string; times
+//!   are Unix seconds; `jti` is 32 hex characters of randomness; `gen` is the user's token
+//!   generation when the token was issued (the caller compares it with the user's current one,
+//!   so a password change, a revoke-all or a re-created user ends every earlier token).
+//!
+//! A token lives at most `ttl_s` (`exp - iat`), whoever signed it: a token with a longer
+//! lifetime is refused even with a valid signature.
 
 mod verify;
 
@@ -43,6 +48,10 @@ pub struct SigningKey {
     pub secret: Vec<u8>,
     /// When the key was generated (Unix milliseconds); the newest key signs new tokens.
     pub created_ms: u64,
+    /// Set when a newer key replaced this one: the key verifies tokens until then (Unix
+    /// milliseconds, the longest token lifetime after the rotation) and is then removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_until_ms: Option<u64>,
 }
 
 impl SigningKey {
@@ -56,6 +65,7 @@ impl SigningKey {
             kid: kid.to_string(),
             secret,
             created_ms,
+            verify_until_ms: None,
         })
     }
 
@@ -80,6 +90,7 @@ impl fmt::Debug for SigningKey {
             .field("kid", &self.kid)
             .field("secret", &format_args!("<{} bytes>", self.secret.len()))
             .field("created_ms", &self.created_ms)
+            .field("verify_until_ms", &self.verify_until_ms)
             .finish()
     }
 }
@@ -104,7 +115,7 @@ pub struct TokenSettings {
     pub issuer: String,
     /// Expected and issued `aud`.
     pub audience: String,
-    /// Lifetime of an issued token.
+    /// Lifetime of an issued token, and the longest lifetime (`exp - iat`) accepted.
     pub ttl_s: u64,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway_s: u64,
@@ -125,8 +136,10 @@ pub struct Claims {
     pub nbf: u64,
     /// Issued at, Unix seconds.
     pub iat: u64,
-    /// Token id; revocation lists hold these until `exp`.
+    /// Token id; revocation lists hold these until `exp` plus the leeway.
     pub jti: String,
+    /// The user's token generation at issue; a token of an earlier generation is refused.
+    pub gen: u64,
 }
 
 /// A freshly issued token.
@@ -139,13 +152,24 @@ pub struct IssuedToken {
     pub expires_at_s: u64,
 }
 
-/// Issues a token for `subject` (a user name), valid from `now_s` for `settings.ttl_s`.
+/// The subject of a token to issue: a user name and that user's current token generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject<'a> {
+    pub name: &'a str,
+    pub generation: u64,
+}
+
+/// Issues a token for `subject`, valid from `now_s` for `settings.ttl_s`.
 pub fn issue(
     settings: &TokenSettings,
     key: &SigningKey,
-    subject: &str,
+    subject: Subject<'_>,
     now_s: u64,
 ) -> Result<IssuedToken, AuthError> {
+    let Subject {
+        name: subject,
+        generation,
+    } = subject;
     key.check()?;
     names::validate(NameKind::User, subject)?;
     if settings.ttl_s == 0 {
@@ -162,6 +186,7 @@ pub fn issue(
         nbf: now_s,
         iat: now_s,
         jti: hex::encode(jti_bytes),
+        gen: generation,
     };
     let mut header = Header::new(ALGORITHM);
     header.kid = Some(key.kid.clone());
@@ -182,10 +207,11 @@ pub fn issue(
     })
 }
 
-/// The key that signs new tokens: the newest valid one (ties broken by the larger `kid`).
+/// The key that signs new tokens: the newest valid one not yet replaced (ties broken by the
+/// larger `kid`).
 pub fn current_key(keys: &[SigningKey]) -> Option<&SigningKey> {
     keys.iter()
-        .filter(|key| key.check().is_ok())
+        .filter(|key| key.check().is_ok() && key.verify_until_ms.is_none())
         .max_by(|left, right| (left.created_ms, &left.kid).cmp(&(right.created_ms, &right.kid)))
 }
 

@@ -1,6 +1,7 @@
 //! Token verification, in an order that never trusts unauthenticated input further than
 //! needed: size, shape, header (algorithm pinned, `kid` required and known), signature,
-//! then claims (`exp`, `nbf`, `iat` with leeway; `iss`, `aud`, `sub`, `jti`) and revocation.
+//! then claims (`exp`, `nbf`, `iat` with leeway; lifetime; `iss`, `aud`, `sub`, `jti`, `gen`)
+//! and revocation.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -33,6 +34,10 @@ pub enum TokenError {
     NotYetValid { nbf: u64 },
     #[error("token was issued in the future, at {iat}")]
     IssuedInFuture { iat: u64 },
+    #[error("token lifetime of {lifetime_s} s is longer than the {lifetime_max_s} s allowed")]
+    LifetimeTooLong { lifetime_s: u64, lifetime_max_s: u64 },
+    #[error("token's signing key {kid:?} was retired and no longer verifies")]
+    RetiredKey { kid: String },
     #[error("token issuer is wrong")]
     WrongIssuer,
     #[error("token audience is wrong")]
@@ -63,6 +68,7 @@ struct RawClaims {
     nbf: Option<u64>,
     iat: Option<u64>,
     jti: Option<String>,
+    gen: Option<u64>,
 }
 
 /// Verifies `token` at time `now_s` against `keys`; `is_revoked` is asked about the `jti`
@@ -89,6 +95,14 @@ pub fn verify(
         ));
     };
     let key = select_key(keys, header_part)?;
+    if key
+        .verify_until_ms
+        .is_some_and(|until_ms| now_s.saturating_mul(1000) >= until_ms)
+    {
+        return Err(TokenError::RetiredKey {
+            kid: key.kid.clone(),
+        });
+    }
     let signed_bytes = &token.as_bytes()[..header_part.len() + 1 + claims_part.len()];
     check_signature(key, signed_bytes, signature_part)?;
     let raw: RawClaims = decode_json(claims_part, Part::Claims)?;
@@ -180,6 +194,7 @@ fn require_claims(raw: RawClaims) -> Result<Claims, TokenError> {
         nbf: raw.nbf.ok_or(TokenError::MissingClaim("nbf"))?,
         iat: raw.iat.ok_or(TokenError::MissingClaim("iat"))?,
         jti: raw.jti.ok_or(TokenError::MissingClaim("jti"))?,
+        gen: raw.gen.ok_or(TokenError::MissingClaim("gen"))?,
     })
 }
 
@@ -194,6 +209,14 @@ fn check_claims(settings: &TokenSettings, claims: &Claims, now_s: u64) -> Result
     }
     if claims.iat > now_s.saturating_add(leeway_s) {
         return Err(TokenError::IssuedInFuture { iat: claims.iat });
+    }
+    // Whoever holds a key cannot mint a token that outlives the configured lifetime.
+    let lifetime_s = claims.exp.saturating_sub(claims.iat);
+    if lifetime_s > settings.ttl_s {
+        return Err(TokenError::LifetimeTooLong {
+            lifetime_s,
+            lifetime_max_s: settings.ttl_s,
+        });
     }
     if claims.iss != settings.issuer {
         return Err(TokenError::WrongIssuer);

@@ -173,7 +173,16 @@ impl Broker {
             principal: caller.principal.name.clone(),
             check,
         };
-        let led = self.on_leader(ForwardRequest::Group(call)).await?;
+        let led = match self.on_leader(ForwardRequest::Group(call)).await {
+            Ok(led) => led,
+            // The controller leader refused another principal's member: audited here, where
+            // the caller is known.
+            Err(BrokerError::Forbidden(detail)) => {
+                let resource = format!("group:{group}/{member_id}");
+                return Err(self.deny(caller, &resource, detail).await);
+            }
+            Err(error) => return Err(error),
+        };
         let ForwardReply::Group(GroupAnswer::Member {
             generation,
             assignments,
@@ -206,9 +215,11 @@ impl Broker {
             .and_then(|g| g.members.get(member_id))
         {
             if member.principal != caller.principal.name && !caller.principal.superuser {
-                return Err(BrokerError::Forbidden(format!(
+                let detail = format!(
                     "member '{member_id}' of consumer group '{group}' belongs to another principal"
-                )));
+                );
+                let resource = format!("group:{group}/{member_id}");
+                return Err(self.deny(caller, &resource, detail).await);
             }
         }
         self.record_change(
