@@ -15,9 +15,9 @@ mod peers;
 
 use std::collections::HashMap;
 
+use crate::audit::aggregate::FailureTally;
 use crate::audit::log::AuditLog;
 use crate::auth::jwt::{SigningKey, TokenSettings};
-use crate::audit::aggregate::FailureTally;
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
 use crate::broker::balancer::{self, BalancerHandle, BalancerSettings};

@@ -258,6 +258,28 @@ fn relative_paths_resolve_against_the_file_directory() {
 }
 
 #[test]
+fn plain_http_is_refused_beyond_loopback_unless_forced() {
+    let on = |listen: &str, force: &str| {
+        load_text(
+            &format!("[http]\ntls = false\nlisten = \"{listen}\"\n{force}"),
+            &[],
+        )
+    };
+    assert!(on("127.0.0.1:8441", "").is_ok());
+    assert!(on("[::1]:8441", "").is_ok());
+    let refused = on("0.0.0.0:8441", "").unwrap_err().to_string();
+    assert!(
+        refused.contains("http.listen") && refused.contains("plain_on_any_address"),
+        "{refused}"
+    );
+    assert!(on("10.1.2.3:8441", "").is_err());
+    assert!(on("0.0.0.0:8441", "plain_on_any_address = true\n").is_ok());
+    // With TLS any address is fine.
+    let tls = "[http]\ntls = true\nlisten = \"0.0.0.0:8441\"\ncert = \"/c\"\nkey = \"/k\"\n";
+    assert!(load_text(tls, &[]).is_ok());
+}
+
+#[test]
 fn environment_overrides_win_over_the_file() {
     let text =
         format!("{PLAIN}workers = 4\nlisten = \"127.0.0.1:1000\"\n[auth]\ntoken_ttl_s = 600\n");
@@ -266,6 +288,7 @@ fn environment_overrides_win_over_the_file() {
     let env = [
         ("PALISADE_HTTP_WORKERS", "8"),
         ("PALISADE_HTTP_LISTEN", "0.0.0.0:9000"),
+        ("PALISADE_HTTP_PLAIN_ON_ANY_ADDRESS", "true"),
         ("PALISADE_AUTH_TOKEN_TTL_S", "900"),
         ("PALISADE_TOPICS_DEFAULT_RETENTION_BYTES", "2097152"),
         ("PALISADE_BROKER_RACK", "zone-b"),

@@ -146,10 +146,7 @@ fn a_retired_key_verifies_until_its_date_and_never_signs() {
     let new = SigningKey::generate("new", NOW_S * 1000 - 1).unwrap();
     let keys = [old.clone(), new];
     // The retired key is older-or-newer irrelevant: only a key without an end date signs.
-    assert_eq!(
-        jwt::current_key(&keys).map(|k| k.kid.as_str()),
-        Some("new")
-    );
+    assert_eq!(jwt::current_key(&keys).map(|k| k.kid.as_str()), Some("new"));
     let at = |now_s| jwt::verify(&settings(), &keys, &issued.token, now_s, &never_revoked);
     assert!(at(NOW_S + 599).is_ok());
     assert_eq!(

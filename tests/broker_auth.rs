@@ -64,8 +64,8 @@ async fn route_matrix(api: &RawApi, admin: &str, fixtures: &Fixtures) {
         ),
         ("revoked", Some(revoked), "revoked"),
     ];
-    let nobody = api.token(NOBODY, PASSWORD).await;
-    let granted = api.token(GRANTED, PASSWORD).await;
+    let mut nobody = api.token(NOBODY, PASSWORD).await;
+    let mut granted = api.token(GRANTED, PASSWORD).await;
     let mut checked = 0;
     for route in protected_routes(fixtures) {
         for (what, token, reason) in &bad_tokens {
@@ -80,13 +80,23 @@ async fn route_matrix(api: &RawApi, admin: &str, fixtures: &Fixtures) {
             checked += 1;
         }
         // The user without ACLs goes first, so a wrongly permitted change would show here.
-        for (user, token) in [(NOBODY, &nobody), (GRANTED, &granted)] {
+        for (user, main_token) in [(NOBODY, &mut nobody), (GRANTED, &mut granted)] {
             let token = if route.fresh_token {
                 api.token(user, PASSWORD).await
             } else {
-                token.clone()
+                main_token.clone()
             };
             let reply = route.call(api, user, Some(&token)).await;
+            if route.ends_tokens && reply.status == route.success {
+                let ended = api.call("GET", "/v1/whoami", Some(&token), None).await;
+                assert_eq!(
+                    ended.status,
+                    401,
+                    "{user} on {}: tokens ended",
+                    route.label()
+                );
+                *main_token = api.token(user, PASSWORD).await;
+            }
             let denied = user == NOBODY && route.access == Access::Acl;
             let context = format!("{user} on {}", route.label());
             if denied {
@@ -99,7 +109,7 @@ async fn route_matrix(api: &RawApi, admin: &str, fixtures: &Fixtures) {
     }
     assert_eq!(
         checked,
-        29 * (bad_tokens.len() + 2),
+        34 * (bad_tokens.len() + 2),
         "every route saw every kind of caller"
     );
 }

@@ -54,8 +54,7 @@ pub fn private_key(path: &Path) -> anyhow::Result<()> {
 /// Removes group and other bits from `path`'s mode (keeping the owner's), warning when it had
 /// any; fails when the mode cannot be changed.
 fn tighten(path: &Path, private_mode: u32) -> anyhow::Result<()> {
-    let metadata =
-        fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let metadata = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mode = metadata.permissions().mode() & 0o7777;
     if mode & SHARED_BITS == 0 {
         return Ok(());

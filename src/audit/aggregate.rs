@@ -243,7 +243,11 @@ mod tests {
         let aggregate = due[0].event(11_000);
         assert_eq!(aggregate.resource, AGGREGATE_RESOURCE);
         assert_eq!(aggregate.source, "10.0.0.1");
-        assert!(aggregate.detail.as_deref().unwrap().starts_with("count=100 "));
+        assert!(aggregate
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("count=100 "));
         assert_eq!(tally.pending(), 0);
         // The next interval: counted again, not written one by one.
         assert_eq!(tally.note(&event, 11_001), Admission::Counted);

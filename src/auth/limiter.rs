@@ -78,7 +78,12 @@ impl LoginLimiter {
     /// Admits an attempt and counts it as a failure right away (see the module documentation);
     /// refused while the user or the address is over its limit. The answer names the attempt
     /// for [`LoginLimiter::record_success`].
-    pub fn admit(&mut self, user: &str, address: IpAddr, now_ms: u64) -> Result<Attempt, RetryAfterMs> {
+    pub fn admit(
+        &mut self,
+        user: &str,
+        address: IpAddr,
+        now_ms: u64,
+    ) -> Result<Attempt, RetryAfterMs> {
         self.check(user, address, now_ms)?;
         self.record_failure(user, address, now_ms);
         Ok(Attempt {
@@ -219,10 +224,7 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.admit("alice", ADDRESS, 10).is_ok());
         }
-        assert_eq!(
-            limiter.admit("alice", OTHER, 10),
-            Err(RetryAfterMs(60_000))
-        );
+        assert_eq!(limiter.admit("alice", OTHER, 10), Err(RetryAfterMs(60_000)));
     }
 
     #[test]

@@ -5,10 +5,10 @@ use crate::audit::{actions, AuditDecision, AuditEvent};
 use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
 use crate::auth::jwt::{self, IssuedToken};
 use crate::auth::limiter::Attempt;
-use tokio::sync::OwnedSemaphorePermit;
 use crate::auth::password;
 use crate::cluster::{MetaCommand, MetaOutput, UserRecord, AUDIT_TOPIC};
 use crate::names::{self, NameKind};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// How long a login or password change waits for a free password check slot.
 const PASSWORD_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -234,10 +234,7 @@ impl Broker {
             .await?;
         let command = MetaCommand::RevokeToken {
             jti: caller.claims.jti.clone(),
-            expires_at_s: caller
-                .claims
-                .exp
-                .saturating_add(self.parts.tokens.leeway_s),
+            expires_at_s: caller.claims.exp.saturating_add(self.parts.tokens.leeway_s),
         };
         self.propose(command).await?;
         Ok(())
@@ -257,7 +254,9 @@ impl Broker {
             }
         }
         if !self.parts.controller.state().users.contains_key(name) {
-            return Err(BrokerError::NotFound(format!("user '{name}' does not exist")));
+            return Err(BrokerError::NotFound(format!(
+                "user '{name}' does not exist"
+            )));
         }
         self.record_change(caller, actions::TOKEN_REVOKE_ALL, name)
             .await?;
@@ -299,7 +298,8 @@ impl Broker {
         let kid = format!("k{now_ms}-{}", &hex::encode(rand::random::<[u8; 4]>()));
         let key = jwt::SigningKey::generate(&kid, now_ms)
             .map_err(|error| BrokerError::Internal(error.to_string()))?;
-        self.record_change(caller, actions::KEY_ROTATE, &kid).await?;
+        self.record_change(caller, actions::KEY_ROTATE, &kid)
+            .await?;
         let tokens = &self.parts.tokens;
         let retire_after_ms = tokens
             .ttl_s
@@ -596,9 +596,9 @@ async fn hash(slot: OwnedSemaphorePermit, password_text: &str) -> Result<String,
         let _slot = slot;
         password::hash_password(&candidate)
     })
-        .await
-        .map_err(|error| BrokerError::Internal(error.to_string()))?
-        .map_err(|error| BrokerError::BadRequest(error.to_string()))
+    .await
+    .map_err(|error| BrokerError::Internal(error.to_string()))?
+    .map_err(|error| BrokerError::BadRequest(error.to_string()))
 }
 
 /// Checks `candidate` against `hash` on a blocking thread (argon2 is CPU-heavy); an unknown user

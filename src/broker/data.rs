@@ -250,7 +250,9 @@ impl Broker {
         let topic = self.topic(topic_name)?;
         if topic.internal {
             let detail = format!("topic '{topic_name}' is internal; only the broker writes it");
-            return Err(self.deny(caller, &format!("topic:{topic_name}"), detail).await);
+            return Err(self
+                .deny(caller, &format!("topic:{topic_name}"), detail)
+                .await);
         }
         Ok(topic)
     }

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use actix::Addr;
 
-use crate::audit::log::AuditLog;
 use crate::audit::aggregate::{Admission, FailureTally};
+use crate::audit::log::AuditLog;
 use crate::audit::{bounded_field, AuditDecision, UnsealedEvent};
 use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
@@ -115,6 +115,15 @@ pub fn parked_fetches_gauge() -> prometheus_client::metrics::gauge::Gauge {
     crate::partition::machine::PARKED_FETCHES.clone()
 }
 
+/// Unauthenticated failures counted and not yet written as an aggregate audit event.
+static FAILURES_PENDING: std::sync::LazyLock<prometheus_client::metrics::gauge::Gauge> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The gauge of unauthenticated failures awaiting their aggregate audit event, for `/metrics`.
+pub fn failures_pending_gauge() -> prometheus_client::metrics::gauge::Gauge {
+    FAILURES_PENDING.clone()
+}
+
 /// How long ago a peer broker was last heard from (`None`: never).
 pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 
@@ -167,7 +176,9 @@ impl Broker {
         request: RequestInfo,
     ) -> Result<Caller, BrokerError> {
         let Some(token) = token else {
-            return Err(self.reject_token(&request, "missing bearer token".into()).await);
+            return Err(self
+                .reject_token(&request, "missing bearer token".into())
+                .await);
         };
         let state = self.parts.controller.state();
         let now_s = self.now_ms() / 1000;
@@ -297,7 +308,9 @@ impl Broker {
         status: u16,
         detail: Option<String>,
     ) -> Result<(), BrokerError> {
-        let event = self.event(request, principal, action, resource, decision, status, detail);
+        let event = self.event(
+            request, principal, action, resource, decision, status, detail,
+        );
         self.write_events(vec![event]).await
     }
 
@@ -316,13 +329,19 @@ impl Broker {
         status: u16,
         detail: Option<String>,
     ) -> Result<(), BrokerError> {
-        let event = self.event(request, principal, action, resource, decision, status, detail);
-        let admission = self
-            .parts
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .note(&event, event.time_ms);
+        let event = self.event(
+            request, principal, action, resource, decision, status, detail,
+        );
+        let admission = {
+            let mut failures = self
+                .parts
+                .failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let admission = failures.note(&event, event.time_ms);
+            FAILURES_PENDING.set(failures.pending() as i64);
+            admission
+        };
         match admission {
             Admission::Write => self.write_events(vec![event]).await,
             Admission::Counted => Ok(()),
@@ -333,28 +352,27 @@ impl Broker {
     /// they are kept and counted into the next attempt. Returns the failures accounted for.
     pub async fn flush_failures(&self) -> Result<u64, BrokerError> {
         let now_ms = self.now_ms();
-        let due = self
-            .parts
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take_due(now_ms);
+        let failures = || {
+            self.parts
+                .failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let due = failures().take_due(now_ms);
         if due.is_empty() {
             return Ok(0);
         }
         let events = due.iter().map(|item| item.event(now_ms)).collect();
-        let count = due.iter().map(|item| item.count()).sum();
-        match self.write_events(events).await {
-            Ok(()) => Ok(count),
-            Err(error) => {
-                self.parts
-                    .failures
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .restore(due);
-                Err(error)
-            }
+        let count: u64 = due.iter().map(|item| item.count()).sum();
+        // Still pending until written, so a reader of the gauge never sees 0 too early.
+        FAILURES_PENDING.set((failures().pending() + count) as i64);
+        let written = self.write_events(events).await;
+        let mut tally = failures();
+        if written.is_err() {
+            tally.restore(due);
         }
+        FAILURES_PENDING.set(tally.pending() as i64);
+        written.map(|()| count)
     }
 
     /// An event as this broker records it now, with caller-controlled fields bounded.

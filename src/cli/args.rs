@@ -116,7 +116,9 @@ pub enum UserCommand {
         password: Option<String>,
     },
     /// End every token the user holds (the user logs in again).
-    RevokeTokens { username: String },
+    RevokeTokens {
+        username: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

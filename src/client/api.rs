@@ -12,10 +12,10 @@ use serde::Serialize;
 use crate::client::error::{api_error, ClientError};
 use crate::client::list::decode_list;
 use crate::wire::{
-    AclRule, AddBroker, AuditEntry, AuditFilters, AuditHead, AuditPage, ClusterView, CreateAcl, CreateTopic,
-    CreateUser, FetchQuery, FetchResponse, ProduceRequest, ProduceResponse, RotatedKey,
-    SetPassword, SigningKeyList, SigningKeyView, TokenRequest, TokenResponse, TopicDescription,
-    User, Whoami,
+    AclRule, AddBroker, AuditEntry, AuditFilters, AuditHead, AuditPage, ClusterView, CreateAcl,
+    CreateTopic, CreateUser, FetchQuery, FetchResponse, ProduceRequest, ProduceResponse,
+    RotatedKey, SetPassword, SigningKeyList, SigningKeyView, TokenRequest, TokenResponse,
+    TopicDescription, User, Whoami,
 };
 
 /// Largest reply body the client reads; a longer one is an error, not an allocation.

@@ -348,7 +348,9 @@ fn rotate_signing_key(
     }
     let until_ms = now_ms.saturating_add(retire_after_ms);
     for earlier in &mut state.signing_keys {
-        let retire_at = earlier.verify_until_ms.map_or(until_ms, |t| t.min(until_ms));
+        let retire_at = earlier
+            .verify_until_ms
+            .map_or(until_ms, |t| t.min(until_ms));
         earlier.verify_until_ms = Some(retire_at);
     }
     let mut key = key;
@@ -498,7 +500,9 @@ fn delete_user(state: &mut MetadataState, name: String) -> Result<MetaOutput, Me
     // What the user was granted ends with it: a user later created with the same name starts
     // with no rules and no producer ids.
     state.acls.retain(|_, rule| rule.principal != name);
-    state.producers.retain(|_, producer| producer.principal != name);
+    state
+        .producers
+        .retain(|_, producer| producer.principal != name);
     for group in state.groups.values_mut() {
         let before = group.members.len();
         group.members.retain(|_, member| member.principal != name);
@@ -517,5 +521,163 @@ impl MetadataState {
     /// The assignment of `(topic, partition)`, if both exist.
     pub fn partition(&self, topic: &str, partition: u32) -> Option<&PartitionAssignment> {
         self.topics.get(topic)?.partitions.get(partition as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::acl::{Effect, Operation, Pattern, ResourceType};
+
+    fn run(state: &mut MetadataState, now_ms: u64, command: MetaCommand) -> MetaOutput {
+        apply(state, MetaEnvelope { now_ms, command }).expect("command applies")
+    }
+
+    fn user(name: &str, superuser: bool) -> UserRecord {
+        UserRecord {
+            name: name.into(),
+            password_hash: "h".into(),
+            superuser,
+            created_ms: 0,
+            token_generation: 0,
+        }
+    }
+
+    fn generation(state: &MetadataState, name: &str) -> u64 {
+        state.users[name].token_generation
+    }
+
+    #[test]
+    fn token_generations_change_on_password_revoke_all_and_re_creation() {
+        let mut state = MetadataState::default();
+        run(&mut state, 0, MetaCommand::CreateUser(user("admin", true)));
+        run(&mut state, 0, MetaCommand::CreateUser(user("alice", false)));
+        let first = generation(&state, "alice");
+        assert_ne!(first, generation(&state, "admin"));
+        let password = MetaCommand::SetPassword {
+            name: "alice".into(),
+            password_hash: "h2".into(),
+        };
+        run(&mut state, 0, password);
+        let second = generation(&state, "alice");
+        assert!(second > first);
+        run(
+            &mut state,
+            0,
+            MetaCommand::RevokeUserTokens {
+                name: "alice".into(),
+            },
+        );
+        let third = generation(&state, "alice");
+        assert!(third > second);
+        run(
+            &mut state,
+            0,
+            MetaCommand::DeleteUser {
+                name: "alice".into(),
+            },
+        );
+        run(&mut state, 0, MetaCommand::CreateUser(user("alice", false)));
+        assert!(
+            generation(&state, "alice") > third,
+            "a re-created user never matches"
+        );
+    }
+
+    #[test]
+    fn deleting_a_user_removes_its_rules_and_producer_ids() {
+        let mut state = MetadataState::default();
+        run(&mut state, 0, MetaCommand::CreateUser(user("admin", true)));
+        run(&mut state, 0, MetaCommand::CreateUser(user("alice", false)));
+        for principal in ["alice", "admin"] {
+            let rule = AclRule {
+                id: 0,
+                principal: principal.into(),
+                resource: ResourceType::Topic,
+                pattern: Pattern::Any,
+                operation: Operation::Read,
+                effect: Effect::Allow,
+            };
+            run(&mut state, 0, MetaCommand::CreateAcl(rule));
+            let producer = MetaCommand::RegisterProducer {
+                id: format!("{principal:0>32}"),
+                principal: principal.into(),
+                created_ms: 0,
+            };
+            run(&mut state, 0, producer);
+        }
+        run(
+            &mut state,
+            0,
+            MetaCommand::DeleteUser {
+                name: "alice".into(),
+            },
+        );
+        assert!(state.acls.values().all(|rule| rule.principal == "admin"));
+        assert_eq!(state.acls.len(), 1);
+        assert!(state.producers.values().all(|p| p.principal == "admin"));
+        assert_eq!(state.producers.len(), 1);
+    }
+
+    #[test]
+    fn rotation_retires_earlier_keys_and_prunes_them_after_their_date() {
+        let mut state = MetadataState::default();
+        let first = SigningKey::generate("k1", 1_000).unwrap();
+        run(&mut state, 1_000, MetaCommand::AddSigningKey(first));
+        let second = SigningKey::generate("k2", 2_000).unwrap();
+        let rotate = MetaCommand::RotateSigningKey {
+            key: second,
+            retire_after_ms: 10_000,
+        };
+        run(&mut state, 2_000, rotate);
+        let k1 = &state.signing_keys[0];
+        assert_eq!(k1.verify_until_ms, Some(12_000));
+        assert_eq!(
+            crate::auth::jwt::current_key(&state.signing_keys).map(|k| k.kid.as_str()),
+            Some("k2")
+        );
+        let reused = MetaCommand::RotateSigningKey {
+            key: SigningKey::generate("k2", 3_000).unwrap(),
+            retire_after_ms: 10_000,
+        };
+        assert!(apply(
+            &mut state,
+            MetaEnvelope {
+                now_ms: 3_000,
+                command: reused
+            }
+        )
+        .is_err());
+        // Any later command prunes the retired key once its date passed.
+        run(&mut state, 11_999, tick());
+        assert_eq!(state.signing_keys.len(), 2);
+        run(&mut state, 12_000, tick());
+        assert_eq!(state.signing_keys.len(), 1);
+        assert_eq!(state.signing_keys[0].kid, "k2");
+    }
+
+    #[test]
+    fn revocations_are_kept_until_the_time_they_carry() {
+        let mut state = MetadataState::default();
+        let revoke = MetaCommand::RevokeToken {
+            jti: "j".into(),
+            expires_at_s: 100,
+        };
+        run(&mut state, 0, revoke);
+        run(&mut state, 99_999, tick());
+        assert!(state.is_revoked("j"));
+        run(&mut state, 100_000, tick());
+        assert!(!state.is_revoked("j"));
+    }
+
+    /// A command that always applies, for its pruning of expired revocations and keys.
+    fn tick() -> MetaCommand {
+        MetaCommand::UpsertBroker(BrokerInfo {
+            id: 99,
+            http: String::new(),
+            peer: "127.0.0.1:1".into(),
+            rack: None,
+            decommissioning: false,
+        })
     }
 }

@@ -74,6 +74,11 @@ impl Metrics {
             "Long-poll fetches waiting for records",
             crate::broker::parked_fetches_gauge(),
         );
+        registry.register(
+            "audit_failures_pending",
+            "Unauthenticated failures counted for an aggregate audit event not yet written",
+            crate::broker::failures_pending_gauge(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_streams",

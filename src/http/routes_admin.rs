@@ -11,8 +11,8 @@ use super::extract::Authenticated;
 use super::metrics::Metrics;
 use crate::broker::{AuditQuery, Broker, BrokerError, NewAcl};
 use crate::wire::{
-    AclList, AuditEntry, AuditFilters, AuditHead, AuditPage, CreateAcl, CreateUser, RotatedKey, SetPassword,
-    SigningKeyList, SigningKeyView, User, UserList,
+    AclList, AuditEntry, AuditFilters, AuditHead, AuditPage, CreateAcl, CreateUser, RotatedKey,
+    SetPassword, SigningKeyList, SigningKeyView, User, UserList,
 };
 
 type State = web::Data<Arc<Broker>>;

@@ -20,9 +20,8 @@ mod groups;
 
 pub use admin::{
     AclList, AclRule, AuditDecision, AuditEntry, AuditEvent, AuditFilters, AuditHead, AuditPage,
-    CreateAcl,
-    CreateUser, Effect, Operation, Pattern, ResourceType, RotatedKey, SetPassword, SigningKeyList,
-    SigningKeyView, User, UserList,
+    CreateAcl, CreateUser, Effect, Operation, Pattern, ResourceType, RotatedKey, SetPassword,
+    SigningKeyList, SigningKeyView, User, UserList,
 };
 pub use cluster::{AddBroker, BrokerView, ClusterView, ControllerView, PartitionView};
 pub use groups::{

@@ -25,6 +25,36 @@ pub async fn all_events(api: &RawApi, token: &str) -> Vec<(u64, AuditEvent)> {
     }
 }
 
+/// Waits until the broker's `audit_failures_pending` gauge is 0: every unauthenticated failure
+/// it counted is in the log.
+pub async fn wait_until_no_failure_pending(api: &RawApi) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = api
+            .http
+            .get(format!("{}/metrics", api.url))
+            .send()
+            .await
+            .expect("metrics");
+        let text = reply.text().await.expect("metrics text");
+        let pending = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .find(|line| line.contains("audit_failures_pending"))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .expect("the audit_failures_pending gauge");
+        if pending == 0.0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "failures still pending after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The events of one reply: each is the event's fields plus `offset`.
 pub fn decode_events(reply: &RawReply) -> Vec<(u64, AuditEvent)> {
     let list = reply.body["events"].as_array().expect("events").clone();
@@ -97,17 +127,39 @@ impl Auditor {
         let fresh = self.new_events().await;
         assert_eq!(fresh.len(), 1, "{step}: exactly one event, got {fresh:#?}");
         let event = fresh.into_iter().next().expect("one event");
+        check_event(step, event, expected)
+    }
+
+    /// Asserts that exactly one unauthenticated failure was accounted for since the last
+    /// check, as its own event or as an aggregate of one (the aggregation rule decides which,
+    /// by the time since the source's last such failure). Waits until the broker holds no
+    /// failure counted and unwritten.
+    pub async fn one_failure(&mut self, step: &str, expected: Expected<'_>) -> AuditEvent {
+        wait_until_no_failure_pending(&self.api).await;
+        let fresh = self.new_events().await;
+        assert_eq!(fresh.len(), 1, "{step}: exactly one event, got {fresh:#?}");
+        let event = fresh.into_iter().next().expect("one event");
+        if event.resource != "aggregate" {
+            return check_event(step, event, expected);
+        }
         assert_eq!(event.action, expected.action, "{step}: action");
-        assert_eq!(
-            event.principal.as_deref(),
-            expected.principal,
-            "{step}: principal"
-        );
-        assert_eq!(event.resource, expected.resource, "{step}: resource");
         assert_eq!(event.decision, expected.decision, "{step}: decision");
         assert_eq!(event.status, expected.status, "{step}: status");
-        assert_eq!(event.broker, 1, "{step}: broker id");
-        assert_eq!(event.source, "127.0.0.1", "{step}: source address");
+        assert_eq!(
+            event.principal, None,
+            "{step}: an aggregate names no principal"
+        );
+        let detail = event.detail.as_deref().unwrap_or("");
+        assert!(
+            detail.starts_with("count=1 "),
+            "{step}: one failure: {detail}"
+        );
+        if let Some(principal) = expected.principal {
+            assert!(
+                detail.contains(&format!("principals=[{principal}]")),
+                "{step}: the aggregate names {principal}: {detail}"
+            );
+        }
         event
     }
 
@@ -118,4 +170,20 @@ impl Auditor {
             "{step}: no event expected, got {fresh:#?}"
         );
     }
+}
+
+/// Checks one event's fields against `expected`.
+fn check_event(step: &str, event: AuditEvent, expected: Expected<'_>) -> AuditEvent {
+    assert_eq!(event.action, expected.action, "{step}: action");
+    assert_eq!(
+        event.principal.as_deref(),
+        expected.principal,
+        "{step}: principal"
+    );
+    assert_eq!(event.resource, expected.resource, "{step}: resource");
+    assert_eq!(event.decision, expected.decision, "{step}: decision");
+    assert_eq!(event.status, expected.status, "{step}: status");
+    assert_eq!(event.broker, 1, "{step}: broker id");
+    assert_eq!(event.source, "127.0.0.1", "{step}: source address");
+    event
 }

@@ -60,7 +60,7 @@ pub async fn audit_logins(api: &RawApi, log: &mut Auditor) -> String {
         )
         .await;
     assert_eq!(wrong.status, 401);
-    log.exactly_one(
+    log.one_failure(
         "wrong password",
         expect("auth.login", Some("bob"), "bob", Failure, 401),
     )
@@ -74,7 +74,7 @@ pub async fn audit_logins(api: &RawApi, log: &mut Auditor) -> String {
         )
         .await;
     assert_eq!(ghost.status, 401);
-    log.exactly_one(
+    log.one_failure(
         "unknown user",
         expect("auth.login", Some("ghost"), "ghost", Failure, 401),
     )
@@ -89,7 +89,7 @@ pub async fn audit_logins(api: &RawApi, log: &mut Auditor) -> String {
     let rejected = api.call("GET", "/v1/whoami", Some(&tampered), None).await;
     assert_eq!(rejected.status, 401);
     let event = log
-        .exactly_one(
+        .one_failure(
             "tampered token",
             expect("auth.token_rejected", None, "token", Deny, 401),
         )
@@ -272,6 +272,19 @@ pub async fn audit_account_changes(api: &RawApi, log: &mut Auditor, bob: &str) {
         expect("user.password", Some("admin"), "bob", Allow, 200),
     )
     .await;
+    // The change ended bob's earlier token: refused and accounted for; bob logs in again.
+    assert_eq!(whoami_status(api, bob).await, 401);
+    log.one_failure(
+        "bob's token from before the change",
+        expect("auth.token_rejected", None, "token", Deny, 401),
+    )
+    .await;
+    let bob = &api.token("bob", "another-password").await;
+    log.exactly_one(
+        "bob logs in again",
+        expect("auth.login", Some("bob"), "bob", Success, 200),
+    )
+    .await;
     let reply = api
         .call(
             "PUT",
@@ -284,6 +297,12 @@ pub async fn audit_account_changes(api: &RawApi, log: &mut Auditor, bob: &str) {
     log.exactly_one(
         "bob sets his own password",
         expect("user.password", Some("bob"), "bob", Allow, 200),
+    )
+    .await;
+    let bob = &api.token("bob", PASSWORD).await;
+    log.exactly_one(
+        "bob logs in with the new password",
+        expect("auth.login", Some("bob"), "bob", Success, 200),
     )
     .await;
     assert_eq!(
@@ -319,4 +338,10 @@ pub async fn audit_account_changes(api: &RawApi, log: &mut Auditor, bob: &str) {
         expect("user.delete", Some("admin"), "bob", Allow, 200),
     )
     .await;
+}
+
+async fn whoami_status(api: &RawApi, token: &str) -> u16 {
+    api.call("GET", "/v1/whoami", Some(token), None)
+        .await
+        .status
 }

@@ -29,6 +29,9 @@ pub struct Route {
     pub success: u16,
     /// Log in afresh for permitted calls (revoking must not spend the caller's main token).
     pub fresh_token: bool,
+    /// A permitted call ends every token of the caller (a password change, a revoke-all): the
+    /// matrix logs in again after it.
+    pub ends_tokens: bool,
 }
 
 impl Route {
@@ -59,6 +62,7 @@ fn route(
         access,
         success,
         fresh_token: false,
+        ends_tokens: false,
     }
 }
 
@@ -85,8 +89,29 @@ pub fn protected_routes(fixtures: &Fixtures) -> Vec<Route> {
     let password = json!({"password": PASSWORD});
     let mut revoke = route("POST", "/v1/auth/revoke", None, Everyone, 204);
     revoke.fresh_token = true;
+    let mut own_password = route(
+        "PUT",
+        "/v1/users/{self}/password",
+        Some(password.clone()),
+        Everyone,
+        204,
+    );
+    own_password.ends_tokens = true;
+    let mut own_revoke_all = route(
+        "POST",
+        "/v1/users/{self}/revoke-tokens",
+        None,
+        Everyone,
+        204,
+    );
+    own_revoke_all.ends_tokens = true;
     vec![
         revoke,
+        own_revoke_all,
+        route("POST", "/v1/users/other/revoke-tokens", None, Acl, 204),
+        route("GET", "/v1/auth/keys", None, Acl, 200),
+        route("POST", "/v1/auth/keys", None, Acl, 201),
+        route("GET", "/v1/audit/head", None, Acl, 200),
         route("GET", "/v1/whoami", None, Everyone, 200),
         route("GET", "/v1/topics", None, Everyone, 200),
         route("POST", "/v1/topics", Some(topic), Acl, 201),
@@ -109,13 +134,7 @@ pub fn protected_routes(fixtures: &Fixtures) -> Vec<Route> {
         route("GET", "/v1/users", None, Acl, 200),
         route("POST", "/v1/users", Some(user), Acl, 201),
         route("DELETE", "/v1/users/doomed", None, Acl, 204),
-        route(
-            "PUT",
-            "/v1/users/{self}/password",
-            Some(password.clone()),
-            Everyone,
-            204,
-        ),
+        own_password,
         route("PUT", "/v1/users/other/password", Some(password), Acl, 204),
         route("GET", "/v1/acls", None, Acl, 200),
         route("POST", "/v1/acls", Some(acl), Acl, 201),

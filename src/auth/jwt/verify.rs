@@ -35,7 +35,10 @@ pub enum TokenError {
     #[error("token was issued in the future, at {iat}")]
     IssuedInFuture { iat: u64 },
     #[error("token lifetime of {lifetime_s} s is longer than the {lifetime_max_s} s allowed")]
-    LifetimeTooLong { lifetime_s: u64, lifetime_max_s: u64 },
+    LifetimeTooLong {
+        lifetime_s: u64,
+        lifetime_max_s: u64,
+    },
     #[error("token's signing key {kid:?} was retired and no longer verifies")]
     RetiredKey { kid: String },
     #[error("token issuer is wrong")]
