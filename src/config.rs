@@ -145,6 +145,8 @@ pub struct TopicsConfig {
 pub struct LimitsConfig {
     /// Most Server-Sent Events streams open at once on this broker; more are answered 429.
     pub streams_max: usize,
+    /// Most of those one user holds at once; more are answered 429.
+    pub streams_per_principal_max: usize,
     /// Longest silence on an open stream before a keep-alive comment is sent.
     pub stream_keepalive_ms: u64,
 }

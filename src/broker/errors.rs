@@ -34,6 +34,10 @@ pub enum BrokerError {
     TooLarge(String),
     #[error("too many failed logins; retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
+    /// A per-principal or cluster-wide count is at its bound (429, no Retry-After: waiting does
+    /// not help until something is released).
+    #[error("{0}")]
+    TooMany(String),
     #[error("offset {offset} is out of range: the partition holds offsets {log_start_offset}..{high_watermark}")]
     OffsetOutOfRange {
         offset: u64,
@@ -85,6 +89,7 @@ impl BrokerError {
             BrokerError::Conflict(_) | BrokerError::MembershipRefused(_) => (409, "conflict"),
             BrokerError::TooLarge(_) => (413, "too-large"),
             BrokerError::RateLimited { .. } => (429, "rate-limited"),
+            BrokerError::TooMany(_) => (429, "too-many"),
             BrokerError::OffsetOutOfRange { .. } => (416, "offset-out-of-range"),
             BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } | BrokerError::Retry(_) => {
                 (503, "unavailable")
@@ -105,6 +110,7 @@ impl BrokerError {
             | BrokerError::Conflict(_)
             | BrokerError::MembershipRefused(_)
             | BrokerError::TooLarge(_)
+            | BrokerError::TooMany(_)
             | BrokerError::OffsetOutOfRange { .. }
             | BrokerError::Internal(_) => None,
         };
@@ -144,6 +150,9 @@ impl From<MetaError> for BrokerError {
             | MetaError::NoSuchGroup(_)
             | MetaError::NoSuchMember { .. } => BrokerError::NotFound(error.to_string()),
             MetaError::BrokerInUse(_) => BrokerError::Conflict(error.to_string()),
+            MetaError::TooManyMembers { .. } | MetaError::TooManyGroups { .. } => {
+                BrokerError::TooMany(error.to_string())
+            }
             MetaError::Placement(_) => BrokerError::BadRequest(error.to_string()),
             MetaError::AlreadyBootstrapped | MetaError::Malformed(_) => {
                 BrokerError::Internal(error.to_string())
@@ -220,6 +229,7 @@ impl From<BrokerError> for PeerRefusal {
             },
             BrokerError::AuditUnavailable(detail) => Refusal::AuditUnavailable(detail),
             BrokerError::Internal(detail) => Refusal::Internal(detail),
+            BrokerError::TooMany(detail) => Refusal::TooMany(detail),
         };
         PeerRefusal::Refused(refusal)
     }
@@ -248,6 +258,7 @@ impl From<Refusal> for BrokerError {
             },
             Refusal::AuditUnavailable(detail) => BrokerError::AuditUnavailable(detail),
             Refusal::Internal(detail) => BrokerError::Internal(detail),
+            Refusal::TooMany(detail) => BrokerError::TooMany(detail),
         }
     }
 }
@@ -317,6 +328,7 @@ mod tests {
                 Some(1),
             ),
             (BrokerError::Internal("i".into()), 500, "internal", None),
+            (BrokerError::TooMany("t".into()), 429, "too-many", None),
         ]
     }
 
@@ -337,6 +349,7 @@ mod tests {
             BrokerError::Retry(_) => "Retry",
             BrokerError::AuditUnavailable(_) => "AuditUnavailable",
             BrokerError::Internal(_) => "Internal",
+            BrokerError::TooMany(_) => "TooMany",
         }
     }
 
@@ -344,7 +357,7 @@ mod tests {
     fn the_classification_is_total_and_stable() {
         let kinds = every_kind();
         let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| variant(&k.0)).collect();
-        assert_eq!(names.len(), 14, "every variant is listed once: {names:?}");
+        assert_eq!(names.len(), 15, "every variant is listed once: {names:?}");
         for (error, status, problem_type, retry_after_s) in kinds {
             let expected = ErrorClass {
                 status,

@@ -58,6 +58,8 @@ pub struct Limits {
     pub default_retention_bytes: Option<u64>,
     /// Most event streams open at once on this broker.
     pub streams_max: usize,
+    /// Most event streams one principal holds at once on this broker.
+    pub streams_per_principal_max: usize,
     /// Longest silence on an open event stream before a keep-alive comment.
     pub stream_keepalive_ms: u64,
 }

@@ -321,6 +321,9 @@ pub enum Refusal {
     AuditUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Appended last: variants are encoded by position.
+    #[error("{0}")]
+    TooMany(String),
 }
 
 #[cfg(test)]

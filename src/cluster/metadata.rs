@@ -19,6 +19,12 @@ pub use super::records::{
     BrokerInfo, PartitionAssignment, TopicMeta, UserRecord, AUDIT_TOPIC, METADATA_GROUP,
 };
 
+/// Consumer group members one principal holds at once, over all groups; one more join is 429.
+pub const MEMBERS_PER_PRINCIPAL_MAX: usize = 1_000;
+/// Consumer groups in the cluster at most (a group exists while it has members or committed
+/// topics); a join that would create one more is 429.
+pub const GROUPS_MAX: usize = 100_000;
+
 /// Everything the controller knows. `Default` is the state before bootstrap.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataState {
@@ -174,6 +180,13 @@ pub enum MetaError {
     NoSuchGroup(u64),
     #[error("member '{member_id}' is not in consumer group '{group}'")]
     NoSuchMember { group: String, member_id: String },
+    #[error("'{principal}' already holds {members_max} consumer group members; leave some first")]
+    TooManyMembers {
+        principal: String,
+        members_max: usize,
+    },
+    #[error("the cluster already has {groups_max} consumer groups")]
+    TooManyGroups { groups_max: usize },
 }
 
 /// Applies one command. Errors leave the state unchanged.
@@ -297,6 +310,30 @@ fn join_group(
         .find(|t| !state.topics.contains_key(*t))
     {
         return Err(MetaError::NoSuchTopic(missing.clone()));
+    }
+    // A re-join of a member it already has does not count against the principal's bound.
+    let rejoin = state
+        .groups
+        .get(&group)
+        .is_some_and(|g| g.members.contains_key(&member.member_id));
+    if !rejoin {
+        let held = state
+            .groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .filter(|m| m.principal == member.principal)
+            .count();
+        if held >= MEMBERS_PER_PRINCIPAL_MAX {
+            return Err(MetaError::TooManyMembers {
+                principal: member.principal,
+                members_max: MEMBERS_PER_PRINCIPAL_MAX,
+            });
+        }
+        if !state.groups.contains_key(&group) && state.groups.len() >= GROUPS_MAX {
+            return Err(MetaError::TooManyGroups {
+                groups_max: GROUPS_MAX,
+            });
+        }
     }
     let entry = state.groups.entry(group).or_default();
     entry.join(member, &state.topics);
@@ -668,6 +705,56 @@ mod tests {
         assert!(state.is_revoked("j"));
         run(&mut state, 100_000, tick());
         assert!(!state.is_revoked("j"));
+    }
+
+    fn member(id: usize, principal: &str) -> GroupMember {
+        GroupMember {
+            member_id: format!("m{id}"),
+            principal: principal.into(),
+            topics: Vec::new(),
+            session_timeout_ms: 10_000,
+            joined_ms: 0,
+            assignments: Vec::new(),
+            reset: Default::default(),
+        }
+    }
+
+    #[test]
+    fn one_principal_holds_a_bounded_number_of_group_members() {
+        let mut state = MetadataState::default();
+        for id in 0..MEMBERS_PER_PRINCIPAL_MAX {
+            let join = MetaCommand::JoinGroup {
+                group: format!("g{}", id % 10),
+                member: member(id, "mallory"),
+            };
+            run(&mut state, 0, join);
+        }
+        let one_more = MetaCommand::JoinGroup {
+            group: "g0".into(),
+            member: member(MEMBERS_PER_PRINCIPAL_MAX, "mallory"),
+        };
+        let refused = apply(
+            &mut state,
+            MetaEnvelope {
+                now_ms: 0,
+                command: one_more,
+            },
+        );
+        assert!(
+            matches!(refused, Err(MetaError::TooManyMembers { .. })),
+            "{refused:?}"
+        );
+        // A re-join of a member it has, and another principal, still go through.
+        let rejoin = MetaCommand::JoinGroup {
+            group: "g0".into(),
+            member: member(0, "mallory"),
+        };
+        run(&mut state, 0, rejoin);
+        let other = MetaCommand::JoinGroup {
+            group: "g0".into(),
+            member: member(MEMBERS_PER_PRINCIPAL_MAX + 1, "alice"),
+        };
+        run(&mut state, 0, other);
     }
 
     /// A command that always applies, for its pruning of expired revocations and keys.

@@ -30,6 +30,30 @@ pub use metadata::{
 pub struct MetadataMachine {
     state: MetadataState,
     view: watch::Sender<Arc<MetadataState>>,
+    /// Entries applied since the log was last compacted.
+    since_compaction: u64,
+    /// An index up to which the log may be compacted, once asked.
+    compaction: Option<LogIndex>,
+}
+
+/// The controller log is compacted each time this many entries were applied since the last
+/// time: its state is snapshotted and the entries before the last [`CONTROLLER_LOG_TAIL`] go.
+/// So the log holds at most about twice that many entries, however long the cluster runs, and
+/// a new broker receives one snapshot instead of every command ever made.
+pub const CONTROLLER_COMPACT_EVERY: u64 = 1_000;
+/// Entries kept before the applied index at compaction, so followers a little behind catch up
+/// from the log rather than from a snapshot.
+pub const CONTROLLER_LOG_TAIL: u64 = 1_000;
+
+impl MetadataMachine {
+    fn new(state: MetadataState, view: watch::Sender<Arc<MetadataState>>) -> MetadataMachine {
+        MetadataMachine {
+            state,
+            view,
+            since_compaction: 0,
+            compaction: None,
+        }
+    }
 }
 
 /// A command's result and the index it was applied at (readers wait for that index).
@@ -43,7 +67,17 @@ impl StateMachine for MetadataMachine {
         let result = serde_json::from_slice::<MetaEnvelope>(data)
             .map_err(|error| MetaError::Malformed(error.to_string()))
             .and_then(|envelope| metadata::apply(&mut self.state, envelope));
+        self.since_compaction += 1;
+        if self.since_compaction >= CONTROLLER_COMPACT_EVERY && index.0 > CONTROLLER_LOG_TAIL {
+            self.since_compaction = 0;
+            self.compaction = Some(LogIndex(index.0 - CONTROLLER_LOG_TAIL));
+        }
         (index, result)
+    }
+
+    fn take_compaction(&mut self) -> Option<(LogIndex, u64)> {
+        // The controller has no offset rows: nothing below any offset to drop with the entries.
+        self.compaction.take().map(|index| (index, 0))
     }
 
     fn encode_state(&self) -> Vec<u8> {
@@ -55,6 +89,8 @@ impl StateMachine for MetadataMachine {
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.since_compaction = 0;
+        self.compaction = None;
         self.state = if data.is_empty() {
             MetadataState::default()
         } else {
@@ -103,10 +139,7 @@ impl Controller {
                 serde_json::from_slice(&recovery.applied_state).map_err(|e| e.to_string())?
             };
             view_sender.send_replace(Arc::new(state.clone()));
-            Ok(MetadataMachine {
-                state,
-                view: view_sender,
-            })
+            Ok(MetadataMachine::new(state, view_sender))
         })?;
         Ok(Controller {
             replica,

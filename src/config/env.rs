@@ -74,6 +74,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("cluster", "balance_interval_ms"),
     ("cluster", "forward_timeout_ms"),
     ("limits", "streams_max"),
+    ("limits", "streams_per_principal_max"),
     ("limits", "stream_keepalive_ms"),
 ];
 
@@ -222,6 +223,9 @@ fn set_lower_sections(
         ("cluster", "balance_interval_ms") => raw.cluster.balance_interval_ms = number(value)?,
         ("cluster", "forward_timeout_ms") => raw.cluster.forward_timeout_ms = number(value)?,
         ("limits", "streams_max") => raw.limits.streams_max = number(value)?,
+        ("limits", "streams_per_principal_max") => {
+            raw.limits.streams_per_principal_max = number(value)?
+        }
         ("limits", "stream_keepalive_ms") => raw.limits.stream_keepalive_ms = number(value)?,
         _ => {
             let known: Vec<&str> = KEYS

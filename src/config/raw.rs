@@ -216,6 +216,7 @@ impl Default for RawCluster {
 #[serde(default, deny_unknown_fields)]
 pub struct RawLimits {
     pub streams_max: u64,
+    pub streams_per_principal_max: u64,
     pub stream_keepalive_ms: u64,
 }
 
@@ -223,6 +224,7 @@ impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             streams_max: 1000,
+            streams_per_principal_max: 100,
             stream_keepalive_ms: 15_000,
         }
     }

@@ -147,6 +147,12 @@ pub(super) fn validate(
 fn limits(checker: &Checker<'_>, raw: &RawLimits) -> Result<LimitsConfig, ConfigError> {
     Ok(LimitsConfig {
         streams_max: checker.size("limits.streams_max", raw.streams_max, 1, 1_000_000)?,
+        streams_per_principal_max: checker.size(
+            "limits.streams_per_principal_max",
+            raw.streams_per_principal_max,
+            1,
+            1_000_000,
+        )?,
         stream_keepalive_ms: checker.range(
             "limits.stream_keepalive_ms",
             raw.stream_keepalive_ms,

@@ -179,8 +179,11 @@ pub fn serve(
     settings: HttpSettings,
 ) -> std::io::Result<Server> {
     let metrics = Arc::new(Metrics::new());
-    let stream_slots =
-        sse::StreamSlots::new(broker.limits().streams_max, metrics.open_streams.clone());
+    let stream_slots = sse::StreamSlots::new(
+        broker.limits().streams_max,
+        broker.limits().streams_per_principal_max,
+        metrics.open_streams.clone(),
+    );
     let body_bytes_max = settings.body_bytes_max;
     let factory = move || {
         let metrics_for_middleware = metrics.clone();

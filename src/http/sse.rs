@@ -20,6 +20,7 @@ use super::extract::Authenticated;
 use super::metrics::Metrics;
 use super::routes_data::LEADER_HEADER;
 use super::sse_body::{self, EventCursor};
+use super::sse_slots::SlotRefusal;
 pub use super::sse_slots::StreamSlots;
 use crate::broker::{Broker, BrokerError, StreamStart};
 
@@ -89,11 +90,17 @@ pub fn stream_start(
     }
 }
 
-fn streams_full(streams_max: usize) -> HttpResponse {
-    let detail = format!(
-        "this broker already serves {streams_max} event streams (limits.streams_max); \
-         retry later, or read with the JSON fetch"
-    );
+fn streams_full(refusal: SlotRefusal) -> HttpResponse {
+    let detail = match refusal {
+        SlotRefusal::Broker(streams_max) => format!(
+            "this broker already serves {streams_max} event streams (limits.streams_max); \
+             retry later, or read with the JSON fetch"
+        ),
+        SlotRefusal::Principal(per_principal_max) => format!(
+            "you already hold {per_principal_max} event streams on this broker \
+             (limits.streams_per_principal_max); close one, or read with the JSON fetch"
+        ),
+    };
     let mut response = problem(StatusCode::TOO_MANY_REQUESTS, "too-many-streams", detail);
     response.headers_mut().insert(
         header::RETRY_AFTER,
@@ -117,8 +124,9 @@ pub async fn stream(
         request.headers().get(LAST_EVENT_ID),
         query.offset.as_deref(),
     )?;
-    let Some(slot) = slots.try_acquire() else {
-        return Ok(streams_full(broker.limits().streams_max));
+    let slot = match slots.try_acquire(&caller.0.principal.name) {
+        Ok(slot) => slot,
+        Err(refusal) => return Ok(streams_full(refusal)),
     };
     let caller = caller.0;
     let first = broker

@@ -43,6 +43,7 @@ impl Failure {
             | BrokerError::MembershipRefused(_)
             | BrokerError::TooLarge(_)
             | BrokerError::RateLimited { .. }
+            | BrokerError::TooMany(_)
             | BrokerError::OffsetOutOfRange { .. }
             | BrokerError::AuditUnavailable(_)
             | BrokerError::Internal(_)) => Failure::Refused(refused),
