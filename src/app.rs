@@ -15,6 +15,7 @@ mod peers;
 
 use std::collections::HashMap;
 
+use crate::admission::AdmissionMetrics;
 use crate::audit::aggregate::FailureTally;
 use crate::audit::log::AuditLog;
 use crate::auth::jwt::{SigningKey, TokenSettings};
@@ -30,7 +31,7 @@ use crate::cluster::{
     AUDIT_TOPIC,
 };
 use crate::config::{Config, HttpTransport};
-use crate::http::{self, HttpSettings};
+use crate::http::{self, ConnectionLimits, HttpSettings};
 use crate::partition::{AckPolicy, Host, Registry, ReplicaSettings};
 use crate::raft::{GroupId, NodeId};
 use crate::storage::{Store, Writer, WriterConfig};
@@ -65,8 +66,9 @@ pub async fn run(
     crate::transport::tls::install_crypto_provider();
     let clock = clock::system();
     let (store, writer) = open_store(&config)?;
+    let admission = AdmissionMetrics::default();
     let peers = match &config.peer {
-        Some(peer) => Some(Peers::start(&config, peer).await?),
+        Some(peer) => Some(Peers::start(&config, peer, admission.clone()).await?),
         None => None,
     };
     let host = Arc::new(Host::new(
@@ -130,7 +132,7 @@ pub async fn run(
     if running.is_some() {
         actix_web::rt::spawn(balancer::run(broker.clone(), balancer_settings(&config)));
     }
-    serve_until(&config, listener, broker, shutdown).await?;
+    serve_until(&config, listener, broker, admission, shutdown).await?;
     registry.stop_all();
     if let Some((network, _, _)) = running {
         network.shutdown().await;
@@ -206,6 +208,7 @@ async fn serve_until(
     config: &Config,
     listener: std::net::TcpListener,
     broker: Arc<Broker>,
+    admission: AdmissionMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let tls = match &config.http.transport {
@@ -227,9 +230,9 @@ async fn serve_until(
         }
     };
     let http_settings = HttpSettings {
-        workers: config.http.workers,
         body_bytes_max: config.http.body_bytes_max,
-        connections_max: config.http.connections_max,
+        connections: connection_limits(config),
+        admission,
     };
     let server = http::serve(listener, tls, broker, http_settings)?;
     let handle = server.handle();
@@ -242,6 +245,18 @@ async fn serve_until(
         }
     }
     Ok(())
+}
+
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    let http = &config.http;
+    ConnectionLimits {
+        workers: http.workers,
+        connections_max: http.connections_max,
+        connections_per_source_max: http.connections_per_source_max,
+        hello_timeout: Duration::from_millis(http.hello_timeout_ms),
+        handshake_timeout: Duration::from_millis(http.handshake_timeout_ms),
+        request_head_timeout: Duration::from_millis(http.request_head_timeout_ms),
+    }
 }
 
 fn balancer_settings(config: &Config) -> BalancerSettings {

@@ -80,7 +80,17 @@ pub struct HttpConfig {
     pub fetch_bytes_max: usize,
     pub fetch_records_max: usize,
     pub wait_ms_max: u64,
+    /// Open client connections at once, all sources together; one more is closed at once.
     pub connections_max: usize,
+    /// Open client connections at once from one source address (an IPv6 /64). At most
+    /// `connections_max`.
+    pub connections_per_source_max: usize,
+    /// Deadline for a connection's first bytes, from its accept.
+    pub hello_timeout_ms: u64,
+    /// Deadline for a client's TLS handshake, once its first bytes arrived.
+    pub handshake_timeout_ms: u64,
+    /// Deadline for the head of a connection's first request, once the connection is set up.
+    pub request_head_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +99,23 @@ pub struct PeerConfig {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub handshakes: PeerHandshakes,
+}
+
+/// Caps and deadlines of inbound peer handshakes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerHandshakes {
+    /// Handshakes in progress at once, all sources together.
+    pub handshakes_max: usize,
+    /// Handshakes in progress at once from one source address. At most `handshakes_max`.
+    pub handshakes_per_source_max: usize,
+    /// Handshakes in progress at once from addresses that are no peer's address, together; the
+    /// rest of `handshakes_max` is kept for peers. At most `handshakes_max`.
+    pub handshakes_unlisted_max: usize,
+    /// Deadline for an inbound connection's first bytes. At most `handshake_timeout_ms`.
+    pub hello_timeout_ms: u64,
+    /// Deadline for a whole handshake, inbound or dialled.
+    pub handshake_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

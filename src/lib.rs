@@ -22,6 +22,8 @@
 //! - `wire`: the JSON wire shapes of the HTTP API, shared by `http` and `client`.
 //! - `names`: validation of topic, group and user names.
 //! - `clock`: wall-clock time as an input, handed down from `app`.
+//! - `admission`: per-source and total caps on inbound connections, for both listeners.
+pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;

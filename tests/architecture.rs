@@ -41,13 +41,22 @@ const LAYERS: &[(&str, &[&str])] = &[
             "raft",
             "names",
             "clock",
+            "admission",
         ],
     ),
     // The client verifies the audit chain with the same pure code that seals it, never the log.
     ("client", &["wire", "names", "audit::chain", "audit::event"]),
     (
         "http",
-        &["broker", "auth", "config", "wire", "names", "clock"],
+        &[
+            "broker",
+            "auth",
+            "config",
+            "wire",
+            "names",
+            "clock",
+            "admission",
+        ],
     ),
     (
         "broker",
@@ -70,13 +79,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("partition", &["storage", "raft", "clock"]),
     ("storage", &["raft"]),
-    ("transport", &["raft"]),
+    ("transport", &["raft", "admission"]),
     ("config", &["names"]),
     ("auth", &["names", "clock", "wire"]),
     ("raft", &[]),
     ("wire", &["names"]),
     ("names", &[]),
     ("clock", &[]),
+    ("admission", &[]),
 ];
 
 /// The top-level module of a table entry (`audit::chain` → `audit`).

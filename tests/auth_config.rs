@@ -144,7 +144,37 @@ fn each_bad_value_names_its_key() {
         ("[http]\nfetch_records_max = 0", "http.fetch_records_max"),
         ("[http]\nwait_ms_max = 3600000", "http.wait_ms_max"),
         ("[http]\nconnections_max = 0", "http.connections_max"),
+        // Above connections_max (10,000 by default).
+        (
+            "[http]\nconnections_per_source_max = 20000",
+            "http.connections_per_source_max",
+        ),
+        ("[http]\nhello_timeout_ms = 10", "http.hello_timeout_ms"),
+        (
+            "[http]\nhandshake_timeout_ms = 600000",
+            "http.handshake_timeout_ms",
+        ),
+        (
+            "[http]\nrequest_head_timeout_ms = 0",
+            "http.request_head_timeout_ms",
+        ),
         ("[peer]\nlisten = \"127.0.0.1:9441\"", "peer.ca_cert"),
+        ("[peer]\nhandshakes_max = 0", "peer.handshakes_max"),
+        // Above handshakes_max (64 by default).
+        (
+            "[peer]\nhandshakes_per_source_max = 65",
+            "peer.handshakes_per_source_max",
+        ),
+        (
+            "[peer]\nhandshakes_max = 16\nhandshakes_unlisted_max = 32",
+            "peer.handshakes_unlisted_max",
+        ),
+        // Above handshake_timeout_ms (5 s by default).
+        ("[peer]\nhello_timeout_ms = 6000", "peer.hello_timeout_ms"),
+        (
+            "[peer]\nhandshake_timeout_ms = 10",
+            "peer.handshake_timeout_ms",
+        ),
         ("[auth]\nissuer = \"\"", "auth.issuer"),
         ("[auth]\naudience = \"a\\nb\"", "auth.audience"),
         ("[auth]\ntoken_ttl_s = 5", "auth.token_ttl_s"),
@@ -234,6 +264,33 @@ fn tls_requires_cert_and_key_unless_turned_off() {
     assert_eq!(error.key(), Some("http.key"));
     let config = load_text(PLAIN, &[]).unwrap();
     assert_eq!(config.http.transport, HttpTransport::Plain);
+}
+
+#[test]
+fn peer_handshake_limits_reach_the_peer_config_and_alone_leave_the_link_off() {
+    let link = "[peer]\nlisten = \"127.0.0.1:9441\"\nca_cert = \"ca.pem\"\ncert = \"p.pem\"\n\
+                key = \"p.key\"\n";
+    let defaults = load_text(&format!("{PLAIN}{link}"), &[]).unwrap();
+    let handshakes = defaults.peer.expect("the link is on").handshakes;
+    assert_eq!(
+        (
+            handshakes.handshakes_max,
+            handshakes.handshakes_per_source_max,
+            handshakes.handshakes_unlisted_max,
+            handshakes.hello_timeout_ms,
+            handshakes.handshake_timeout_ms,
+        ),
+        (64, 8, 32, 2000, 5000)
+    );
+    let text = format!("{PLAIN}{link}handshakes_per_source_max = 4\nhello_timeout_ms = 500\n");
+    let set = load_text(&text, &[("PALISADE_PEER_HANDSHAKES_UNLISTED_MAX", "16")]).unwrap();
+    let handshakes = set.peer.expect("the link is on").handshakes;
+    assert_eq!(handshakes.handshakes_per_source_max, 4);
+    assert_eq!(handshakes.hello_timeout_ms, 500);
+    assert_eq!(handshakes.handshakes_unlisted_max, 16);
+    // The limits alone do not turn the link on.
+    let limits_only = load_text(&format!("{PLAIN}[peer]\nhandshakes_max = 32\n"), &[]).unwrap();
+    assert_eq!(limits_only.peer, None);
 }
 
 #[test]

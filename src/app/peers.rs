@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, watch};
 
+use crate::admission::AdmissionMetrics;
 use crate::broker::forward::{PeerCall, PeerCallError};
 use crate::broker::Broker;
 use crate::cluster::{MetadataMachine, MetadataState, METADATA_GROUP};
@@ -61,7 +62,12 @@ pub struct Peers {
 
 impl Peers {
     /// Binds the peer listener and links to the founding brokers named in the configuration.
-    pub async fn start(config: &Config, peer: &PeerConfig) -> anyhow::Result<Peers> {
+    /// Refused inbound connections are counted in `metrics`.
+    pub async fn start(
+        config: &Config,
+        peer: &PeerConfig,
+        metrics: AdmissionMetrics,
+    ) -> anyhow::Result<Peers> {
         let listener = tokio::net::TcpListener::bind(peer.listen)
             .await
             .with_context(|| format!("cannot listen for peers on {}", peer.listen))?;
@@ -70,7 +76,8 @@ impl Peers {
             ca_cert: peer.ca_cert.clone(),
             cert: peer.cert.clone(),
             key: peer.key.clone(),
-            limits: PeerLimits::default(),
+            limits: peer_limits(peer),
+            metrics,
         };
         let founders: HashMap<NodeId, SocketAddr> = config
             .cluster
@@ -151,6 +158,20 @@ impl Peers {
         ));
         actix_web::rt::spawn(serve_requests(requests, network.clone(), broker.clone()));
         (network, liveness, broker)
+    }
+}
+
+/// The peer-link limits: the handshake caps and deadlines from the configuration, the rest as
+/// the transport's defaults.
+fn peer_limits(peer: &PeerConfig) -> PeerLimits {
+    let handshakes = &peer.handshakes;
+    PeerLimits {
+        handshakes_max: handshakes.handshakes_max,
+        handshakes_per_source_max: handshakes.handshakes_per_source_max,
+        handshakes_unlisted_max: handshakes.handshakes_unlisted_max,
+        hello_timeout_ms: handshakes.hello_timeout_ms,
+        handshake_timeout_ms: handshakes.handshake_timeout_ms,
+        ..PeerLimits::default()
     }
 }
 

@@ -38,10 +38,19 @@ pub const KEYS: &[(&str, &str)] = &[
     ("http", "fetch_records_max"),
     ("http", "wait_ms_max"),
     ("http", "connections_max"),
+    ("http", "connections_per_source_max"),
+    ("http", "hello_timeout_ms"),
+    ("http", "handshake_timeout_ms"),
+    ("http", "request_head_timeout_ms"),
     ("peer", "listen"),
     ("peer", "ca_cert"),
     ("peer", "cert"),
     ("peer", "key"),
+    ("peer", "handshakes_max"),
+    ("peer", "handshakes_per_source_max"),
+    ("peer", "handshakes_unlisted_max"),
+    ("peer", "hello_timeout_ms"),
+    ("peer", "handshake_timeout_ms"),
     ("auth", "issuer"),
     ("auth", "audience"),
     ("auth", "token_ttl_s"),
@@ -163,10 +172,23 @@ fn set(raw: &mut RawConfig, section: &str, key: &str, value: &str) -> Result<(),
         ("http", "fetch_records_max") => raw.http.fetch_records_max = number(value)?,
         ("http", "wait_ms_max") => raw.http.wait_ms_max = number(value)?,
         ("http", "connections_max") => raw.http.connections_max = number(value)?,
+        ("http", "connections_per_source_max") => {
+            raw.http.connections_per_source_max = number(value)?
+        }
+        ("http", "hello_timeout_ms") => raw.http.hello_timeout_ms = number(value)?,
+        ("http", "handshake_timeout_ms") => raw.http.handshake_timeout_ms = number(value)?,
+        ("http", "request_head_timeout_ms") => raw.http.request_head_timeout_ms = number(value)?,
         ("peer", "listen") => raw.peer.listen = optional(value),
         ("peer", "ca_cert") => raw.peer.ca_cert = optional(value),
         ("peer", "cert") => raw.peer.cert = optional(value),
         ("peer", "key") => raw.peer.key = optional(value),
+        ("peer", "handshakes_max") => raw.peer.handshakes_max = number(value)?,
+        ("peer", "handshakes_per_source_max") => {
+            raw.peer.handshakes_per_source_max = number(value)?
+        }
+        ("peer", "handshakes_unlisted_max") => raw.peer.handshakes_unlisted_max = number(value)?,
+        ("peer", "hello_timeout_ms") => raw.peer.hello_timeout_ms = number(value)?,
+        ("peer", "handshake_timeout_ms") => raw.peer.handshake_timeout_ms = number(value)?,
         _ => return set_lower_sections(raw, section, key, value),
     }
     Ok(())

@@ -57,6 +57,10 @@ pub struct RawHttp {
     pub fetch_records_max: u64,
     pub wait_ms_max: u64,
     pub connections_max: u64,
+    pub connections_per_source_max: u64,
+    pub hello_timeout_ms: u64,
+    pub handshake_timeout_ms: u64,
+    pub request_head_timeout_ms: u64,
 }
 
 impl Default for RawHttp {
@@ -75,18 +79,44 @@ impl Default for RawHttp {
             fetch_records_max: 10_000,
             wait_ms_max: 30_000,
             connections_max: 10_000,
+            connections_per_source_max: 256,
+            hello_timeout_ms: 2_000,
+            handshake_timeout_ms: 2_000,
+            request_head_timeout_ms: 5_000,
         }
     }
 }
 
-/// The peer section is off when every key is absent, and needs all of them otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The peer link is off when `listen`, `ca_cert`, `cert` and `key` are all absent, and needs
+/// all four otherwise. The handshake limits have defaults either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawPeer {
     pub listen: Option<String>,
     pub ca_cert: Option<String>,
     pub cert: Option<String>,
     pub key: Option<String>,
+    pub handshakes_max: u64,
+    pub handshakes_per_source_max: u64,
+    pub handshakes_unlisted_max: u64,
+    pub hello_timeout_ms: u64,
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for RawPeer {
+    fn default() -> Self {
+        RawPeer {
+            listen: None,
+            ca_cert: None,
+            cert: None,
+            key: None,
+            handshakes_max: 64,
+            handshakes_per_source_max: 8,
+            handshakes_unlisted_max: 32,
+            hello_timeout_ms: 2_000,
+            handshake_timeout_ms: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::raw::{RawAuth, RawCluster, RawConfig, RawHttp, RawLimits, RawPeer, RawRaft, RawTopics};
 use super::{
     AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, HttpConfig, HttpTransport,
-    LimitsConfig, PeerConfig, RaftConfig, StorageConfig, TopicsConfig,
+    LimitsConfig, PeerConfig, PeerHandshakes, RaftConfig, StorageConfig, TopicsConfig,
 };
 use crate::names::{self, NameKind};
 
@@ -64,6 +64,22 @@ impl Checker<'_> {
     ) -> Result<usize, ConfigError> {
         let value = self.range(key, value, minimum, maximum)?;
         usize::try_from(value).map_err(|_| self.invalid(key, value, "a value that fits in memory"))
+    }
+
+    /// `value` from `minimum` to the value of another key, `bound_key` = `bound`.
+    fn up_to(
+        &self,
+        key: &str,
+        value: u64,
+        minimum: u64,
+        (bound_key, bound): (&str, u64),
+    ) -> Result<u64, ConfigError> {
+        if (minimum..=bound).contains(&value) {
+            Ok(value)
+        } else {
+            let allowed = format!("an integer from {minimum} to {bound_key} ({bound})");
+            Err(self.invalid(key, value, &allowed))
+        }
     }
 
     fn small(&self, key: &str, value: u64, minimum: u64, maximum: u64) -> Result<u32, ConfigError> {
@@ -218,6 +234,8 @@ fn http(checker: &Checker<'_>, raw: &RawHttp) -> Result<HttpConfig, ConfigError>
         let allowed = format!("at least http.record_bytes_max ({record_bytes_max})");
         return Err(checker.invalid("http.fetch_bytes_max", fetch_bytes_max, &allowed));
     }
+    let connections_max =
+        checker.size("http.connections_max", raw.connections_max, 1, 1_000_000)?;
     Ok(HttpConfig {
         listen: checker.address("http.listen", &raw.listen)?,
         transport,
@@ -238,7 +256,31 @@ fn http(checker: &Checker<'_>, raw: &RawHttp) -> Result<HttpConfig, ConfigError>
             1_000_000,
         )?,
         wait_ms_max: checker.range("http.wait_ms_max", raw.wait_ms_max, 0, 300_000)?,
-        connections_max: checker.size("http.connections_max", raw.connections_max, 1, 1_000_000)?,
+        connections_max,
+        connections_per_source_max: checker.up_to(
+            "http.connections_per_source_max",
+            raw.connections_per_source_max,
+            1,
+            ("http.connections_max", connections_max as u64),
+        )? as usize, // bounded by `connections_max`, a `usize` already
+        hello_timeout_ms: checker.range(
+            "http.hello_timeout_ms",
+            raw.hello_timeout_ms,
+            100,
+            300_000,
+        )?,
+        handshake_timeout_ms: checker.range(
+            "http.handshake_timeout_ms",
+            raw.handshake_timeout_ms,
+            100,
+            300_000,
+        )?,
+        request_head_timeout_ms: checker.range(
+            "http.request_head_timeout_ms",
+            raw.request_head_timeout_ms,
+            100,
+            300_000,
+        )?,
     })
 }
 
@@ -249,6 +291,7 @@ fn peer(checker: &Checker<'_>, raw: &RawPeer) -> Result<Option<PeerConfig>, Conf
         ("peer.cert", &raw.cert),
         ("peer.key", &raw.key),
     ];
+    let handshakes = peer_handshakes(checker, raw)?;
     if fields.iter().all(|(_, value)| value.is_none()) {
         return Ok(None);
     }
@@ -265,7 +308,41 @@ fn peer(checker: &Checker<'_>, raw: &RawPeer) -> Result<Option<PeerConfig>, Conf
         ca_cert: checker.path("peer.ca_cert", values[1])?,
         cert: checker.path("peer.cert", values[2])?,
         key: checker.path("peer.key", values[3])?,
+        handshakes,
     }))
+}
+
+fn peer_handshakes(checker: &Checker<'_>, raw: &RawPeer) -> Result<PeerHandshakes, ConfigError> {
+    let handshakes_max = checker.size("peer.handshakes_max", raw.handshakes_max, 1, 100_000)?;
+    let total = ("peer.handshakes_max", handshakes_max as u64);
+    // Bounded by `handshakes_max`, a `usize` already.
+    let at_most_total = |key: &str, value: u64| -> Result<usize, ConfigError> {
+        Ok(checker.up_to(key, value, 1, total)? as usize)
+    };
+    let handshake_timeout_ms = checker.range(
+        "peer.handshake_timeout_ms",
+        raw.handshake_timeout_ms,
+        100,
+        300_000,
+    )?;
+    Ok(PeerHandshakes {
+        handshakes_max,
+        handshakes_per_source_max: at_most_total(
+            "peer.handshakes_per_source_max",
+            raw.handshakes_per_source_max,
+        )?,
+        handshakes_unlisted_max: at_most_total(
+            "peer.handshakes_unlisted_max",
+            raw.handshakes_unlisted_max,
+        )?,
+        hello_timeout_ms: checker.up_to(
+            "peer.hello_timeout_ms",
+            raw.hello_timeout_ms,
+            100,
+            ("peer.handshake_timeout_ms", handshake_timeout_ms),
+        )?,
+        handshake_timeout_ms,
+    })
 }
 
 fn auth(checker: &Checker<'_>, raw: &RawAuth) -> Result<AuthConfig, ConfigError> {

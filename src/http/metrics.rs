@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::admission::AdmissionMetrics;
+
 /// Labels of the request counter. Both come from closed sets, so a client cannot grow the
 /// metrics: `method` is [`method_label`], `status` a status the broker answered with.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,7 +45,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// The registry of one broker's HTTP layer, with the admission series of its listeners.
+    pub fn new(admission: &AdmissionMetrics) -> Metrics {
         let mut registry = Registry::with_prefix("palisade");
         let requests = Family::<RequestLabels, Counter>::default();
         let request_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
@@ -85,6 +88,23 @@ impl Metrics {
             "Server-Sent Events streams open right now",
             open_streams.clone(),
         );
+        registry.register(
+            "refused_connections",
+            "Inbound connections closed unanswered for a connection or handshake cap, by \
+             listener and reason",
+            admission.refused.clone(),
+        );
+        registry.register(
+            "connection_slots",
+            "Connection slots in use: open client connections (http), inbound handshakes in \
+             progress (peer)",
+            admission.in_use.clone(),
+        );
+        registry.register(
+            "hello_timeouts",
+            "Inbound connections closed for sending nothing within the hello timeout",
+            admission.hello_timeouts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -106,6 +126,6 @@ impl Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new()
+        Metrics::new(&AdmissionMetrics::default())
     }
 }

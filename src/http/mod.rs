@@ -1,10 +1,12 @@
 //! The HTTPS + JSON API (actix-web over rustls): routes, the bearer-token extractor, DTOs, the one
-//! error → status mapping, and metrics. Business decisions live in `broker` and below.
+//! error → status mapping, metrics, and the listener that admits each connection (`listener`).
+//! Business decisions live in `broker` and below.
 
 pub mod dto;
 pub mod dto_groups;
 pub mod error;
 pub mod extract;
+mod listener;
 pub mod metrics;
 mod routes_admin;
 mod routes_cluster;
@@ -24,19 +26,24 @@ use actix_web::dev::{Server, Service};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpRequest};
 
+use crate::admission::AdmissionMetrics;
 use crate::broker::Broker;
 use error::problem;
 use extract::{new_request_id, RequestId};
 use metrics::{Metrics, RequestLabels};
 
+pub use listener::ConnectionLimits;
+
 /// Settings of the HTTP server.
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
-    pub workers: usize,
     pub body_bytes_max: usize,
-    pub connections_max: usize,
+    /// Workers, connection caps and deadlines of the listener.
+    pub connections: ConnectionLimits,
+    /// Where refused connections are counted; rendered at `/metrics` with the other series.
+    pub admission: AdmissionMetrics,
 }
 
 fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -171,14 +178,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-/// Builds the server on an already bound listener. `tls` is `None` only for explicit plain-HTTP setups.
+/// Builds the server on an already bound listener. `tls` is `None` only for explicit plain-HTTP
+/// setups. Every connection first passes the listener's admission step (`listener`).
 pub fn serve(
     listener: std::net::TcpListener,
     tls: Option<rustls::ServerConfig>,
     broker: Arc<Broker>,
     settings: HttpSettings,
 ) -> std::io::Result<Server> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(&settings.admission));
     let stream_slots = sse::StreamSlots::new(
         broker.limits().streams_max,
         broker.limits().streams_per_principal_max,
@@ -228,13 +236,11 @@ pub fn serve(
             .configure(configure)
             .default_service(web::to(routes_admin::not_found))
     };
-    let server = HttpServer::new(factory)
-        .workers(settings.workers)
-        .max_connections(settings.connections_max)
-        .disable_signals();
-    let server = match tls {
-        Some(config) => server.listen_rustls_0_23(listener, config)?,
-        None => server.listen(listener)?,
-    };
-    Ok(server.run())
+    listener::serve(
+        listener,
+        tls,
+        factory,
+        &settings.connections,
+        settings.admission,
+    )
 }

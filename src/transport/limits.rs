@@ -18,8 +18,19 @@ pub struct PeerLimits {
     pub backoff_ms_max: u64,
     /// Deadline for TCP connect plus TLS handshake, each way.
     pub handshake_timeout_ms: u64,
+    /// Deadline for the first bytes (the TLS hello) of an inbound connection, counted from its
+    /// accept; a connection that sends nothing is closed after it. At most
+    /// `handshake_timeout_ms`, which still bounds the whole inbound handshake.
+    pub hello_timeout_ms: u64,
     /// Inbound handshakes in progress at once; further connections are closed unanswered.
     pub handshakes_max: usize,
+    /// Inbound handshakes in progress at once from one source address (an IPv6 /64); further
+    /// connections from it are closed unanswered.
+    pub handshakes_per_source_max: usize,
+    /// Inbound handshakes in progress at once from source addresses that are no peer's
+    /// address, together; the other `handshakes_max - handshakes_unlisted_max` are kept for
+    /// peers. At most `handshakes_max`.
+    pub handshakes_unlisted_max: usize,
     /// Deadline for writing one batch to a peer; a peer that stops reading (stopped process,
     /// full TCP window) loses its connection after it, and the link dials again.
     pub write_timeout_ms: u64,
@@ -37,7 +48,10 @@ impl Default for PeerLimits {
             backoff_ms_min: 50,
             backoff_ms_max: 2000,
             handshake_timeout_ms: 5000,
+            hello_timeout_ms: 2000,
             handshakes_max: 64,
+            handshakes_per_source_max: 8,
+            handshakes_unlisted_max: 32,
             write_timeout_ms: 5000,
             calls_pending_max: 4096,
         }

@@ -1,6 +1,10 @@
 //! `PeerNetwork`: this broker's mutual-TLS links to every peer broker.
 //!
-//! Owns the listener, the map of peer addresses, one link task per peer and the counters.
+//! Owns the listener and its handshake slots, the map of peer addresses, one link task per peer
+//! and the counters. An inbound connection takes a handshake slot (`admission`: capped in
+//! total, per source address, and for sources that are no peer's address) before anything is
+//! read from it, or is closed at once; it must send its first bytes within `hello_timeout_ms`
+//! and finish the handshake within `handshake_timeout_ms`.
 //! Exactly one connection serves a broker pair: the broker with the lower id dials, the
 //! higher one accepts, and both directions share that connection. Every connection is TLS 1.3
 //! with certificates from the cluster CA on both ends; the peer's broker id is read from its
@@ -22,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::admission::{AdmissionMetrics, Listener, Listing, Slot, SlotLimits, Slots};
 use crate::raft::{Message, NodeId};
 use crate::transport::batch::{Outbound, Refused};
 use crate::transport::frame::{self, Envelope};
@@ -46,6 +51,8 @@ pub struct PeerNetworkConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub limits: PeerLimits,
+    /// Where refused inbound connections and handshakes in progress are counted.
+    pub metrics: AdmissionMetrics,
 }
 
 /// Failures while starting the peer network.
@@ -109,6 +116,11 @@ impl PeerNetwork {
         let identity = Some((config.cert.as_path(), config.key.as_path()));
         let client = tls::client_config(&config.ca_cert, identity)?;
         let server = tls::server_config(&config.cert, &config.key, Some(&config.ca_cert))?;
+        let slots = Slots::new(
+            Listener::Peer,
+            handshake_slot_limits(&config.limits),
+            config.metrics.clone(),
+        );
         let shared = Arc::new(Shared {
             broker: config.broker,
             calls: Calls::new(config.limits.calls_pending_max),
@@ -128,6 +140,7 @@ impl PeerNetwork {
             links.clone(),
             listener,
             acceptor,
+            slots,
         ));
         let network = PeerNetwork {
             shared,
@@ -299,20 +312,45 @@ impl Drop for PeerNetwork {
     }
 }
 
+/// The handshake caps of the peer listener.
+fn handshake_slot_limits(limits: &PeerLimits) -> SlotLimits {
+    SlotLimits {
+        total_max: limits.handshakes_max,
+        per_source_max: limits.handshakes_per_source_max,
+        unlisted_max: limits.handshakes_unlisted_max,
+    }
+}
+
+/// Accepts peer connections. Each takes a handshake slot before anything is read from it, or is
+/// closed at once: a source without a slot costs one accept and one close.
 async fn accept_loop(
     shared: Arc<Shared>,
     links: Arc<Links>,
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    slots: Slots,
 ) {
     let mut handshakes = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) if handshakes.len() < shared.limits.handshakes_max => {
-                    handshakes.spawn(admit(shared.clone(), links.clone(), acceptor.clone(), tcp));
+                Ok((tcp, source)) => {
+                    let listing = if shared.is_peer_address(source.ip()) {
+                        Listing::Listed
+                    } else {
+                        Listing::Unlisted
+                    };
+                    match slots.try_take(source.ip(), listing) {
+                        Ok(slot) => {
+                            let admit = admit(shared.clone(), links.clone(), acceptor.clone(), tcp, slot);
+                            handshakes.spawn(admit);
+                        }
+                        Err(refusal) => {
+                            tracing::debug!(%source, reason = refusal.label(), "peer connection refused");
+                            bump(&shared.counters.handshakes_refused);
+                        }
+                    }
                 }
-                Ok(_) => bump(&shared.counters.handshakes_failed),
                 Err(error) => {
                     tracing::warn!(%error, "peer listener accept failed");
                     tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
@@ -323,21 +361,42 @@ async fn accept_loop(
     }
 }
 
-/// Completes the handshake of one inbound connection and hands it to its peer's link.
-async fn admit(shared: Arc<Shared>, links: Arc<Links>, acceptor: TlsAcceptor, tcp: TcpStream) {
+/// Completes the handshake of one inbound connection, holding `slot` until it is done, and
+/// hands the connection to its peer's link.
+async fn admit(
+    shared: Arc<Shared>,
+    links: Arc<Links>,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    slot: Slot,
+) {
     let counters = &shared.counters;
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%error, "peer socket option");
     }
-    let timeout = Duration::from_millis(shared.limits.handshake_timeout_ms);
-    let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+    let limits = &shared.limits;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
+    let hello = Duration::from_millis(limits.hello_timeout_ms);
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(hello, tcp.peek(&mut first)).await {
+        Ok(Ok(read)) if read > 0 => {}
+        Ok(_) => return bump(&counters.handshakes_failed),
+        Err(_) => {
+            slot.count_hello_timeout();
+            // Given back before the socket closes, so its source may connect again at once.
+            drop(slot);
+            return bump(&counters.handshakes_timed_out);
+        }
+    }
+    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             tracing::debug!(%error, "inbound peer handshake failed");
             return bump(&counters.handshakes_failed);
         }
-        Err(_) => return bump(&counters.handshakes_failed),
+        Err(_) => return bump(&counters.handshakes_timed_out),
     };
+    drop(slot);
     let peer = peer_broker_id(stream.get_ref().1).map(NodeId);
     // Only a lower id dials us; a higher one would open a second connection for the pair.
     let streams = match peer {

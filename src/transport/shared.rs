@@ -2,7 +2,7 @@
 //! connector, the sinks for inbound messages and requests, pending calls and counters.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use tokio::runtime::Handle;
@@ -35,5 +35,16 @@ impl Shared {
     pub(crate) fn address_of(&self, peer: NodeId) -> Option<SocketAddr> {
         let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
         peers.get(&peer).copied()
+    }
+
+    /// Whether `address` is the address of a peer right now (IPv4 mapped into IPv6 counts as
+    /// IPv4). The operating system picks the source address of a dial: a peer whose connections
+    /// come from another address than the one listed for it is served from the unlisted part.
+    pub(crate) fn is_peer_address(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        peers
+            .values()
+            .any(|peer| peer.ip().to_canonical() == address)
     }
 }

@@ -35,8 +35,14 @@ counters! {
     connections_closed,
     /// Dial attempts that failed before a link existed (connect, handshake, wrong identity).
     dials_failed,
-    /// Inbound TLS handshakes that failed (no client certificate, unknown CA, timeout).
+    /// Inbound TLS handshakes that failed (no client certificate, unknown CA, closed early).
     handshakes_failed,
+    /// Inbound connections that sent no hello within `hello_timeout_ms`, or did not finish the
+    /// handshake within `handshake_timeout_ms`; each was closed.
+    handshakes_timed_out,
+    /// Inbound connections closed unanswered because a handshake cap was reached (in total,
+    /// for their source, or for sources that are no peer's address).
+    handshakes_refused,
     /// Authenticated peers refused: no broker id in the certificate, an id that is not a
     /// peer, an id that must be dialled by us instead, or a dialled peer answering with
     /// another broker id.

@@ -38,6 +38,8 @@ pub struct TestCluster {
     /// The founding brokers as `id@address`, shared by every config.
     founders: String,
     extra_config: String,
+    /// Appended to every broker's `[peer]` section.
+    peer_config: String,
 }
 
 impl TestCluster {
@@ -48,6 +50,15 @@ impl TestCluster {
 
     /// Like `start`, with `extra_config` appended to every broker's `[cluster]` section.
     pub async fn start_with(count: u64, extra_config: &str) -> TestCluster {
+        TestCluster::start_configured(count, extra_config, "").await
+    }
+
+    /// Like `start_with`, with `peer_config` appended to every broker's `[peer]` section too.
+    pub async fn start_configured(
+        count: u64,
+        extra_config: &str,
+        peer_config: &str,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ids: Vec<u64> = (1..=count).collect();
         let certs =
@@ -67,6 +78,7 @@ impl TestCluster {
             nodes: Vec::new(),
             founders,
             extra_config: extra_config.to_string(),
+            peer_config: peer_config.to_string(),
         };
         for (id, http, peer) in ports {
             let node = cluster.write_node(id, http, peer, false);
@@ -91,7 +103,7 @@ impl TestCluster {
         let text = format!(
             "[broker]\nid = {id}\ndata_dir = \"{data}\"\n\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\ntls = true\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
-             [peer]\nlisten = \"127.0.0.1:{peer}\"\nca_cert = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
+             [peer]\nlisten = \"127.0.0.1:{peer}\"\nca_cert = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n{peer_config}\n\
              [cluster]\nbrokers = \"{founders}\"\njoin = {join}\n{extra}\n",
             data = dir.join("data").display(),
             cert = cert.display(),
@@ -99,6 +111,7 @@ impl TestCluster {
             ca = self.ca.display(),
             founders = self.founders,
             extra = self.extra_config,
+            peer_config = self.peer_config,
         );
         std::fs::write(&config, text).expect("write config");
         Node {
@@ -155,8 +168,13 @@ impl TestCluster {
 
     /// Polls `/readyz` of broker `id` until it answers 200, failing after a deadline.
     pub async fn wait_ready(&mut self, id: u64) {
+        self.wait_ready_within(id, READY_WAIT).await;
+    }
+
+    /// Polls `/readyz` of broker `id` until it answers 200, failing after `wait`.
+    pub async fn wait_ready_within(&mut self, id: u64, wait: Duration) {
         let client = self.client(id);
-        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if client.ready().await.is_ok() {
                 return;
@@ -209,9 +227,14 @@ impl TestCluster {
 
     /// Starts a killed broker again and waits until it is ready.
     pub async fn restart(&mut self, id: u64) {
+        self.spawn_again(id);
+        self.wait_ready(id).await;
+    }
+
+    /// Starts broker `id` again (killing it first if it runs) without waiting for it.
+    pub fn spawn_again(&mut self, id: u64) {
         self.kill(id);
         spawn(self.node_mut(id));
-        self.wait_ready(id).await;
     }
 
     /// Every log, for failure messages.

@@ -85,6 +85,7 @@ pub fn start_with_limits(
         cert: own.cert.clone(),
         key: own.key.clone(),
         limits,
+        metrics: Default::default(),
     };
     let address = listener.local_addr().expect("address");
     let (sender, inbound) = mpsc::channel(INBOUND_MAX);
