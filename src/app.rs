@@ -61,6 +61,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     crate::transport::tls::install_crypto_provider();
+    check_identities(&config)?;
     let clock = clock::system();
     let (store, writer) = open_store(&config)?;
     let peers = match &config.peer {
@@ -130,6 +131,25 @@ pub async fn run(
         network.shutdown().await;
     }
     Ok(())
+}
+
+/// Refuses to start with a peer certificate peers would refuse, or with an HTTPS identity that
+/// would carry cluster authority (`transport::identity`).
+fn check_identities(config: &Config) -> anyhow::Result<()> {
+    use crate::transport::identity::{self, HttpsFiles, PeerFiles};
+    let Some(peer) = &config.peer else {
+        return Ok(());
+    };
+    let https = match &config.http.transport {
+        HttpTransport::Tls { cert, key } => Some(HttpsFiles { cert, key }),
+        HttpTransport::Plain => None,
+    };
+    let files = PeerFiles {
+        ca_cert: &peer.ca_cert,
+        cert: &peer.cert,
+        key: &peer.key,
+    };
+    identity::check(files, https).context("the broker's certificates are not usable")
 }
 
 /// Opens the store in `broker.data_dir` (creating the directory) and starts its writer.
