@@ -68,16 +68,23 @@ pub async fn run(
         Some(peer) => Some(Peers::start(&config, peer).await?),
         None => None,
     };
-    let host = Arc::new(Host::new(
+    let host = Host::new(
         store.clone(),
         writer,
         replica_settings(&config),
         config.raft.arbiters.max(1),
         peers.as_ref().map(Peers::outbound),
-    ));
+    );
+    let controller_view = peers::ControllerView::default();
+    let host = match &peers {
+        Some(_) => host.with_directory(peers::replica_directory(&config, controller_view.clone())),
+        None => host,
+    };
+    let host = Arc::new(host);
     let controller = Controller::start(&host, controller_voters(&config), clock.clone())
         .await
         .context("cannot start the controller")?;
+    let _ = controller_view.set(controller.subscribe());
     let registry = Arc::new(Registry::default());
     let caller = peers.as_ref().map(Peers::caller);
     let running = peers.map(|p| p.run(controller.replica().clone(), registry.clone()));

@@ -74,6 +74,11 @@ impl Metrics {
             "Long-poll fetches waiting for records",
             crate::broker::parked_fetches_gauge(),
         );
+        registry.register(
+            "peer_raft_messages_refused",
+            "Raft messages from peer brokers dropped because the sender has no authority in the group, by message kind and reason",
+            crate::broker::refused_raft_messages(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_streams",
