@@ -182,7 +182,7 @@ async fn serve_requests(
         let broker = broker.get().cloned();
         actix_web::rt::spawn(async move {
             let answer = match broker {
-                Some(broker) => broker.serve_forwarded(&request.body).await,
+                Some(broker) => broker.serve_forwarded(request.from.0, &request.body).await,
                 None => crate::broker::forward::not_ready_answer(),
             };
             network.respond(request.from, request.id, answer);
