@@ -64,6 +64,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     crate::transport::tls::install_crypto_provider();
+    check_identities(&config)?;
     let clock = clock::system();
     let (store, writer) = open_store(&config)?;
     let admission = AdmissionMetrics::default();
@@ -71,16 +72,23 @@ pub async fn run(
         Some(peer) => Some(Peers::start(&config, peer, admission.clone()).await?),
         None => None,
     };
-    let host = Arc::new(Host::new(
+    let host = Host::new(
         store.clone(),
         writer,
         replica_settings(&config),
         config.raft.arbiters.max(1),
         peers.as_ref().map(Peers::outbound),
-    ));
+    );
+    let controller_view = peers::ControllerView::default();
+    let host = match &peers {
+        Some(_) => host.with_directory(peers::replica_directory(&config, controller_view.clone())),
+        None => host,
+    };
+    let host = Arc::new(host);
     let controller = Controller::start(&host, controller_voters(&config), clock.clone())
         .await
         .context("cannot start the controller")?;
+    let _ = controller_view.set(controller.subscribe());
     let registry = Arc::new(Registry::default());
     let caller = peers.as_ref().map(Peers::caller);
     let running = peers.map(|p| p.run(controller.replica().clone(), registry.clone()));
@@ -138,6 +146,25 @@ pub async fn run(
         network.shutdown().await;
     }
     Ok(())
+}
+
+/// Refuses to start with a peer certificate peers would refuse, or with an HTTPS identity that
+/// would carry cluster authority (`transport::identity`).
+fn check_identities(config: &Config) -> anyhow::Result<()> {
+    use crate::transport::identity::{self, HttpsFiles, PeerFiles};
+    let Some(peer) = &config.peer else {
+        return Ok(());
+    };
+    let https = match &config.http.transport {
+        HttpTransport::Tls { cert, key } => Some(HttpsFiles { cert, key }),
+        HttpTransport::Plain => None,
+    };
+    let files = PeerFiles {
+        ca_cert: &peer.ca_cert,
+        cert: &peer.cert,
+        key: &peer.key,
+    };
+    identity::check(files, https).context("the broker's certificates are not usable")
 }
 
 /// Opens the store in `broker.data_dir` (creating the directory) and starts its writer. The

@@ -99,12 +99,21 @@ fn main() -> anyhow::Result<()> {
             command: CertsCommand::Init { dir, brokers },
         } => {
             let paths = palisade::transport::certs::init(&dir, &brokers)?;
-            println!("CA: {}", paths.ca.cert.display());
-            for (id, cert) in &paths.brokers {
+            println!(
+                "client CA (clients trust it for HTTPS): {}",
+                paths.https_ca.cert.display()
+            );
+            println!("peer CA ([peer] ca_cert): {}", paths.peer_ca.cert.display());
+            for (id, certs) in &paths.brokers {
                 println!(
-                    "broker {id}: {} / {}",
-                    cert.cert.display(),
-                    cert.key.display()
+                    "broker {id} peer ([peer] cert/key): {} / {}",
+                    certs.peer.cert.display(),
+                    certs.peer.key.display()
+                );
+                println!(
+                    "broker {id} https ([http] cert/key): {} / {}",
+                    certs.https.cert.display(),
+                    certs.https.key.display()
                 );
             }
             println!(

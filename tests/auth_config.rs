@@ -92,8 +92,8 @@ fn sample_file_loads_with_safe_defaults() {
     assert_eq!(
         config.http.transport,
         HttpTransport::Tls {
-            cert: config_dir.join("../certs/broker-1.pem"),
-            key: config_dir.join("../certs/broker-1.key"),
+            cert: config_dir.join("../certs/https-1.pem"),
+            key: config_dir.join("../certs/https-1.key"),
         }
     );
     assert_eq!(config.http.body_bytes_max, 8 << 20);
@@ -108,8 +108,8 @@ fn sample_file_loads_with_safe_defaults() {
     assert_eq!(config.topics.default_retention_bytes, None);
     // The sample equals the built-in defaults apart from the paths it sets.
     let defaults = load_text(
-        "[broker]\ndata_dir = \"../data\"\n[http]\ncert = \"../certs/broker-1.pem\"\n\
-         key = \"../certs/broker-1.key\"\n",
+        "[broker]\ndata_dir = \"../data\"\n[http]\ncert = \"../certs/https-1.pem\"\n\
+         key = \"../certs/https-1.key\"\n",
         &[],
     )
     .unwrap();

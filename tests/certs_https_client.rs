@@ -124,9 +124,9 @@ async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> std::io::Resul
     })
 }
 
-/// Serves HTTPS with broker 1's certificate until the test ends.
+/// Serves HTTPS with broker 1's HTTPS certificate until the test ends.
 async fn start_responder(paths: &CertPaths) -> SocketAddr {
-    let own = paths.broker(1).expect("broker 1");
+    let own = &paths.broker(1).expect("broker 1").https;
     let config = tls::server_config(&own.cert, &own.key, None).expect("server config");
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -175,7 +175,7 @@ async fn within_deadline<T>(call: impl std::future::Future<Output = T>) -> T {
 #[tokio::test]
 async fn login_then_fetch_and_produce_with_the_token() {
     let (_dir, paths, url) = setup().await;
-    let client = Client::new(&url, Some(&paths.ca.cert)).expect("client");
+    let client = Client::new(&url, Some(&paths.https_ca.cert)).expect("client");
     let token = within_deadline(client.login("admin", "secret"))
         .await
         .expect("login");
@@ -210,7 +210,7 @@ async fn login_then_fetch_and_produce_with_the_token() {
 #[tokio::test]
 async fn problem_json_becomes_an_api_error() {
     let (_dir, paths, url) = setup().await;
-    let client = Client::new(&url, Some(&paths.ca.cert)).expect("client");
+    let client = Client::new(&url, Some(&paths.https_ca.cert)).expect("client");
     match within_deadline(client.login("admin", "wrong")).await {
         Err(ClientError::Api {
             status,
@@ -240,7 +240,7 @@ async fn a_client_that_does_not_trust_the_cluster_ca_refuses_the_broker() {
     let (_dir, _paths, url) = setup().await;
     let other_dir = tempfile::tempdir().expect("tempdir");
     let other = certs::init(other_dir.path(), &[1]).expect("other certs");
-    let client = Client::new(&url, Some(&other.ca.cert)).expect("client");
+    let client = Client::new(&url, Some(&other.https_ca.cert)).expect("client");
     let outcome = within_deadline(client.health()).await;
     assert!(
         matches!(outcome, Err(ClientError::Transport(_))),
@@ -251,7 +251,7 @@ async fn a_client_that_does_not_trust_the_cluster_ca_refuses_the_broker() {
 #[tokio::test]
 async fn an_oversized_reply_is_refused_before_it_is_read() {
     let (_dir, paths, url) = setup().await;
-    let client = Client::new(&url, Some(&paths.ca.cert))
+    let client = Client::new(&url, Some(&paths.https_ca.cert))
         .expect("client")
         .with_token(TOKEN.to_string());
     let outcome = within_deadline(client.describe_topic("huge")).await;
@@ -267,7 +267,7 @@ fn a_ca_file_without_certificates_is_refused_up_front() {
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = certs::init(dir.path(), &[1]).expect("certs");
     // The key file is PEM but holds no certificate.
-    let outcome = Client::new("https://127.0.0.1:1", Some(&paths.ca.key));
+    let outcome = Client::new("https://127.0.0.1:1", Some(&paths.https_ca.key));
     assert!(
         matches!(outcome, Err(ClientError::CaEmpty { .. })),
         "got {outcome:?}"

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use palisade::transport::certs::{self, broker_id_of, CertError};
-use palisade::transport::tls::load_certs;
+use palisade::transport::tls::{self, accepted_as_client, load_certs};
 use rcgen::string::Ia5String;
 use rcgen::{CertificateParams, KeyPair, SanType};
 use rustls_pki_types::CertificateDer;
@@ -19,67 +19,121 @@ fn leaf(path: &Path) -> CertificateDer<'static> {
 }
 
 #[test]
-fn init_writes_ca_brokers_and_client_with_private_keys() {
+fn init_writes_both_cas_both_identities_per_broker_and_a_client() {
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = certs::init(dir.path(), &[1, 2, 3]).expect("init");
-    let mut keys = vec![&paths.ca.key, &paths.client.key];
-    keys.extend(paths.brokers.iter().map(|(_, broker)| &broker.key));
+    let mut keys = vec![&paths.https_ca.key, &paths.peer_ca.key, &paths.client.key];
+    for (_, broker) in &paths.brokers {
+        keys.extend([&broker.peer.key, &broker.https.key]);
+    }
     for key in keys {
         assert_eq!(mode_of(key), 0o600, "{}", key.display());
     }
-    assert_eq!(paths.ca.cert, dir.path().join("ca.pem"));
+    assert_eq!(paths.https_ca.cert, dir.path().join("ca.pem"));
+    assert_eq!(paths.peer_ca.cert, dir.path().join("peer-ca.pem"));
     let broker_two = paths.broker(2).expect("broker 2");
-    assert_eq!(broker_two.cert, dir.path().join("broker-2.pem"));
-    assert_eq!(broker_two.key, dir.path().join("broker-2.key"));
+    assert_eq!(broker_two.peer.cert, dir.path().join("peer-2.pem"));
+    assert_eq!(broker_two.peer.key, dir.path().join("peer-2.key"));
+    assert_eq!(broker_two.https.cert, dir.path().join("https-2.pem"));
+    assert_eq!(broker_two.https.key, dir.path().join("https-2.key"));
     assert!(paths.broker(4).is_none());
     for (id, broker) in &paths.brokers {
-        assert_eq!(broker_id_of(&leaf(&broker.cert)), Some(*id));
+        assert_eq!(broker_id_of(&leaf(&broker.peer.cert)), Some(*id));
+        assert_eq!(broker_id_of(&leaf(&broker.https.cert)), None);
     }
     assert_eq!(broker_id_of(&leaf(&paths.client.cert)), None);
-    assert_eq!(broker_id_of(&leaf(&paths.ca.cert)), None);
+    assert_eq!(broker_id_of(&leaf(&paths.https_ca.cert)), None);
+    assert_eq!(broker_id_of(&leaf(&paths.peer_ca.cert)), None);
 }
 
 #[test]
-fn rerun_keeps_the_ca_and_existing_brokers_and_adds_missing_ones() {
+fn the_two_identities_of_a_broker_share_no_key_and_no_ca() {
+    tls::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = certs::init(dir.path(), &[1]).expect("init");
+    let broker = paths.broker(1).expect("broker 1");
+    let key = |path: &Path| fs::read(path).expect("key");
+    assert_ne!(key(&broker.peer.key), key(&broker.https.key));
+    assert_ne!(key(&paths.peer_ca.key), key(&paths.https_ca.key));
+    // The peer certificate is what a peer listener accepts (clientAuth, from the peer CA)...
+    let accepted = |ca: &Path, cert: &Path| accepted_as_client(ca, cert).expect("readable");
+    assert!(accepted(&paths.peer_ca.cert, &broker.peer.cert).is_ok());
+    // ...the HTTPS certificate is not: another CA, and no clientAuth even under its own CA.
+    assert!(accepted(&paths.peer_ca.cert, &broker.https.cert).is_err());
+    assert!(accepted(&paths.https_ca.cert, &broker.https.cert).is_err());
+    assert!(accepted(&paths.peer_ca.cert, &paths.client.cert).is_err());
+    assert!(accepted(&paths.https_ca.cert, &paths.client.cert).is_ok());
+}
+
+#[test]
+fn rerun_keeps_the_cas_and_existing_certificates_and_adds_missing_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = certs::init(dir.path(), &[1]).expect("first init");
-    let ca_before = fs::read(&first.ca.cert).expect("ca");
-    let ca_key_before = fs::read(&first.ca.key).expect("ca key");
-    let broker_before = fs::read(&first.broker(1).expect("broker 1").cert).expect("broker 1");
+    let kept = [
+        first.https_ca.cert.clone(),
+        first.https_ca.key.clone(),
+        first.peer_ca.cert.clone(),
+        first.peer_ca.key.clone(),
+        first.broker(1).expect("broker 1").peer.cert.clone(),
+        first.broker(1).expect("broker 1").https.cert.clone(),
+    ];
+    let before: Vec<Vec<u8>> = kept.iter().map(|p| fs::read(p).expect("read")).collect();
 
     let second = certs::init(dir.path(), &[1, 2]).expect("second init");
-    assert_eq!(fs::read(&second.ca.cert).expect("ca"), ca_before);
-    assert_eq!(fs::read(&second.ca.key).expect("ca key"), ca_key_before);
-    let broker_one = &second.broker(1).expect("broker 1").cert;
-    assert_eq!(fs::read(broker_one).expect("broker 1"), broker_before);
-    let broker_two = &second.broker(2).expect("broker 2").cert;
+    for (path, bytes) in kept.iter().zip(&before) {
+        assert_eq!(&fs::read(path).expect("read"), bytes, "{}", path.display());
+    }
+    let broker_two = &second.broker(2).expect("broker 2").peer.cert;
     assert_eq!(broker_id_of(&leaf(broker_two)), Some(2));
 }
 
 #[test]
-fn a_new_ca_reissues_every_leaf() {
+fn a_new_ca_reissues_every_leaf_it_signs_and_only_those() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = certs::init(dir.path(), &[1]).expect("first init");
-    let broker_before = fs::read(&first.broker(1).expect("broker 1").cert).expect("read");
-    fs::remove_file(&first.ca.cert).expect("remove ca.pem");
-    fs::remove_file(&first.ca.key).expect("remove ca.key");
-    let second = certs::init(dir.path(), &[1]).expect("second init");
-    let broker_after = fs::read(&second.broker(1).expect("broker 1").cert).expect("read");
+    let broker = first.broker(1).expect("broker 1").clone();
+    let read = |path: &Path| fs::read(path).expect("read");
+    let (peer_before, https_before) = (read(&broker.peer.cert), read(&broker.https.cert));
+    fs::remove_file(&first.peer_ca.cert).expect("remove peer-ca.pem");
+    fs::remove_file(&first.peer_ca.key).expect("remove peer-ca.key");
+    certs::init(dir.path(), &[1]).expect("second init");
     assert_ne!(
-        broker_before, broker_after,
-        "leaf signed by a vanished CA was kept"
+        peer_before,
+        read(&broker.peer.cert),
+        "peer leaf of a vanished CA kept"
+    );
+    assert_eq!(
+        https_before,
+        read(&broker.https.cert),
+        "the client CA did not change"
+    );
+    let client_before = read(&first.client.cert);
+    fs::remove_file(&first.https_ca.cert).expect("remove ca.pem");
+    fs::remove_file(&first.https_ca.key).expect("remove ca.key");
+    certs::init(dir.path(), &[1]).expect("third init");
+    assert_ne!(
+        https_before,
+        read(&broker.https.cert),
+        "HTTPS leaf of a vanished CA kept"
+    );
+    assert_ne!(
+        client_before,
+        read(&first.client.cert),
+        "client leaf of a vanished CA kept"
     );
 }
 
 #[test]
 fn half_a_ca_is_an_error_not_a_silent_replacement() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let paths = certs::init(dir.path(), &[1]).expect("init");
-    fs::remove_file(&paths.ca.key).expect("remove ca.key");
-    assert!(matches!(
-        certs::init(dir.path(), &[1]),
-        Err(CertError::CaIncomplete { .. })
-    ));
+    for stem in ["ca", "peer-ca"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        certs::init(dir.path(), &[1]).expect("init");
+        fs::remove_file(dir.path().join(format!("{stem}.key"))).expect("remove key");
+        assert!(matches!(
+            certs::init(dir.path(), &[1]),
+            Err(CertError::CaIncomplete { stem: named, .. }) if named == stem
+        ));
+    }
 }
 
 #[test]

@@ -81,28 +81,57 @@ fn cluster(broker_ids: &[u64]) -> (tempfile::TempDir, CertPaths) {
 }
 
 fn mtls_server(paths: &CertPaths, broker: u64) -> ServerConfig {
-    let own = paths.broker(broker).expect("broker cert");
-    tls::server_config(&own.cert, &own.key, Some(&paths.ca.cert)).expect("server config")
+    let own = &paths.broker(broker).expect("broker certs").peer;
+    tls::server_config(&own.cert, &own.key, Some(&paths.peer_ca.cert)).expect("server config")
 }
 
 fn broker_client(paths: &CertPaths, broker: u64) -> ClientConfig {
-    let own = paths.broker(broker).expect("broker cert");
-    tls::client_config(&paths.ca.cert, Some((&own.cert, &own.key))).expect("client config")
+    let own = &paths.broker(broker).expect("broker certs").peer;
+    tls::client_config(&paths.peer_ca.cert, Some((&own.cert, &own.key))).expect("client config")
+}
+
+/// The HTTPS server of broker `broker`, as `[http]` runs it (no client certificates).
+fn https_server(paths: &CertPaths, broker: u64) -> ServerConfig {
+    let own = &paths.broker(broker).expect("broker certs").https;
+    tls::server_config(&own.cert, &own.key, None).expect("server config")
 }
 
 #[tokio::test]
 async fn server_without_client_auth_serves_a_client_that_trusts_the_ca() {
     let (_dir, paths) = cluster(&[1]);
-    let own = paths.broker(1).expect("broker 1");
-    let server = tls::server_config(&own.cert, &own.key, None).expect("server config");
-    let client = tls::client_config(&paths.ca.cert, None).expect("client config");
-    let (server_outcome, client_outcome) = run(server, client).await;
+    let client = tls::client_config(&paths.https_ca.cert, None).expect("client config");
+    let (server_outcome, client_outcome) = run(https_server(&paths, 1), client).await;
     assert_eq!(
         server_outcome.expect("server side"),
         None,
         "no client certificate"
     );
-    assert_eq!(client_outcome.expect("client side"), Some(1));
+    assert_eq!(
+        client_outcome.expect("client side"),
+        None,
+        "an HTTPS certificate names no broker"
+    );
+}
+
+#[tokio::test]
+async fn https_and_peer_identities_share_no_ca() {
+    let (_dir, paths) = cluster(&[1]);
+    // A client trusting only the peer CA does not accept the HTTPS server...
+    let client = tls::client_config(&paths.peer_ca.cert, None).expect("client config");
+    let (_, client_outcome) = run(https_server(&paths, 1), client).await;
+    assert!(
+        client_outcome.is_err(),
+        "the peer CA signed an HTTPS certificate"
+    );
+    // ...and a peer listener does not accept the HTTPS certificate as a client.
+    let https = &paths.broker(1).expect("broker 1").https;
+    let client = tls::client_config(&paths.peer_ca.cert, Some((&https.cert, &https.key)))
+        .expect("client config");
+    let (server_outcome, _) = run(mtls_server(&paths, 1), client).await;
+    assert!(matches!(
+        rustls_error(server_outcome),
+        Some(rustls::Error::InvalidCertificate(_))
+    ));
 }
 
 #[tokio::test]
@@ -115,22 +144,24 @@ async fn mutual_tls_binds_both_broker_ids() {
 }
 
 #[tokio::test]
-async fn mutual_tls_accepts_the_client_certificate_without_a_broker_id() {
+async fn mutual_tls_refuses_the_client_certificate_of_the_client_ca() {
     let (_dir, paths) = cluster(&[1]);
     let client = tls::client_config(
-        &paths.ca.cert,
+        &paths.peer_ca.cert,
         Some((&paths.client.cert, &paths.client.key)),
     )
     .expect("client config");
-    let (server_outcome, client_outcome) = run(mtls_server(&paths, 1), client).await;
-    assert_eq!(server_outcome.expect("server side"), None);
-    assert_eq!(client_outcome.expect("client side"), Some(1));
+    let (server_outcome, _) = run(mtls_server(&paths, 1), client).await;
+    assert!(matches!(
+        rustls_error(server_outcome),
+        Some(rustls::Error::InvalidCertificate(_))
+    ));
 }
 
 #[tokio::test]
 async fn mutual_tls_refuses_a_client_without_certificate() {
     let (_dir, paths) = cluster(&[1]);
-    let client = tls::client_config(&paths.ca.cert, None).expect("client config");
+    let client = tls::client_config(&paths.peer_ca.cert, None).expect("client config");
     let (server_outcome, client_outcome) = run(mtls_server(&paths, 1), client).await;
     assert!(matches!(
         rustls_error(server_outcome),
@@ -149,8 +180,8 @@ async fn mutual_tls_refuses_a_certificate_from_another_ca() {
     let (_dir, paths) = cluster(&[1]);
     let (_other_dir, other) = cluster(&[2]);
     // Trusts the real cluster CA (so the server is fine) but presents a foreign broker cert.
-    let foreign = other.broker(2).expect("foreign broker");
-    let client = tls::client_config(&paths.ca.cert, Some((&foreign.cert, &foreign.key)))
+    let foreign = &other.broker(2).expect("foreign broker").peer;
+    let client = tls::client_config(&paths.peer_ca.cert, Some((&foreign.cert, &foreign.key)))
         .expect("client config");
     let (server_outcome, client_outcome) = run(mtls_server(&paths, 1), client).await;
     assert!(matches!(
@@ -166,9 +197,9 @@ async fn mutual_tls_refuses_a_certificate_from_another_ca() {
 #[tokio::test]
 async fn mutual_tls_refuses_tls12() {
     let (_dir, paths) = cluster(&[1, 2]);
-    let own = paths.broker(2).expect("broker 2");
+    let own = &paths.broker(2).expect("broker 2").peer;
     let mut roots = RootCertStore::empty();
-    for cert in tls::load_certs(&paths.ca.cert).expect("ca") {
+    for cert in tls::load_certs(&paths.peer_ca.cert).expect("ca") {
         roots.add(cert).expect("root");
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -193,10 +224,8 @@ async fn mutual_tls_refuses_tls12() {
 async fn client_refuses_a_server_from_another_ca() {
     let (_dir, paths) = cluster(&[1]);
     let (_other_dir, other) = cluster(&[1]);
-    let own = paths.broker(1).expect("broker 1");
-    let server = tls::server_config(&own.cert, &own.key, None).expect("server config");
-    let client = tls::client_config(&other.ca.cert, None).expect("client config");
-    let (server_outcome, client_outcome) = run(server, client).await;
+    let client = tls::client_config(&other.https_ca.cert, None).expect("client config");
+    let (server_outcome, client_outcome) = run(https_server(&paths, 1), client).await;
     assert!(
         client_outcome.is_err(),
         "client trusted a server of another CA"
@@ -215,7 +244,7 @@ fn install_crypto_provider_is_idempotent() {
 fn unreadable_or_empty_pem_files_are_named_errors() {
     let (dir, paths) = cluster(&[1]);
     let missing = dir.path().join("missing.pem");
-    let own = paths.broker(1).expect("broker 1");
+    let own = &paths.broker(1).expect("broker 1").peer;
     assert!(matches!(
         tls::server_config(&missing, &own.key, None),
         Err(TlsError::Pem { path, .. }) if path == missing
@@ -232,8 +261,12 @@ async fn a_broker_added_by_a_rerun_chains_to_the_kept_ca() {
     tls::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     certs::init(dir.path(), &[1]).expect("first init");
-    // The second run rebuilds the issuer from ca.key; its certificate must verify like the first.
+    // The second run rebuilds both issuers from their keys; the certificates they sign must
+    // verify like the first run's.
     let paths = certs::init(dir.path(), &[1, 2]).expect("second init");
+    let client = tls::client_config(&paths.https_ca.cert, None).expect("client config");
+    let (_, client_outcome) = run(https_server(&paths, 2), client).await;
+    assert_eq!(client_outcome.expect("HTTPS of broker 2"), None);
     let (server_outcome, client_outcome) =
         run(mtls_server(&paths, 1), broker_client(&paths, 2)).await;
     assert_eq!(server_outcome.expect("server side"), Some(2));

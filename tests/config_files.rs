@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use palisade::config::{load_with_env, Config};
+use palisade::config::{load_with_env, Config, HttpTransport};
 
 fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
@@ -57,6 +57,21 @@ fn loading_does_not_need_the_certificates() {
     assert!(!peer.cert.exists() && !peer.ca_cert.exists(), "{peer:?}");
 }
 
+/// The client API of broker `id` uses its own HTTPS files, never the peer link's.
+fn assert_https_is_apart(config: &Config, id: u64) {
+    let HttpTransport::Tls { cert, key } = &config.http.transport else {
+        panic!("broker {id} serves HTTPS");
+    };
+    assert!(
+        cert.ends_with(format!("certs/dev/https-{id}.pem")),
+        "{cert:?}"
+    );
+    assert!(
+        key.ends_with(format!("certs/dev/https-{id}.key")),
+        "{key:?}"
+    );
+}
+
 #[test]
 fn founding_brokers_form_one_cluster() {
     let configs: Vec<Config> = (1..=3)
@@ -79,8 +94,10 @@ fn founding_brokers_form_one_cluster() {
             peer.listen, founders[position].1,
             "broker {id} listens where listed"
         );
-        assert!(peer.cert.ends_with(format!("certs/dev/broker-{id}.pem")));
-        assert!(peer.ca_cert.ends_with("certs/dev/ca.pem"));
+        assert!(peer.cert.ends_with(format!("certs/dev/peer-{id}.pem")));
+        assert!(peer.key.ends_with(format!("certs/dev/peer-{id}.key")));
+        assert!(peer.ca_cert.ends_with("certs/dev/peer-ca.pem"));
+        assert_https_is_apart(config, id);
         assert!(listens.insert(config.http.listen) && listens.insert(peer.listen));
         assert!(data_dirs.insert(config.broker.data_dir.clone()));
     }
@@ -95,7 +112,9 @@ fn joining_broker_is_new_and_contacts_the_founders() {
     assert_eq!(joining.cluster.brokers, founders);
     let peer = joining.peer.as_ref().expect("a [peer] section");
     assert!(founders.iter().all(|(_, address)| *address != peer.listen));
-    assert!(peer.cert.ends_with("certs/dev/broker-4.pem"));
+    assert!(peer.cert.ends_with("certs/dev/peer-4.pem"));
+    assert!(peer.ca_cert.ends_with("certs/dev/peer-ca.pem"));
+    assert_https_is_apart(&joining, 4);
     for id in 1..=3 {
         let founder = cluster_file(&format!("broker-{id}.toml"));
         assert_ne!(founder.broker.data_dir, joining.broker.data_dir);

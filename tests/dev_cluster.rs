@@ -240,6 +240,26 @@ async fn dev_runs_a_single_broker_on_request() {
         config.contains("[peer]") && config.contains("[cluster]"),
         "{config}"
     );
+    // The client API and the peer link have their own certificates and CAs.
+    for file in [
+        "https-1.pem",
+        "https-1.key",
+        "peer-1.pem",
+        "peer-1.key",
+        "peer-ca.pem",
+    ] {
+        assert!(config.contains(file), "{file} in {config}");
+    }
+    assert!(
+        !config.contains("certs/ca.pem"),
+        "peers trust only the peer CA: {config}"
+    );
+    assert!(
+        cluster["ca_cert"]
+            .as_str()
+            .is_some_and(|ca| ca.ends_with("certs/ca.pem")),
+        "clients trust the client CA: {cluster}"
+    );
     stop_and_check_gone(&mut dev, &pids).await;
 }
 

@@ -33,7 +33,7 @@ async fn data_files_are_private_and_loose_ones_are_tightened_at_start() {
         .ca_path()
         .parent()
         .expect("certs dir")
-        .join("broker-1.key");
+        .join("https-1.key");
     assert_eq!(mode(&key), 0o600, "generated key file");
 
     // Loosen them all while the broker is stopped; the restart makes them private again.

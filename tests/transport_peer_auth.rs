@@ -70,7 +70,7 @@ async fn assert_refused(node: &mut Node, client: ClientConfig) {
 async fn a_client_without_a_certificate_is_refused() {
     let (_dir, paths) = cluster(&[1, 2, 3]);
     let mut node = broker_2(&paths).await;
-    let anonymous = tls::client_config(&paths.ca.cert, None).expect("client config");
+    let anonymous = tls::client_config(&paths.peer_ca.cert, None).expect("client config");
     assert_refused(&mut node, anonymous).await;
     wait_for_stats(&node.network, "a failed handshake", |stats| {
         stats.handshakes_failed == 1
@@ -85,8 +85,8 @@ async fn a_certificate_from_another_ca_is_refused() {
     let (_other_dir, other) = cluster(&[1]);
     let mut node = broker_2(&paths).await;
     // Trusts our CA (so the client accepts broker 2) but presents broker 1 of another CA.
-    let impostor = other.broker(1).expect("other broker 1");
-    let client = tls::client_config(&paths.ca.cert, Some((&impostor.cert, &impostor.key)))
+    let impostor = &other.broker(1).expect("other broker 1").peer;
+    let client = tls::client_config(&paths.peer_ca.cert, Some((&impostor.cert, &impostor.key)))
         .expect("client config");
     assert_refused(&mut node, client).await;
     wait_for_stats(&node.network, "a failed handshake", |stats| {
@@ -94,6 +94,51 @@ async fn a_certificate_from_another_ca_is_refused() {
     })
     .await;
     assert_broker_1_is_served(&mut node, &paths, 1).await;
+}
+
+#[tokio::test]
+async fn the_https_certificate_of_a_broker_is_refused() {
+    let (_dir, paths) = cluster(&[1, 2, 3]);
+    let mut node = broker_2(&paths).await;
+    // Broker 1's HTTPS key and certificate: another CA, serverAuth only, no broker id.
+    let https = &paths.broker(1).expect("broker 1").https;
+    let client = tls::client_config(&paths.peer_ca.cert, Some((&https.cert, &https.key)))
+        .expect("client config");
+    assert_refused(&mut node, client).await;
+    wait_for_stats(&node.network, "a failed handshake", |stats| {
+        stats.handshakes_failed == 1
+    })
+    .await;
+    assert_broker_1_is_served(&mut node, &paths, 1).await;
+}
+
+#[tokio::test]
+async fn a_server_only_certificate_from_the_peer_ca_is_refused() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let (_dir, paths) = cluster(&[1, 2, 3]);
+    let mut node = broker_2(&paths).await;
+    // Signed by the peer CA and naming broker 1, but for serving only: the extended key usage
+    // alone keeps it off the peer link.
+    let (cert, key) = peer_ca_leaf(&paths, "server-only-1", vec![ServerAuth], 1);
+    let client =
+        tls::client_config(&paths.peer_ca.cert, Some((&cert, &key))).expect("client config");
+    assert_refused(&mut node, client).await;
+    wait_for_stats(&node.network, "a failed handshake", |stats| {
+        stats.handshakes_failed == 1
+    })
+    .await;
+    // Positive control: the same kind of certificate with clientAuth is accepted as broker 1.
+    let (cert, key) = peer_ca_leaf(&paths, "both-1", vec![ServerAuth, ClientAuth], 1);
+    node.network.send([message(2, 1, 7)]);
+    let client =
+        tls::client_config(&paths.peer_ca.cert, Some((&cert, &key))).expect("client config");
+    let mut stream = raw_connect(node.address, client).await.expect("handshake");
+    write_frame(
+        &mut stream,
+        &Frame::with_messages(NodeId(1), vec![message(1, 2, 7)]),
+    )
+    .await;
+    assert_eq!(receive(&mut node.inbound).await, message(1, 2, 7));
 }
 
 #[tokio::test]

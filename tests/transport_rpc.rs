@@ -303,8 +303,9 @@ async fn a_forged_answer_is_counted_and_ignored() {
 
 /// Accepts TLS as broker 2 and keeps every connection open without ever reading from it.
 async fn stalled_peer(paths: &palisade::transport::certs::CertPaths) -> SocketAddr {
-    let own = paths.broker(2).expect("broker certificate");
-    let config = tls::server_config(&own.cert, &own.key, Some(&paths.ca.cert)).expect("config");
+    let own = &paths.broker(2).expect("broker certificates").peer;
+    let config =
+        tls::server_config(&own.cert, &own.key, Some(&paths.peer_ca.cert)).expect("config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = bind_any().await;
     let address = listener.local_addr().expect("address");

@@ -14,11 +14,12 @@ use tokio::sync::{mpsc, watch};
 use crate::admission::AdmissionMetrics;
 use crate::broker::forward::{PeerCall, PeerCallError};
 use crate::broker::Broker;
+use crate::cluster::reconcile::is_assigned;
 use crate::cluster::{MetadataMachine, MetadataState, METADATA_GROUP};
 use crate::config::{Config, PeerConfig};
 use crate::partition::Registry;
-use crate::partition::{Inbound, OutboundSink, ReplicaHandle};
-use crate::raft::{Message, NodeId};
+use crate::partition::{Inbound, OutboundSink, ReplicaDirectory, ReplicaHandle};
+use crate::raft::{GroupId, Message, NodeId};
 use crate::transport::{CallError, PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest};
 
 /// Raft messages from peers waiting to be routed.
@@ -202,12 +203,30 @@ async fn serve_requests(
         let broker = broker.get().cloned();
         actix_web::rt::spawn(async move {
             let answer = match broker {
-                Some(broker) => broker.serve_forwarded(&request.body).await,
+                Some(broker) => broker.serve_forwarded(request.from.0, &request.body).await,
                 None => crate::broker::forward::not_ready_answer(),
             };
             network.respond(request.from, request.id, answer);
         });
     }
+}
+
+/// The controller's applied state once the controller replica runs.
+pub type ControllerView = Arc<OnceLock<watch::Receiver<Arc<MetadataState>>>>;
+
+/// Who a replica may follow when its configuration does not list the sender: a broker the
+/// controller assigns to the group (`cluster::reconcile::is_assigned`), and for the controller
+/// group also a broker of `cluster.brokers`, since a joining broker's controller replica knows no
+/// configuration and its applied state names no broker until the leader's snapshot arrives.
+pub fn replica_directory(config: &Config, view: ControllerView) -> ReplicaDirectory {
+    let contacts: Vec<u64> = config.cluster.brokers.iter().map(|(id, _)| *id).collect();
+    Arc::new(move |group: GroupId, node: NodeId| {
+        if group == METADATA_GROUP && contacts.contains(&node.0) {
+            return true;
+        }
+        view.get()
+            .is_some_and(|view| is_assigned(&view.borrow(), group, node))
+    })
 }
 
 /// Keeps the network's peer list equal to the registered brokers (plus the founders).

@@ -72,6 +72,7 @@ impl Broker {
             group: Some(assignment.group.0),
             replicas: assignment.replicas.clone(),
             leader: None,
+            term: None,
             commit: None,
             lag: BTreeMap::new(),
             voters: Vec::new(),
@@ -79,6 +80,7 @@ impl Broker {
         };
         if let Some(description) = self.describe_group(assignment.group).await {
             report.leader = description.leader;
+            report.term = Some(description.term);
             report.commit = Some(description.commit);
             report.voters = description.voters.clone();
             report.learners = description.learners.clone();

@@ -7,7 +7,8 @@
 //! pure `policy::next_step`; `local` runs a request on the leader.
 //! A forwarded request is never forwarded again: a broker that does not lead answers `NotLeader`
 //! and the caller moves on. Authentication, authorization and audit happen once, on the broker
-//! the client called; the peer link is mutually authenticated, so the leader trusts its peer.
+//! the client called; the peer link is mutually authenticated, so the leader trusts its peer
+//! with them. `authority` checks the few things a leader can check without that trust.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use super::{Broker, BrokerError};
 use crate::cluster::METADATA_GROUP;
 use crate::raft::GroupId;
 
+mod authority;
 mod local;
 mod policy;
 

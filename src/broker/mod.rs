@@ -126,6 +126,14 @@ pub fn failures_pending_gauge() -> prometheus_client::metrics::gauge::Gauge {
     FAILURES_PENDING.clone()
 }
 
+/// Raft messages from peers dropped for want of authority in their group (exported as a metric).
+pub fn refused_raft_messages() -> prometheus_client::metrics::family::Family<
+    crate::partition::admission::RefusedLabels,
+    prometheus_client::metrics::counter::Counter,
+> {
+    crate::partition::admission::REFUSED_MESSAGES.clone()
+}
+
 /// How long ago a peer broker was last heard from (`None`: never).
 pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 

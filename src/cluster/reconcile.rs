@@ -47,6 +47,23 @@ pub fn desired_groups(state: &MetadataState, node: NodeId) -> Vec<Desired> {
         .collect()
 }
 
+/// Whether `state` names broker `node` as a replica of `group`: in the partition's assignment,
+/// or, for the controller group, as a registered broker (every broker holds a controller
+/// replica). During a move the assignment already lists the new replica before it is added to
+/// the group and still lists the old one until it has left, so it covers the configuration of
+/// every replica of the group.
+pub fn is_assigned(state: &MetadataState, group: GroupId, node: NodeId) -> bool {
+    if group == super::METADATA_GROUP {
+        return state.brokers.contains_key(&node.0);
+    }
+    state
+        .topics
+        .values()
+        .flat_map(|topic| &topic.partitions)
+        .find(|partition| partition.group == group)
+        .is_some_and(|partition| partition.replicas.contains(&node.0))
+}
+
 /// Follows the metadata state until the sender is dropped.
 pub async fn run(
     host: Arc<Host>,
@@ -138,5 +155,58 @@ async fn reconcile_once(
                 tracing::error!(%error, group = group.0, "cannot delete partition data");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::records::{BrokerInfo, PartitionAssignment, TopicMeta};
+
+    fn state() -> MetadataState {
+        let mut state = MetadataState::default();
+        for id in [1, 2, 3, 4] {
+            let info = BrokerInfo {
+                id,
+                http: String::new(),
+                peer: format!("127.0.0.1:{}", 9440 + id),
+                rack: None,
+                decommissioning: false,
+            };
+            state.brokers.insert(id, info);
+        }
+        let partition = PartitionAssignment {
+            partition: 0,
+            group: GroupId(7),
+            // A move in flight: 4 joins, 1 has not left yet.
+            replicas: vec![1, 2, 3, 4],
+            initial: vec![1, 2, 3],
+        };
+        let topic = TopicMeta {
+            name: "orders".into(),
+            partitions: vec![partition],
+            replication_factor: 3,
+            retention_ms: None,
+            retention_bytes: None,
+            created_ms: 0,
+            internal: false,
+        };
+        state.topics.insert(topic.name.clone(), topic);
+        state
+    }
+
+    #[test]
+    fn a_partition_names_its_replicas_and_the_controller_every_broker() {
+        let state = state();
+        assert!(is_assigned(&state, GroupId(7), NodeId(4)));
+        assert!(is_assigned(&state, GroupId(7), NodeId(1)));
+        assert!(!is_assigned(&state, GroupId(7), NodeId(5)));
+        assert!(!is_assigned(&state, GroupId(8), NodeId(1)), "no such group");
+        assert!(is_assigned(&state, super::super::METADATA_GROUP, NodeId(4)));
+        assert!(!is_assigned(
+            &state,
+            super::super::METADATA_GROUP,
+            NodeId(5)
+        ));
     }
 }

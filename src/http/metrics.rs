@@ -82,6 +82,11 @@ impl Metrics {
             "Unauthenticated failures counted for an aggregate audit event not yet written",
             crate::broker::failures_pending_gauge(),
         );
+        registry.register(
+            "peer_raft_messages_refused",
+            "Raft messages from peer brokers dropped because the sender has no authority in the group, by message kind and reason",
+            crate::broker::refused_raft_messages(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_streams",

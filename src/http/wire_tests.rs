@@ -174,7 +174,7 @@ const CLUSTER_BYTES: &str = concat!(
     r#""brokers":[{"id":1,"http":"https://127.0.0.1:8441","peer":"127.0.0.1:9441","#,
     r#""rack":null,"state":"up","controller":"voter","silence_ms":12}],"#,
     r#""partitions":[{"topic":"orders","partition":0,"group":5,"replicas":[1,2,3],"#,
-    r#""leader":1,"commit":120,"lag":{"2":0,"3":4},"voters":[1,2,3],"learners":[]}],"#,
+    r#""leader":1,"term":7,"commit":120,"lag":{"2":0,"3":4},"voters":[1,2,3],"learners":[]}],"#,
     r#""moves_in_flight":1}"#
 );
 
@@ -203,6 +203,7 @@ async fn cluster_answer_keeps_its_bytes_and_reads_back_on_the_client() {
             group: Some(5),
             replicas: vec![1, 2, 3],
             leader: Some(1),
+            term: Some(7),
             commit: Some(120),
             lag: std::collections::BTreeMap::from([("2".to_string(), 0), ("3".to_string(), 4)]),
             voters: vec![1, 2, 3],

@@ -4,9 +4,11 @@
 //! leader's decisions and handlers for produce, idempotent produce, long-poll fetch and retention
 //! (`leader`), record batch encoding (`batch`, and `encoded` for the records a produce carries
 //! encoded once), committed-record reads (`read`), producer deduplication rules (`dedup`),
-//! committed consumer offsets (`offsets`) and the placement of replica actors on a small fixed
+//! committed consumer offsets (`offsets`), what a replica does with a peer message its Raft core
+//! does not admit (`admission`) and the placement of replica actors on a small fixed
 //! set of arbiters (`Host`). Knows nothing about HTTP, brokers or the cluster.
 
+pub mod admission;
 pub mod batch;
 pub mod dedup;
 pub mod encoded;
@@ -27,6 +29,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::raft::{ConfState, EntryPayload, GroupId, NodeId, SnapshotMeta};
 use crate::storage::{GroupRecovery, StorageError, Store, WriteBatch, Writer};
+pub use admission::ReplicaDirectory;
 pub use dedup::AppendResult;
 pub use encoded::EncodedRecords;
 pub use leader::{Fetch, IdempotentProduce, Produce, SetRetention};
@@ -82,6 +85,8 @@ pub struct Host {
     next_arbiter: AtomicUsize,
     /// Where replicas send Raft messages for other brokers; `None` without peers.
     outbound: Option<OutboundSink>,
+    /// Who the controller assigns to each group (see `admission`); `None` without peers.
+    directory: Option<ReplicaDirectory>,
 }
 
 impl Host {
@@ -103,7 +108,14 @@ impl Host {
             arbiters,
             next_arbiter: AtomicUsize::new(0),
             outbound,
+            directory: None,
         }
+    }
+
+    /// Replicas started from now on ask `directory` about senders their configuration lacks.
+    pub fn with_directory(mut self, directory: ReplicaDirectory) -> Host {
+        self.directory = Some(directory);
+        self
     }
 
     pub fn node(&self) -> NodeId {
@@ -180,7 +192,9 @@ impl Host {
             machine,
             self.settings.clone(),
         )?;
-        let replica = replica.with_outbound(self.outbound.clone());
+        let replica = replica
+            .with_outbound(self.outbound.clone())
+            .with_directory(self.directory.clone());
         let position = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let addr = Replica::start_in_arbiter(&self.arbiters[position], move |_| replica);
         Ok(ReplicaHandle {

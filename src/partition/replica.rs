@@ -13,11 +13,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
+use super::admission::{self, ReplicaDirectory};
 use super::log_store::GroupLog;
 use crate::raft::{
-    ConfChangeRefusal, Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex, LogStore,
-    Message as RaftMessage, NodeId, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta,
-    Term,
+    Assigned, ConfChangeRefusal, Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex,
+    LogStore, Message as RaftMessage, NodeId, ProposeError, RawNode, Ready, Role, Snapshot,
+    SnapshotMeta, Term,
 };
 use crate::storage::{Compaction, GroupRecovery, Store, WriteBatch, Writer};
 
@@ -159,6 +160,9 @@ pub struct Replica<M: StateMachine> {
     status: watch::Sender<ReplicaStatus>,
     /// Raft messages for other brokers; `None` on a broker without peers.
     outbound: Option<OutboundSink>,
+    /// Who the controller assigns to this group, for senders the configuration does not list;
+    /// `None` (a broker without peers, tests): nobody beyond the configuration.
+    directory: Option<ReplicaDirectory>,
     /// Membership and progress were published at this tick count.
     ticks: u64,
 }
@@ -243,6 +247,7 @@ impl<M: StateMachine> Replica<M> {
             unwritten_hard_state: None,
             status,
             outbound: None,
+            directory: None,
             ticks: 0,
         };
         Ok((replica, receiver))
@@ -253,8 +258,21 @@ impl<M: StateMachine> Replica<M> {
         self
     }
 
+    pub fn with_directory(mut self, directory: Option<ReplicaDirectory>) -> Self {
+        self.directory = directory;
+        self
+    }
+
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    /// Whether the controller assigns `node` to this group.
+    fn assigned(&self, node: NodeId) -> Assigned {
+        match &self.directory {
+            Some(directory) if directory(self.group, node) => Assigned::Yes,
+            _ => Assigned::No,
+        }
     }
 
     /// Whether every entry of earlier terms is applied: the applied entry is of the current term.
@@ -652,7 +670,14 @@ impl<M: StateMachine> Handler<Persisted> for Replica<M> {
 impl<M: StateMachine> Handler<Inbound> for Replica<M> {
     type Result = ();
     fn handle(&mut self, message: Inbound, ctx: &mut Context<Self>) {
-        if let Err(error) = self.node.step(message.0) {
+        let message = message.0;
+        // The sender is authenticated (its certificate's broker id); whether it has authority
+        // in this group is decided against this replica's own, current configuration.
+        if let Err(refusal) = self.node.admit(&message, || self.assigned(message.from)) {
+            admission::refused(self.group, &message, refusal);
+            return;
+        }
+        if let Err(error) = self.node.step(message) {
             tracing::debug!(%error, group = self.group.0, "dropped raft message");
         }
         self.drive(ctx);

@@ -21,11 +21,15 @@
 //! 4. update the `LogStore` (through `store_mut`) so it reflects what was persisted;
 //! 5. call `advance(ready)`.
 //!
+//! A message from another node goes through `admit` first (`admission`: whether its sender may
+//! send it to this replica's group); only an admitted message is stepped.
+//!
 //! One Ready is in flight at a time; `step`, `tick` and proposals may be called while it is.
 //! Membership changes take effect when appended and are undone if their entry is truncated.
 //! To compact, the caller drops a prefix of its store and makes `snapshot()` return the new
 //! snapshot; followers that need a compacted entry then receive `MessageBody::Snapshot`.
 
+mod admission;
 mod config;
 mod election;
 mod error;
@@ -40,6 +44,7 @@ mod rng;
 mod storage;
 mod types;
 
+pub use admission::{Assigned, Refusal};
 pub use config::{Canary, Config};
 pub use error::{ConfChangeRefusal, ProposeError, StepError, StorageError};
 pub use message::{Message, MessageBody, Ready};

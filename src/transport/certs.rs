@@ -1,11 +1,19 @@
 //! Certificate generation for a Palisade cluster (rcgen).
 //!
-//! Owns the on-disk layout of a certificate directory: the cluster CA (`ca.pem`, `ca.key`),
-//! one certificate per broker (`broker-<id>.pem`, `broker-<id>.key`) and one client
-//! certificate (`client.pem`, `client.key`). Private keys are written with mode 0600.
-//! A broker certificate binds the broker id through a URI SAN `palisade://broker/<id>`;
-//! `broker_id_of` reads it back from a peer certificate. This module must not decide whether
-//! a peer is trusted: chain verification belongs to the TLS configuration (`tls`).
+//! Owns the on-disk layout of a certificate directory. A broker has two identities, each with its
+//! own key pair and its own CA, so that neither can stand in for the other:
+//! - the peer identity (`peer-ca.pem`, `peer-ca.key`; `peer-<id>.pem`, `peer-<id>.key`): the
+//!   broker id as a URI SAN `palisade://broker/<id>`, extended key usages clientAuth and
+//!   serverAuth (a broker is both ends of peer links), signed by the peer CA that only brokers
+//!   trust;
+//! - the HTTPS identity (`ca.pem`, `ca.key`; `https-<id>.pem`, `https-<id>.key`): DNS and IP
+//!   SANs only, serverAuth only, signed by the CA clients trust.
+//!
+//! Plus one client certificate (`client.pem`, `client.key`, no broker id, from the client CA) for
+//! tools that present one. Private keys are written with mode 0600. `broker_id_of` reads the
+//! broker id back from a peer certificate. This module must not decide whether a peer is
+//! trusted: chain verification belongs to the TLS configuration (`tls`) and the start-up checks
+//! (`identity`).
 use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -22,12 +30,13 @@ use rustls_pki_types::CertificateDer;
 
 /// URI SAN prefix that names a broker id in its certificate.
 pub const BROKER_URI_PREFIX: &str = "palisade://broker/";
-/// Validity of the cluster CA, in years from the start of the current year.
+/// Validity of the CAs, in years from the start of the current year.
 const CA_VALIDITY_YEARS: i32 = 10;
 /// Validity of broker and client certificates, in years from the start of the current year.
 const LEAF_VALIDITY_YEARS: i32 = 5;
-/// Common name of the cluster CA. The issuer is rebuilt from it on re-runs, so it is fixed.
-const CA_COMMON_NAME: &str = "Palisade cluster CA";
+/// Common names of the two CAs. An issuer is rebuilt from its name on re-runs, so they are fixed.
+const HTTPS_CA_COMMON_NAME: &str = "Palisade cluster CA";
+const PEER_CA_COMMON_NAME: &str = "Palisade peer CA";
 const ORGANIZATION: &str = "Palisade";
 const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
@@ -42,8 +51,8 @@ pub enum CertError {
     },
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
-    #[error("{dir} holds only one of ca.pem and ca.key; restore the other or remove both")]
-    CaIncomplete { dir: PathBuf },
+    #[error("{dir} holds only one of {stem}.pem and {stem}.key; restore the other or remove both")]
+    CaIncomplete { dir: PathBuf, stem: &'static str },
     #[error("broker id 0 is not allowed (ids start at 1)")]
     InvalidBrokerId,
 }
@@ -55,19 +64,31 @@ pub struct KeyedCert {
     pub key: PathBuf,
 }
 
+/// The two identities of one broker; they share no key and no CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerCerts {
+    /// For `[peer] cert`/`key`: names the broker id, clientAuth and serverAuth, from the peer CA.
+    pub peer: KeyedCert,
+    /// For `[http] cert`/`key`: DNS and IP names only, serverAuth only, from the client CA.
+    pub https: KeyedCert,
+}
+
 /// Paths of everything `init` wrote or kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPaths {
     pub dir: PathBuf,
-    pub ca: KeyedCert,
+    /// The CA clients trust for the HTTPS API (`ca.pem`); it signs no peer certificate.
+    pub https_ca: KeyedCert,
+    /// The CA brokers trust on peer links (`peer-ca.pem`, for `[peer] ca_cert`).
+    pub peer_ca: KeyedCert,
     /// One entry per requested broker id, in the order requested.
-    pub brokers: Vec<(u64, KeyedCert)>,
+    pub brokers: Vec<(u64, BrokerCerts)>,
     pub client: KeyedCert,
 }
 
 impl CertPaths {
-    /// The certificate of broker `id`, if `init` was asked for it.
-    pub fn broker(&self, id: u64) -> Option<&KeyedCert> {
+    /// The certificates of broker `id`, if `init` was asked for it.
+    pub fn broker(&self, id: u64) -> Option<&BrokerCerts> {
         self.brokers
             .iter()
             .find(|(broker_id, _)| *broker_id == id)
@@ -77,36 +98,42 @@ impl CertPaths {
 
 /// Creates (or completes) the certificate directory `dir`.
 ///
-/// An existing CA is kept and signs any missing broker or client certificate; existing leaf
-/// certificates are kept. When the CA is created anew, every leaf certificate is re-issued so
-/// that nothing in the directory is signed by a CA that no longer exists.
+/// An existing CA is kept and signs any missing certificate of its own; existing leaf
+/// certificates are kept. When a CA is created anew, every leaf it signs is re-issued so that
+/// nothing in the directory is signed by a CA that no longer exists.
 pub fn init(dir: &Path, broker_ids: &[u64]) -> Result<CertPaths, CertError> {
     if broker_ids.contains(&0) {
         return Err(CertError::InvalidBrokerId);
     }
     fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
-    let ca = keyed(dir, "ca");
-    let (issuer, ca_created) = load_or_create_ca(dir, &ca)?;
-    let reissue = if ca_created {
-        Reissue::Always
-    } else {
-        Reissue::WhenMissing
-    };
+    let https_ca = keyed(dir, "ca");
+    let (https_issuer, https_reissue) =
+        load_or_create_ca(dir, &https_ca, "ca", HTTPS_CA_COMMON_NAME)?;
+    let peer_ca = keyed(dir, "peer-ca");
+    let (peer_issuer, peer_reissue) =
+        load_or_create_ca(dir, &peer_ca, "peer-ca", PEER_CA_COMMON_NAME)?;
     let mut brokers = Vec::with_capacity(broker_ids.len());
     for &id in broker_ids {
-        let paths = keyed(dir, &format!("broker-{id}"));
-        if reissue.needed(&paths) {
-            write_leaf(&paths, &broker_params(id)?, &issuer)?;
+        let certs = BrokerCerts {
+            peer: keyed(dir, &format!("peer-{id}")),
+            https: keyed(dir, &format!("https-{id}")),
+        };
+        if peer_reissue.needed(&certs.peer) {
+            write_leaf(&certs.peer, &peer_params(id)?, &peer_issuer)?;
         }
-        brokers.push((id, paths));
+        if https_reissue.needed(&certs.https) {
+            write_leaf(&certs.https, &https_params(id)?, &https_issuer)?;
+        }
+        brokers.push((id, certs));
     }
     let client = keyed(dir, "client");
-    if reissue.needed(&client) {
-        write_leaf(&client, &client_params(), &issuer)?;
+    if https_reissue.needed(&client) {
+        write_leaf(&client, &client_params(), &https_issuer)?;
     }
     Ok(CertPaths {
         dir: dir.to_path_buf(),
-        ca,
+        https_ca,
+        peer_ca,
         brokers,
         client,
     })
@@ -157,11 +184,14 @@ fn keyed(dir: &Path, stem: &str) -> KeyedCert {
     }
 }
 
-/// Loads the CA key and rebuilds its issuer, or creates a new CA. Returns whether it was created.
+/// Loads a CA key and rebuilds its issuer, or creates a new CA. Returns whether the leaves it
+/// signs must be re-issued (it was created now).
 fn load_or_create_ca(
     dir: &Path,
     ca: &KeyedCert,
-) -> Result<(Issuer<'static, KeyPair>, bool), CertError> {
+    stem: &'static str,
+    common_name: &str,
+) -> Result<(Issuer<'static, KeyPair>, Reissue), CertError> {
     match (ca.cert.exists(), ca.key.exists()) {
         (true, true) => {
             let key_pem =
@@ -169,25 +199,29 @@ fn load_or_create_ca(
             let key = KeyPair::from_pem(&key_pem)?;
             // The issuer only needs the CA's subject, key identifier method and key usages,
             // which `ca_params` reproduces exactly; the key itself comes from disk.
-            Ok((Issuer::new(ca_params(), key), false))
+            Ok((
+                Issuer::new(ca_params(common_name), key),
+                Reissue::WhenMissing,
+            ))
         }
         (false, false) => {
             let key = KeyPair::generate()?;
-            let params = ca_params();
+            let params = ca_params(common_name);
             let cert = params.self_signed(&key)?;
             write_file(&ca.key, key.serialize_pem().as_bytes(), KEY_MODE)?;
             write_file(&ca.cert, cert.pem().as_bytes(), CERT_MODE)?;
-            Ok((Issuer::new(params, key), true))
+            Ok((Issuer::new(params, key), Reissue::Always))
         }
         _ => Err(CertError::CaIncomplete {
             dir: dir.to_path_buf(),
+            stem,
         }),
     }
 }
 
-fn ca_params() -> CertificateParams {
+fn ca_params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
-    params.distinguished_name = distinguished_name(CA_COMMON_NAME);
+    params.distinguished_name = distinguished_name(common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -198,19 +232,40 @@ fn ca_params() -> CertificateParams {
     params
 }
 
-fn broker_params(id: u64) -> Result<CertificateParams, CertError> {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = distinguished_name(&format!("palisade broker {id}"));
-    params.subject_alt_names = vec![
+/// The names peers and clients reach a broker by when every broker runs on this machine.
+fn local_host_names() -> Result<Vec<SanType>, CertError> {
+    Ok(vec![
         SanType::DnsName(Ia5String::try_from("localhost")?),
         SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        SanType::URI(Ia5String::try_from(format!("{BROKER_URI_PREFIX}{id}"))?),
-    ];
+    ])
+}
+
+/// A peer certificate: the broker id, plus the address peers dial (a dialler checks it).
+fn peer_params(id: u64) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(&format!("palisade broker {id} peer"));
+    params.subject_alt_names = local_host_names()?;
+    params
+        .subject_alt_names
+        .push(SanType::URI(Ia5String::try_from(format!(
+            "{BROKER_URI_PREFIX}{id}"
+        ))?));
     // Brokers are both ends of peer links, so one certificate serves both roles.
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
+    leaf_common(&mut params);
+    Ok(params)
+}
+
+/// An HTTPS certificate: host names only, and only for serving. Without clientAuth and without
+/// a broker id it cannot open a peer link even under a CA peers trust.
+fn https_params(id: u64) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(&format!("palisade broker {id} https"));
+    params.subject_alt_names = local_host_names()?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf_common(&mut params);
     Ok(params)
 }

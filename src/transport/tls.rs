@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, CommonState, RootCertStore, ServerConfig};
 
@@ -61,8 +62,7 @@ pub fn server_config(
     let builder = ServerConfig::builder_with_provider(provider.clone());
     let config = match client_ca {
         Some(ca) => {
-            let roots = Arc::new(load_roots(ca)?);
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider).build()?;
+            let verifier = client_verifier(ca, provider)?;
             builder
                 .with_protocol_versions(&[&rustls::version::TLS13])?
                 .with_client_cert_verifier(verifier)
@@ -74,6 +74,31 @@ pub fn server_config(
             .with_single_cert(chain, private_key)?,
     };
     Ok(config)
+}
+
+/// The check a peer listener applies to client certificates: a chain to `ca`, and the clientAuth
+/// extended key usage when the certificate lists any.
+fn client_verifier(
+    ca: &Path,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let roots = Arc::new(load_roots(ca)?);
+    Ok(WebPkiClientVerifier::builder_with_provider(roots, provider).build()?)
+}
+
+/// Whether a listener built with `server_config(.., Some(ca))` accepts `cert` (a PEM chain, leaf
+/// first) as a client certificate: `Ok(Err(why))` when it refuses it.
+pub fn accepted_as_client(ca: &Path, cert: &Path) -> Result<Result<(), rustls::Error>, TlsError> {
+    let verifier = client_verifier(ca, provider())?;
+    let chain = load_certs(cert)?;
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or_else(|| TlsError::NoCertificates {
+            path: cert.to_path_buf(),
+        })?;
+    Ok(verifier
+        .verify_client_cert(leaf, intermediates, UnixTime::now())
+        .map(drop))
 }
 
 /// A client configuration trusting only `ca`, optionally presenting `identity` (cert, key).

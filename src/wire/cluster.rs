@@ -59,6 +59,8 @@ pub struct PartitionView {
     pub group: Option<u64>,
     pub replicas: Vec<u64>,
     pub leader: Option<u64>,
+    /// The leader's Raft term.
+    pub term: Option<u64>,
     /// Highest committed log index.
     pub commit: Option<u64>,
     /// Entries each follower (by broker id) is behind the leader.

@@ -33,7 +33,10 @@ impl Node {
 
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
+    /// The CA clients trust for HTTPS (it signs no peer certificate).
     pub ca: PathBuf,
+    /// The CA brokers trust on peer links.
+    pub peer_ca: PathBuf,
     pub nodes: Vec<Node>,
     /// The founding brokers as `id@address`, shared by every config.
     founders: String,
@@ -73,7 +76,8 @@ impl TestCluster {
             .collect::<Vec<_>>()
             .join(",");
         let mut cluster = TestCluster {
-            ca: certs.ca.cert.clone(),
+            ca: certs.https_ca.cert.clone(),
+            peer_ca: certs.peer_ca.cert.clone(),
             dir,
             nodes: Vec::new(),
             founders,
@@ -97,18 +101,16 @@ impl TestCluster {
         let dir = self.dir.path().join(format!("broker-{id}"));
         std::fs::create_dir_all(&dir).expect("broker dir");
         let certs = self.dir.path().join("certs");
-        let cert = certs.join(format!("broker-{id}.pem"));
-        let key = certs.join(format!("broker-{id}.key"));
         let config = dir.join("broker.toml");
         let text = format!(
             "[broker]\nid = {id}\ndata_dir = \"{data}\"\n\n\
-             [http]\nlisten = \"127.0.0.1:{http}\"\ntls = true\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
-             [peer]\nlisten = \"127.0.0.1:{peer}\"\nca_cert = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n{peer_config}\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\ntls = true\ncert = \"{https}.pem\"\nkey = \"{https}.key\"\n\n\
+             [peer]\nlisten = \"127.0.0.1:{peer}\"\nca_cert = \"{ca}\"\ncert = \"{own}.pem\"\nkey = \"{own}.key\"\n{peer_config}\n\
              [cluster]\nbrokers = \"{founders}\"\njoin = {join}\n{extra}\n",
             data = dir.join("data").display(),
-            cert = cert.display(),
-            key = key.display(),
-            ca = self.ca.display(),
+            https = certs.join(format!("https-{id}")).display(),
+            own = certs.join(format!("peer-{id}")).display(),
+            ca = self.peer_ca.display(),
             founders = self.founders,
             extra = self.extra_config,
             peer_config = self.peer_config,
@@ -125,6 +127,11 @@ impl TestCluster {
     }
 
     /// Starts a new broker `id` with `cluster.join = true`; it waits to be registered.
+    /// The directory `certs::init` wrote this cluster's certificates to.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
     pub fn start_joining(&mut self, id: u64) -> &Node {
         let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).chain([id]).collect();
         palisade::transport::certs::init(&self.dir.path().join("certs"), &ids).expect("certs");

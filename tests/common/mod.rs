@@ -54,19 +54,19 @@ impl BrokerProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let certs =
             palisade::transport::certs::init(&dir.path().join("certs"), &[1]).expect("certs");
-        let broker_cert = certs.broker(1).expect("broker cert").clone();
+        let https = certs.broker(1).expect("broker certs").https.clone();
         let port = free_port();
         let config = dir.path().join("broker.toml");
         let text = format!(
             "[broker]\nid = 1\ndata_dir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\ntls = true\ncert = \"{}\"\nkey = \"{}\"\n{extra_config}\n",
             dir.path().join("data").display(),
-            broker_cert.cert.display(),
-            broker_cert.key.display(),
+            https.cert.display(),
+            https.key.display(),
         );
         std::fs::write(&config, text).expect("write config");
         let mut broker = BrokerProcess {
             url: format!("https://127.0.0.1:{port}"),
-            ca: certs.ca.cert.clone(),
+            ca: certs.https_ca.cert.clone(),
             config,
             extra_env: env
                 .iter()

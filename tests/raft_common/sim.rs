@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use palisade::raft::{
-    Canary, ConfChange, ConfState, Config, GroupId, LogIndex, LogStore, Message, NodeId,
+    Assigned, Canary, ConfChange, ConfState, Config, GroupId, LogIndex, LogStore, Message, NodeId,
     ProposeError, Role, Term,
 };
 
@@ -207,10 +207,30 @@ impl Sim {
             return;
         }
         let target = index_of(message.to);
-        match self.replicas[target].try_node_mut() {
-            Some(node) => node
+        // The broker's membership check runs before every step; the controller's assignment is
+        // played by the membership any replica holds now (it names a replica being added before
+        // that replica knows the group, and one being removed until every replica dropped it).
+        let from = message.from;
+        let assigned = self
+            .replicas
+            .iter()
+            .filter(|replica| replica.is_up())
+            .any(|replica| replica.node().status().conf_state.contains(from));
+        let admitted = self.replicas[target].try_node_mut().map(|node| {
+            node.admit(&message, || {
+                if assigned {
+                    Assigned::Yes
+                } else {
+                    Assigned::No
+                }
+            })
+        });
+        match admitted {
+            Some(Ok(())) => self.replicas[target]
+                .node_mut()
                 .step(message)
                 .expect("simulator routes by group and recipient"),
+            Some(Err(_)) => self.fault("drop_not_admitted"),
             None => self.fault("drop_node_down"),
         }
     }

@@ -78,10 +78,10 @@ pub fn start_with_limits(
     peers: &HashMap<NodeId, SocketAddr>,
     limits: PeerLimits,
 ) -> Node {
-    let own = paths.broker(broker).expect("broker certificate");
+    let own = &paths.broker(broker).expect("broker certificates").peer;
     let config = PeerNetworkConfig {
         broker: NodeId(broker),
-        ca_cert: paths.ca.cert.clone(),
+        ca_cert: paths.peer_ca.cert.clone(),
         cert: own.cert.clone(),
         key: own.key.clone(),
         limits,
@@ -153,10 +153,10 @@ pub async fn wait_for_stats(
     .await
 }
 
-/// A client configuration presenting broker `id`'s certificate from `paths`.
+/// A client configuration presenting broker `id`'s peer certificate from `paths`.
 pub fn broker_client(paths: &CertPaths, id: u64) -> ClientConfig {
-    let own = paths.broker(id).expect("broker certificate");
-    tls::client_config(&paths.ca.cert, Some((&own.cert, &own.key))).expect("client config")
+    let own = &paths.broker(id).expect("broker certificates").peer;
+    tls::client_config(&paths.peer_ca.cert, Some((&own.cert, &own.key))).expect("client config")
 }
 
 /// A TLS connection to `address` made by hand, outside any `PeerNetwork`.
@@ -195,4 +195,45 @@ pub async fn read_reply(stream: &mut TlsStream<TcpStream>) -> std::io::Result<Op
     })
     .await;
     outcome.expect("the server answered or closed before the deadline")
+}
+
+/// A certificate signed by the cluster's peer CA with the given extended key usages and broker
+/// id URI SAN, written beside the others; for the refusals a real `certs init` never produces.
+pub fn peer_ca_leaf(
+    paths: &CertPaths,
+    stem: &str,
+    usages: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    broker: u64,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+        SanType,
+    };
+    let ca_key = std::fs::read_to_string(&paths.peer_ca.key).expect("peer CA key");
+    let ca_key = KeyPair::from_pem(&ca_key).expect("peer CA key pair");
+    // The issuer name `certs::init` gives the peer CA.
+    let mut ca_params = CertificateParams::default();
+    let mut ca_name = DistinguishedName::new();
+    ca_name.push(DnType::OrganizationName, "Palisade");
+    ca_name.push(DnType::CommonName, "Palisade peer CA");
+    ca_params.distinguished_name = ca_name;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    params.subject_alt_names.push(SanType::URI(
+        format!("palisade://broker/{broker}")
+            .try_into()
+            .expect("uri"),
+    ));
+    params.extended_key_usages = usages;
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &issuer).expect("sign");
+    let cert_path = paths.dir.join(format!("{stem}.pem"));
+    let key_path = paths.dir.join(format!("{stem}.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (cert_path, key_path)
 }

@@ -25,10 +25,20 @@ use crate::partition::{
 use crate::raft::{ConfChange, GroupId, NodeId};
 
 impl Broker {
-    /// Serves a request a peer forwarded: runs it here, never forwards it again.
-    pub async fn serve_forwarded(&self, body: &[u8]) -> Vec<u8> {
+    /// Serves a request peer broker `from` (its certificate's id) forwarded: checks that `from`
+    /// may ask for it (`authority::check`), runs it here, never forwards it again.
+    pub async fn serve_forwarded(&self, from: u64, body: &[u8]) -> Vec<u8> {
         let answer: PeerAnswer = match postcard::from_bytes::<ForwardRequest>(body) {
-            Ok(request) => self.execute_local(request).await.map_err(PeerRefusal::from),
+            Ok(request) => {
+                let controller_leader = self.parts.controller.replica().status.borrow().leader;
+                match super::authority::check(&request, from, controller_leader.map(|n| n.0)) {
+                    Ok(()) => self.execute_local(request).await.map_err(PeerRefusal::from),
+                    Err(error) => {
+                        tracing::debug!(from, %error, "refused a forwarded request");
+                        Err(PeerRefusal::from(error))
+                    }
+                }
+            }
             Err(error) => Err(PeerRefusal::from(BrokerError::BadRequest(format!(
                 "forwarded request does not decode: {error}"
             )))),
