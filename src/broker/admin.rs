@@ -137,6 +137,25 @@ impl Broker {
             .is_some_and(|user| user.superuser)
     }
 
+    /// A change to `name`'s own account (password, tokens): users may make it to their own;
+    /// for another user it needs `alter` on that user, and for a superuser a superuser.
+    async fn authorize_account_change(
+        &self,
+        caller: &Caller,
+        name: &str,
+        what: &str,
+    ) -> Result<(), BrokerError> {
+        if caller.principal.name == name {
+            return Ok(());
+        }
+        self.authorize(caller, ResourceType::User, name, Operation::Alter)
+            .await?;
+        if self.is_superuser(name) {
+            self.require_superuser(caller, what, name).await?;
+        }
+        Ok(())
+    }
+
     /// Only a superuser may make, remove or take over a superuser: an ACL on users never grants
     /// more than its holder has. The refusal is audited like any denial.
     async fn require_superuser(
@@ -216,7 +235,7 @@ impl Broker {
         error: &BrokerError,
         detail: Option<String>,
     ) -> Result<(), BrokerError> {
-        self.record_unauthenticated(
+        let event = self.event(
             request,
             Some(username),
             actions::LOGIN,
@@ -224,8 +243,8 @@ impl Broker {
             decision,
             error.status(),
             detail,
-        )
-        .await
+        );
+        self.record_unauthenticated(event).await
     }
 
     /// Revokes the caller's own token for as long as it could verify (`exp` plus the leeway).
@@ -245,26 +264,19 @@ impl Broker {
     pub async fn revoke_user_tokens(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
         names::validate(NameKind::User, name)
             .map_err(|e| BrokerError::BadRequest(format!("username: {e}")))?;
-        if caller.principal.name != name {
-            self.authorize(caller, ResourceType::User, name, Operation::Alter)
-                .await?;
-            if self.is_superuser(name) {
-                self.require_superuser(caller, "revoke the tokens of the superuser", name)
-                    .await?;
-            }
-        }
+        self.authorize_account_change(caller, name, "revoke the tokens of the superuser")
+            .await?;
         if !self.parts.controller.state().users.contains_key(name) {
             return Err(BrokerError::NotFound(format!(
                 "user '{name}' does not exist"
             )));
         }
-        self.record_change(caller, actions::TOKEN_REVOKE_ALL, name)
-            .await?;
-        self.propose(MetaCommand::RevokeUserTokens {
+        let command = MetaCommand::RevokeUserTokens {
             name: name.to_string(),
-        })
-        .await?;
-        Ok(())
+        };
+        self.audited_change(caller, actions::TOKEN_REVOKE_ALL, name, command)
+            .await
+            .map(drop)
     }
 
     /// The signing keys (ids and lifetimes, never secrets); needs `describe` on the cluster.
@@ -370,13 +382,12 @@ impl Broker {
             self.require_superuser(caller, "delete the superuser", name)
                 .await?;
         }
-        self.record_change(caller, actions::USER_DELETE, name)
-            .await?;
-        self.propose(MetaCommand::DeleteUser {
+        let command = MetaCommand::DeleteUser {
             name: name.to_string(),
-        })
-        .await?;
-        Ok(())
+        };
+        self.audited_change(caller, actions::USER_DELETE, name, command)
+            .await
+            .map(drop)
     }
 
     /// Users may change their own password; changing another's needs `alter` on that user.
@@ -386,14 +397,8 @@ impl Broker {
         name: &str,
         password_text: &str,
     ) -> Result<(), BrokerError> {
-        if caller.principal.name != name {
-            self.authorize(caller, ResourceType::User, name, Operation::Alter)
-                .await?;
-            if self.is_superuser(name) {
-                self.require_superuser(caller, "change the password of the superuser", name)
-                    .await?;
-            }
-        }
+        self.authorize_account_change(caller, name, "change the password of the superuser")
+            .await?;
         let password_hash = hash(self.password_slot().await?, password_text).await?;
         self.record_change(caller, actions::USER_PASSWORD, name)
             .await?;

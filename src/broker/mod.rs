@@ -231,17 +231,16 @@ impl Broker {
     /// refusal could not be audited.
     pub async fn reject_token(&self, request: &RequestInfo, detail: String) -> BrokerError {
         let rejected = BrokerError::Unauthenticated(detail.clone());
-        let recorded = self
-            .record_unauthenticated(
-                request,
-                None,
-                crate::audit::actions::TOKEN_REJECTED,
-                "token",
-                AuditDecision::Deny,
-                rejected.status(),
-                Some(detail),
-            )
-            .await;
+        let event = self.event(
+            request,
+            None,
+            crate::audit::actions::TOKEN_REJECTED,
+            "token",
+            AuditDecision::Deny,
+            rejected.status(),
+            Some(detail),
+        );
+        let recorded = self.record_unauthenticated(event).await;
         match recorded {
             Ok(()) => rejected,
             Err(error) => error,
@@ -328,20 +327,7 @@ impl Broker {
     /// aggregation rule of `audit::aggregate`: the first of its source, action and status in an
     /// interval is written now; later ones are counted into one aggregate event, written by
     /// [`Broker::flush_failures`] when the interval is over.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_unauthenticated(
-        &self,
-        request: &RequestInfo,
-        principal: Option<&str>,
-        action: &str,
-        resource: &str,
-        decision: AuditDecision,
-        status: u16,
-        detail: Option<String>,
-    ) -> Result<(), BrokerError> {
-        let event = self.event(
-            request, principal, action, resource, decision, status, detail,
-        );
+    pub async fn record_unauthenticated(&self, event: UnsealedEvent) -> Result<(), BrokerError> {
         let admission = {
             let mut failures = self
                 .parts
@@ -387,7 +373,7 @@ impl Broker {
 
     /// An event as this broker records it now, with caller-controlled fields bounded.
     #[allow(clippy::too_many_arguments)]
-    fn event(
+    pub(crate) fn event(
         &self,
         request: &RequestInfo,
         principal: Option<&str>,
@@ -475,6 +461,18 @@ impl Broker {
             None,
         )
         .await
+    }
+
+    /// Audits an authorized change, then proposes it (so an unauditable change never happens).
+    pub(crate) async fn audited_change(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        command: MetaCommand,
+    ) -> Result<MetaOutput, BrokerError> {
+        self.record_change(caller, action, resource).await?;
+        self.propose(command).await
     }
 
     /// Effective permissions: the ACL rules that apply to the caller.
