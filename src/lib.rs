@@ -22,6 +22,7 @@
 //! - `wire`: the JSON wire shapes of the HTTP API, shared by `http` and `client`.
 //! - `names`: validation of topic, group and user names.
 //! - `clock`: wall-clock time as an input, handed down from `app`.
+//! - `fuzzing` (feature `fuzzing` only): the private parsers the fuzz targets in `fuzz/` call.
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -33,6 +34,9 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod dev;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod names;
 pub mod partition;
