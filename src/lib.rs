@@ -23,6 +23,7 @@
 //! - `names`: validation of topic, group and user names.
 //! - `clock`: wall-clock time as an input, handed down from `app`.
 //! - `admission`: per-source and total caps on inbound connections, for both listeners.
+//! - `fuzzing` (feature `fuzzing` only): the private parsers the fuzz targets in `fuzz/` call.
 pub mod admission;
 pub mod app;
 pub mod audit;
@@ -35,6 +36,9 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod dev;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod names;
 pub mod partition;

@@ -233,7 +233,8 @@ fn stamps_for(
     }
 }
 
-fn parse_sequences(map: BTreeMap<String, u64>) -> Result<BTreeMap<u32, u64>, BrokerError> {
+/// Partition numbers (as JSON object keys, canonical decimal) → sequences; at least one.
+pub fn parse_sequences(map: BTreeMap<String, u64>) -> Result<BTreeMap<u32, u64>, BrokerError> {
     if map.is_empty() {
         return Err(BrokerError::BadRequest(
             "sequences must name at least one partition".into(),

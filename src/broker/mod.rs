@@ -41,7 +41,12 @@ pub use admin::{run_audit_upkeep, AuditQuery, NewAcl};
 pub use data::{FetchRequest, Fetched, NewTopic, ProduceRecord};
 pub use errors::{BrokerError, STATUS_OK};
 use forward::{ForwardReply, ForwardRequest, PeerCall};
+/// The private parsers that `crate::fuzzing` names for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub use idempotent::{parse_producer_id, parse_sequences};
 pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
+#[cfg(feature = "fuzzing")]
+pub use peer_wire::PeerAnswer;
 pub use stream::StreamStart;
 
 /// Limits and settings the operations enforce.

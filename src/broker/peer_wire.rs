@@ -360,4 +360,13 @@ mod tests {
         assert_eq!(poll.group(), GroupId(6));
         assert_eq!(ForwardRequest::Health.wait_ms(), 0);
     }
+
+    /// Found by the `peer_frame` fuzz target: a produce for group 5 whose records are a count of
+    /// one and no record. It decoded, and the leader proposed an entry nobody could read.
+    #[test]
+    fn a_produce_whose_records_do_not_decode_is_refused() {
+        let body = [0, 5, 1, 1, 190, 33];
+        let decoded = postcard::from_bytes::<ForwardRequest>(&body);
+        assert!(decoded.is_err(), "{decoded:?}");
+    }
 }

@@ -18,7 +18,15 @@ pub enum PlacementError {
     ZeroReplicationFactor,
     #[error("a topic needs at least one partition")]
     ZeroPartitions,
+    #[error("a topic has at most {partitions_max} partitions, {requested} were asked for")]
+    TooManyPartitions { requested: u32, partitions_max: u32 },
 }
+
+/// The most partitions one topic may have: the ceiling `topics.partitions_max` accepts. `plan`
+/// checks it too because it runs when every controller replica applies a command, and a command
+/// a peer forwards has not passed any broker's configured limit; one plan per partition is
+/// allocated up front.
+pub const TOPIC_PARTITIONS_MAX: u32 = 100_000;
 
 /// Replicas and preferred leaderships each broker already carries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +66,12 @@ pub fn plan(
     }
     if partitions == 0 {
         return Err(PlacementError::ZeroPartitions);
+    }
+    if partitions > TOPIC_PARTITIONS_MAX {
+        return Err(PlacementError::TooManyPartitions {
+            requested: partitions,
+            partitions_max: TOPIC_PARTITIONS_MAX,
+        });
     }
     if brokers.len() < replication_factor as usize {
         return Err(PlacementError::NotEnoughBrokers {
@@ -137,6 +151,27 @@ mod tests {
             distinct.sort();
             distinct.dedup();
             assert_eq!(distinct.len(), 3, "replicas must be distinct: {p:?}");
+        }
+    }
+
+    /// Found by reading the `peer_frame` fuzz target's controller layer, confirmed with it: a
+    /// forwarded `CreateTopic` of 4294967295 partitions made every controller replica ask for
+    /// about 100 GB when applying it.
+    #[test]
+    fn partitions_are_bounded_before_anything_is_allocated() {
+        let brokers = [1, 2, 3];
+        let (racks, load) = (BTreeMap::new(), BTreeMap::new());
+        let at_most =
+            plan(&brokers, &racks, &load, TOPIC_PARTITIONS_MAX, 1).expect("the ceiling fits");
+        assert_eq!(at_most.len(), TOPIC_PARTITIONS_MAX as usize);
+        for requested in [TOPIC_PARTITIONS_MAX + 1, u32::MAX] {
+            assert_eq!(
+                plan(&brokers, &racks, &load, requested, 1),
+                Err(PlacementError::TooManyPartitions {
+                    requested,
+                    partitions_max: TOPIC_PARTITIONS_MAX,
+                })
+            );
         }
     }
 

@@ -429,6 +429,7 @@ fn raft(checker: &Checker<'_>, raw: &RawRaft) -> Result<RaftConfig, ConfigError>
 }
 
 fn topics(checker: &Checker<'_>, raw: &RawTopics) -> Result<TopicsConfig, ConfigError> {
+    // The ceiling is `cluster::placement::TOPIC_PARTITIONS_MAX`, which the controller enforces.
     let partitions_max = checker.small("topics.partitions_max", raw.partitions_max, 1, 100_000)?;
     let default_partitions = checker.small(
         "topics.default_partitions",

@@ -9,7 +9,10 @@
 //! stored format does not change; a unit test checks the bytes). Must not know about offsets
 //! beyond writing the prefix it is given.
 
+use std::marker::PhantomData;
+
 use bytes::Bytes;
+use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::batch::Record;
@@ -49,8 +52,37 @@ pub enum AppendPrefix {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodedError {
-    #[error("encoded records do not start with a record count: {0}")]
-    Count(#[from] postcard::Error),
+    #[error("encoded records do not decode as records: {0}")]
+    Records(#[from] postcard::Error),
+    #[error("encoded records are followed by {bytes} bytes that are not records")]
+    Trailing { bytes: usize },
+}
+
+/// A `Record` read in place, without copying or keeping it: its fields in `Record`'s order, the
+/// strings and bytes borrowed from the input (`records_are_checked_in_place` checks the layout).
+type RecordInPlace<'a> = (Option<&'a str>, &'a [u8], bool, Counted<(&'a str, &'a str)>);
+
+/// A sequence walked element by element without keeping any: how long it is.
+struct Counted<T>(u64, PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Counted<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Walk<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Walk<T> {
+            type Value = Counted<T>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<Counted<T>, A::Error> {
+                let mut count = 0u64;
+                while sequence.next_element::<T>()?.is_some() {
+                    count += 1;
+                }
+                Ok(Counted(count, PhantomData))
+            }
+        }
+        deserializer.deserialize_seq(Walk(PhantomData))
+    }
 }
 
 impl EncodedRecords {
@@ -68,9 +100,14 @@ impl EncodedRecords {
     }
 
     /// Takes records encoded elsewhere (`records_bytes` of another broker's `EncodedRecords`),
-    /// copying them once behind fresh prefix room.
+    /// copying them once behind fresh prefix room. The bytes come from a peer and become the
+    /// leader's entry as they are, so they must be exactly a `Vec<Record>`: each record is
+    /// checked in place (not decoded into a `Record`), and the count is the records found.
     pub fn from_records_bytes(bytes: &[u8]) -> Result<EncodedRecords, EncodedError> {
-        let (count, _) = postcard::take_from_bytes::<u64>(bytes)?;
+        let (Counted(count, _), rest) = postcard::take_from_bytes::<Counted<RecordInPlace>>(bytes)?;
+        if !rest.is_empty() {
+            return Err(EncodedError::Trailing { bytes: rest.len() });
+        }
         let mut buffer = Vec::with_capacity(PREFIX_BYTES_MAX + bytes.len());
         buffer.resize(PREFIX_BYTES_MAX, 0);
         buffer.extend_from_slice(bytes);
@@ -169,7 +206,7 @@ impl<'de> Deserialize<'de> for EncodedRecords {
 
 #[cfg(test)]
 mod tests {
-    use super::super::batch::{encode, PartitionCommand, RecordBatch};
+    use super::super::batch::{decode, encode, PartitionCommand, RecordBatch};
     use super::super::dedup::DedupKind;
     use super::*;
 
@@ -250,5 +287,48 @@ mod tests {
         assert_eq!(received.count(), 2);
         assert!(EncodedRecords::from_records_bytes(&[]).is_err());
         assert!(EncodedRecords::from_records_bytes(&[0xff]).is_err());
+    }
+
+    /// Found by the `peer_frame` fuzz target: a forwarded produce whose records were a count of
+    /// one and no record became a leader entry that no replica or fetch could decode.
+    #[test]
+    fn records_are_checked_in_place() {
+        let valid = EncodedRecords::encode(&records());
+        let bytes = valid.records_bytes();
+        let checked = EncodedRecords::from_records_bytes(bytes).expect("records");
+        assert_eq!(checked.count(), 2);
+        let empty = EncodedRecords::encode(&[]);
+        assert_eq!(
+            EncodedRecords::from_records_bytes(empty.records_bytes())
+                .expect("no records")
+                .count(),
+            0
+        );
+        let command = checked.into_command(AppendPrefix::Append {
+            base_offset: 0,
+            timestamp_ms: 0,
+        });
+        assert!(decode(&command).is_ok());
+
+        let mut one_more = bytes.to_vec();
+        one_more[0] = 3;
+        let mut trailing = bytes.to_vec();
+        trailing.push(0);
+        let mut not_text = bytes.to_vec();
+        // The count, the key's `Some` tag, its length 1, then the key's one byte.
+        not_text[3] = 0xff;
+        for (bad, why) in [
+            (&[0x01][..], "a count of one and no record"),
+            (&one_more[..], "more records counted than sent"),
+            (&trailing[..], "bytes after the records"),
+            (&not_text[..], "a key that is not UTF-8"),
+        ] {
+            assert!(EncodedRecords::from_records_bytes(bad).is_err(), "{why}");
+            let wire = postcard::to_stdvec(&serde_bytes::Bytes::new(bad)).expect("encodes");
+            assert!(
+                postcard::from_bytes::<EncodedRecords>(&wire).is_err(),
+                "{why}"
+            );
+        }
     }
 }
