@@ -140,12 +140,32 @@ pub async fn run(
     if running.is_some() {
         actix_web::rt::spawn(balancer::run(broker.clone(), balancer_settings(&config)));
     }
-    serve_until(&config, listener, broker, admission, shutdown).await?;
+    serve_until(&config, listener, broker.clone(), admission, shutdown).await?;
+    flush_audit_at_stop(&broker).await;
     registry.stop_all();
     if let Some((network, _, _)) = running {
         network.shutdown().await;
     }
     Ok(())
+}
+
+/// How long a stopping broker tries to write the failure counts it still holds.
+const STOP_AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(3);
+
+/// Writes the pending failure aggregates before the replicas stop; a failure or the deadline
+/// is logged with the count that is lost, never waited out.
+async fn flush_audit_at_stop(broker: &Broker) {
+    match tokio::time::timeout(STOP_AUDIT_FLUSH_WAIT, broker.flush_all_failures()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(count)) => tracing::info!(count, "wrote the pending failure counts to the audit log"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "the pending failure counts could not be written at stop")
+        }
+        Err(_) => tracing::warn!(
+            wait_ms = STOP_AUDIT_FLUSH_WAIT.as_millis() as u64,
+            "the pending failure counts were not written before the deadline at stop"
+        ),
+    }
 }
 
 /// Refuses to start with a peer certificate peers would refuse, or with an HTTPS identity that
@@ -546,6 +566,7 @@ async fn bootstrap(
         retention_ms: Some(config.topics.audit_retention_ms),
         retention_bytes: Some(config.topics.audit_retention_bytes),
         internal: true,
+        owner: None,
     };
     match controller
         .propose(MetaCommand::Bootstrap {

@@ -329,3 +329,63 @@ async fn malformed_fields_write_nothing(api: &RawApi, admin: &str, producer: &st
         "a refused produce writes nothing"
     );
 }
+
+/// Keys remembered per partition (`partition::dedup::KEYS_PER_PARTITION_MAX`).
+const KEYS_PER_PARTITION_MAX: usize = 1_000;
+
+/// A user who writes with more fresh keys than one partition remembers evicts only its own:
+/// another user's key still answers its original offsets afterwards. The flooder's own first key
+/// is forgotten (written again), which shows the table really overflowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_flood_of_keys_does_not_evict_another_users_key() {
+    let (_broker, api, admin) = setup().await;
+    let user = json!({"username": "mallory", "password": "mallory-password-1"});
+    let reply = api
+        .call("POST", "/v1/users", Some(&admin), Some(&user))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let grant = json!({"principal": "mallory", "resource": "topic", "pattern": "any",
+                       "operation": "write", "effect": "allow"});
+    let reply = api
+        .call("POST", "/v1/acls", Some(&admin), Some(&grant))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let mallory = api.token("mallory", "mallory-password-1").await;
+
+    let body = json!({"records": records(&[("admin's", 0)])});
+    let original = produce_with_key(&api, &admin, "admin-key", &body).await;
+    assert_eq!(original.status, 200, "{}", original.body);
+
+    let flood = json!({"records": records(&[("flood", 0)])});
+    let keys: Vec<String> = (0..=KEYS_PER_PARTITION_MAX)
+        .map(|n| format!("flood-{n}"))
+        .collect();
+    // The first key alone, so it is the flooder's oldest; the rest 16 at a time.
+    let first = produce_with_key(&api, &mallory, &keys[0], &flood).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    for chunk in keys[1..].chunks(16) {
+        let replies = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|key| produce_with_key(&api, &mallory, key, &flood)),
+        )
+        .await;
+        for reply in replies {
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+    }
+    let before = high_watermarks(&api, &admin).await[0];
+    let retried = produce_with_key(&api, &admin, "admin-key", &body).await;
+    assert_eq!(
+        retried.body, original.body,
+        "the admin's key survives the flood"
+    );
+    assert_eq!(high_watermarks(&api, &admin).await[0], before);
+    let again = produce_with_key(&api, &mallory, &keys[0], &flood).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        high_watermarks(&api, &admin).await[0],
+        before + 1,
+        "the flooder's oldest key was forgotten, so the table did overflow"
+    );
+}

@@ -173,3 +173,42 @@ async fn the_published_head_anchors_verify_and_a_foreign_anchor_fails() {
         String::from_utf8_lossy(&foreign.stderr)
     );
 }
+
+/// A broker that stops writes the failures it counted and had not written yet: with an
+/// interval far longer than the test, the count reaches the log only through the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_broker_writes_its_pending_counts() {
+    const REFUSED: u64 = 12;
+    let env = [("PALISADE_AUTH_FAILURE_AUDIT_INTERVAL_MS", "3600000")];
+    let mut broker = BrokerProcess::start_with(&env, "").await;
+    let api = RawApi::new(&broker);
+    let before = broker.admin().await.audit_log().await.expect("audit log");
+    for index in 0..REFUSED {
+        let reply = api.call("GET", "/v1/topics", Some("garbage"), None).await;
+        assert_eq!(reply.status, 401, "request {index}: {}", reply.body);
+    }
+    let accounted = |events: &[AuditEvent]| -> u64 {
+        events[before.len()..]
+            .iter()
+            .filter(|event| event.action == "auth.token_rejected")
+            .map(|event| {
+                if event.resource == "aggregate" {
+                    aggregate_count(event)
+                } else {
+                    1
+                }
+            })
+            .sum()
+    };
+    let running = broker.admin().await.audit_log().await.expect("audit log");
+    assert_eq!(
+        accounted(&running),
+        1,
+        "while running, only the first refusal is written"
+    );
+    assert!(broker.terminate().success(), "clean stop: {}", broker.log());
+    broker.restart().await;
+    let after = broker.admin().await.audit_log().await.expect("audit log");
+    verify_chain(&after).expect("the chain verifies");
+    assert_eq!(accounted(&after), REFUSED, "every refusal is accounted for");
+}

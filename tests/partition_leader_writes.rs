@@ -90,6 +90,7 @@ async fn idempotent(
         stamp: ProducerStamp {
             kind: DedupKind::Producer,
             producer: 0xfeed,
+            owner: 1,
             sequence,
         },
         reply,

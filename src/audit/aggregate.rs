@@ -147,10 +147,21 @@ impl FailureTally {
     /// Takes the aggregates whose interval is over; their keys start a new interval now. A
     /// failed write hands them back with [`FailureTally::restore`].
     pub fn take_due(&mut self, now_ms: u64) -> Vec<Due> {
+        self.take(now_ms, false)
+    }
+
+    /// Takes every aggregate with a count, whether or not its interval is over: what a broker
+    /// that is stopping writes last.
+    pub fn take_all(&mut self, now_ms: u64) -> Vec<Due> {
+        self.take(now_ms, true)
+    }
+
+    fn take(&mut self, now_ms: u64, all: bool) -> Vec<Due> {
         let interval_ms = self.interval_ms;
         let mut due = Vec::new();
         for (key, tally) in &mut self.tallies {
-            if tally.counted == 0 || tally.since_ms.saturating_add(interval_ms) > now_ms {
+            let over = tally.since_ms.saturating_add(interval_ms) <= now_ms;
+            if tally.counted == 0 || !(over || all) {
                 continue;
             }
             let Some(latest) = tally.latest.take() else {
@@ -251,6 +262,20 @@ mod tests {
         assert_eq!(tally.pending(), 0);
         // The next interval: counted again, not written one by one.
         assert_eq!(tally.note(&event, 11_001), Admission::Counted);
+    }
+
+    #[test]
+    fn a_stopping_broker_takes_every_pending_count() {
+        let mut tally = FailureTally::new(10_000, 100);
+        let event = failure("10.0.0.1", None);
+        assert_eq!(tally.note(&event, 1_000), Admission::Write);
+        assert_eq!(tally.note(&event, 1_001), Admission::Counted);
+        assert!(tally.take_due(1_002).is_empty());
+        let all = tally.take_all(1_002);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].count(), 1);
+        assert_eq!(tally.pending(), 0);
+        assert!(tally.take_all(1_003).is_empty(), "nothing is taken twice");
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Broker {
             retention_ms: topic.retention_ms.or(limits.default_retention_ms),
             retention_bytes: topic.retention_bytes.or(limits.default_retention_bytes),
             internal: false,
+            owner: Some(caller.principal.name.clone()),
         };
         names::validate(NameKind::Topic, &spec.name)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;

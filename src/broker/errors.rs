@@ -150,9 +150,9 @@ impl From<MetaError> for BrokerError {
             | MetaError::NoSuchGroup(_)
             | MetaError::NoSuchMember { .. } => BrokerError::NotFound(error.to_string()),
             MetaError::BrokerInUse(_) => BrokerError::Conflict(error.to_string()),
-            MetaError::TooManyMembers { .. } | MetaError::TooManyGroups { .. } => {
-                BrokerError::TooMany(error.to_string())
-            }
+            MetaError::TooManyMembers { .. }
+            | MetaError::TooManyGroups { .. }
+            | MetaError::TooManyTopics { .. } => BrokerError::TooMany(error.to_string()),
             MetaError::Placement(_) => BrokerError::BadRequest(error.to_string()),
             MetaError::AlreadyBootstrapped | MetaError::Malformed(_) => {
                 BrokerError::Internal(error.to_string())

@@ -17,7 +17,7 @@ use crate::audit::actions;
 use crate::auth::acl::{Operation, ResourceType};
 use crate::cluster::producers::ProducerRecord;
 use crate::cluster::MetaCommand;
-use crate::partition::dedup::{DedupKind, ProducerStamp};
+use crate::partition::dedup::{owner_of, DedupKind, ProducerStamp};
 
 /// How long a produce waits for an unknown producer id to reach this broker's controller copy
 /// (it may have been registered through another broker a moment ago).
@@ -97,7 +97,7 @@ impl Broker {
         let mut written: Vec<u32> = targets.clone();
         written.sort_unstable();
         written.dedup();
-        let stamps = stamps_for(&checked, &written)?;
+        let stamps = stamps_for(owner_of(&caller.principal.name), &checked, &written)?;
         self.write_partitions(&topic, records, targets, &stamps)
             .await
     }
@@ -183,12 +183,14 @@ impl Broker {
 
 /// One stamp per partition written, or a 400 naming what does not match.
 fn stamps_for(
+    owner: u64,
     checked: &Checked,
     written: &[u32],
 ) -> Result<BTreeMap<u32, ProducerStamp>, BrokerError> {
     let stamp = |kind, producer, sequence| ProducerStamp {
         kind,
         producer,
+        owner,
         sequence,
     };
     match checked {
@@ -319,17 +321,17 @@ mod tests {
             producer: 5,
             sequences: Sequences::PerPartition(map.iter().copied().collect()),
         };
-        let stamps = stamps_for(&checked(&[(0, 3), (2, 7)]), &[0, 2]).expect("matches");
+        let stamps = stamps_for(7, &checked(&[(0, 3), (2, 7)]), &[0, 2]).expect("matches");
         assert_eq!(stamps[&2].sequence, 7);
-        assert!(stamps_for(&checked(&[(0, 3)]), &[0, 2]).is_err());
-        assert!(stamps_for(&checked(&[(0, 3), (1, 1), (2, 7)]), &[0, 2]).is_err());
+        assert!(stamps_for(7, &checked(&[(0, 3)]), &[0, 2]).is_err());
+        assert!(stamps_for(7, &checked(&[(0, 3), (1, 1), (2, 7)]), &[0, 2]).is_err());
         let one = Checked::Producer {
             producer: 5,
             sequences: Sequences::One(4),
         };
-        assert!(stamps_for(&one, &[0, 1]).is_err());
+        assert!(stamps_for(7, &one, &[0, 1]).is_err());
         assert_eq!(
-            stamps_for(&one, &[1]).expect("one partition")[&1].sequence,
+            stamps_for(7, &one, &[1]).expect("one partition")[&1].sequence,
             4
         );
         let parsed = parse_sequences([("1".to_string(), 2)].into()).expect("number");

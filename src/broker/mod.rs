@@ -352,6 +352,16 @@ impl Broker {
     /// Writes the aggregates of unauthenticated failures whose interval is over; on failure
     /// they are kept and counted into the next attempt. Returns the failures accounted for.
     pub async fn flush_failures(&self) -> Result<u64, BrokerError> {
+        self.flush_failures_of(false).await
+    }
+
+    /// Writes every pending aggregate, due or not: called once by a broker that is stopping, so
+    /// a shutdown does not lose the failures it counted.
+    pub async fn flush_all_failures(&self) -> Result<u64, BrokerError> {
+        self.flush_failures_of(true).await
+    }
+
+    async fn flush_failures_of(&self, all: bool) -> Result<u64, BrokerError> {
         let now_ms = self.now_ms();
         let failures = || {
             self.parts
@@ -359,7 +369,11 @@ impl Broker {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        let due = failures().take_due(now_ms);
+        let due = if all {
+            failures().take_all(now_ms)
+        } else {
+            failures().take_due(now_ms)
+        };
         if due.is_empty() {
             return Ok(0);
         }

@@ -24,6 +24,10 @@ pub const MEMBERS_PER_PRINCIPAL_MAX: usize = 1_000;
 /// Consumer groups in the cluster at most (a group exists while it has members or committed
 /// topics); a join that would create one more is 429.
 pub const GROUPS_MAX: usize = 100_000;
+/// Topics one principal that is not a superuser may own at once; one more create is 429.
+pub const TOPICS_PER_PRINCIPAL_MAX: usize = 1_000;
+/// Partitions over all topics one principal that is not a superuser may own; past it, 429.
+pub const PARTITIONS_PER_PRINCIPAL_MAX: u64 = 10_000;
 
 /// Everything the controller knows. `Default` is the state before bootstrap.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +63,9 @@ pub struct TopicSpec {
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
     pub internal: bool,
+    /// The user that creates the topic, whose share of the per-principal caps it uses; `None`
+    /// for topics the cluster makes itself.
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +194,17 @@ pub enum MetaError {
     },
     #[error("the cluster already has {groups_max} consumer groups")]
     TooManyGroups { groups_max: usize },
+    #[error(
+        "'{principal}' already owns {topics} topics with {partitions} partitions; the bounds are \
+         {topics_max} topics and {partitions_max} partitions per user; delete some first"
+    )]
+    TooManyTopics {
+        principal: String,
+        topics: usize,
+        partitions: u64,
+        topics_max: usize,
+        partitions_max: u64,
+    },
 }
 
 /// Applies one command. Errors leave the state unchanged.
@@ -480,6 +498,7 @@ fn create_topic(
     if state.topics.contains_key(&spec.name) {
         return Err(MetaError::TopicExists(spec.name));
     }
+    check_topic_share(state, &spec)?;
     let brokers: Vec<u64> = state
         .brokers
         .values()
@@ -521,9 +540,40 @@ fn create_topic(
         retention_bytes: spec.retention_bytes,
         created_ms: now_ms,
         internal: spec.internal,
+        owner: spec.owner.clone(),
     };
     state.topics.insert(spec.name, topic.clone());
     Ok(topic)
+}
+
+/// A principal that is not a superuser owns at most `TOPICS_PER_PRINCIPAL_MAX` topics and
+/// `PARTITIONS_PER_PRINCIPAL_MAX` partitions.
+fn check_topic_share(state: &MetadataState, spec: &TopicSpec) -> Result<(), MetaError> {
+    let Some(owner) = &spec.owner else {
+        return Ok(());
+    };
+    if state.users.get(owner).is_some_and(|user| user.superuser) {
+        return Ok(());
+    }
+    let owned = state
+        .topics
+        .values()
+        .filter(|topic| topic.owner.as_ref() == Some(owner));
+    let (topics, partitions) = owned.fold((0usize, 0u64), |(topics, partitions), topic| {
+        (topics + 1, partitions + topic.partitions.len() as u64)
+    });
+    if topics >= TOPICS_PER_PRINCIPAL_MAX
+        || partitions + u64::from(spec.partitions) > PARTITIONS_PER_PRINCIPAL_MAX
+    {
+        return Err(MetaError::TooManyTopics {
+            principal: owner.clone(),
+            topics,
+            partitions,
+            topics_max: TOPICS_PER_PRINCIPAL_MAX,
+            partitions_max: PARTITIONS_PER_PRINCIPAL_MAX,
+        });
+    }
+    Ok(())
 }
 
 fn delete_user(state: &mut MetadataState, name: String) -> Result<MetaOutput, MetaError> {
@@ -537,6 +587,11 @@ fn delete_user(state: &mut MetadataState, name: String) -> Result<MetaOutput, Me
     // What the user was granted ends with it: a user later created with the same name starts
     // with no rules and no producer ids.
     state.acls.retain(|_, rule| rule.principal != name);
+    for topic in state.topics.values_mut() {
+        if topic.owner.as_ref() == Some(&name) {
+            topic.owner = None;
+        }
+    }
     state
         .producers
         .retain(|_, producer| producer.principal != name);
@@ -755,6 +810,75 @@ mod tests {
             member: member(MEMBERS_PER_PRINCIPAL_MAX + 1, "alice"),
         };
         run(&mut state, 0, other);
+    }
+
+    fn topic(name: &str, partitions: u32, owner: &str) -> MetaCommand {
+        MetaCommand::CreateTopic(TopicSpec {
+            name: name.into(),
+            partitions,
+            replication_factor: 1,
+            retention_ms: None,
+            retention_bytes: None,
+            internal: false,
+            owner: Some(owner.into()),
+        })
+    }
+
+    fn create(state: &mut MetadataState, command: MetaCommand) -> Result<MetaOutput, MetaError> {
+        apply(state, MetaEnvelope { now_ms: 0, command })
+    }
+
+    #[test]
+    fn one_principal_owns_a_bounded_number_of_topics_and_partitions() {
+        let mut state = MetadataState::default();
+        state.brokers.insert(
+            1,
+            BrokerInfo {
+                id: 1,
+                http: String::new(),
+                peer: "127.0.0.1:1".into(),
+                rack: None,
+                decommissioning: false,
+            },
+        );
+        for principal in ["admin", "alice", "bob"] {
+            let superuser = principal == "admin";
+            run(
+                &mut state,
+                0,
+                MetaCommand::CreateUser(user(principal, superuser)),
+            );
+        }
+        for n in 0..TOPICS_PER_PRINCIPAL_MAX {
+            run(&mut state, 0, topic(&format!("a{n}"), 1, "alice"));
+        }
+        let refused = create(&mut state, topic("one-more", 1, "alice"));
+        assert!(
+            matches!(refused, Err(MetaError::TooManyTopics { topics, .. }) if topics == TOPICS_PER_PRINCIPAL_MAX),
+            "{refused:?}"
+        );
+        // Partitions count too: bob's one wide topic leaves room for exactly what is left.
+        let most = PARTITIONS_PER_PRINCIPAL_MAX as u32 - 10;
+        run(&mut state, 0, topic("wide", most, "bob"));
+        let refused = create(&mut state, topic("wider", 11, "bob"));
+        assert!(
+            matches!(refused, Err(MetaError::TooManyTopics { .. })),
+            "{refused:?}"
+        );
+        run(&mut state, 0, topic("last", 10, "bob"));
+        // A superuser is not bounded, and deleting a user frees nothing for a re-created one
+        // to inherit: its topics have no owner any more.
+        run(&mut state, 0, topic("admins", 1, "admin"));
+        run(
+            &mut state,
+            0,
+            MetaCommand::DeleteUser {
+                name: "alice".into(),
+            },
+        );
+        run(&mut state, 0, MetaCommand::CreateUser(user("alice", false)));
+        run(&mut state, 0, topic("one-more", 1, "alice"));
+        assert!(state.topics["a0"].owner.is_none());
     }
 
     /// A command that always applies, for its pruning of expired revocations and keys.

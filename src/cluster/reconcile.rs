@@ -190,6 +190,7 @@ mod tests {
             retention_bytes: None,
             created_ms: 0,
             internal: false,
+            owner: None,
         };
         state.topics.insert(topic.name.clone(), topic);
         state

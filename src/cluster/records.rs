@@ -47,6 +47,8 @@ pub struct TopicMeta {
     pub retention_bytes: Option<u64>,
     pub created_ms: u64,
     pub internal: bool,
+    /// The user that created it (`TopicSpec::owner`); cleared when that user is deleted.
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -196,6 +196,7 @@ mod tests {
         let stamp = ProducerStamp {
             kind: crate::partition::dedup::DedupKind::Producer,
             producer: u128::MAX - 5,
+            owner: 3,
             sequence: 41,
         };
         let batch = RecordBatch {

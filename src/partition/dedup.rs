@@ -6,6 +6,11 @@
 //! before it is proposed: `decide` compares the batch's sequence with the applied state and with
 //! what this leader has in flight. Applying updates the state the same way on every replica.
 //! Must not do I/O or look at the clock: eviction is by log index, never by time.
+//!
+//! Fairness: every entry carries its owner (a hash of the principal that wrote it). When a table
+//! is full, the owner holding the most entries gives up its least recently written one, so a
+//! principal that writes with many producer ids or keys evicts its own state first, and a
+//! principal holding fewer entries than another never loses one to that other's traffic.
 
 use std::collections::BTreeMap;
 
@@ -37,12 +42,28 @@ pub enum DedupKind {
 pub struct ProducerStamp {
     pub kind: DedupKind,
     pub producer: u128,
+    /// The principal that wrote the batch, as `owner_of` its name: whose share the entry uses.
+    pub owner: u64,
     pub sequence: u64,
+}
+
+/// The owner tag of a principal: the first 8 bytes of SHA-256 of its name. The same on every
+/// broker and every build, so every replica evicts alike.
+pub fn owner_of(principal: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(principal.as_bytes());
+    u64::from_be_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 8 bytes"),
+    )
 }
 
 /// The last batch a producer appended to this partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastBatch {
+    /// Whose share of the table the entry uses (`ProducerStamp::owner`).
+    pub owner: u64,
     pub sequence: u64,
     pub base_offset: u64,
     pub count: u64,
@@ -70,8 +91,9 @@ impl DedupState {
         self.table(kind).get(&producer)
     }
 
-    /// Records an applied batch. Deterministic: every replica evicts the same producer, the one
-    /// whose last write has the lowest log index (ties cannot occur: one entry, one producer).
+    /// Records an applied batch. Deterministic: every replica evicts the same entry. Past the
+    /// bound, the owner with the most entries (ties: the one whose oldest entry is oldest) loses
+    /// its entry with the lowest log index (ties cannot occur: one entry, one producer).
     /// Applying the same entry twice (snapshot, then replay) leaves the state unchanged.
     pub fn record(&mut self, stamp: ProducerStamp, batch: LastBatch) {
         let (table, bound) = match stamp.kind {
@@ -85,14 +107,30 @@ impl DedupState {
         }
         table.insert(stamp.producer, batch);
         while table.len() > bound {
-            let oldest = table
-                .iter()
-                .min_by_key(|(producer, last)| (last.index, **producer))
-                .map(|(producer, _)| *producer)
-                .expect("a table above its bound is not empty");
-            table.remove(&oldest);
+            let victim = eviction_victim(table).expect("a table above its bound is not empty");
+            table.remove(&victim);
         }
     }
+}
+
+/// The entry a full table gives up: the least recently written entry of the owner that holds
+/// the most (see `DedupState::record`).
+fn eviction_victim(table: &BTreeMap<u128, LastBatch>) -> Option<u128> {
+    // Per owner: how many entries, and its least recently written one (index, producer).
+    let mut owners: BTreeMap<u64, (usize, (u64, u128))> = BTreeMap::new();
+    for (producer, last) in table {
+        let entry = owners
+            .entry(last.owner)
+            .or_insert((0, (last.index, *producer)));
+        entry.0 += 1;
+        entry.1 = entry.1.min((last.index, *producer));
+    }
+    owners
+        .values()
+        .max_by(|(count_a, oldest_a), (count_b, oldest_b)| {
+            count_a.cmp(count_b).then(oldest_b.cmp(oldest_a))
+        })
+        .map(|(_, (_, producer))| *producer)
 }
 
 /// What the leader does with an idempotent batch.
@@ -157,16 +195,20 @@ pub fn decide(
 mod tests {
     use super::*;
 
+    const OWNER: u64 = 1;
+
     fn stamp(producer: u128, sequence: u64) -> ProducerStamp {
         ProducerStamp {
             kind: DedupKind::Producer,
             producer,
+            owner: OWNER,
             sequence,
         }
     }
 
     fn batch(sequence: u64, base_offset: u64, index: u64) -> LastBatch {
         LastBatch {
+            owner: OWNER,
             sequence,
             base_offset,
             count: 2,
@@ -245,6 +287,7 @@ mod tests {
         for n in 0..PRODUCERS_PER_PARTITION_MAX as u64 {
             let producer = u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
             let last = LastBatch {
+                owner: u64::MAX - n,
                 sequence: 1_000_000 + n,
                 base_offset: 4_000_000_000 + n,
                 count: 100,
@@ -268,5 +311,78 @@ mod tests {
         let before = state.clone();
         state.record(stamp(7, 0), batch(0, 0, 3));
         assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_flooding_owner_evicts_only_its_own_entries() {
+        let mut state = DedupState::default();
+        let (alice, mallory) = (owner_of("alice"), owner_of("mallory"));
+        assert_ne!(alice, mallory);
+        let write = |state: &mut DedupState, owner: u64, producer: u128, index: u64| {
+            let stamp = ProducerStamp {
+                kind: DedupKind::Key,
+                producer,
+                owner,
+                sequence: 0,
+            };
+            state.record(
+                stamp,
+                LastBatch {
+                    owner,
+                    index,
+                    ..batch(0, index, index)
+                },
+            );
+        };
+        // Alice's three keys are the oldest entries in the table.
+        for producer in 0..3 {
+            write(&mut state, alice, producer, producer as u64);
+        }
+        // Mallory writes ten times the table's bound with fresh keys.
+        for n in 0..10 * KEYS_PER_PARTITION_MAX as u64 {
+            write(&mut state, mallory, 1_000 + u128::from(n), 10 + n);
+        }
+        assert_eq!(state.keys.len(), KEYS_PER_PARTITION_MAX);
+        for producer in 0..3 {
+            assert!(
+                state.last(DedupKind::Key, producer).is_some(),
+                "alice's key {producer} survives mallory's flood"
+            );
+        }
+        // Mallory's entries are its most recent ones.
+        let newest = 1_000 + 10 * KEYS_PER_PARTITION_MAX as u128 - 1;
+        assert!(state.last(DedupKind::Key, newest).is_some());
+        assert!(state.last(DedupKind::Key, 1_000).is_none());
+    }
+
+    #[test]
+    fn owners_with_equal_shares_give_up_the_oldest_entry() {
+        let mut table = BTreeMap::new();
+        for (producer, owner, index) in [(1u128, 7u64, 5u64), (2, 7, 9), (3, 8, 2), (4, 8, 20)] {
+            table.insert(
+                producer,
+                LastBatch {
+                    owner,
+                    ..batch(0, 0, index)
+                },
+            );
+        }
+        assert_eq!(
+            eviction_victim(&table),
+            Some(3),
+            "owner 8 holds the oldest entry"
+        );
+        table.insert(
+            5,
+            LastBatch {
+                owner: 7,
+                ..batch(0, 0, 30)
+            },
+        );
+        assert_eq!(
+            eviction_victim(&table),
+            Some(1),
+            "owner 7 now holds the most"
+        );
     }
 }

@@ -19,7 +19,8 @@ use super::batch::Record;
 use super::dedup::ProducerStamp;
 
 /// Room in front of the records for the longest command prefix: a variant tag, a producer
-/// stamp (kind, a 128-bit id, a sequence) and two 64-bit varints fit in 1 + 30 + 20 bytes.
+/// stamp (kind, a 128-bit id, a 64-bit owner, a sequence) and two 64-bit varints fit in
+/// 1 + 40 + 20 bytes.
 pub const PREFIX_BYTES_MAX: usize = 64;
 
 /// Records of one batch, encoded (see the module comment for the layout).
@@ -232,6 +233,7 @@ mod tests {
         let stamp = ProducerStamp {
             kind: DedupKind::Producer,
             producer: u128::MAX,
+            owner: u64::MAX,
             sequence: u64::MAX,
         };
         for (base_offset, timestamp_ms) in [(0, 0), (17, 1_764_422_400_000), (u64::MAX - 2, 1)] {

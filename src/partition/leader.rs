@@ -442,6 +442,7 @@ mod tests {
         let stamp = ProducerStamp {
             kind: super::super::dedup::DedupKind::Producer,
             producer: 1,
+            owner: 1,
             sequence: 0,
         };
         let dedup = DedupState::default();

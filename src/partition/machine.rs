@@ -144,6 +144,7 @@ impl PartitionMachine {
             });
             if let Some(stamp) = stamp {
                 let last = LastBatch {
+                    owner: stamp.owner,
                     sequence: stamp.sequence,
                     base_offset,
                     count,
@@ -307,6 +308,7 @@ mod tests {
             stamp: ProducerStamp {
                 kind: DedupKind::Producer,
                 producer,
+                owner: 1,
                 sequence,
             },
             batch: RecordBatch {
