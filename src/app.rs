@@ -22,7 +22,7 @@ use crate::auth::jwt::{SigningKey, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password;
 use crate::broker::balancer::{self, BalancerHandle, BalancerSettings};
-use crate::broker::{Broker, BrokerParts, Limits};
+use crate::broker::{Broker, BrokerParts, Budgets, Limits};
 use crate::clock;
 use crate::cluster::balance::BalanceSettings;
 use crate::cluster::metadata::BrokerInfo;
@@ -196,7 +196,8 @@ fn open_store(config: &Config) -> anyhow::Result<(Store, Writer)> {
     }
     let database = config.broker.data_dir.join("palisade.redb");
     files::private_file(&database)?;
-    let store = Store::open(&database).context("cannot open the store")?;
+    let store = Store::open_with_cache(&database, config.storage.cache_bytes_max)
+        .context("cannot open the store")?;
     let writer = store.start_writer(WriterConfig {
         requests_per_commit_max: config.storage.requests_per_commit_max,
     });
@@ -247,6 +248,11 @@ fn broker_parts(
         liveness: None,
         balancer: Arc::new(BalancerHandle::default()),
         group_sessions: Default::default(),
+        budgets: Budgets::new(
+            config.limits.body_bytes_in_flight_max,
+            config.limits.fetch_bytes_in_flight_max,
+            Duration::from_millis(config.limits.budget_wait_ms),
+        ),
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod env;
 mod raw;
+pub mod units;
 mod validate;
 
 use std::net::SocketAddr;
@@ -141,6 +142,8 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     pub requests_per_commit_max: usize,
+    /// The database's page cache (redb's read cache and write buffer), in bytes.
+    pub cache_bytes_max: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,12 @@ pub struct LimitsConfig {
     pub streams_per_principal_max: usize,
     /// Longest silence on an open stream before a keep-alive comment is sent.
     pub stream_keepalive_ms: u64,
+    /// Request bodies (as sent) this broker reads and handles at once, in bytes.
+    pub body_bytes_in_flight_max: u64,
+    /// Fetch answers this broker reads and sends at once, in bytes.
+    pub fetch_bytes_in_flight_max: u64,
+    /// How long a request waits for either budget before a 503.
+    pub budget_wait_ms: u64,
 }
 
 /// Why the configuration was refused. Messages name the key as `section.key`.

@@ -30,6 +30,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 mod broker;
+pub mod budget;
 pub mod cli;
 pub mod client;
 pub mod clock;

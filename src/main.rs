@@ -7,6 +7,32 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use palisade::cli::{ClientCommand, GlobalArgs};
 
+/// jemalloc instead of the system allocator. With glibc's allocator (or jemalloc's default of
+/// four arenas per core) a broker's resident size was two to four times its live heap under
+/// load: records are allocated on blocking threads and freed on HTTP workers, in arenas that
+/// then keep the pages. Measured in docs/memory.md.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read once at its start-up (`_RJEM_MALLOC_CONF` in the environment still
+/// overrides them): one arena, so freed pages are reused by whichever thread allocates next; a
+/// background thread that returns pages unused for a second to the kernel.
+#[cfg(not(feature = "system-allocator"))]
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_OPTIONS: JemallocOptions = JemallocOptions(
+    c"narenas:1,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr(),
+);
+
+/// A C string pointer, as jemalloc reads its `malloc_conf` symbol.
+#[cfg(not(feature = "system-allocator"))]
+#[repr(transparent)]
+struct JemallocOptions(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a static, immutable, NUL-terminated byte string.
+#[cfg(not(feature = "system-allocator"))]
+unsafe impl Sync for JemallocOptions {}
+
 #[derive(Parser)]
 #[command(
     name = "palisade",

@@ -44,6 +44,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "names",
             "clock",
             "admission",
+            "budget",
         ],
     ),
     // The client verifies the audit chain with the same pure code that seals it, never the log.
@@ -58,11 +59,13 @@ const LAYERS: &[(&str, &[&str])] = &[
             "names",
             "clock",
             "admission",
+            "budget",
         ],
     ),
     (
         "broker",
         &[
+            "budget",
             "audit",
             "cluster",
             "partition",
@@ -89,6 +92,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("names", &[]),
     ("clock", &[]),
     ("admission", &[]),
+    ("budget", &[]),
 ];
 
 /// The top-level module of a table entry (`audit::chain` → `audit`).

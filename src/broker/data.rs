@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::future::join_all;
 
 use super::forward::{ForwardReply, ForwardRequest, GroupDescription, Led};
+use super::peer_wire::Held;
 use super::{Broker, BrokerError, Caller};
 use crate::audit::actions;
 use crate::auth::acl::{Operation, ResourceType};
@@ -41,6 +42,8 @@ pub struct Fetched {
     pub log_start_offset: u64,
     /// The broker that led the partition and served the fetch.
     pub leader: u64,
+    /// The fetch budget the records hold here; the HTTP layer keeps it until they are sent.
+    pub held: Held,
 }
 
 /// Offsets of a produce, in request order, and which broker led each partition written.
@@ -438,6 +441,7 @@ impl Broker {
             offset,
             high_watermark,
             log_start_offset,
+            held,
         } = led.reply
         else {
             return Err(BrokerError::Internal(
@@ -451,6 +455,7 @@ impl Broker {
             high_watermark,
             log_start_offset,
             leader: led.leader,
+            held,
         })
     }
 }

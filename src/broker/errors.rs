@@ -38,6 +38,10 @@ pub enum BrokerError {
     /// not help until something is released).
     #[error("{0}")]
     TooMany(String),
+    /// A memory budget of this broker is in use by other requests (503 with Retry-After):
+    /// nothing was read or written; the same request may be sent again shortly.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("offset {offset} is out of range: the partition holds offsets {log_start_offset}..{high_watermark}")]
     OffsetOutOfRange {
         offset: u64,
@@ -90,6 +94,7 @@ impl BrokerError {
             BrokerError::TooLarge(_) => (413, "too-large"),
             BrokerError::RateLimited { .. } => (429, "rate-limited"),
             BrokerError::TooMany(_) => (429, "too-many"),
+            BrokerError::Overloaded(_) => (503, "overloaded"),
             BrokerError::OffsetOutOfRange { .. } => (416, "offset-out-of-range"),
             BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } | BrokerError::Retry(_) => {
                 (503, "unavailable")
@@ -102,6 +107,7 @@ impl BrokerError {
             BrokerError::Unavailable(_)
             | BrokerError::NotLeader { .. }
             | BrokerError::Retry(_)
+            | BrokerError::Overloaded(_)
             | BrokerError::AuditUnavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_S),
             BrokerError::BadRequest(_)
             | BrokerError::Unauthenticated(_)
@@ -230,6 +236,7 @@ impl From<BrokerError> for PeerRefusal {
             BrokerError::AuditUnavailable(detail) => Refusal::AuditUnavailable(detail),
             BrokerError::Internal(detail) => Refusal::Internal(detail),
             BrokerError::TooMany(detail) => Refusal::TooMany(detail),
+            BrokerError::Overloaded(detail) => Refusal::Overloaded(detail),
         };
         PeerRefusal::Refused(refusal)
     }
@@ -259,6 +266,7 @@ impl From<Refusal> for BrokerError {
             Refusal::AuditUnavailable(detail) => BrokerError::AuditUnavailable(detail),
             Refusal::Internal(detail) => BrokerError::Internal(detail),
             Refusal::TooMany(detail) => BrokerError::TooMany(detail),
+            Refusal::Overloaded(detail) => BrokerError::Overloaded(detail),
         }
     }
 }
@@ -329,6 +337,12 @@ mod tests {
             ),
             (BrokerError::Internal("i".into()), 500, "internal", None),
             (BrokerError::TooMany("t".into()), 429, "too-many", None),
+            (
+                BrokerError::Overloaded("o".into()),
+                503,
+                "overloaded",
+                Some(1),
+            ),
         ]
     }
 
@@ -350,6 +364,7 @@ mod tests {
             BrokerError::AuditUnavailable(_) => "AuditUnavailable",
             BrokerError::Internal(_) => "Internal",
             BrokerError::TooMany(_) => "TooMany",
+            BrokerError::Overloaded(_) => "Overloaded",
         }
     }
 
@@ -357,7 +372,7 @@ mod tests {
     fn the_classification_is_total_and_stable() {
         let kinds = every_kind();
         let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| variant(&k.0)).collect();
-        assert_eq!(names.len(), 15, "every variant is listed once: {names:?}");
+        assert_eq!(names.len(), 16, "every variant is listed once: {names:?}");
         for (error, status, problem_type, retry_after_s) in kinds {
             let expected = ErrorClass {
                 status,

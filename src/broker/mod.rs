@@ -29,6 +29,7 @@ use crate::auth::acl::{self, Decision, DenyReason, Operation, ResourceType};
 use crate::auth::jwt::{self, Claims, TokenSettings};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::Principal;
+use crate::budget::Budget;
 /// Types of the layers below that the operations take or answer, for the layers above.
 pub use crate::cluster::groups::{OffsetReset, TopicPartition};
 use crate::cluster::{Controller, MetaCommand, MetaOutput, MetadataState, AUDIT_TOPIC};
@@ -45,6 +46,7 @@ use forward::{ForwardReply, ForwardRequest, PeerCall};
 #[cfg(feature = "fuzzing")]
 pub use idempotent::{parse_producer_id, parse_sequences};
 pub use idempotent::{Idempotence, IDEMPOTENCY_KEY_CHARS_MAX};
+pub use peer_wire::Held;
 #[cfg(feature = "fuzzing")]
 pub use peer_wire::PeerAnswer;
 pub use stream::StreamStart;
@@ -110,6 +112,29 @@ pub struct BrokerParts {
     pub balancer: Arc<balancer::BalancerHandle>,
     /// Consumer-group member liveness (kept on the controller leader).
     pub group_sessions: groups::GroupSessions,
+    /// The memory budgets requests hold bytes of.
+    pub budgets: Budgets,
+}
+
+/// The broker-wide memory budgets (`limits.*_bytes_in_flight_max`) and how long a request
+/// waits for bytes before it is answered 503.
+#[derive(Clone, Debug)]
+pub struct Budgets {
+    /// Request bodies being read and handled (the HTTP layer reserves them).
+    pub body: Budget,
+    /// Fetch answers read on this broker as leader, until sent.
+    pub fetch: Budget,
+    pub wait: Duration,
+}
+
+impl Budgets {
+    pub fn new(body_bytes: u64, fetch_bytes: u64, wait: Duration) -> Budgets {
+        Budgets {
+            body: Budget::new("request body", body_bytes),
+            fetch: Budget::new("fetch", fetch_bytes),
+            wait,
+        }
+    }
 }
 
 /// The operations of one broker. Its parts are private: layers above call its methods.
@@ -145,6 +170,10 @@ pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 impl Broker {
     pub fn new(parts: BrokerParts) -> Broker {
         Broker { parts }
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.parts.budgets
     }
 
     pub fn limits(&self) -> &Limits {

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audit::UnsealedEvent;
+use crate::budget::Reservation;
 use crate::cluster::groups::{OffsetReset, TopicPartition};
 use crate::cluster::{MetaError, MetaOutput, METADATA_GROUP};
 use crate::partition::dedup::ProducerStamp;
@@ -165,6 +166,22 @@ impl GroupDescription {
     }
 }
 
+/// Bytes of this broker's fetch budget that an answer holds while it is in this process, given
+/// back when the last clone is dropped. Not part of the wire format: a peer's answer arrives
+/// holding none.
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    _reservation: Option<std::sync::Arc<Reservation>>,
+}
+
+impl Held {
+    pub fn new(reservation: Reservation) -> Held {
+        Held {
+            _reservation: Some(std::sync::Arc::new(reservation)),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ForwardReply {
     Produced {
@@ -175,6 +192,9 @@ pub enum ForwardReply {
         offset: u64,
         high_watermark: u64,
         log_start_offset: u64,
+        /// The fetch budget the records hold on this broker; never sent.
+        #[serde(skip)]
+        held: Held,
     },
     Described(GroupDescription),
     Meta {
@@ -324,6 +344,8 @@ pub enum Refusal {
     /// Appended last: variants are encoded by position.
     #[error("{0}")]
     TooMany(String),
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 #[cfg(test)]

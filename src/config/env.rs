@@ -64,6 +64,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("auth", "failure_audit_interval_ms"),
     ("auth", "failure_audit_sources_max"),
     ("storage", "requests_per_commit_max"),
+    ("storage", "cache_bytes_max"),
     ("raft", "tick_ms"),
     ("raft", "election_timeout_ticks"),
     ("raft", "heartbeat_interval_ticks"),
@@ -85,6 +86,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("limits", "streams_max"),
     ("limits", "streams_per_principal_max"),
     ("limits", "stream_keepalive_ms"),
+    ("limits", "body_bytes_in_flight_max"),
+    ("limits", "fetch_bytes_in_flight_max"),
+    ("limits", "budget_wait_ms"),
 ];
 
 /// Applies every configuration variable in `variables` to `raw`; returns the dotted keys
@@ -140,6 +144,10 @@ fn number(value: &str) -> Result<u64, String> {
         .map_err(|_| format!("{value:?} is not a non-negative integer"))
 }
 
+fn bytes(value: &str) -> Result<u64, String> {
+    super::units::parse_bytes(value)
+}
+
 fn boolean(value: &str) -> Result<bool, String> {
     match value.trim() {
         "true" => Ok(true),
@@ -165,10 +173,10 @@ fn set(raw: &mut RawConfig, section: &str, key: &str, value: &str) -> Result<(),
         ("http", "cert") => raw.http.cert = optional(value),
         ("http", "key") => raw.http.key = optional(value),
         ("http", "workers") => raw.http.workers = number(value)?,
-        ("http", "body_bytes_max") => raw.http.body_bytes_max = number(value)?,
+        ("http", "body_bytes_max") => raw.http.body_bytes_max = bytes(value)?,
         ("http", "records_per_batch_max") => raw.http.records_per_batch_max = number(value)?,
-        ("http", "record_bytes_max") => raw.http.record_bytes_max = number(value)?,
-        ("http", "fetch_bytes_max") => raw.http.fetch_bytes_max = number(value)?,
+        ("http", "record_bytes_max") => raw.http.record_bytes_max = bytes(value)?,
+        ("http", "fetch_bytes_max") => raw.http.fetch_bytes_max = bytes(value)?,
         ("http", "fetch_records_max") => raw.http.fetch_records_max = number(value)?,
         ("http", "wait_ms_max") => raw.http.wait_ms_max = number(value)?,
         ("http", "connections_max") => raw.http.connections_max = number(value)?,
@@ -206,7 +214,7 @@ fn set_lower_sections(
         ("auth", "audience") => raw.auth.audience = text(),
         ("auth", "token_ttl_s") => raw.auth.token_ttl_s = number(value)?,
         ("auth", "leeway_s") => raw.auth.leeway_s = number(value)?,
-        ("auth", "token_bytes_max") => raw.auth.token_bytes_max = number(value)?,
+        ("auth", "token_bytes_max") => raw.auth.token_bytes_max = bytes(value)?,
         ("auth", "admin_username") => raw.auth.admin_username = text(),
         ("auth", "login_failures_max") => raw.auth.login_failures_max = number(value)?,
         ("auth", "login_window_s") => raw.auth.login_window_s = number(value)?,
@@ -221,6 +229,7 @@ fn set_lower_sections(
         ("storage", "requests_per_commit_max") => {
             raw.storage.requests_per_commit_max = number(value)?
         }
+        ("storage", "cache_bytes_max") => raw.storage.cache_bytes_max = bytes(value)?,
         ("raft", "tick_ms") => raw.raft.tick_ms = number(value)?,
         ("raft", "election_timeout_ticks") => raw.raft.election_timeout_ticks = number(value)?,
         ("raft", "heartbeat_interval_ticks") => raw.raft.heartbeat_interval_ticks = number(value)?,
@@ -228,11 +237,11 @@ fn set_lower_sections(
         ("topics", "default_partitions") => raw.topics.default_partitions = number(value)?,
         ("topics", "default_retention_ms") => raw.topics.default_retention_ms = number(value)?,
         ("topics", "audit_retention_ms") => raw.topics.audit_retention_ms = number(value)?,
-        ("topics", "audit_retention_bytes") => raw.topics.audit_retention_bytes = number(value)?,
+        ("topics", "audit_retention_bytes") => raw.topics.audit_retention_bytes = bytes(value)?,
         ("topics", "default_retention_bytes") => {
             raw.topics.default_retention_bytes = match value.trim() {
                 "" => None,
-                digits => Some(number(digits)?),
+                size => Some(bytes(size)?),
             }
         }
         ("topics", "partitions_max") => raw.topics.partitions_max = number(value)?,
@@ -249,6 +258,13 @@ fn set_lower_sections(
             raw.limits.streams_per_principal_max = number(value)?
         }
         ("limits", "stream_keepalive_ms") => raw.limits.stream_keepalive_ms = number(value)?,
+        ("limits", "body_bytes_in_flight_max") => {
+            raw.limits.body_bytes_in_flight_max = bytes(value)?
+        }
+        ("limits", "fetch_bytes_in_flight_max") => {
+            raw.limits.fetch_bytes_in_flight_max = bytes(value)?
+        }
+        ("limits", "budget_wait_ms") => raw.limits.budget_wait_ms = number(value)?,
         _ => {
             let known: Vec<&str> = KEYS
                 .iter()

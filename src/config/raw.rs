@@ -50,9 +50,12 @@ pub struct RawHttp {
     pub cert: Option<String>,
     pub key: Option<String>,
     pub workers: u64,
+    #[serde(with = "super::units::bytes")]
     pub body_bytes_max: u64,
     pub records_per_batch_max: u64,
+    #[serde(with = "super::units::bytes")]
     pub record_bytes_max: u64,
+    #[serde(with = "super::units::bytes")]
     pub fetch_bytes_max: u64,
     pub fetch_records_max: u64,
     pub wait_ms_max: u64,
@@ -126,6 +129,7 @@ pub struct RawAuth {
     pub audience: String,
     pub token_ttl_s: u64,
     pub leeway_s: u64,
+    #[serde(with = "super::units::bytes")]
     pub token_bytes_max: u64,
     pub admin_username: String,
     pub login_failures_max: u64,
@@ -159,12 +163,15 @@ impl Default for RawAuth {
 #[serde(default, deny_unknown_fields)]
 pub struct RawStorage {
     pub requests_per_commit_max: u64,
+    #[serde(with = "super::units::bytes")]
+    pub cache_bytes_max: u64,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
             requests_per_commit_max: 1024,
+            cache_bytes_max: 32 * MIB,
         }
     }
 }
@@ -194,10 +201,12 @@ impl Default for RawRaft {
 pub struct RawTopics {
     pub default_partitions: u64,
     pub default_retention_ms: u64,
+    #[serde(with = "super::units::optional_bytes")]
     pub default_retention_bytes: Option<u64>,
     pub partitions_max: u64,
     pub retention_check_ms: u64,
     pub audit_retention_ms: u64,
+    #[serde(with = "super::units::bytes")]
     pub audit_retention_bytes: u64,
 }
 
@@ -248,6 +257,11 @@ pub struct RawLimits {
     pub streams_max: u64,
     pub streams_per_principal_max: u64,
     pub stream_keepalive_ms: u64,
+    #[serde(with = "super::units::bytes")]
+    pub body_bytes_in_flight_max: u64,
+    #[serde(with = "super::units::bytes")]
+    pub fetch_bytes_in_flight_max: u64,
+    pub budget_wait_ms: u64,
 }
 
 impl Default for RawLimits {
@@ -256,6 +270,9 @@ impl Default for RawLimits {
             streams_max: 1000,
             streams_per_principal_max: 100,
             stream_keepalive_ms: 15_000,
+            body_bytes_in_flight_max: 32 * MIB,
+            fetch_bytes_in_flight_max: 32 * MIB,
+            budget_wait_ms: 2_000,
         }
     }
 }

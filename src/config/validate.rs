@@ -145,8 +145,15 @@ pub(super) fn validate(
             1,
             65_536,
         )?,
+        cache_bytes_max: checker.size(
+            "storage.cache_bytes_max",
+            raw.storage.cache_bytes_max,
+            MIB,
+            1024 * 1024 * MIB,
+        )?,
     };
     let cluster = cluster(&checker, &raw.cluster, broker.id, peer.as_ref())?;
+    let limits = limits(&checker, &raw.limits, &http)?;
     Ok(Config {
         broker,
         http,
@@ -156,11 +163,15 @@ pub(super) fn validate(
         storage,
         raft: raft(&checker, &raw.raft)?,
         topics: topics(&checker, &raw.topics)?,
-        limits: limits(&checker, &raw.limits)?,
+        limits,
     })
 }
 
-fn limits(checker: &Checker<'_>, raw: &RawLimits) -> Result<LimitsConfig, ConfigError> {
+fn limits(
+    checker: &Checker<'_>,
+    raw: &RawLimits,
+    http: &HttpConfig,
+) -> Result<LimitsConfig, ConfigError> {
     Ok(LimitsConfig {
         streams_max: checker.size("limits.streams_max", raw.streams_max, 1, 1_000_000)?,
         streams_per_principal_max: checker.size(
@@ -175,6 +186,19 @@ fn limits(checker: &Checker<'_>, raw: &RawLimits) -> Result<LimitsConfig, Config
             100,
             300_000,
         )?,
+        body_bytes_in_flight_max: checker.range(
+            "limits.body_bytes_in_flight_max",
+            raw.body_bytes_in_flight_max,
+            http.body_bytes_max as u64,
+            1024 * GIB,
+        )?,
+        fetch_bytes_in_flight_max: checker.range(
+            "limits.fetch_bytes_in_flight_max",
+            raw.fetch_bytes_in_flight_max,
+            http.record_bytes_max as u64,
+            1024 * GIB,
+        )?,
+        budget_wait_ms: checker.range("limits.budget_wait_ms", raw.budget_wait_ms, 1, 60_000)?,
     })
 }
 

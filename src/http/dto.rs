@@ -83,6 +83,56 @@ pub fn records_json_bytes(records: &[FetchedRecord]) -> usize {
         + 256
 }
 
+/// Bytes of JSON a fetch answer is written in at a time: the body is produced chunk by chunk as
+/// the connection takes it, so an answer never exists twice over (records and JSON) in memory.
+const FETCH_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The JSON of a `wire::FetchResponse`, byte for byte, written lazily: the records are turned
+/// into JSON a chunk at a time when the connection asks for more, and each record's memory is
+/// freed once written. `held` (the fetch budget the records hold) is kept until the last chunk.
+pub fn fetch_body(
+    records: Vec<FetchedRecord>,
+    next_offset: u64,
+    high_watermark: u64,
+    log_start_offset: u64,
+    held: crate::broker::Held,
+) -> impl Iterator<Item = Result<actix_web::web::Bytes, std::convert::Infallible>> {
+    let mut records = records.into_iter().peekable();
+    let mut state = Some((false, held));
+    std::iter::from_fn(move || {
+        let (started, held) = state.take()?;
+        let mut chunk = Vec::with_capacity(FETCH_CHUNK_BYTES + FETCH_CHUNK_BYTES / 4);
+        if !started {
+            chunk.extend_from_slice(b"{\"records\":[");
+        }
+        let mut first = !started;
+        while chunk.len() < FETCH_CHUNK_BYTES {
+            let Some(record) = records.next() else {
+                break;
+            };
+            if !first {
+                chunk.push(b',');
+            }
+            first = false;
+            let record = wire::FetchedRecord::from(record);
+            serde_json::to_writer(&mut chunk, &record).expect("a record serializes to a Vec");
+        }
+        if records.peek().is_none() {
+            chunk.extend_from_slice(
+                format!(
+                    "],\"next_offset\":{next_offset},\"high_watermark\":{high_watermark},\
+                     \"log_start_offset\":{log_start_offset}}}"
+                )
+                .as_bytes(),
+            );
+            drop(held);
+        } else {
+            state = Some((true, held));
+        }
+        Some(Ok(actix_web::web::Bytes::from(chunk)))
+    })
+}
+
 /// Serializes `value` into a buffer of `capacity` bytes and answers it as JSON.
 pub fn json_response<T: Serialize>(
     mut builder: actix_web::HttpResponseBuilder,

@@ -34,8 +34,58 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// Labels of the memory-budget gauges: `pool` is `body` or `fetch`, `kind` is `used` or `total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub pool: &'static str,
+    pub kind: &'static str,
+}
+
+/// The process's memory as the kernel counts it, read at each scrape.
+struct Memory {
+    resident: Gauge,
+    resident_peak: Gauge,
+    budgets: Family<BudgetLabels, Gauge>,
+    pools: Option<crate::broker::Budgets>,
+}
+
+impl Memory {
+    fn refresh(&self) {
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            for (key, gauge) in [("VmRSS:", &self.resident), ("VmHWM:", &self.resident_peak)] {
+                let kib = status
+                    .lines()
+                    .find_map(|line| line.strip_prefix(key))
+                    .and_then(|rest| {
+                        rest.trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse::<i64>()
+                            .ok()
+                    });
+                if let Some(kib) = kib {
+                    gauge.set(kib * 1024);
+                }
+            }
+        }
+        if let Some(pools) = &self.pools {
+            for (pool, budget) in [("body", &pools.body), ("fetch", &pools.fetch)] {
+                for (kind, bytes) in [
+                    ("used", budget.used_bytes()),
+                    ("total", budget.total_bytes()),
+                ] {
+                    self.budgets
+                        .get_or_create(&BudgetLabels { pool, kind })
+                        .set(bytes as i64);
+                }
+            }
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    memory: Memory,
     pub requests: Family<RequestLabels, Counter>,
     pub request_seconds: Histogram,
     pub produced_records: Counter,
@@ -47,7 +97,36 @@ pub struct Metrics {
 impl Metrics {
     /// The registry of one broker's HTTP layer, with the admission series of its listeners.
     pub fn new(admission: &AdmissionMetrics) -> Metrics {
+        Metrics::with_budgets(admission, None)
+    }
+
+    /// Also reports how much of each memory budget is in use.
+    pub fn with_budgets(
+        admission: &AdmissionMetrics,
+        pools: Option<crate::broker::Budgets>,
+    ) -> Metrics {
         let mut registry = Registry::with_prefix("palisade");
+        let memory = Memory {
+            resident: Gauge::default(),
+            resident_peak: Gauge::default(),
+            budgets: Family::default(),
+            pools,
+        };
+        registry.register(
+            "process_resident_bytes",
+            "Resident memory of the broker process (VmRSS)",
+            memory.resident.clone(),
+        );
+        registry.register(
+            "process_resident_peak_bytes",
+            "Peak resident memory of the broker process since it started (VmHWM)",
+            memory.resident_peak.clone(),
+        );
+        registry.register(
+            "memory_budget_bytes",
+            "Bytes of each memory budget (limits.*_bytes_in_flight_max) in use and in total",
+            memory.budgets.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         let request_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let produced_records = Counter::default();
@@ -112,6 +191,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            memory,
             requests,
             request_seconds,
             produced_records,
@@ -121,6 +201,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        self.memory.refresh();
         let mut text = String::new();
         if let Err(error) = encode(&mut text, &self.registry) {
             tracing::error!(%error, "cannot encode metrics");

@@ -2,6 +2,7 @@
 //! error → status mapping, metrics, and the listener that admits each connection (`listener`).
 //! Business decisions live in `broker` and below.
 
+mod body_budget;
 pub mod dto;
 pub mod dto_groups;
 pub mod error;
@@ -186,7 +187,10 @@ pub fn serve(
     broker: Arc<Broker>,
     settings: HttpSettings,
 ) -> std::io::Result<Server> {
-    let metrics = Arc::new(Metrics::new(&settings.admission));
+    let metrics = Arc::new(Metrics::with_budgets(
+        &settings.admission,
+        Some(broker.budgets().clone()),
+    ));
     let stream_slots = sse::StreamSlots::new(
         broker.limits().streams_max,
         broker.limits().streams_per_principal_max,
@@ -205,8 +209,10 @@ pub fn serve(
                     .error_handler(json_error),
             )
             .app_data(web::PayloadConfig::default().limit(body_bytes_max))
+            .app_data(body_budget::BodyBytesMax(body_bytes_max))
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
+            .wrap(actix_web::middleware::from_fn(body_budget::reserve_body))
             .wrap(actix_web::middleware::from_fn(extract::authenticate_first))
             .wrap_fn(move |request, service| {
                 let id = new_request_id();

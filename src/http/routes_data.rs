@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::dto::{json_response, record_from_wire, records_json_bytes};
+use super::dto::{fetch_body, record_from_wire};
 use super::extract::{request_info, Authenticated};
 use super::metrics::Metrics;
 use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, NewTopic, ProduceRecord};
 use crate::wire::{
-    CreateTopic, FetchQuery, FetchResponse, FetchedRecord, ProduceBody, ProduceResponse,
-    RecordPosition, TokenRequest, TokenResponse, TopicList, Whoami,
+    CreateTopic, FetchQuery, ProduceBody, ProduceResponse, RecordPosition, TokenRequest,
+    TokenResponse, TopicList, Whoami,
 };
 
 type State = web::Data<Arc<Broker>>;
@@ -166,18 +166,15 @@ pub async fn fetch(
     };
     let fetched = broker.fetch(&caller.0, &topic, partition, request).await?;
     metrics.fetched_records.inc_by(fetched.records.len() as u64);
-    let capacity = records_json_bytes(&fetched.records);
-    let mut builder = HttpResponse::Ok();
-    builder.insert_header((LEADER_HEADER, fetched.leader.to_string()));
-    let response = FetchResponse {
-        records: fetched
-            .records
-            .into_iter()
-            .map(FetchedRecord::from)
-            .collect(),
-        next_offset: fetched.next_offset,
-        high_watermark: fetched.high_watermark,
-        log_start_offset: fetched.log_start_offset,
-    };
-    Ok(json_response(builder, &response, capacity))
+    let body = fetch_body(
+        fetched.records,
+        fetched.next_offset,
+        fetched.high_watermark,
+        fetched.log_start_offset,
+        fetched.held,
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((LEADER_HEADER, fetched.leader.to_string()))
+        .content_type(actix_web::http::header::ContentType::json())
+        .streaming(futures_util::stream::iter(body)))
 }

@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::dto::{json_response, record_from_wire, records_json_bytes};
+use super::dto::{fetch_body, json_response, record_from_wire};
 use crate::broker::groups::{GroupRecords, MemberView, PartitionRecords};
 use crate::broker::FetchedRecord;
 use crate::broker::Record;
@@ -75,6 +75,57 @@ async fn topic_answer_reads_back_on_the_client() {
     assert_eq!(topic.retention_bytes, None);
 }
 
+/// The fetch route's body, as the connection would take it chunk by chunk.
+fn streamed(records: Vec<FetchedRecord>, next: u64, high: u64, start: u64) -> Vec<u8> {
+    let chunks = fetch_body(records, next, high, start, crate::broker::Held::default());
+    chunks
+        .flat_map(|chunk| chunk.expect("infallible").to_vec())
+        .collect()
+}
+
+#[test]
+fn a_streamed_fetch_answer_is_the_json_of_the_answer_in_every_size() {
+    for count in [0usize, 1, 2, 63, 64, 65, 1_000] {
+        // 1 KiB values, so the larger answers span many 64 KiB chunks.
+        let records: Vec<FetchedRecord> = (0..count as u64)
+            .map(|n| fetched(n, &vec![b'a' + (n % 26) as u8; 1024], n % 3 != 0))
+            .collect();
+        let whole = wire::FetchResponse {
+            records: records
+                .iter()
+                .cloned()
+                .map(wire::FetchedRecord::from)
+                .collect(),
+            next_offset: count as u64,
+            high_watermark: 5_000,
+            log_start_offset: 3,
+        };
+        let expected = serde_json::to_vec(&whole).expect("serializes");
+        let chunks: Vec<_> = fetch_body(
+            records,
+            count as u64,
+            5_000,
+            3,
+            crate::broker::Held::default(),
+        )
+        .collect();
+        assert!(
+            chunks.len() > count / 80,
+            "{count} records in {} chunks",
+            chunks.len()
+        );
+        let bytes: Vec<u8> = chunks
+            .into_iter()
+            .flat_map(|chunk| chunk.expect("infallible").to_vec())
+            .collect();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            String::from_utf8(expected).unwrap(),
+            "{count} records"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn fetch_answer_with_text_and_binary_values_reads_back_on_the_client() {
     let records = vec![
@@ -83,17 +134,17 @@ async fn fetch_answer_with_text_and_binary_values_reads_back_on_the_client() {
         // Sent as text but not UTF-8: answered as base64 rather than mangled.
         fetched(19, &[0xff, 0xfe], true),
     ];
-    let capacity = records_json_bytes(&records);
     let answer = wire::FetchResponse {
-        records: records.into_iter().map(wire::FetchedRecord::from).collect(),
+        records: records
+            .iter()
+            .cloned()
+            .map(wire::FetchedRecord::from)
+            .collect(),
         next_offset: 20,
         high_watermark: 20,
         log_start_offset: 0,
     };
-    let response = json_response(HttpResponse::Ok(), &answer, capacity);
-    let bytes = actix_web::body::to_bytes(response.into_body())
-        .await
-        .expect("body reads");
+    let bytes = streamed(records, 20, 20, 0);
     assert_eq!(
         std::str::from_utf8(&bytes).expect("UTF-8"),
         concat!(
@@ -103,7 +154,6 @@ async fn fetch_answer_with_text_and_binary_values_reads_back_on_the_client() {
             r#""next_offset":20,"high_watermark":20,"log_start_offset":0}"#
         )
     );
-    assert!(bytes.len() <= capacity, "the sized buffer holds the answer");
     let read: wire::FetchResponse = client_reads(&bytes);
     assert_eq!(read, answer);
     assert_eq!(read.records[0].value.as_deref(), Some("text"));

@@ -16,6 +16,9 @@ use super::tables::{APPLIED, ENTRIES, HARD_STATE, OFFSETS, SNAPSHOT_DATA, SNAPSH
 use super::{GroupRecovery, StorageError};
 use crate::raft::{Entry, GroupId, LogIndex, Snapshot, Term};
 
+/// The page cache of `Store::open`: the default of `storage.cache_bytes_max`.
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// A shared handle to the broker database. Cheap to clone; all clones share one file.
 #[derive(Clone)]
 pub struct Store {
@@ -28,9 +31,18 @@ struct Shared {
 }
 
 impl Store {
-    /// Opens (or creates) the database file at `path` and makes sure every table exists.
+    /// Opens (or creates) the database file at `path` with a `DEFAULT_CACHE_BYTES` cache.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
-        let database = Database::create(path)?;
+        Store::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the database file at `path` and makes sure every table exists.
+    /// `cache_bytes` bounds redb's page cache (its read cache and write buffer together); redb's
+    /// own default is 1 GiB per database.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StorageError> {
+        let database = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         let mut transaction = database.begin_write()?;
         transaction.set_durability(Durability::Immediate)?;
         {

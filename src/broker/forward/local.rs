@@ -8,10 +8,15 @@
 use tokio::sync::oneshot;
 
 use super::super::peer_wire::{
-    ForwardReply, ForwardRequest, GroupDescription, PeerAnswer, PeerRefusal,
+    ForwardReply, ForwardRequest, GroupDescription, Held, PeerAnswer, PeerRefusal,
 };
 use super::super::{Broker, BrokerError};
 use super::Answer;
+
+/// The least a fetch reads when the fetch budget is short: 64 KiB (or its own limit if smaller).
+/// Past the floor it waits for bytes, and then answers 503. A record larger than the grant is
+/// still returned whole, so a consumer never stalls on one.
+const FETCH_FLOOR_BYTES: u64 = 64 * 1024;
 use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::METADATA_GROUP;
@@ -197,16 +202,30 @@ impl Broker {
         let window = wait
             .await
             .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+        // Bytes are reserved once records are there to read, never while a long poll waits.
+        let budgets = &self.parts.budgets;
+        let floor = FETCH_FLOOR_BYTES.min(limits.bytes_max);
+        let mut reservation = budgets
+            .fetch
+            .reserve(limits.bytes_max, floor, budgets.wait)
+            .await
+            .map_err(|exhausted| BrokerError::Overloaded(exhausted.to_string()))?;
+        let limits = FetchLimits {
+            bytes_max: limits.bytes_max.min(reservation.bytes()),
+            ..limits
+        };
         let store = self.parts.store.clone();
         let records =
             tokio::task::spawn_blocking(move || read_records(&store, group, window, limits))
                 .await
                 .map_err(|error| BrokerError::Internal(error.to_string()))??;
+        reservation.shrink_to(records.iter().map(|r| r.record.size_bytes()).sum());
         Ok(ForwardReply::Fetched {
             records,
             offset: window.offset,
             high_watermark: window.high_watermark,
             log_start_offset: window.log_start_offset,
+            held: Held::new(reservation),
         })
     }
 

@@ -44,6 +44,7 @@ impl Failure {
             | BrokerError::TooLarge(_)
             | BrokerError::RateLimited { .. }
             | BrokerError::TooMany(_)
+            | BrokerError::Overloaded(_)
             | BrokerError::OffsetOutOfRange { .. }
             | BrokerError::AuditUnavailable(_)
             | BrokerError::Internal(_)) => Failure::Refused(refused),
