@@ -23,6 +23,7 @@ pub mod retention;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
@@ -62,7 +63,15 @@ pub struct ReplicaHandle<M: StateMachine> {
     pub group: GroupId,
     pub addr: Addr<Replica<M>>,
     pub status: watch::Receiver<ReplicaStatus>,
+    /// Write slots (`WRITES_IN_FLIGHT_MAX`): a client write (produce, offset commit) takes one
+    /// before its message is sent and holds it until the write is answered.
+    pub writes: Arc<tokio::sync::Semaphore>,
 }
+
+/// Client writes one partition replica holds at once, queued in its mailbox or proposed and
+/// not yet answered. A write that finds none free waits up to `limits.budget_wait_ms` and is
+/// then answered 503 `overloaded`, so neither the mailbox nor the proposals grow with load.
+pub const WRITES_IN_FLIGHT_MAX: usize = 1024;
 
 impl<M: StateMachine> Clone for ReplicaHandle<M> {
     fn clone(&self) -> Self {
@@ -70,6 +79,7 @@ impl<M: StateMachine> Clone for ReplicaHandle<M> {
             group: self.group,
             addr: self.addr.clone(),
             status: self.status.clone(),
+            writes: self.writes.clone(),
         }
     }
 }
@@ -201,6 +211,7 @@ impl Host {
             group,
             addr,
             status,
+            writes: Arc::new(tokio::sync::Semaphore::new(WRITES_IN_FLIGHT_MAX)),
         })
     }
 

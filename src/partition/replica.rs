@@ -652,7 +652,9 @@ impl<M: StateMachine> Actor for Replica<M> {
     }
 }
 
-/// Bound on queued messages per replica; senders wait (backpressure) past it.
+/// Bound on messages queued per replica for senders that use `send` or `try_send` (they wait or
+/// fail past it). `do_send` ignores it: client writes are bounded before they are sent, by the
+/// handle's write slots (`WRITES_IN_FLIGHT_MAX`), and peer messages by the peer link's queue.
 pub const MAILBOX_CAPACITY: usize = 4096;
 
 impl<M: StateMachine> Handler<Persisted> for Replica<M> {

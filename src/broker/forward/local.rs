@@ -158,13 +158,16 @@ impl Broker {
         timestamp_ms: u64,
     ) -> Answer {
         let handle = self.leading_partition(group)?;
+        let slot = self.write_slot(&handle).await?;
         let (reply, wait) = oneshot::channel();
         handle.addr.do_send(Produce {
             records,
             timestamp_ms,
             reply,
         });
-        produced(wait).await
+        let answer = produced(wait).await;
+        drop(slot);
+        answer
     }
 
     async fn idempotent_produce_local(
@@ -175,6 +178,7 @@ impl Broker {
         stamp: ProducerStamp,
     ) -> Answer {
         let handle = self.leading_partition(group)?;
+        let slot = self.write_slot(&handle).await?;
         let (reply, wait) = oneshot::channel();
         handle.addr.do_send(IdempotentProduce {
             records,
@@ -182,7 +186,9 @@ impl Broker {
             stamp,
             reply,
         });
-        produced(wait).await
+        let answer = produced(wait).await;
+        drop(slot);
+        answer
     }
 
     pub(in crate::broker) async fn fetch_local(
@@ -300,6 +306,26 @@ impl Broker {
 }
 
 /// The answer to a produce once the partition applied (or refused) it.
+impl Broker {
+    /// One of the partition's write slots, waiting up to `limits.budget_wait_ms` for it; then
+    /// 503 `overloaded`, with nothing sent to the replica.
+    pub(in crate::broker) async fn write_slot(
+        &self,
+        handle: &PartitionHandle,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, BrokerError> {
+        let wait = self.parts.budgets.wait;
+        match tokio::time::timeout(wait, handle.writes.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            Ok(Err(_)) | Err(_) => Err(BrokerError::Overloaded(format!(
+                "partition group {} already holds {} writes in flight; none finished within {} ms",
+                handle.group.0,
+                crate::partition::WRITES_IN_FLIGHT_MAX,
+                wait.as_millis()
+            ))),
+        }
+    }
+}
+
 async fn produced(wait: oneshot::Receiver<Result<AppendResult, ReplicaError>>) -> Answer {
     let appended = wait
         .await

@@ -49,7 +49,7 @@ impl Broker {
                 offset,
             } => {
                 let handle = self.leading_partition(partition_group)?;
-                commit(&handle, consumer_group, offset).await?;
+                commit(self, &handle, consumer_group, offset).await?;
                 Ok(ForwardReply::Done)
             }
             GroupCall::Fetch {
@@ -143,7 +143,7 @@ impl Broker {
             (Some(offset), _) => Ok(offset.clamp(log_start_offset, high_watermark)),
             (None, OffsetReset::Earliest) => Ok(log_start_offset),
             (None, OffsetReset::Latest) => {
-                commit(handle, consumer_group, high_watermark).await?;
+                commit(self, handle, consumer_group, high_watermark).await?;
                 Ok(high_watermark)
             }
         }
@@ -169,10 +169,12 @@ async fn committed(
 }
 
 async fn commit(
+    broker: &Broker,
     handle: &PartitionHandle,
     consumer_group: String,
     offset: u64,
 ) -> Result<(), BrokerError> {
+    let _slot = broker.write_slot(handle).await?;
     let (reply, wait) = oneshot::channel();
     handle.addr.do_send(CommitOffset {
         consumer_group,
