@@ -270,8 +270,8 @@ impl Default for RawLimits {
             streams_max: 1000,
             streams_per_principal_max: 100,
             stream_keepalive_ms: 15_000,
-            body_bytes_in_flight_max: 32 * MIB,
-            fetch_bytes_in_flight_max: 32 * MIB,
+            body_bytes_in_flight_max: 16 * MIB,
+            fetch_bytes_in_flight_max: 16 * MIB,
             budget_wait_ms: 2_000,
         }
     }

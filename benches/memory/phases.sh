@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Peak resident memory of each broker after a produce and after a consume of everything.
+#   benches/memory/phases.sh BROKERS RF      (run from the project root after cargo build --release)
+# Env: DUR (produce seconds, default 15), PAL (binary), KEEP=1 keeps the cluster directory.
+# Prints throughput and VmHWM/VmRSS in MiB per broker; the numbers are read, never asserted.
+set -u
+PAL=${PAL:-$(pwd)/target/release/palisade}
+n=${1:-1}; rf=${2:-1}; d=$(mktemp -d -t palisade-memory.XXXX)
+"$PAL" dev --brokers "$n" --dir "$d" --http-port-base 0 > "$d/dev.out" 2>&1 &
+dev=$!
+for _ in $(seq 120); do [ -s "$d/cluster.json" ] && break; sleep 0.5; done
+url=$(jq -r '.brokers[0].http' "$d/cluster.json"); ca=$(jq -r .ca_cert "$d/cluster.json")
+pass=$(jq -r .admin.password "$d/cluster.json"); pids=$(jq -r '.brokers[].pid' "$d/cluster.json")
+tok=$(curl -s --cacert "$ca" -H 'content-type: application/json' \
+  -d "{\"username\":\"admin\",\"password\":\"$pass\"}" "$url/v1/auth/token" | jq -r .access_token)
+field() { for p in $pids; do awk -v k="$1" '$1==k {printf "%d ", $2/1024}' "/proc/$p/status"; done; }
+echo "idle rss: $(field VmRSS:)"
+PALISADE_TOKEN=$tok "$PAL" bench produce --url "$url" --ca-cert "$ca" --connections 16 --batch 100 \
+  --record-bytes 1024 --duration-s "${DUR:-15}" --partitions 16 --replication-factor "$rf" --json \
+  | jq -c '{produce_per_s: .records_per_s, p99_ms: .latency_ms.p99, errors}'
+echo "after produce: peak $(field VmHWM:) rss $(field VmRSS:)"
+PALISADE_TOKEN=$tok "$PAL" bench consume --url "$url" --ca-cert "$ca" --connections 16 --json \
+  | jq -c '{consume_per_s: .records_per_s, errors}'
+echo "after consume: peak $(field VmHWM:) rss $(field VmRSS:)"
+kill "$dev"; wait "$dev" 2>/dev/null
+if [ -n "${KEEP:-}" ]; then echo "kept $d"; else rm -rf "$d"; fi
