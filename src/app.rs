@@ -81,7 +81,9 @@ pub async fn run(
     );
     let controller_view = peers::ControllerView::default();
     let host = match &peers {
-        Some(_) => host.with_directory(peers::replica_directory(&config, controller_view.clone())),
+        Some(peers) => host
+            .with_directory(peers::replica_directory(&config, controller_view.clone()))
+            .with_links(peers.link_probe()),
         None => host,
     };
     let host = Arc::new(host);
@@ -93,7 +95,7 @@ pub async fn run(
     let caller = peers.as_ref().map(Peers::caller);
     let running = peers.map(|p| p.run(controller.replica().clone(), registry.clone()));
     wait_controller(&config, &controller).await?;
-    if let Some((network, _, _)) = &running {
+    if let Some((network, _)) = &running {
         actix_web::rt::spawn(peers::follow_brokers(
             network.clone(),
             config.cluster.brokers.clone(),
@@ -118,9 +120,9 @@ pub async fn run(
         audit_group,
         clock.clone(),
     ));
-    let liveness = running.as_ref().map(|(_, liveness, _)| {
-        let liveness = liveness.clone();
-        Arc::new(move |id| liveness.silence(id)) as crate::broker::Liveness
+    let liveness = running.as_ref().map(|(network, _)| {
+        let network = network.clone();
+        Arc::new(move |id| network.silence(crate::raft::NodeId(id))) as crate::broker::Liveness
     });
     let parts = broker_parts(&config, controller, registry.clone(), store, audit);
     let broker = Arc::new(Broker::new(BrokerParts {
@@ -128,7 +130,7 @@ pub async fn run(
         liveness,
         ..parts
     }));
-    if let Some((_, _, slot)) = &running {
+    if let Some((_, slot)) = &running {
         let _ = slot.set(broker.clone());
     }
     report_self(&config, &broker, http_address).await?;
@@ -143,7 +145,7 @@ pub async fn run(
     serve_until(&config, listener, broker.clone(), admission, shutdown).await?;
     flush_audit_at_stop(&broker).await;
     registry.stop_all();
-    if let Some((network, _, _)) = running {
+    if let Some((network, _)) = running {
         network.shutdown().await;
     }
     Ok(())
@@ -335,6 +337,8 @@ fn replica_settings(config: &Config) -> ReplicaSettings {
         ack: ack_policy(),
         retention_check_ms: config.topics.retention_check_ms,
         entry_bytes_max: entry_bytes_max(),
+        // Idle groups stop ticking; the peer network reports brokers that go away (`PeerDown`).
+        quiesce: config.raft.quiesce,
     }
 }
 

@@ -154,6 +154,8 @@ pub struct RaftConfig {
     pub heartbeat_interval_ticks: u32,
     /// Threads for partition actors; `arbiters = 0` in the file resolves to the core count.
     pub arbiters: usize,
+    /// Idle Raft groups stop their heartbeats and election clocks (`raft::quiesce`).
+    pub quiesce: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -203,7 +203,16 @@ async fn users_acls_and_revocations_reach_every_broker() {
         })
         .await
         .expect("create user via 1");
-    // The user made through broker 1 logs in through broker 3.
+    // The user made through broker 1 logs in through broker 3, once broker 3 has applied the
+    // change (a broker answers from its own replica of the controller state).
+    eventually("alice's account reaching broker 3", || async {
+        cluster
+            .client(3)
+            .login("alice", "alice-password-123")
+            .await
+            .is_ok()
+    })
+    .await;
     let alice = cluster.login(3, "alice", "alice-password-123").await;
     let batch = ProduceRequest {
         records: vec![record("hello".into(), 0)],

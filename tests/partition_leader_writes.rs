@@ -42,6 +42,7 @@ async fn start(dir: &std::path::Path) -> (Host, PartitionHandle) {
         ack: AckPolicy::AfterCommit,
         retention_check_ms: 60_000,
         entry_bytes_max: ENTRY_BYTES_MAX,
+        quiesce: true,
     };
     let host = Host::new(store, writer, settings, 1, None);
     host.ensure_group(GROUP, vec![NodeId(1)])

@@ -6,7 +6,7 @@ mod raft_common;
 
 use palisade::raft::{Canary, NodeId, Term};
 use raft_common::checker::Checker;
-use raft_common::sim::{Sim, Stats};
+use raft_common::sim::{Quiescence, Sim, Stats};
 
 const STEPS_PER_SEED: u64 = 2_000;
 const DEFAULT_SEEDS: u64 = 1_000;
@@ -18,7 +18,17 @@ fn run_seed(
     canary: Option<Canary>,
     stats: &mut Stats,
 ) -> Result<(), String> {
-    let mut sim = Sim::new(seed, canary);
+    run_seed_with(seed, steps, canary, Quiescence::Seeded, stats)
+}
+
+fn run_seed_with(
+    seed: u64,
+    steps: u64,
+    canary: Option<Canary>,
+    quiescence: Quiescence,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let mut sim = Sim::with_quiescence(seed, canary, quiescence);
     for _ in 0..steps {
         sim.step += 1;
         sim.act();
@@ -29,7 +39,9 @@ fn run_seed(
         }
     }
     let election_timeout = u64::from(sim.replicas[0].config.election_timeout_ticks);
-    let outcome = sim.check_liveness(40 * election_timeout);
+    let outcome = sim
+        .check_liveness(40 * election_timeout)
+        .and_then(|_| sim.check_failover(40 * election_timeout));
     stats.seeds += 1;
     stats.steps += steps;
     stats.checks += sim.checker.checks;
@@ -61,6 +73,16 @@ fn simulation_keeps_every_invariant() {
         if let Err(violation) = run_seed(seed, STEPS_PER_SEED, None, &mut stats) {
             panic!(
                 "seed {seed}: {violation}\nreplay: PALISADE_SIM_SEED={seed} cargo test --test raft_sim simulation_keeps_every_invariant -- --nocapture"
+            );
+        }
+    }
+    if env_u64("PALISADE_SIM_SEED").is_none() {
+        // The seeds exercise quiescence: groups went quiet, and quiet replicas were woken by
+        // unreachable members.
+        for kind in ["round_with_quiesced_replicas", "wake_member_down"] {
+            assert!(
+                stats.faults.get(kind).copied().unwrap_or(0) > 0,
+                "no {kind}"
             );
         }
     }
@@ -119,6 +141,29 @@ fn canary_commit_before_quorum_persist_is_caught() {
 #[test]
 fn canary_truncate_committed_is_caught() {
     assert!(seeds_to_catch(Canary::TruncateCommitted) >= 1);
+}
+
+/// Quiesced groups whose replicas are never woken when their leader's broker goes away stay
+/// leaderless: the failover check must say so, or it proves nothing about quiescence.
+#[test]
+fn quiescence_without_wakes_on_link_loss_is_caught() {
+    let budget = env_u64("PALISADE_SIM_CANARY_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    for seed in 0..budget {
+        let mut stats = Stats::default();
+        let outcome = run_seed_with(
+            seed,
+            STEPS_PER_SEED,
+            None,
+            Quiescence::WithoutWakes,
+            &mut stats,
+        );
+        if let Err(violation) = outcome {
+            assert!(violation.contains("crashed"), "seed {seed}: {violation}");
+            println!("quiescence without wakes: caught at seed {seed}: {violation}");
+            return;
+        }
+    }
+    panic!("quiescence without wakes was not caught within {budget} seeds");
 }
 
 #[test]

@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use futures_util::FutureExt as _;
@@ -16,9 +15,11 @@ use crate::broker::forward::{PeerCall, PeerCallError};
 use crate::broker::Broker;
 use crate::cluster::reconcile::is_assigned;
 use crate::cluster::{MetadataMachine, MetadataState, METADATA_GROUP};
-use crate::config::{Config, PeerConfig};
+use crate::config::{Config, PeerConfig, RaftConfig};
 use crate::partition::Registry;
-use crate::partition::{Inbound, OutboundSink, ReplicaDirectory, ReplicaHandle};
+use crate::partition::{
+    Inbound, LinkProbe, OutboundSink, PeerDown, ReplicaDirectory, ReplicaHandle, ReplicaStatus,
+};
 use crate::raft::{GroupId, Message, NodeId};
 use crate::transport::{CallError, PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest};
 
@@ -27,36 +28,11 @@ const INBOUND_QUEUE: usize = 65_536;
 /// Forwarded requests waiting to be started.
 const REQUEST_QUEUE: usize = 4096;
 
-/// When each peer broker was last heard from (any Raft message).
-#[derive(Default)]
-pub struct Liveness {
-    heard: Mutex<HashMap<u64, Instant>>,
-}
-
-impl Liveness {
-    fn heard(&self, broker: u64) {
-        self.heard
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(broker, Instant::now());
-    }
-
-    /// How long ago `broker` was last heard from; `None` if never.
-    pub fn silence(&self, broker: u64) -> Option<Duration> {
-        self.heard
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&broker)
-            .map(Instant::elapsed)
-    }
-}
-
 /// The running peer side, before the broker exists.
 pub struct Peers {
     pub network: Arc<PeerNetwork>,
     inbound: mpsc::Receiver<Message>,
     requests: mpsc::Receiver<PeerRequest>,
-    pub liveness: Arc<Liveness>,
     /// Set once the broker serves; forwarded requests are refused until then.
     pub broker: Arc<OnceLock<Arc<Broker>>>,
 }
@@ -77,7 +53,7 @@ impl Peers {
             ca_cert: peer.ca_cert.clone(),
             cert: peer.cert.clone(),
             key: peer.key.clone(),
-            limits: peer_limits(peer),
+            limits: peer_limits(peer, &config.raft),
             metrics,
         };
         let founders: HashMap<NodeId, SocketAddr> = config
@@ -100,7 +76,6 @@ impl Peers {
             network: Arc::new(network),
             inbound,
             requests,
-            liveness: Arc::new(Liveness::default()),
             broker: Arc::new(OnceLock::new()),
         })
     }
@@ -109,6 +84,12 @@ impl Peers {
     pub fn outbound(&self) -> OutboundSink {
         let network = self.network.clone();
         Arc::new(move |messages| network.send(messages))
+    }
+
+    /// Whether the link to a peer is up, for quiesced replicas.
+    pub fn link_probe(&self) -> LinkProbe {
+        let network = self.network.clone();
+        Arc::new(move |peer| network.is_connected(peer))
     }
 
     /// How the broker calls its peers.
@@ -143,30 +124,35 @@ impl Peers {
         self,
         controller: ReplicaHandle<MetadataMachine>,
         registry: Arc<Registry>,
-    ) -> (Arc<PeerNetwork>, Arc<Liveness>, Arc<OnceLock<Arc<Broker>>>) {
+    ) -> (Arc<PeerNetwork>, Arc<OnceLock<Arc<Broker>>>) {
         let Peers {
             network,
             inbound,
             requests,
-            liveness,
             broker,
         } = self;
-        actix_web::rt::spawn(route_inbound(
-            inbound,
-            controller,
-            registry,
-            liveness.clone(),
+        actix_web::rt::spawn(wake_on_link_loss(
+            network.link_downs(),
+            controller.clone(),
+            registry.clone(),
         ));
+        actix_web::rt::spawn(route_inbound(inbound, controller, registry));
         actix_web::rt::spawn(serve_requests(requests, network.clone(), broker.clone()));
-        (network, liveness, broker)
+        (network, broker)
     }
 }
 
-/// The peer-link limits: the handshake caps and deadlines from the configuration, the rest as
-/// the transport's defaults.
-fn peer_limits(peer: &PeerConfig) -> PeerLimits {
+/// The peer-link limits: the handshake caps and deadlines from the configuration, pings at the
+/// Raft heartbeat interval and silence for one base election timeout, the rest as the
+/// transport's defaults. A broker whose link is silent that long is reported down to quiesced
+/// replicas, which then elect as soon as an unquiesced group would have.
+fn peer_limits(peer: &PeerConfig, raft: &RaftConfig) -> PeerLimits {
     let handshakes = &peer.handshakes;
+    let heartbeat_ms = raft.tick_ms * u64::from(raft.heartbeat_interval_ticks);
+    let election_ms = raft.tick_ms * u64::from(raft.election_timeout_ticks);
     PeerLimits {
+        ping_interval_ms: heartbeat_ms,
+        silence_timeout_ms: election_ms.max(2 * heartbeat_ms),
         handshakes_max: handshakes.handshakes_max,
         handshakes_per_source_max: handshakes.handshakes_per_source_max,
         handshakes_unlisted_max: handshakes.handshakes_unlisted_max,
@@ -176,14 +162,42 @@ fn peer_limits(peer: &PeerConfig) -> PeerLimits {
     }
 }
 
+/// Tells every quiesced replica that depends on a broker when this broker's link to it goes
+/// down: followers it leads, and groups this broker leads with it as a member.
+async fn wake_on_link_loss(
+    mut downs: watch::Receiver<HashMap<NodeId, u64>>,
+    controller: ReplicaHandle<MetadataMachine>,
+    registry: Arc<Registry>,
+) {
+    let mut seen = downs.borrow_and_update().clone();
+    while downs.changed().await.is_ok() {
+        let now = downs.borrow_and_update().clone();
+        for (peer, count) in &now {
+            if seen.get(peer) == Some(count) {
+                continue;
+            }
+            let peer = *peer;
+            let depends = |status: &ReplicaStatus| {
+                status.quiesced
+                    && (status.leader == Some(peer)
+                        || (status.is_leader
+                            && (status.voters.contains(&peer) || status.learners.contains(&peer))))
+            };
+            if depends(&controller.status.borrow()) {
+                controller.addr.do_send(PeerDown(peer));
+            }
+            registry.notify(depends, || PeerDown(peer));
+        }
+        seen = now;
+    }
+}
+
 async fn route_inbound(
     mut inbound: mpsc::Receiver<Message>,
     controller: ReplicaHandle<MetadataMachine>,
     registry: Arc<Registry>,
-    liveness: Arc<Liveness>,
 ) {
     while let Some(message) = inbound.recv().await {
-        liveness.heard(message.from.0);
         if message.group == METADATA_GROUP {
             controller.addr.do_send(Inbound(message));
         } else if let Some(handle) = registry.get(message.group) {

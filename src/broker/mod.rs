@@ -172,6 +172,11 @@ impl Broker {
         Broker { parts }
     }
 
+    /// The partition replicas running on this broker.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.parts.registry
+    }
+
     pub fn budgets(&self) -> &Budgets {
         &self.parts.budgets
     }

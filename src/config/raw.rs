@@ -183,6 +183,7 @@ pub struct RawRaft {
     pub election_timeout_ticks: u64,
     pub heartbeat_interval_ticks: u64,
     pub arbiters: u64,
+    pub quiesce: bool,
 }
 
 impl Default for RawRaft {
@@ -192,6 +193,7 @@ impl Default for RawRaft {
             election_timeout_ticks: 10,
             heartbeat_interval_ticks: 2,
             arbiters: 0,
+            quiesce: true,
         }
     }
 }

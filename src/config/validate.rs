@@ -449,6 +449,7 @@ fn raft(checker: &Checker<'_>, raw: &RawRaft) -> Result<RaftConfig, ConfigError>
         election_timeout_ticks,
         heartbeat_interval_ticks,
         arbiters,
+        quiesce: raw.quiesce,
     })
 }
 

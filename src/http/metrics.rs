@@ -41,12 +41,21 @@ pub struct BudgetLabels {
     pub kind: &'static str,
 }
 
-/// The process's memory as the kernel counts it, read at each scrape.
+/// Labels of the replica gauge: `state` is `active` or `quiesced`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplicaLabels {
+    pub state: &'static str,
+}
+
+/// The process's memory as the kernel counts it, and the broker's pools and replicas, read at
+/// each scrape.
 struct Memory {
     resident: Gauge,
     resident_peak: Gauge,
     budgets: Family<BudgetLabels, Gauge>,
     pools: Option<crate::broker::Budgets>,
+    replicas: Family<ReplicaLabels, Gauge>,
+    registry: Option<std::sync::Arc<crate::partition::Registry>>,
 }
 
 impl Memory {
@@ -66,6 +75,14 @@ impl Memory {
                 if let Some(kib) = kib {
                     gauge.set(kib * 1024);
                 }
+            }
+        }
+        if let Some(registry) = &self.registry {
+            let (total, quiesced) = registry.quiesced_count();
+            for (state, count) in [("active", total - quiesced), ("quiesced", quiesced)] {
+                self.replicas
+                    .get_or_create(&ReplicaLabels { state })
+                    .set(count as i64);
             }
         }
         if let Some(pools) = &self.pools {
@@ -97,13 +114,15 @@ pub struct Metrics {
 impl Metrics {
     /// The registry of one broker's HTTP layer, with the admission series of its listeners.
     pub fn new(admission: &AdmissionMetrics) -> Metrics {
-        Metrics::with_budgets(admission, None)
+        Metrics::with_budgets(admission, None, None)
     }
 
-    /// Also reports how much of each memory budget is in use.
+    /// Also reports how much of each memory budget is in use, and how many partition replicas
+    /// are active and quiesced.
     pub fn with_budgets(
         admission: &AdmissionMetrics,
         pools: Option<crate::broker::Budgets>,
+        replicas: Option<std::sync::Arc<crate::partition::Registry>>,
     ) -> Metrics {
         let mut registry = Registry::with_prefix("palisade");
         let memory = Memory {
@@ -111,6 +130,8 @@ impl Metrics {
             resident_peak: Gauge::default(),
             budgets: Family::default(),
             pools,
+            replicas: Family::default(),
+            registry: replicas,
         };
         registry.register(
             "process_resident_bytes",
@@ -126,6 +147,12 @@ impl Metrics {
             "memory_budget_bytes",
             "Bytes of each memory budget (limits.*_bytes_in_flight_max) in use and in total",
             memory.budgets.clone(),
+        );
+        registry.register(
+            "replicas",
+            "Partition replicas on this broker, active or quiesced (an idle group whose Raft \
+             clock is stopped)",
+            memory.replicas.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
         let request_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));

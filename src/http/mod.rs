@@ -190,6 +190,7 @@ pub fn serve(
     let metrics = Arc::new(Metrics::with_budgets(
         &settings.admission,
         Some(broker.budgets().clone()),
+        Some(broker.registry().clone()),
     ));
     let stream_slots = sse::StreamSlots::new(
         broker.limits().streams_max,

@@ -38,8 +38,8 @@ pub use machine::{FetchError, FetchWindow, PartitionMachine, PartitionState};
 pub use offsets::{CommitOffset, GroupPosition, ReadGroupPosition};
 pub use registry::Registry;
 pub use replica::{
-    AckPolicy, ChangeMembership, Inbound, OutboundSink, Propose, Replica, ReplicaError,
-    ReplicaSettings, ReplicaStatus, StateMachine, Stop, TransferLeadership,
+    AckPolicy, ChangeMembership, Inbound, LinkProbe, OutboundSink, PeerDown, Propose, Replica,
+    ReplicaError, ReplicaSettings, ReplicaStatus, StateMachine, Stop, TransferLeadership,
 };
 use retention::BatchInfo;
 
@@ -97,6 +97,9 @@ pub struct Host {
     outbound: Option<OutboundSink>,
     /// Who the controller assigns to each group (see `admission`); `None` without peers.
     directory: Option<ReplicaDirectory>,
+    /// Which peers' links are up, for quiesced replicas (see `replica::PeerDown`); `None`
+    /// without peers.
+    links: Option<LinkProbe>,
 }
 
 impl Host {
@@ -119,12 +122,19 @@ impl Host {
             next_arbiter: AtomicUsize::new(0),
             outbound,
             directory: None,
+            links: None,
         }
     }
 
     /// Replicas started from now on ask `directory` about senders their configuration lacks.
     pub fn with_directory(mut self, directory: ReplicaDirectory) -> Host {
         self.directory = Some(directory);
+        self
+    }
+
+    /// Replicas started from now on ask `links` whether a member's broker is reachable.
+    pub fn with_links(mut self, links: LinkProbe) -> Host {
+        self.links = Some(links);
         self
     }
 
@@ -204,7 +214,8 @@ impl Host {
         )?;
         let replica = replica
             .with_outbound(self.outbound.clone())
-            .with_directory(self.directory.clone());
+            .with_directory(self.directory.clone())
+            .with_links(self.links.clone());
         let position = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let addr = Replica::start_in_arbiter(&self.arbiters[position], move |_| replica);
         Ok(ReplicaHandle {

@@ -66,6 +66,36 @@ impl Registry {
             .remove(&group)
     }
 
+    /// Sends `message` to every replica whose status passes `filter` (read under the lock, so
+    /// a slow mailbox never holds it: `do_send` does not wait).
+    pub fn notify<F>(&self, filter: F, message: impl Fn() -> super::PeerDown)
+    where
+        F: Fn(&super::ReplicaStatus) -> bool,
+    {
+        let partitions = self
+            .partitions
+            .read()
+            .expect("registry lock is never poisoned");
+        for handle in partitions.values() {
+            if filter(&handle.status.borrow()) {
+                handle.addr.do_send(message());
+            }
+        }
+    }
+
+    /// How many partition replicas run here, and how many of them are quiesced.
+    pub fn quiesced_count(&self) -> (usize, usize) {
+        let partitions = self
+            .partitions
+            .read()
+            .expect("registry lock is never poisoned");
+        let quiesced = partitions
+            .values()
+            .filter(|handle| handle.status.borrow().quiesced)
+            .count();
+        (partitions.len(), quiesced)
+    }
+
     /// Stops every replica (shutdown).
     pub fn stop_all(&self) {
         for (_, handle) in self

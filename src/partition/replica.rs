@@ -18,7 +18,7 @@ use super::log_store::GroupLog;
 use crate::raft::{
     Assigned, ConfChangeRefusal, Config as RaftConfig, Entry, EntryPayload, GroupId, LogIndex,
     LogStore, Message as RaftMessage, NodeId, ProposeError, RawNode, Ready, Role, Snapshot,
-    SnapshotMeta, Term,
+    SnapshotMeta, Term, Wake,
 };
 use crate::storage::{Compaction, GroupRecovery, Store, WriteBatch, Writer};
 
@@ -93,6 +93,8 @@ pub struct ReplicaStatus {
     pub progress: Vec<(NodeId, LogIndex)>,
     /// The commit index when `progress` was taken, so lags compare like with like.
     pub progress_commit: LogIndex,
+    /// The group is idle: this replica's Raft clock is stopped (`raft::quiesce`).
+    pub quiesced: bool,
 }
 
 impl ReplicaStatus {
@@ -122,6 +124,9 @@ pub struct ReplicaSettings {
     /// Largest proposal accepted: an entry above it could not travel in one peer frame, so its
     /// followers would never receive it. Refused with `TooLarge` at propose time instead.
     pub entry_bytes_max: u64,
+    /// Idle groups stop ticking (`raft::quiesce`). Only safe where peers' brokers going away are
+    /// reported (`PeerDown`) or the group has one member.
+    pub quiesce: bool,
 }
 
 /// When a produce is acknowledged.
@@ -140,6 +145,9 @@ type Reply<O> = oneshot::Sender<Result<O, ReplicaError>>;
 
 /// Where a replica hands Raft messages for other brokers (the peer network).
 pub type OutboundSink = std::sync::Arc<dyn Fn(Vec<RaftMessage>) + Send + Sync>;
+
+/// Whether this broker has a live link to another broker right now (the peer network).
+pub type LinkProbe = std::sync::Arc<dyn Fn(NodeId) -> bool + Send + Sync>;
 
 pub struct Replica<M: StateMachine> {
     pub(super) node: RawNode<GroupLog>,
@@ -165,6 +173,10 @@ pub struct Replica<M: StateMachine> {
     directory: Option<ReplicaDirectory>,
     /// Membership and progress were published at this tick count.
     ticks: u64,
+    /// Whether a member's broker is reachable; `None`: no other broker ever is.
+    links: Option<LinkProbe>,
+    /// The tick timer; cancelled while the group is quiesced.
+    tick_timer: Option<SpawnHandle>,
 }
 
 /// Propose a membership change; answered once its entry is committed and applied.
@@ -184,6 +196,13 @@ pub struct TransferLeadership(pub NodeId);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Inbound(pub RaftMessage);
+
+/// This broker's link to another broker went down (closed, or silent past its deadline). A
+/// quiesced replica that depends on that broker wakes up: a follower whose leader it hosts starts
+/// its election clock as if the whole timeout had passed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerDown(pub NodeId);
 
 /// Propose an opaque command; answered after it is applied.
 #[derive(Message)]
@@ -231,6 +250,7 @@ impl<M: StateMachine> Replica<M> {
         config.heartbeat_interval_ticks = settings.heartbeat_interval_ticks;
         config.applied = recovery.applied_index;
         config.seed = group.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ settings.node.0;
+        config.quiesce = settings.quiesce;
         let node = RawNode::new(&config, log)?;
         let (status, receiver) = watch::channel(ReplicaStatus::default());
         let replica = Replica {
@@ -249,6 +269,8 @@ impl<M: StateMachine> Replica<M> {
             outbound: None,
             directory: None,
             ticks: 0,
+            links: None,
+            tick_timer: None,
         };
         Ok((replica, receiver))
     }
@@ -261,6 +283,77 @@ impl<M: StateMachine> Replica<M> {
     pub fn with_directory(mut self, directory: Option<ReplicaDirectory>) -> Self {
         self.directory = directory;
         self
+    }
+
+    pub fn with_links(mut self, links: Option<LinkProbe>) -> Self {
+        self.links = links;
+        self
+    }
+
+    /// Whether `node`'s broker is reachable from here (this broker always is).
+    fn reachable(&self, node: NodeId) -> bool {
+        node == self.settings.node || self.links.as_ref().is_some_and(|probe| probe(node))
+    }
+
+    /// Whether a quiesced replica may stay quiet: a follower needs its leader's broker, the
+    /// leader every member's.
+    fn quiet_is_safe(&self) -> bool {
+        if self.node.role() == Role::Leader {
+            let conf = self.node.conf_state();
+            conf.voters
+                .iter()
+                .chain(&conf.learners)
+                .all(|member| self.reachable(*member))
+        } else {
+            self.node
+                .leader()
+                .is_some_and(|leader| self.reachable(leader))
+        }
+    }
+
+    /// Stops the tick timer while the group is quiesced and nothing local is pending (a write in
+    /// flight, applied state not yet stored, waiting proposals); starts it again otherwise.
+    fn settle_timer(&mut self, ctx: &mut Context<Self>) {
+        // Published before the links are checked: whoever sends `PeerDown` reads this flag after
+        // marking the link down, so a link lost while this replica quiesces is seen here or
+        // reported by a notice, never missed by both.
+        self.publish_quiesced();
+        if self.node.is_quiesced() && !self.quiet_is_safe() {
+            self.node.wake(Wake::MemberDown);
+            self.publish_quiesced();
+        }
+        let quiet = self.node.is_quiesced()
+            && self.in_flight.is_none()
+            && !self.applied_dirty
+            && self.unwritten_hard_state.is_none()
+            && self.proposals.is_empty()
+            && self.conf_proposals.is_empty()
+            && !self.node.has_ready();
+        match (quiet, self.tick_timer.is_some()) {
+            (true, true) => {
+                if let Some(timer) = self.tick_timer.take() {
+                    ctx.cancel_future(timer);
+                }
+                self.publish_membership();
+            }
+            (false, false) => {
+                let timer = ctx.run_interval(
+                    Duration::from_millis(self.settings.tick_ms),
+                    |replica, ctx| replica.tick(ctx),
+                );
+                self.tick_timer = Some(timer);
+            }
+            _ => {}
+        }
+    }
+
+    fn publish_quiesced(&mut self) {
+        let quiesced = self.node.is_quiesced();
+        self.status.send_if_modified(|current| {
+            let changed = current.quiesced != quiesced;
+            current.quiesced = quiesced;
+            changed
+        });
     }
 
     pub fn group(&self) -> GroupId {
@@ -372,6 +465,7 @@ impl<M: StateMachine> Replica<M> {
             self.compact(index, offset_below, ctx);
         }
         self.publish_status();
+        self.settle_timer(ctx);
     }
 
     /// Drops entries up to `index` (all applied) with a snapshot of the applied state in their place.
@@ -635,10 +729,6 @@ impl<M: StateMachine> Actor for Replica<M> {
         if status.conf_state.voters == [self.settings.node] && status.role != Role::Leader {
             self.node.campaign();
         }
-        ctx.run_interval(
-            Duration::from_millis(self.settings.tick_ms),
-            |replica, ctx| replica.tick(ctx),
-        );
         self.drive(ctx);
     }
 
@@ -683,6 +773,22 @@ impl<M: StateMachine> Handler<Inbound> for Replica<M> {
             tracing::debug!(%error, group = self.group.0, "dropped raft message");
         }
         self.drive(ctx);
+    }
+}
+
+impl<M: StateMachine> Handler<PeerDown> for Replica<M> {
+    type Result = ();
+    fn handle(&mut self, message: PeerDown, ctx: &mut Context<Self>) {
+        let peer = message.0;
+        let depends = if self.node.role() == Role::Leader {
+            self.node.conf_state().contains(peer)
+        } else {
+            self.node.leader() == Some(peer)
+        };
+        if self.node.is_quiesced() && depends {
+            self.node.wake(Wake::MemberDown);
+            self.drive(ctx);
+        }
     }
 }
 

@@ -9,14 +9,14 @@
 //!
 //! The rule, by message kind:
 //! - `TimeoutNow`: only from the leader this replica follows in its current term. A replica learns
-//!   its leader only from an admitted `Append`, `Heartbeat` or `Snapshot`, so only a broker that
+//!   its leader only from an admitted `Append`, `Heartbeat`, `Quiesce` or `Snapshot`, so only a broker that
 //!   was a member when it led can start an election here.
 //! - `PreVote`, `Vote` and their responses: only from a voter of the current configuration. Only
 //!   voters campaign and only voters are asked, so nothing an honest group sends is lost, and a
 //!   learner or a stranger cannot raise this replica's term.
 //! - `AppendResponse`, `HeartbeatResponse`: only from a voter or learner of the current
 //!   configuration (a leader's followers are all in its configuration).
-//! - `Append`, `Heartbeat`, `Snapshot`: from a voter or learner of the current configuration, or,
+//! - `Append`, `Heartbeat`, `Quiesce`, `Snapshot`: from a voter or learner of the current configuration, or,
 //!   when the configuration does not know the sender, from a broker the controller assigns to the
 //!   group ([`Assigned`]). That second source covers a replica that joins empty (its
 //!   configuration arrives with the leader's snapshot) and one so far behind that it has not yet
@@ -97,6 +97,7 @@ impl<S: LogStore> RawNode<S> {
             }
             MessageBody::Append { .. }
             | MessageBody::Heartbeat { .. }
+            | MessageBody::Quiesce { .. }
             | MessageBody::Snapshot { .. } => {
                 if conf.contains(from) || assigned() == Assigned::Yes {
                     Ok(())

@@ -16,6 +16,9 @@ pub struct Config {
     pub append_bytes_max: u64,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// An idle group stops ticking (`quiesce`); the caller must then report unreachable members'
+    /// brokers with `wake`.
+    pub quiesce: bool,
     /// Last index the caller has applied, from its durable state.
     pub applied: LogIndex,
     /// Seeds the election-timeout RNG.
@@ -28,7 +31,7 @@ pub struct Config {
 
 impl Config {
     /// Defaults: election 10 ticks, heartbeat 2, 64 appends in flight, 1 MiB per append,
-    /// PreVote and CheckQuorum on.
+    /// PreVote and CheckQuorum on, quiescence off.
     pub fn new(id: NodeId, group: GroupId) -> Config {
         Config {
             id,
@@ -39,6 +42,7 @@ impl Config {
             append_bytes_max: 1024 * 1024,
             pre_vote: true,
             check_quorum: true,
+            quiesce: false,
             applied: LogIndex(0),
             seed: id.0,
             #[cfg(feature = "test-hooks")]

@@ -34,6 +34,7 @@ impl<S: LogStore> RawNode<S> {
                 MessageBody::PreVoteResponse { reject: false } => {}
                 MessageBody::Append { .. }
                 | MessageBody::Heartbeat { .. }
+                | MessageBody::Quiesce { .. }
                 | MessageBody::Snapshot { .. } => {
                     self.become_follower(message.term, Some(message.from))
                 }
@@ -43,7 +44,9 @@ impl<S: LogStore> RawNode<S> {
         }
         if message.term < self.term {
             match message.body {
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+                MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::Quiesce { .. }
                     if self.config.check_quorum || self.config.pre_vote =>
                 {
                     // A stale leader learns our term and steps down.
@@ -203,6 +206,7 @@ impl<S: LogStore> RawNode<S> {
             self.vote = None;
         }
         self.role = Role::Follower;
+        self.quiesced = false;
         self.leader = leader;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
@@ -218,6 +222,7 @@ impl<S: LogStore> RawNode<S> {
     /// through it.
     pub(super) fn become_leader(&mut self) {
         self.role = Role::Leader;
+        self.quiesced = false;
         self.leader = Some(self.id);
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
@@ -261,7 +266,11 @@ impl<S: LogStore> RawNode<S> {
         }
         if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed = 0;
-            self.broadcast_heartbeat();
+            if self.can_quiesce() {
+                self.quiesce_as_leader();
+            } else {
+                self.broadcast_heartbeat();
+            }
         }
     }
 

@@ -70,6 +70,12 @@ pub enum MessageBody {
     },
     /// Start an election now (leadership transfer).
     TimeoutNow,
+    /// Sent by a leader instead of a heartbeat when the group is idle: every member holds the
+    /// leader's whole log, committed up to `commit`. A follower holding exactly that stops its
+    /// election clock until something else arrives (see `quiesce`). Never answered.
+    Quiesce {
+        commit: LogIndex,
+    },
 }
 
 impl MessageBody {
@@ -86,6 +92,7 @@ impl MessageBody {
             MessageBody::HeartbeatResponse => "HeartbeatResponse",
             MessageBody::Snapshot { .. } => "Snapshot",
             MessageBody::TimeoutNow => "TimeoutNow",
+            MessageBody::Quiesce { .. } => "Quiesce",
         }
     }
 }

@@ -28,6 +28,9 @@
 //! Membership changes take effect when appended and are undone if their entry is truncated.
 //! To compact, the caller drops a prefix of its store and makes `snapshot()` return the new
 //! snapshot; followers that need a compacted entry then receive `MessageBody::Snapshot`.
+//!
+//! With `Config::quiesce`, an idle group stops ticking (`quiesce`); the caller then calls
+//! `wake(Wake::MemberDown)` when a member's broker stops being reachable.
 
 mod admission;
 mod config;
@@ -38,6 +41,7 @@ mod membership;
 mod message;
 mod node;
 mod progress;
+mod quiesce;
 mod ready;
 mod replication;
 mod rng;
@@ -49,6 +53,7 @@ pub use config::{Canary, Config};
 pub use error::{ConfChangeRefusal, ProposeError, StepError, StorageError};
 pub use message::{Message, MessageBody, Ready};
 pub use node::{RawNode, Role, Status};
+pub use quiesce::Wake;
 pub use storage::{LogStore, MemStore};
 pub use types::{
     ConfChange, ConfState, Entry, EntryPayload, GroupId, HardState, LogIndex, NodeId, Snapshot,

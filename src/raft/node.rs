@@ -11,6 +11,7 @@ use super::error::{ProposeError, StepError, StorageError};
 use super::log::RaftLog;
 use super::message::{Message, MessageBody};
 use super::progress::Progress;
+use super::quiesce::Wake;
 use super::rng::Rng;
 use super::storage::LogStore;
 use super::types::{ConfState, EntryPayload, GroupId, HardState, LogIndex, NodeId, Term};
@@ -72,6 +73,8 @@ pub struct RawNode<S> {
     /// The hard state as of the last Ready handed out (or as persisted at start).
     pub(super) hard_state_handed: HardState,
     pub(super) rng: Rng,
+    /// The group is idle and this replica does not tick (`quiesce`).
+    pub(super) quiesced: bool,
 }
 
 impl<S: LogStore> RawNode<S> {
@@ -126,6 +129,7 @@ impl<S: LogStore> RawNode<S> {
                 commit,
             },
             rng: Rng::new(config.seed ^ config.id.0.rotate_left(32) ^ config.group.0),
+            quiesced: false,
         };
         node.reset_election_timeout();
         node.refresh_role();
@@ -200,6 +204,9 @@ impl<S: LogStore> RawNode<S> {
     }
 
     pub fn tick(&mut self) {
+        if self.quiesced {
+            return;
+        }
         if self.role == Role::Leader {
             self.tick_leader();
             return;
@@ -224,6 +231,9 @@ impl<S: LogStore> RawNode<S> {
                 got: message.to,
             });
         }
+        if self.quiesced && !self.keeps_quiet(&message) {
+            self.wake(Wake::Activity);
+        }
         if !self.step_term(&message) {
             return Ok(());
         }
@@ -236,6 +246,7 @@ impl<S: LogStore> RawNode<S> {
             }
             MessageBody::Append { .. }
             | MessageBody::Heartbeat { .. }
+            | MessageBody::Quiesce { .. }
             | MessageBody::Snapshot { .. } => self.handle_leader_message(message),
             MessageBody::AppendResponse { .. } | MessageBody::HeartbeatResponse => {
                 self.handle_follower_reply(message)
@@ -269,6 +280,7 @@ impl<S: LogStore> RawNode<S> {
 
     /// Start an election now. A single-voter group elects itself at once.
     pub fn campaign(&mut self) {
+        self.wake(Wake::Activity);
         self.hup(false);
     }
 
@@ -293,6 +305,11 @@ impl<S: LogStore> RawNode<S> {
     /// The current term; cheaper than `status()` on hot paths.
     pub fn term(&self) -> Term {
         self.term
+    }
+
+    /// The membership in effect.
+    pub fn conf_state(&self) -> &ConfState {
+        self.conf()
     }
 
     /// The leader this node knows of, if any.

@@ -22,6 +22,7 @@ impl<S: LogStore> RawNode<S> {
             self.term,
             self.log.last_term()
         );
+        self.wake(super::quiesce::Wake::Activity);
         let index = self.log.last_index().next();
         let entry = Entry {
             term: self.term,
@@ -137,6 +138,7 @@ impl<S: LogStore> RawNode<S> {
                 self.send(message.from, MessageBody::HeartbeatResponse);
             }
             MessageBody::Snapshot { snapshot } => self.handle_snapshot(message.from, snapshot),
+            MessageBody::Quiesce { commit } => self.handle_quiesce(commit),
             _ => {}
         }
     }

@@ -488,3 +488,138 @@ fn messages_for_another_group_or_node_are_refused() {
         Err(StepError::WrongRecipient { .. })
     ));
 }
+
+fn quiescing_three() -> Vec<RawNode<MemStore>> {
+    let mut nodes: Vec<_> = (1..=3)
+        .map(|id| {
+            let mut config = config(id);
+            config.quiesce = true;
+            config.pre_vote = true;
+            config.check_quorum = true;
+            let conf = ConfState::with_voters(vec![NodeId(1), NodeId(2), NodeId(3)]);
+            RawNode::new(&config, MemStore::new(conf)).expect("fresh store")
+        })
+        .collect();
+    nodes[0].campaign();
+    settle(&mut nodes);
+    assert_eq!(nodes[0].role(), Role::Leader);
+    nodes
+}
+
+/// Ticks every node once and delivers everything; returns the messages delivered.
+fn tick_all(nodes: &mut [RawNode<MemStore>]) -> usize {
+    for node in nodes.iter_mut() {
+        node.tick();
+    }
+    settle(nodes)
+}
+
+#[test]
+fn quiesce_an_idle_group_stops_its_heartbeats_and_a_proposal_restarts_them() {
+    let mut nodes = quiescing_three();
+    for _ in 0..4 {
+        tick_all(&mut nodes);
+    }
+    assert!(
+        nodes.iter().all(RawNode::is_quiesced),
+        "all three are quiet once the leader's log is everywhere"
+    );
+    let commit = nodes[0].commit();
+    // Many election timeouts pass: nobody sends anything, nobody campaigns.
+    for _ in 0..100 {
+        assert_eq!(tick_all(&mut nodes), 0, "a quiesced group sends nothing");
+    }
+    assert_eq!(nodes[0].role(), Role::Leader);
+    assert_eq!(nodes[1].leader(), Some(NodeId(1)));
+    // A proposal wakes the leader; its append wakes the followers; it commits.
+    let index = nodes[0].propose(b"x".to_vec()).expect("leader");
+    assert!(!nodes[0].is_quiesced());
+    settle(&mut nodes);
+    assert!(nodes[0].commit() >= index && index > commit);
+    assert!(!nodes[1].is_quiesced() && !nodes[2].is_quiesced());
+    for _ in 0..4 {
+        tick_all(&mut nodes);
+    }
+    assert!(nodes.iter().all(RawNode::is_quiesced), "quiet again");
+    assert_eq!(nodes[1].commit(), index, "the Quiesce carried the commit");
+}
+
+#[test]
+fn quiesce_a_group_with_a_lagging_member_stays_awake() {
+    let mut nodes = quiescing_three();
+    nodes.pop().expect("three");
+    nodes[0].propose(b"x".to_vec()).expect("leader");
+    for _ in 0..10 {
+        for node in nodes.iter_mut() {
+            node.tick();
+        }
+        // Node 3 is down: messages to it are lost.
+        loop {
+            let mut messages = Vec::new();
+            for node in nodes.iter_mut() {
+                while node.has_ready() {
+                    messages.extend(cycle(node).messages);
+                }
+            }
+            messages.retain(|message| message.to != NodeId(3));
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                nodes[(message.to.0 - 1) as usize]
+                    .step(message)
+                    .expect("routed");
+            }
+        }
+    }
+    assert!(
+        !nodes[0].is_quiesced(),
+        "a member is behind: the leader keeps heartbeating"
+    );
+}
+
+#[test]
+fn quiesce_a_follower_woken_for_a_lost_leader_campaigns_within_one_timeout() {
+    let mut nodes = quiescing_three();
+    for _ in 0..4 {
+        tick_all(&mut nodes);
+    }
+    assert!(nodes[1].is_quiesced());
+    // The leader's broker is gone; node 2's broker reports it.
+    let mut followers: Vec<_> = nodes.drain(1..).collect();
+    followers[0].wake(Wake::MemberDown);
+    followers[1].wake(Wake::MemberDown);
+    let timeout = Config::new(NodeId(2), GroupId(1)).election_timeout_ticks;
+    let mut elected_after = None;
+    for tick in 1..=timeout {
+        for node in followers.iter_mut() {
+            node.tick();
+        }
+        // Routed among nodes 2 and 3 only.
+        loop {
+            let mut messages = Vec::new();
+            for node in followers.iter_mut() {
+                while node.has_ready() {
+                    messages.extend(cycle(node).messages);
+                }
+            }
+            messages.retain(|message| message.to != NodeId(1));
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                followers[(message.to.0 - 2) as usize]
+                    .step(message)
+                    .expect("routed");
+            }
+        }
+        if followers.iter().any(|node| node.role() == Role::Leader) {
+            elected_after = Some(tick);
+            break;
+        }
+    }
+    assert!(
+        elected_after.is_some(),
+        "a new leader within one base election timeout of the wake"
+    );
+}

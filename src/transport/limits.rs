@@ -36,6 +36,12 @@ pub struct PeerLimits {
     pub write_timeout_ms: u64,
     /// Calls waiting for an answer per peer; `call` fails with `QueueFull` beyond it.
     pub calls_pending_max: usize,
+    /// A link that wrote nothing for this long writes an empty frame, so its peer sees it live
+    /// even when no Raft group between the two has anything to say.
+    pub ping_interval_ms: u64,
+    /// A connection on which nothing arrived for this long (not even a ping) is closed and the
+    /// peer reported down (`PeerNetwork::link_downs`). Longer than `ping_interval_ms`.
+    pub silence_timeout_ms: u64,
 }
 
 impl Default for PeerLimits {
@@ -54,6 +60,8 @@ impl Default for PeerLimits {
             handshakes_unlisted_max: 32,
             write_timeout_ms: 5000,
             calls_pending_max: 4096,
+            ping_interval_ms: 200,
+            silence_timeout_ms: 1000,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::io::ReadHalf;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -19,7 +19,7 @@ use tokio_rustls::TlsStream;
 
 use crate::raft::{Message, NodeId};
 use crate::transport::batch::{self, Outbound, QueueReceiver, QueueSender, Refused};
-use crate::transport::frame::{self, Envelope, FrameError};
+use crate::transport::frame::{self, Envelope, Frame, FrameError};
 use crate::transport::rpc::PeerRequest;
 use crate::transport::shared::Shared;
 use crate::transport::stats::{bump, Counters};
@@ -152,7 +152,7 @@ async fn run(
         };
         set_connected(&shared, peer, true);
         let outcome = serve(&shared, peer, stream, &mut queue, &mut streams).await;
-        set_connected(&shared, peer, false);
+        mark_down(&shared, peer);
         bump(&shared.counters.connections_closed);
         // Requests written on the lost connection will not be answered on it; their callers
         // learn now instead of at their deadline.
@@ -165,6 +165,15 @@ async fn run(
         delay = Some(backoff.next());
         replacement = outcome.replacement;
     }
+}
+
+/// The connection to `peer` is gone: `connected` first, then the down count, in that order (see
+/// `PeerNetwork::link_downs`).
+pub(crate) fn mark_down(shared: &Shared, peer: NodeId) {
+    set_connected(shared, peer, false);
+    shared
+        .downs
+        .send_modify(|downs| *downs.entry(peer).or_default() += 1);
 }
 
 fn set_connected(shared: &Shared, peer: NodeId, up: bool) {
@@ -245,11 +254,35 @@ async fn serve(
         received_any.clone(),
     )));
     let write_timeout = Duration::from_millis(shared.limits.write_timeout_ms);
+    let ping_interval = Duration::from_millis(shared.limits.ping_interval_ms.max(1));
+    let mut pings =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wrote_since_ping = false;
     let replacement = loop {
         tokio::select! {
             _ = &mut reader.0 => break None,
             stream = streams.recv() => break stream,
+            _ = pings.tick() => {
+                if std::mem::take(&mut wrote_since_ping) {
+                    continue;
+                }
+                let ping = frame::encode(&Frame::with_messages(shared.broker, Vec::new()), shared.limits.frame_bytes_max)
+                    .expect("an empty frame fits any frame bound");
+                match tokio::time::timeout(write_timeout, writer.write_all(&ping)).await {
+                    Ok(Ok(())) => bump(&shared.counters.pings_sent),
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, peer = peer.0, "peer ping failed");
+                        break None;
+                    }
+                    Err(_) => {
+                        bump(&shared.counters.writes_timed_out);
+                        break None;
+                    }
+                }
+            }
             item = queue.recv() => {
+                wrote_since_ping = true;
                 let Some(first) = item else { break None };
                 let items = batch::drain(first, queue, &shared.limits);
                 let write = batch::write(shared, peer, &mut writer, items);
@@ -279,12 +312,25 @@ async fn serve(
 async fn read_loop(
     shared: Arc<Shared>,
     peer: NodeId,
-    mut reader: ReadHalf<PeerStream>,
+    reader: ReadHalf<PeerStream>,
     received_any: Arc<AtomicBool>,
 ) {
     let counters = &shared.counters;
+    let silence_timeout = Duration::from_millis(shared.limits.silence_timeout_ms);
+    let last_byte = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+    let mut reader = Watched {
+        inner: reader,
+        last_byte: last_byte.clone(),
+    };
     loop {
-        let frame = match frame::read_frame(&mut reader, shared.limits.frame_bytes_max).await {
+        let read = tokio::select! {
+            read = frame::read_frame(&mut reader, shared.limits.frame_bytes_max) => read,
+            () = silent_for(&last_byte, silence_timeout) => {
+                tracing::warn!(peer = peer.0, "nothing from peer within silence_timeout_ms; closing");
+                return bump(&counters.links_silent);
+            }
+        };
+        let frame = match read {
             Ok(frame) => frame,
             Err(FrameError::Closed | FrameError::Io(_)) => return,
             Err(error) => {
@@ -298,6 +344,7 @@ async fn read_loop(
             bump(&counters.frames_forged_sender);
             continue;
         }
+        shared.heard_from(peer);
         for message in frame.messages {
             if message.from != frame.from {
                 bump(&counters.messages_forged_sender);
@@ -317,6 +364,45 @@ async fn read_loop(
                 bump(&counters.responses_unknown);
             }
         }
+    }
+}
+
+/// Resolves once nothing has been read for `timeout` (a frame in progress counts as activity:
+/// a large frame on a slow link is not silence).
+async fn silent_for(last_byte: &std::sync::Mutex<tokio::time::Instant>, timeout: Duration) {
+    loop {
+        let last = *last_byte
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let deadline = last + timeout;
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+/// A reader that records when bytes last arrived.
+struct Watched<R> {
+    inner: R,
+    last_byte: Arc<std::sync::Mutex<tokio::time::Instant>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            *self
+                .last_byte
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = tokio::time::Instant::now();
+        }
+        polled
     }
 }
 

@@ -132,6 +132,8 @@ impl PeerNetwork {
             runtime: Handle::current(),
             peers: RwLock::new(HashMap::new()),
             connected: Mutex::new(std::collections::HashSet::new()),
+            heard: Mutex::new(HashMap::new()),
+            downs: tokio::sync::watch::Sender::new(HashMap::new()),
         });
         let links = Arc::new(Links::default());
         let acceptor = TlsAcceptor::from(Arc::new(server));
@@ -166,6 +168,7 @@ impl PeerNetwork {
             .collect();
         for peer in removed {
             links.remove(&peer);
+            link::mark_down(&self.shared, peer);
             self.shared.calls.disconnect(peer);
         }
         for peer in peers.keys() {
@@ -264,6 +267,23 @@ impl PeerNetwork {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(&peer)
+    }
+
+    /// How long ago anything (a ping included) arrived from `peer`; `None` if nothing ever did.
+    pub fn silence(&self, peer: NodeId) -> Option<Duration> {
+        let heard = self
+            .shared
+            .heard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        heard.get(&peer).map(std::time::Instant::elapsed)
+    }
+
+    /// How many times each peer's connection went down (closed, failed, silent for
+    /// `silence_timeout_ms`, or the peer removed). A count changes only after `is_connected`
+    /// says false for that peer, so a reader that sees no change yet finds the link down there.
+    pub fn link_downs(&self) -> tokio::sync::watch::Receiver<HashMap<NodeId, u64>> {
+        self.shared.downs.subscribe()
     }
 
     /// A copy of the counters.

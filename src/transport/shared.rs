@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsConnector;
 
 use crate::raft::{Message, NodeId};
@@ -28,9 +29,18 @@ pub(crate) struct Shared {
     pub(crate) peers: RwLock<HashMap<NodeId, SocketAddr>>,
     /// Peers with a live connection right now.
     pub(crate) connected: Mutex<HashSet<NodeId>>,
+    /// When a frame (any frame, pings included) last arrived from each peer.
+    pub(crate) heard: Mutex<HashMap<NodeId, Instant>>,
+    /// How many times each peer's connection went down; bumped after `connected` is updated.
+    pub(crate) downs: watch::Sender<HashMap<NodeId, u64>>,
 }
 
 impl Shared {
+    pub(crate) fn heard_from(&self, peer: NodeId) {
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        heard.insert(peer, Instant::now());
+    }
+
     /// The current address of `peer`, if it is one.
     pub(crate) fn address_of(&self, peer: NodeId) -> Option<SocketAddr> {
         let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);

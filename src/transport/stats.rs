@@ -72,6 +72,10 @@ counters! {
     dropped_oversized,
     /// Connections dropped because a write did not finish within `write_timeout_ms`.
     writes_timed_out,
+    /// Empty frames written to keep an idle link's liveness visible (`ping_interval_ms`).
+    pings_sent,
+    /// Connections closed because nothing arrived on them for `silence_timeout_ms`.
+    links_silent,
     /// Requests written to peers.
     requests_sent,
     /// Queued requests not sent because their call had already ended (timeout, disconnect).

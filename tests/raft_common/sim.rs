@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use palisade::raft::{
     Assigned, Canary, ConfChange, ConfState, Config, GroupId, LogIndex, LogStore, Message, NodeId,
-    ProposeError, Role, Term,
+    ProposeError, Role, Term, Wake,
 };
 
 use super::checker::Checker;
@@ -64,10 +64,26 @@ pub struct Sim {
     pub faults: BTreeMap<&'static str, u64>,
     /// Leader-churn nemesis: every this many steps, heal and cut the current leader off.
     churn_period_steps: Option<u64>,
+    /// Whether quiesced replicas are woken when a member they depend on becomes unreachable
+    /// (what the broker's peer network does). Off only to show the checker needs it.
+    wake_on_link_loss: bool,
+}
+
+/// Whether replicas quiesce idle groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quiescence {
+    /// Chosen by the seed, with wakes on link loss.
+    Seeded,
+    /// Always, and never woken on link loss: a broken broker the liveness checks must catch.
+    WithoutWakes,
 }
 
 impl Sim {
     pub fn new(seed: u64, canary: Option<Canary>) -> Sim {
+        Sim::with_quiescence(seed, canary, Quiescence::Seeded)
+    }
+
+    pub fn with_quiescence(seed: u64, canary: Option<Canary>, quiescence: Quiescence) -> Sim {
         let mut rng = SimRng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5151);
         let voter_count = if rng.chance(50) { 3 } else { 5 };
         let voters: Vec<NodeId> = (1..=voter_count).map(NodeId).collect();
@@ -82,6 +98,7 @@ impl Sim {
         let inflight_appends_max = 1 + rng.below(8) as usize;
         let pre_vote = rng.chance(85);
         let check_quorum = rng.chance(85);
+        let quiesce = rng.chance(50) || quiescence == Quiescence::WithoutWakes;
         let replicas = (1..=voter_count + 2)
             .map(|id| {
                 let mut config = Config::new(NodeId(id), GroupId(7));
@@ -91,6 +108,7 @@ impl Sim {
                 config.inflight_appends_max = inflight_appends_max;
                 config.pre_vote = pre_vote;
                 config.check_quorum = check_quorum;
+                config.quiesce = quiesce;
                 config.seed = seed;
                 config.canary = canary;
                 let member = voters.contains(&NodeId(id)) || learners.contains(&NodeId(id));
@@ -115,7 +133,52 @@ impl Sim {
             checker: Checker::default(),
             step: 0,
             faults: BTreeMap::new(),
+            wake_on_link_loss: quiescence == Quiescence::Seeded,
         }
+    }
+
+    /// Whether `a` and `b` have a working link: both up and no cut in either direction (a
+    /// connection silent one way is closed by the side that hears nothing).
+    fn linked(&self, a: NodeId, b: NodeId) -> bool {
+        a == b
+            || (self.replicas[index_of(b)].is_up()
+                && !self.cut.contains(&(a, b))
+                && !self.cut.contains(&(b, a)))
+    }
+
+    /// What the broker does for a quiesced replica: wakes it while a member it depends on (a
+    /// follower: its leader; the leader: every member) has no working link to it.
+    fn wake_unreachable(&mut self) {
+        if !self.wake_on_link_loss {
+            return;
+        }
+        for position in 0..self.replicas.len() {
+            if !self.replicas[position].is_up() {
+                continue;
+            }
+            let node = self.replicas[position].node();
+            if !node.is_quiesced() {
+                continue;
+            }
+            let id = self.replicas[position].id;
+            let depends: Vec<NodeId> = if node.role() == Role::Leader {
+                node.conf_state().members().collect()
+            } else {
+                node.leader().into_iter().collect()
+            };
+            let safe = !depends.is_empty() && depends.iter().all(|peer| self.linked(id, *peer));
+            if !safe {
+                self.replicas[position].node_mut().wake(Wake::MemberDown);
+                self.fault("wake_member_down");
+            }
+        }
+    }
+
+    pub fn quiesced_count(&self) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| r.is_up() && r.node().is_quiesced())
+            .count()
     }
 
     fn fault(&mut self, kind: &'static str) {
@@ -138,8 +201,17 @@ impl Sim {
             .collect()
     }
 
+    /// The leader of the highest term: a stale leader (removed, or cut off without CheckQuorum)
+    /// may still call itself leader of an older one.
+    fn newest_leader(&self) -> Option<NodeId> {
+        self.leaders()
+            .into_iter()
+            .max_by_key(|id| self.replicas[index_of(*id)].node().term())
+    }
+
     /// Executes every pending Ready, observing each, and queues the messages.
     pub fn process_all(&mut self) {
+        self.wake_unreachable();
         for position in 0..self.replicas.len() {
             while let Some(processed) = self.replicas[position].process_ready() {
                 if trace_enabled() {
@@ -450,21 +522,7 @@ impl Sim {
         }
         let mut proposal: Option<(NodeId, Term, LogIndex)> = None;
         for round in 0..rounds_max {
-            self.step += 1;
-            for replica in &mut self.replicas {
-                replica.node_mut().tick();
-            }
-            for _ in 0..10_000 {
-                self.process_all();
-                if self.network.is_empty() {
-                    break;
-                }
-                self.step += 40;
-                while !self.network.is_empty() {
-                    self.deliver(false);
-                }
-            }
-            self.check_all();
+            self.quiet_round();
             if !self.checker.violations.is_empty() {
                 return Err("safety violation while healing".to_string());
             }
@@ -473,12 +531,15 @@ impl Sim {
                 if status.term == term && status.commit >= index {
                     return Ok(round);
                 }
-                if status.term != term || status.role != Role::Leader {
+                if status.term != term
+                    || status.role != Role::Leader
+                    || self.newest_leader() != Some(leader)
+                {
                     proposal = None;
                 }
             }
             if proposal.is_none() {
-                if let Some(leader) = self.leaders().first().copied() {
+                if let Some(leader) = self.newest_leader() {
                     let node = self.replicas[index_of(leader)].node_mut();
                     if let Ok(index) = node.propose(b"liveness".to_vec()) {
                         proposal = Some((leader, node.status().term, index));
@@ -488,6 +549,78 @@ impl Sim {
         }
         Err(format!(
             "no proposal committed within {rounds_max} rounds after healing"
+        ))
+    }
+}
+
+impl Sim {
+    /// One round of the healing phases: every replica ticks, then messages are delivered in order
+    /// until none is left.
+    fn quiet_round(&mut self) {
+        self.step += 1;
+        for replica in &mut self.replicas {
+            if let Some(node) = replica.try_node_mut() {
+                node.tick();
+            }
+        }
+        // Checked after every delivery: a leader must be observed before later commits are.
+        self.process_all();
+        self.check_all();
+        if self.quiesced_count() > 0 {
+            self.fault("round_with_quiesced_replicas");
+        }
+        let mut delivered = 0;
+        while !self.network.is_empty() && delivered < 100_000 {
+            self.step += 40;
+            self.deliver(false);
+            delivered += 1;
+            self.process_all();
+            self.check_all();
+        }
+    }
+
+    /// After `check_liveness`: lets the group go idle (and quiesce, where it does), then crashes
+    /// its leader and requires another leader to commit a proposal within `rounds_max` rounds.
+    /// A quiesced group whose followers are never told that their leader is gone fails here.
+    pub fn check_failover(&mut self, rounds_max: u64) -> Result<u64, String> {
+        let idle_rounds = 4 * u64::from(self.replicas[0].config.election_timeout_ticks);
+        for _ in 0..idle_rounds {
+            self.quiet_round();
+        }
+        let Some(old) = self.newest_leader() else {
+            return Err("no leader after the idle rounds".to_string());
+        };
+        self.fault("idle_leader_crash");
+        self.replicas[index_of(old)].crash();
+        let mut proposal: Option<(NodeId, Term, LogIndex)> = None;
+        for round in 0..rounds_max {
+            self.quiet_round();
+            if !self.checker.violations.is_empty() {
+                return Err("safety violation during failover".to_string());
+            }
+            if let Some((leader, term, index)) = proposal {
+                let status = self.replicas[index_of(leader)].node().status();
+                if status.term == term && status.commit >= index {
+                    return Ok(round);
+                }
+                if status.term != term
+                    || status.role != Role::Leader
+                    || self.newest_leader() != Some(leader)
+                {
+                    proposal = None;
+                }
+            }
+            if proposal.is_none() {
+                if let Some(leader) = self.newest_leader() {
+                    let node = self.replicas[index_of(leader)].node_mut();
+                    if let Ok(index) = node.propose(b"failover".to_vec()) {
+                        proposal = Some((leader, node.status().term, index));
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "no proposal committed within {rounds_max} rounds after the idle leader {old:?} crashed"
         ))
     }
 }

@@ -1,0 +1,112 @@
+//! Quiescence: an idle group stops its heartbeats and its election clocks.
+//!
+//! A leader (with `Config::quiesce`) whose every member holds its whole log, all of it committed,
+//! and was heard from in the current CheckQuorum round, sends `Quiesce` instead of its next round
+//! of heartbeats and stops ticking. A follower that receives it from its leader and holds exactly
+//! the log the leader named stops counting election ticks. Nothing else changes: no term, vote or
+//! log state, so quiescence cannot affect safety, only when elections start.
+//!
+//! A quiesced replica wakes on any message other than the leader's `Quiesce` (or, on the leader, a
+//! heartbeat reply), on any proposal, campaign or transfer, and on `wake`. The caller must call
+//! `wake` when a member's broker stops being reachable (a follower: its leader's broker): detecting
+//! a failed leader of an idle group is then the transport's job, once per broker pair rather than
+//! per group. Any replica that is awake keeps ticking and eventually sends the others a message,
+//! which wakes them, so a group never stays quiet while one of its members needs it.
+
+use super::message::{Message, MessageBody};
+use super::node::{RawNode, Role};
+use super::storage::LogStore;
+use super::types::LogIndex;
+
+/// Why a quiesced replica woke up, which decides how its election clock restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Activity in the group (a message, a proposal): the leader is known to be alive.
+    Activity,
+    /// A member's broker became unreachable: on a follower whose leader it was, as if the whole
+    /// election timeout had passed since the leader was last heard from.
+    MemberDown,
+}
+
+impl<S: LogStore> RawNode<S> {
+    /// Whether this replica stopped ticking because its group is idle.
+    pub fn is_quiesced(&self) -> bool {
+        self.quiesced
+    }
+
+    /// Ends quiescence (no-op when awake).
+    pub fn wake(&mut self, why: Wake) {
+        if !self.quiesced {
+            return;
+        }
+        self.quiesced = false;
+        self.heartbeat_elapsed = 0;
+        if self.role == Role::Leader {
+            // The first CheckQuorum round after waking counts only members heard from since.
+            let id = self.id;
+            for (member, progress) in self.progress.iter_mut() {
+                progress.recent_active = *member == id;
+            }
+            self.election_elapsed = 0;
+            // Heartbeat at the next tick, so followers learn at once that the leader is awake.
+            self.heartbeat_elapsed = self.config.heartbeat_interval_ticks;
+        } else {
+            self.election_elapsed = match why {
+                Wake::Activity => 0,
+                Wake::MemberDown => self.config.election_timeout_ticks,
+            };
+        }
+    }
+
+    /// Whether `message` leaves a quiesced replica quiet: the leader's own `Quiesce` on a
+    /// follower, a heartbeat reply on the leader.
+    pub(super) fn keeps_quiet(&self, message: &Message) -> bool {
+        if message.term != self.term {
+            return false;
+        }
+        match message.body {
+            MessageBody::Quiesce { .. } => {
+                self.role != Role::Leader && self.leader == Some(message.from)
+            }
+            MessageBody::HeartbeatResponse => self.role == Role::Leader,
+            _ => false,
+        }
+    }
+
+    /// On the leader's heartbeat tick: whether the group is idle enough to quiesce.
+    pub(super) fn can_quiesce(&self) -> bool {
+        let last = self.log.last_index();
+        self.config.quiesce
+            && self.role == Role::Leader
+            && self.transfer_target.is_none()
+            && !self.broadcast_pending
+            && self.log.commit == last
+            && self.log.persisted_index() == last
+            && self.pending_conf_index <= self.log.commit
+            && self.conf().members().all(|member| {
+                self.progress
+                    .get(&member)
+                    .is_some_and(|progress| progress.matched == last && progress.recent_active)
+            })
+    }
+
+    /// The leader quiesces: every member learns the commit index and that it may stop its clock.
+    pub(super) fn quiesce_as_leader(&mut self) {
+        let commit = self.log.commit;
+        let id = self.id;
+        let members: Vec<_> = self.conf().members().filter(|m| *m != id).collect();
+        for member in members {
+            self.send(member, MessageBody::Quiesce { commit });
+        }
+        self.quiesced = true;
+    }
+
+    /// A follower's handling of its leader's `Quiesce` (the leader is already recorded).
+    pub(super) fn handle_quiesce(&mut self, commit: LogIndex) {
+        let commit = commit.min(self.log.last_index());
+        self.log.commit_to(commit);
+        if self.config.quiesce && self.log.last_index() == commit && self.log.commit == commit {
+            self.quiesced = true;
+        }
+    }
+}
