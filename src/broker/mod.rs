@@ -172,9 +172,9 @@ impl Broker {
         Broker { parts }
     }
 
-    /// The partition replicas running on this broker.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.parts.registry
+    /// How many partition replicas run on this broker, and how many of them are quiesced.
+    pub fn replica_counts(&self) -> (usize, usize) {
+        self.parts.registry.quiesced_count()
     }
 
     pub fn budgets(&self) -> &Budgets {

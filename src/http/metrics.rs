@@ -55,8 +55,11 @@ struct Memory {
     budgets: Family<BudgetLabels, Gauge>,
     pools: Option<crate::broker::Budgets>,
     replicas: Family<ReplicaLabels, Gauge>,
-    registry: Option<std::sync::Arc<crate::partition::Registry>>,
+    count_replicas: Option<ReplicaCount>,
 }
+
+/// How many partition replicas run on the broker, and how many of them are quiesced.
+pub type ReplicaCount = std::sync::Arc<dyn Fn() -> (usize, usize) + Send + Sync>;
 
 impl Memory {
     fn refresh(&self) {
@@ -77,8 +80,8 @@ impl Memory {
                 }
             }
         }
-        if let Some(registry) = &self.registry {
-            let (total, quiesced) = registry.quiesced_count();
+        if let Some(count) = &self.count_replicas {
+            let (total, quiesced) = count();
             for (state, count) in [("active", total - quiesced), ("quiesced", quiesced)] {
                 self.replicas
                     .get_or_create(&ReplicaLabels { state })
@@ -122,7 +125,7 @@ impl Metrics {
     pub fn with_budgets(
         admission: &AdmissionMetrics,
         pools: Option<crate::broker::Budgets>,
-        replicas: Option<std::sync::Arc<crate::partition::Registry>>,
+        replicas: Option<ReplicaCount>,
     ) -> Metrics {
         let mut registry = Registry::with_prefix("palisade");
         let memory = Memory {
@@ -131,7 +134,7 @@ impl Metrics {
             budgets: Family::default(),
             pools,
             replicas: Family::default(),
-            registry: replicas,
+            count_replicas: replicas,
         };
         registry.register(
             "process_resident_bytes",

@@ -190,7 +190,10 @@ pub fn serve(
     let metrics = Arc::new(Metrics::with_budgets(
         &settings.admission,
         Some(broker.budgets().clone()),
-        Some(broker.registry().clone()),
+        Some({
+            let broker = broker.clone();
+            Arc::new(move || broker.replica_counts()) as metrics::ReplicaCount
+        }),
     ));
     let stream_slots = sse::StreamSlots::new(
         broker.limits().streams_max,

@@ -109,7 +109,7 @@ impl<S: LogStore> RawNode<S> {
         if to == self.id || !self.conf().is_voter(to) {
             return Err(ProposeError::InvalidTransferTarget { target: to });
         }
-        self.wake(super::quiesce::Wake::Activity);
+        self.wake(super::types::Wake::Activity);
         self.transfer_target = Some(to);
         self.transfer_elapsed = 0;
         if !self.maybe_send_timeout_now(to) {

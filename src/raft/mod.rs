@@ -53,11 +53,10 @@ pub use config::{Canary, Config};
 pub use error::{ConfChangeRefusal, ProposeError, StepError, StorageError};
 pub use message::{Message, MessageBody, Ready};
 pub use node::{RawNode, Role, Status};
-pub use quiesce::Wake;
 pub use storage::{LogStore, MemStore};
 pub use types::{
     ConfChange, ConfState, Entry, EntryPayload, GroupId, HardState, LogIndex, NodeId, Snapshot,
-    SnapshotMeta, Term,
+    SnapshotMeta, Term, Wake,
 };
 
 #[cfg(test)]

@@ -11,10 +11,9 @@ use super::error::{ProposeError, StepError, StorageError};
 use super::log::RaftLog;
 use super::message::{Message, MessageBody};
 use super::progress::Progress;
-use super::quiesce::Wake;
 use super::rng::Rng;
 use super::storage::LogStore;
-use super::types::{ConfState, EntryPayload, GroupId, HardState, LogIndex, NodeId, Term};
+use super::types::{ConfState, EntryPayload, GroupId, HardState, LogIndex, NodeId, Term, Wake};
 
 /// The role a replica plays in its current term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,17 +16,7 @@
 use super::message::{Message, MessageBody};
 use super::node::{RawNode, Role};
 use super::storage::LogStore;
-use super::types::LogIndex;
-
-/// Why a quiesced replica woke up, which decides how its election clock restarts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wake {
-    /// Activity in the group (a message, a proposal): the leader is known to be alive.
-    Activity,
-    /// A member's broker became unreachable: on a follower whose leader it was, as if the whole
-    /// election timeout had passed since the leader was last heard from.
-    MemberDown,
-}
+use super::types::{LogIndex, Wake};
 
 impl<S: LogStore> RawNode<S> {
     /// Whether this replica stopped ticking because its group is idle.

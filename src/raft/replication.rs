@@ -22,7 +22,7 @@ impl<S: LogStore> RawNode<S> {
             self.term,
             self.log.last_term()
         );
-        self.wake(super::quiesce::Wake::Activity);
+        self.wake(super::types::Wake::Activity);
         let index = self.log.last_index().next();
         let entry = Entry {
             term: self.term,

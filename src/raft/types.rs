@@ -162,3 +162,13 @@ impl ConfState {
         }
     }
 }
+
+/// Why a quiesced replica woke up, which decides how its election clock restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Activity in the group (a message, a proposal): the leader is known to be alive.
+    Activity,
+    /// A member's broker became unreachable: on a follower whose leader it was, as if the whole
+    /// election timeout had passed since the leader was last heard from.
+    MemberDown,
+}
