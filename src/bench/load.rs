@@ -19,14 +19,31 @@ pub(crate) async fn run_produce(
 ) -> anyhow::Result<Tally> {
     let deadline = Instant::now() + Duration::from_secs(options.duration_s);
     let mut workers = tokio::task::JoinSet::new();
+    // Records in flight across all connections: a request holds `batch` permits until answered.
+    let in_flight = options
+        .records_in_flight
+        .map(|records| std::sync::Arc::new(tokio::sync::Semaphore::new(records as usize)));
     for (index, client) in clients.into_iter().enumerate() {
         let partition = partitions[index % partitions.len()];
         let body = encoded_batch(options.batch, options.record_bytes, partition)?;
         let topic = options.topic.clone();
         let record_bytes = u64::from(options.record_bytes);
+        let in_flight = in_flight.clone();
+        let batch = options.batch;
         workers.spawn(async move {
             let mut tally = Tally::new()?;
             while Instant::now() < deadline {
+                // Held until the answer: the records of this request count as in flight.
+                let _permits = match &in_flight {
+                    Some(slots) => {
+                        let acquire = slots.acquire_many(batch);
+                        match tokio::time::timeout_at(deadline.into(), acquire).await {
+                            Ok(Ok(permits)) => Some(permits),
+                            _ => break,
+                        }
+                    }
+                    None => None,
+                };
                 let started = Instant::now();
                 match client.produce_encoded(&topic, body.clone()).await {
                     Ok(reply) => {

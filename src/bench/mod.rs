@@ -13,12 +13,14 @@ use crate::wire::{CreateTopic, TopicDescription};
 use options::BenchMode;
 use report::{build_report, print_report, Mode};
 
+mod brokers;
 mod group;
 mod load;
 mod options;
 mod report;
 mod summary;
 
+pub use brokers::BrokerUsage;
 pub use load::encoded_batch;
 pub use options::{BenchArgs, BenchOptions};
 pub use report::{BenchReport, LatencySummary};
@@ -47,6 +49,13 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
     };
     anyhow::ensure!(options.connections >= 1, "--connections must be at least 1");
     anyhow::ensure!(options.batch >= 1, "--batch must be at least 1");
+    if let Some(in_flight) = options.records_in_flight {
+        anyhow::ensure!(
+            in_flight >= options.batch,
+            "--records-in-flight must be at least --batch ({})",
+            options.batch
+        );
+    }
     let connect_to = |url: &str| -> anyhow::Result<Client> {
         let client = Client::new(url, target.ca_cert.as_deref())?;
         Ok(match &target.token {
@@ -70,6 +79,7 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
         .iter()
         .map(|url| connect_to(url))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let before = brokers::sample(&admin, &target.url, connect_to).await;
     let started = Instant::now();
     let tally = match mode {
         Mode::Produce => load::run_produce(clients, options, &partitions).await?,
@@ -79,7 +89,10 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
             group::run(clients, options, total).await?
         }
     };
-    let report = build_report(mode, options, partitions.len(), started.elapsed(), &tally);
+    let elapsed = started.elapsed();
+    let after = brokers::sample(&admin, &target.url, connect_to).await;
+    let mut report = build_report(mode, options, partitions.len(), elapsed, &tally);
+    report.add_broker_usage(brokers::usage(&before, &after));
     print_report(&report, options.json)
 }
 

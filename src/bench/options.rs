@@ -54,6 +54,11 @@ pub struct BenchOptions {
     /// follows leaders would), instead of to `--url`, which forwards to the leader.
     #[arg(long)]
     pub to_leaders: bool,
+    /// Produce: at most this many records in requests that are not answered yet, shared by all
+    /// connections (a multiple of `--batch`), so latency is compared at equal load. Default: no
+    /// limit beyond one request per connection.
+    #[arg(long)]
+    pub records_in_flight: Option<u32>,
 }
 
 /// The options of `bench MODE ARGS..` as clap parses them, for the bench tests.

@@ -9,6 +9,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::brokers::BrokerUsage;
 use super::options::BenchOptions;
 use crate::client::ClientError;
 
@@ -53,6 +54,24 @@ pub struct BenchReport {
     pub latency_ms: LatencySummary,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// What each broker used during the run (empty when no broker could be sampled).
+    pub brokers: Vec<BrokerUsage>,
+    /// All brokers' CPU time per record moved, in microseconds, when every broker was sampled.
+    pub broker_cpu_us_per_record: Option<f64>,
+}
+
+impl BenchReport {
+    /// Adds the brokers' usage and the CPU per record it implies.
+    pub fn add_broker_usage(&mut self, brokers: Vec<BrokerUsage>) {
+        let cpu: Option<f64> = brokers.iter().map(|broker| broker.cpu_s).sum();
+        self.broker_cpu_us_per_record = match cpu {
+            Some(cpu) if self.records > 0 && !brokers.is_empty() => {
+                Some(cpu * 1e6 / self.records as f64)
+            }
+            _ => None,
+        };
+        self.brokers = brokers;
+    }
 }
 
 /// Request latency percentiles of successful requests, in milliseconds.
@@ -166,6 +185,8 @@ pub fn build_report(
         },
         errors: tally.errors,
         first_error: tally.first_error.clone(),
+        brokers: Vec::new(),
+        broker_cpu_us_per_record: None,
     }
 }
 
@@ -193,6 +214,18 @@ pub fn print_report(report: &BenchReport, json: bool) -> anyhow::Result<()> {
         latency.p50, latency.p99, latency.p999, latency.max
     );
     println!("errors: {}", report.errors);
+    for broker in &report.brokers {
+        let cpu = broker
+            .cpu_s
+            .map_or("?".to_string(), |cpu| format!("{cpu:.2}"));
+        let peak = broker
+            .peak_rss_mib
+            .map_or("?".to_string(), |peak| format!("{peak:.0}"));
+        println!("broker {}: cpu {cpu} s  peak rss {peak} MiB", broker.id);
+    }
+    if let Some(per_record) = report.broker_cpu_us_per_record {
+        println!("broker cpu per record: {per_record:.1} us");
+    }
     if let Some(error) = &report.first_error {
         println!("first error: {error}");
     }

@@ -323,6 +323,12 @@ impl Client {
     }
 
     /// `GET /readyz`: Ok once the broker serves requests.
+    /// `GET /metrics`: the Prometheus text of the broker this client talks to.
+    pub async fn metrics_text(&self) -> Result<String, ClientError> {
+        let body = send(self.request(Method::GET, &["metrics"], &[])?).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     pub async fn ready(&self) -> Result<String, ClientError> {
         let body = send(self.request(Method::GET, &["readyz"], &[])?).await?;
         Ok(String::from_utf8_lossy(&body).into_owned())

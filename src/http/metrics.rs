@@ -52,6 +52,7 @@ pub struct ReplicaLabels {
 struct Memory {
     resident: Gauge,
     resident_peak: Gauge,
+    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     budgets: Family<BudgetLabels, Gauge>,
     pools: Option<crate::broker::Budgets>,
     replicas: Family<ReplicaLabels, Gauge>,
@@ -63,6 +64,9 @@ pub type ReplicaCount = std::sync::Arc<dyn Fn() -> (usize, usize) + Send + Sync>
 
 impl Memory {
     fn refresh(&self) {
+        if let Some(seconds) = process_cpu_seconds() {
+            self.cpu_seconds.set(seconds);
+        }
         if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
             for (key, gauge) in [("VmRSS:", &self.resident), ("VmHWM:", &self.resident_peak)] {
                 let kib = status
@@ -103,6 +107,21 @@ impl Memory {
     }
 }
 
+/// User plus system CPU time of this process, in seconds.
+fn process_cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the pointer it is given, which is valid and
+    // sized for one; the return value says whether it did.
+    let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: getrusage returned 0, so it filled the struct (and zeroed is a valid rusage).
+    let usage = unsafe { usage.assume_init() };
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
 pub struct Metrics {
     registry: Registry,
     memory: Memory,
@@ -131,6 +150,7 @@ impl Metrics {
         let memory = Memory {
             resident: Gauge::default(),
             resident_peak: Gauge::default(),
+            cpu_seconds: Gauge::default(),
             budgets: Family::default(),
             pools,
             replicas: Family::default(),
@@ -145,6 +165,11 @@ impl Metrics {
             "process_resident_peak_bytes",
             "Peak resident memory of the broker process since it started (VmHWM)",
             memory.resident_peak.clone(),
+        );
+        registry.register(
+            "process_cpu_seconds",
+            "CPU time the broker process used since it started, user and system (getrusage)",
+            memory.cpu_seconds.clone(),
         );
         registry.register(
             "memory_budget_bytes",
