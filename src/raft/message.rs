@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{Entry, GroupId, HardState, LogIndex, NodeId, Snapshot, Term};
+use super::types::{Entry, EntryPayload, GroupId, HardState, LogIndex, NodeId, Snapshot, Term};
 
 /// One Raft message. `term` is the sender's current term, except for pre-votes: a `PreVote`
 /// carries the term the sender would campaign in, and a granting `PreVoteResponse` echoes it.
@@ -76,6 +76,24 @@ pub enum MessageBody {
     Quiesce {
         commit: LogIndex,
     },
+}
+
+impl Message {
+    /// Bytes of application data the message carries (entry payloads, snapshot data), for
+    /// callers that bound what they hold by size without looking inside messages.
+    pub fn payload_bytes(&self) -> usize {
+        match &self.body {
+            MessageBody::Append { entries, .. } => entries
+                .iter()
+                .map(|entry| match &entry.payload {
+                    EntryPayload::Normal(data) => data.len(),
+                    _ => 0,
+                })
+                .sum(),
+            MessageBody::Snapshot { snapshot } => snapshot.data.len(),
+            _ => 0,
+        }
+    }
 }
 
 impl MessageBody {

@@ -34,6 +34,16 @@ impl Outbound {
             Outbound::Request(envelope) | Outbound::Response(envelope) => envelope.body.len(),
         }
     }
+
+    /// Bytes this item keeps alive while it waits in the queue: envelope bodies, and the entry
+    /// payloads and snapshot data a Raft message carries (shared with the leader's log, but held
+    /// for as long as the message waits).
+    fn queued_bytes(&self) -> usize {
+        match self {
+            Outbound::Message(message) => message.payload_bytes(),
+            _ => self.body_bytes(),
+        }
+    }
 }
 
 /// Why a link did not queue an item.
@@ -45,8 +55,9 @@ pub(crate) enum Refused {
     Stopped,
 }
 
-/// A peer's outbound queue, bounded by items and by the bytes of queued envelope bodies (a
-/// few large produce requests must not pile up gigabytes).
+/// A peer's outbound queue, bounded by items and by the bytes queued items hold (envelope bodies
+/// and Raft entries: a few large produce requests, or appends to a slow follower, must not pile
+/// up gigabytes).
 pub(crate) fn queue(limits: &PeerLimits) -> (QueueSender, QueueReceiver) {
     let (sender, receiver) = mpsc::channel(limits.queue_messages_max.max(1));
     let bytes = Arc::new(AtomicUsize::new(0));
@@ -70,7 +81,7 @@ pub(crate) struct QueueSender {
 impl QueueSender {
     /// Queues `item` without waiting, or drops it and says why.
     pub(crate) fn try_send(&self, item: Outbound) -> Result<(), Refused> {
-        let bytes = item.body_bytes();
+        let bytes = item.queued_bytes();
         let before = self.bytes.fetch_add(bytes, Ordering::Relaxed);
         if before.saturating_add(bytes) > self.bytes_max {
             self.bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -104,7 +115,7 @@ impl QueueReceiver {
     }
 
     fn taken(&self, item: Outbound) -> Outbound {
-        self.bytes.fetch_sub(item.body_bytes(), Ordering::Relaxed);
+        self.bytes.fetch_sub(item.queued_bytes(), Ordering::Relaxed);
         item
     }
 }
@@ -244,6 +255,45 @@ mod tests {
         assert_eq!(sender.try_send(request(100)), Ok(()), "taking frees bytes");
         drop(receiver);
         assert_eq!(sender.try_send(request(0)), Err(Refused::Stopped));
+    }
+
+    fn append(bytes: usize) -> Outbound {
+        use crate::raft::{Entry, EntryPayload, GroupId, LogIndex, MessageBody, Term};
+        Outbound::Message(Message {
+            group: GroupId(1),
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(1),
+            body: MessageBody::Append {
+                prev_log_index: LogIndex(0),
+                prev_log_term: Term(0),
+                entries: vec![Entry {
+                    term: Term(1),
+                    index: LogIndex(1),
+                    payload: EntryPayload::Normal(vec![0; bytes].into()),
+                }],
+                commit: LogIndex(0),
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn appends_count_their_entries_against_the_queue_bytes() {
+        let limits = PeerLimits {
+            frame_bytes_max: 100,
+            queue_bytes_max: 250,
+            ..PeerLimits::default()
+        };
+        let (sender, mut receiver) = queue(&limits);
+        assert_eq!(sender.try_send(append(120)), Ok(()));
+        assert_eq!(sender.try_send(append(120)), Ok(()));
+        assert_eq!(
+            sender.try_send(append(120)),
+            Err(Refused::Full),
+            "a slow follower's appends cannot pile up past queue_bytes_max"
+        );
+        receiver.recv().await.expect("queued");
+        assert_eq!(sender.try_send(append(120)), Ok(()), "taking frees bytes");
     }
 
     #[tokio::test]
