@@ -31,11 +31,11 @@ bench produce --url "$url" --connections 4 --batch 100 --record-bytes 512 \
 producer=$!
 # Plain consumers through broker 2, group members through broker 3, one run after another.
 ( while [ "$(date +%s)" -lt "$end" ]; do
-    bench consume --url "$url2" --connections 6 --duration-s 60 | jq -c '{consume_per_s: .records_per_s, errors}'
+    bench consume --url "$url2" --connections 6 --duration-s 60 | jq -c '{consume_per_s: .records_per_s, errors, first_error}'
   done ) > "$d/consume.log" 2>&1 &
 consumer=$!
 ( while [ "$(date +%s)" -lt "$end" ]; do
-    bench group-consume --url "$url3" --connections 2 --duration-s 60 | jq -c '{group_per_s: .records_per_s, errors}'
+    bench group-consume --url "$url3" --connections 2 --duration-s 60 | jq -c '{group_per_s: .records_per_s, errors, first_error}'
   done ) > "$d/group.log" 2>&1 &
 grouper=$!
 wait "$producer"; wait "$consumer"; wait "$grouper"

@@ -83,6 +83,22 @@ pub(crate) async fn run_consume(
                     .await
                 {
                     Ok(body) => body,
+                    Err(error) if error.status() == Some(416) => {
+                        // Retention removed the records ahead of this reader: go on from the
+                        // partition's new start, as a consumer would (not counted as an error).
+                        let start = client.describe_topic(&topic).await.ok().and_then(|t| {
+                            let found = t.partitions.iter().find(|p| p.partition == partition);
+                            found.map(|p| p.log_start_offset)
+                        });
+                        match start {
+                            Some(start) if start > offset => offset = start,
+                            _ => {
+                                tally.failure(&error);
+                                tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                            }
+                        }
+                        continue;
+                    }
                     Err(error) => {
                         tally.failure(&error);
                         tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
