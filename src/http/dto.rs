@@ -73,19 +73,9 @@ impl From<FetchedRecord> for wire::FetchedRecord {
     }
 }
 
-/// About the JSON size of `records`, so a response buffer is allocated once instead of growing
-/// (and being copied) by doubling. Values may grow by a third as base64.
-pub fn records_json_bytes(records: &[FetchedRecord]) -> usize {
-    records
-        .iter()
-        .map(|r| r.record.value.len() * 4 / 3 + r.record.size_bytes() as usize + 128)
-        .sum::<usize>()
-        + 256
-}
-
 /// Bytes of JSON a fetch answer is written in at a time: the body is produced chunk by chunk as
 /// the connection takes it, so an answer never exists twice over (records and JSON) in memory.
-const FETCH_CHUNK_BYTES: usize = 64 * 1024;
+pub(super) const FETCH_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The JSON of a `wire::FetchResponse`, byte for byte, written lazily: the records are turned
 /// into JSON a chunk at a time when the connection asks for more, and each record's memory is
@@ -133,7 +123,9 @@ pub fn fetch_body(
     })
 }
 
-/// Serializes `value` into a buffer of `capacity` bytes and answers it as JSON.
+/// Serializes `value` into a buffer of `capacity` bytes and answers it as JSON (the tests'
+/// reference for what the streamed answers must equal).
+#[cfg(test)]
 pub fn json_response<T: Serialize>(
     mut builder: actix_web::HttpResponseBuilder,
     value: &T,

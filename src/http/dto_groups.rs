@@ -41,6 +41,84 @@ impl From<MemberView> for wire::Member {
     }
 }
 
+/// A poll answer as JSON in chunks of about `FETCH_CHUNK_BYTES`, produced as the connection takes
+/// them, byte for byte what `wire::GroupPoll` serializes to. Each record is freed once written;
+/// the fetch budget the records hold is given back when the last chunk is made.
+pub fn group_poll_body(
+    polled: GroupRecords,
+) -> impl Iterator<Item = Result<actix_web::web::Bytes, std::convert::Infallible>> {
+    let assignments: Vec<wire::TopicPartition> = polled
+        .member
+        .assignments
+        .iter()
+        .cloned()
+        .map(Into::into)
+        .collect();
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"{\"member_id\":");
+    serde_json::to_writer(&mut head, &polled.member.member_id).expect("a string serializes");
+    head.extend_from_slice(
+        format!(
+            ",\"generation\":{},\"assignments\":",
+            polled.member.generation
+        )
+        .as_bytes(),
+    );
+    serde_json::to_writer(&mut head, &assignments).expect("assignments serialize");
+    head.extend_from_slice(b",\"records\":[");
+    let next_offsets: Vec<wire::OffsetCommit> = polled
+        .partitions
+        .iter()
+        .filter(|partition| !partition.records.is_empty())
+        .map(|partition| wire::OffsetCommit {
+            topic: partition.partition.topic.clone(),
+            partition: partition.partition.partition,
+            offset: partition.next_offset,
+        })
+        .collect();
+    let mut tail = b"],\"next_offsets\":".to_vec();
+    serde_json::to_writer(&mut tail, &next_offsets).expect("offsets serialize");
+    tail.push(b'}');
+    let mut held = Vec::new();
+    let records = polled.partitions.into_iter().flat_map(move |partition| {
+        held.push(partition.held);
+        let topic = partition.partition.topic;
+        let number = partition.partition.partition;
+        partition
+            .records
+            .into_iter()
+            .map(move |record| (topic.clone(), number, record))
+    });
+    let mut records = records.peekable();
+    let mut state = Some((head, tail, true));
+    std::iter::from_fn(move || {
+        let (mut chunk, tail, first_chunk) = state.take()?;
+        let mut first = first_chunk;
+        chunk.reserve(super::dto::FETCH_CHUNK_BYTES);
+        while chunk.len() < super::dto::FETCH_CHUNK_BYTES {
+            let Some((topic, partition, record)) = records.next() else {
+                break;
+            };
+            if !first {
+                chunk.push(b',');
+            }
+            first = false;
+            let record = wire::GroupRecord {
+                topic,
+                partition,
+                record: record.into(),
+            };
+            serde_json::to_writer(&mut chunk, &record).expect("a record serializes to a Vec");
+        }
+        if records.peek().is_none() {
+            chunk.extend_from_slice(&tail);
+        } else {
+            state = Some((Vec::new(), tail, first));
+        }
+        Some(Ok(actix_web::web::Bytes::from(chunk)))
+    })
+}
+
 impl From<GroupRecords> for wire::GroupPoll {
     fn from(polled: GroupRecords) -> Self {
         let mut records = Vec::new();

@@ -4,15 +4,14 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 
-use super::dto::{json_response, records_json_bytes};
+use super::dto_groups::group_poll_body;
 use super::extract::Authenticated;
 use super::metrics::Metrics;
 use crate::broker::groups::{JoinRequest, PollRequest};
 use crate::broker::TopicPartition;
 use crate::broker::{Broker, BrokerError};
 use crate::wire::{
-    CommitOffsets, GroupDescription, GroupList, GroupPoll, GroupSummary, JoinGroup, Member,
-    PollQuery,
+    CommitOffsets, GroupDescription, GroupList, GroupSummary, JoinGroup, Member, PollQuery,
 };
 
 type State = web::Data<Arc<Broker>>;
@@ -96,16 +95,11 @@ pub async fn poll(
     let polled = broker
         .poll_group(&caller.0, &group, &member, request)
         .await?;
-    let capacity: usize = polled
-        .partitions
-        .iter()
-        .map(|p| records_json_bytes(&p.records) + p.records.len() * (p.partition.topic.len() + 32))
-        .sum();
-    let response = GroupPoll::from(polled);
-    metrics
-        .fetched_records
-        .inc_by(response.records.len() as u64);
-    Ok(json_response(HttpResponse::Ok(), &response, capacity))
+    let count: usize = polled.partitions.iter().map(|p| p.records.len()).sum();
+    metrics.fetched_records.inc_by(count as u64);
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(futures_util::stream::iter(group_poll_body(polled))))
 }
 
 pub async fn commit(

@@ -177,6 +177,7 @@ async fn group_poll_answer_reads_back_on_the_client() {
             records: vec![fetched(17, b"text", true), fetched(18, &[7], false)],
             next_offset: 19,
             high_watermark: 19,
+            held: crate::broker::Held::default(),
         }],
     };
     let bytes = server_bytes(&wire::GroupPoll::from(polled)).await;
@@ -367,4 +368,60 @@ fn produced_wire_records_become_broker_records() {
     };
     assert!(record_from_wire(both, 2).is_err());
     assert!(record_from_wire(wire::ProduceRecord::default(), 3).is_err());
+}
+
+#[test]
+fn a_streamed_poll_answer_is_the_json_of_the_answer_in_every_size() {
+    for count in [0usize, 1, 2, 64, 65, 700] {
+        let partition = |number: u32, records: Vec<FetchedRecord>| PartitionRecords {
+            partition: TopicPartition {
+                topic: format!("t\"{number}"),
+                partition: number,
+            },
+            next_offset: records.last().map_or(0, |r| r.offset + 1),
+            records,
+            high_watermark: 9_999,
+            held: crate::broker::Held::default(),
+        };
+        let records = |base: u64| -> Vec<FetchedRecord> {
+            (0..count as u64)
+                .map(|n| fetched(base + n, &vec![b'a' + (n % 26) as u8; 1024], n % 3 != 0))
+                .collect()
+        };
+        // One partition with records, one empty (left out of next_offsets), one more with.
+        let polled = GroupRecords {
+            member: MemberView {
+                member_id: "m-\"1".to_string(),
+                generation: 7,
+                assignments: (0..3)
+                    .map(|number| TopicPartition {
+                        topic: format!("t\"{number}"),
+                        partition: number,
+                    })
+                    .collect(),
+            },
+            partitions: vec![
+                partition(0, records(0)),
+                partition(1, Vec::new()),
+                partition(2, records(100)),
+            ],
+        };
+        let expected =
+            serde_json::to_vec(&wire::GroupPoll::from(polled.clone())).expect("serializes");
+        let chunks: Vec<_> = crate::http::dto_groups::group_poll_body(polled).collect();
+        assert!(
+            chunks.len() > 2 * count / 80,
+            "{count} records per partition in {} chunks",
+            chunks.len()
+        );
+        let bytes: Vec<u8> = chunks
+            .into_iter()
+            .flat_map(|chunk| chunk.expect("infallible").to_vec())
+            .collect();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            String::from_utf8(expected).unwrap(),
+            "{count} records per partition"
+        );
+    }
 }

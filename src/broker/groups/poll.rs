@@ -6,7 +6,7 @@
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::super::peer_wire::{ForwardReply, ForwardRequest};
+use super::super::peer_wire::{ForwardReply, ForwardRequest, Held};
 use super::super::{Broker, BrokerError, Caller};
 use super::{GroupCall, MemberView, OffsetReset};
 use crate::auth::acl::{Operation, ResourceType};
@@ -28,6 +28,9 @@ pub struct PartitionRecords {
     pub records: Vec<FetchedRecord>,
     pub next_offset: u64,
     pub high_watermark: u64,
+    /// The fetch budget the records hold on this broker (when it leads the partition) until the
+    /// answer is written.
+    pub held: Held,
 }
 
 #[derive(Clone, Debug)]
@@ -166,12 +169,13 @@ impl Broker {
                 async move { (position, self.on_leader(ForwardRequest::Group(call)).await) }
             })
             .collect();
-        let mut results: Vec<Option<PartitionRecords>> = vec![None; targets.len()];
+        let mut results: Vec<Option<PartitionRecords>> = targets.iter().map(|_| None).collect();
         while let Some((position, result)) = pending.next().await {
             let ForwardReply::Fetched {
                 records,
                 offset,
                 high_watermark,
+                held,
                 ..
             } = result?.reply
             else {
@@ -186,6 +190,7 @@ impl Broker {
                 records,
                 next_offset,
                 high_watermark,
+                held,
             });
             if found && wait_ms > 0 {
                 break;
