@@ -3,11 +3,10 @@
 //!
 //! Owns no wire shape of its own: every JSON body the routes read or write is a `wire` type.
 //! Fetch and poll answers are built by moving each fetched record's key and value into the
-//! wire record (no second copy of the value unless it must become base64) and serialized into
-//! a buffer sized from the records.
+//! wire record (no second copy of the value unless it must become base64) and streamed as JSON
+//! in chunks (`fetch_body`, `dto_groups::group_poll_body`).
 
 use base64::Engine;
-use serde::Serialize;
 
 use crate::broker::FetchedRecord;
 use crate::broker::Record;
@@ -126,7 +125,7 @@ pub fn fetch_body(
 /// Serializes `value` into a buffer of `capacity` bytes and answers it as JSON (the tests'
 /// reference for what the streamed answers must equal).
 #[cfg(test)]
-pub fn json_response<T: Serialize>(
+pub fn json_response<T: serde::Serialize>(
     mut builder: actix_web::HttpResponseBuilder,
     value: &T,
     capacity: usize,
