@@ -14,6 +14,7 @@ mod routes_cluster;
 mod routes_data;
 mod routes_groups;
 mod routes_producers;
+mod sized_json;
 pub mod sse;
 mod sse_body;
 mod sse_slots;

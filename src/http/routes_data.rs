@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::dto::{fetch_body, record_from_wire};
 use super::extract::{request_info, Authenticated};
 use super::metrics::Metrics;
+use super::sized_json::SizedJson;
 use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, NewTopic, ProduceRecord};
 use crate::wire::{
     CreateTopic, FetchQuery, ProduceBody, ProduceResponse, RecordPosition, TokenRequest,
@@ -112,7 +113,7 @@ pub async fn produce(
     metrics: web::Data<Arc<Metrics>>,
     caller: Authenticated,
     path: web::Path<String>,
-    body: web::Json<ProduceBody>,
+    body: SizedJson<ProduceBody>,
     request: HttpRequest,
 ) -> Result<HttpResponse, BrokerError> {
     let body = body.into_inner();
