@@ -42,6 +42,7 @@ wait "$producer"; wait "$consumer"; wait "$grouper"
 jq -c '{produce_per_s: .records_per_s, records, p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99, errors, first_error, brokers}' "$d/produce.json"
 echo "consume runs: $(wc -l < "$d/consume.log"), errors: $(jq -s 'map(.errors) | add' "$d/consume.log"), median rate: $(jq -s 'map(.consume_per_s) | sort | .[length/2|floor]' "$d/consume.log")"
 echo "group runs: $(wc -l < "$d/group.log"), errors: $(jq -s 'map(.errors) | add' "$d/group.log"), median rate: $(jq -s 'map(.group_per_s) | sort | .[length/2|floor]' "$d/group.log")"
+echo "first errors seen: $(cat "$d/consume.log" "$d/group.log" | jq -r 'select(.first_error != null) | .first_error' | sort | uniq -c)"
 echo "peak RSS MiB per broker: $(for p in $pids; do awk '$1=="VmHWM:" {printf "%d ", $2/1024}' "/proc/$p/status"; done)"
 kill "$sampler" 2>/dev/null
 echo "RSS slope per broker (MiB/min) after ${warm}s of warm-up, and the first and last minute's mean:"
