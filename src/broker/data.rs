@@ -448,7 +448,6 @@ impl Broker {
                 "a fetch was answered with something else".into(),
             ));
         };
-        let held = self.hold_answer(held, &records).await?;
         let next_offset = records.last().map_or(offset, |r| r.offset + 1);
         Ok(Fetched {
             records,
@@ -458,29 +457,6 @@ impl Broker {
             leader: led.leader,
             held,
         })
-    }
-
-    /// The fetch budget an answer holds here until it is written: what the leader reserved when
-    /// it read the records on this broker, or, for a peer's answer, its size reserved now (the
-    /// records stay in this broker's memory while a slow client takes them). Past the budget
-    /// this waits up to `limits.budget_wait_ms`, then answers 503 `overloaded`; nothing was
-    /// written, so the consumer only reads again.
-    pub(super) async fn hold_answer(
-        &self,
-        held: super::Held,
-        records: &[crate::partition::read::FetchedRecord],
-    ) -> Result<super::Held, BrokerError> {
-        let bytes: u64 = records.iter().map(|r| r.record.size_bytes()).sum();
-        if held.is_held() || bytes == 0 {
-            return Ok(held);
-        }
-        let budgets = &self.parts.budgets;
-        let reservation = budgets
-            .fetch
-            .reserve(bytes, bytes, budgets.wait)
-            .await
-            .map_err(|exhausted| BrokerError::Overloaded(exhausted.to_string()))?;
-        Ok(super::Held::new(reservation))
     }
 }
 

@@ -180,11 +180,6 @@ impl Held {
             _reservation: Some(std::sync::Arc::new(reservation)),
         }
     }
-
-    /// Whether this holds budget (an answer read here as leader) or none (a peer's answer).
-    pub fn is_held(&self) -> bool {
-        self._reservation.is_some()
-    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -183,7 +183,6 @@ impl Broker {
                     "a group fetch was answered with something else".into(),
                 ));
             };
-            let held = self.hold_answer(held, &records).await?;
             let next_offset = records.last().map_or(offset, |r| r.offset + 1);
             let found = !records.is_empty();
             results[position] = Some(PartitionRecords {
