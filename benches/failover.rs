@@ -5,7 +5,10 @@
 //! broker is restarted and caught up before the next trial.
 //!
 //! `cargo bench --bench failover` (PALISADE_FAILOVER_TRIALS sets the number of trials, 10 by
-//! default). A measurement, never a test: it asserts nothing about the times.
+//! default). With PALISADE_FAILOVER_IDLE=1 the producer stops before the kill and every replica
+//! is left to quiesce first (`palisade_replicas{state="active"} 0` on every broker), so the time
+//! includes noticing a failed leader of an idle group; writing starts again right after the kill.
+//! A measurement, never a test: it asserts nothing about the times.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -59,7 +62,51 @@ async fn wait_synced(client: &Client) -> u64 {
     }
 }
 
+/// Whether broker `id` reports no active (unquiesced) partition replica.
+async fn all_quiet(cluster: &TestCluster, id: u64) -> bool {
+    let Ok(response) = common::raw_client(&cluster.ca)
+        .get(format!("{}/metrics", cluster.node(id).url))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .any(|line| line.trim() == "palisade_replicas{state=\"active\"} 0")
+}
+
+fn start_producer(
+    client: Client,
+    trial: usize,
+    stop: Arc<AtomicBool>,
+    acks: Arc<Mutex<Vec<(Instant, Instant)>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut sequence = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            sequence += 1;
+            let records = vec![ProduceRecord {
+                key: None,
+                value: Some(format!("t{trial}-{sequence}")),
+                value_b64: None,
+                headers: BTreeMap::new(),
+                partition: Some(0),
+            }];
+            let sent = Instant::now();
+            if client
+                .produce(TOPIC, &ProduceRequest { records })
+                .await
+                .is_ok()
+            {
+                acks.lock().expect("lock").push((sent, Instant::now()));
+            }
+        }
+    })
+}
+
 async fn run(trials: usize) {
+    let idle = std::env::var("PALISADE_FAILOVER_IDLE").is_ok();
     let mut cluster = TestCluster::start(3).await;
     let admin = cluster.admin(1).await;
     admin
@@ -81,35 +128,32 @@ async fn run(trials: usize) {
         let stop = Arc::new(AtomicBool::new(false));
         // (sent, acknowledged) of each successful produce.
         let acks: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
-        let producer = {
-            let (stop, acks) = (stop.clone(), acks.clone());
-            tokio::spawn(async move {
-                let mut sequence = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    sequence += 1;
-                    let records = vec![ProduceRecord {
-                        key: None,
-                        value: Some(format!("t{trial}-{sequence}")),
-                        value_b64: None,
-                        headers: BTreeMap::new(),
-                        partition: Some(0),
-                    }];
-                    let sent = Instant::now();
-                    if client
-                        .produce(TOPIC, &ProduceRequest { records })
-                        .await
-                        .is_ok()
-                    {
-                        acks.lock().expect("lock").push((sent, Instant::now()));
-                    }
-                }
-            })
-        };
+        let mut producer = start_producer(client.clone(), trial, stop.clone(), acks.clone());
         while acks.lock().expect("lock").len() < 50 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if idle {
+            stop.store(true, Ordering::Relaxed);
+            (&mut producer).await.expect("producer");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let mut quiet = true;
+                for id in 1..=3 {
+                    quiet &= all_quiet(&cluster, id).await;
+                }
+                if quiet {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the replicas never quiesced");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            stop.store(false, Ordering::Relaxed);
+        }
         cluster.kill(leader);
         let killed = Instant::now();
+        if idle {
+            producer = start_producer(client.clone(), trial, stop.clone(), acks.clone());
+        }
         let resumed = loop {
             // The first write sent after the kill and acknowledged: one in flight at the kill
             // may still have been committed by the old leader.
@@ -130,7 +174,8 @@ async fn run(trials: usize) {
         };
         stop.store(true, Ordering::Relaxed);
         producer.await.expect("producer");
-        println!("trial {trial}: leader {leader} killed, writes resumed after {resumed:?} (via broker {via})");
+        let mode = if idle { "idle" } else { "busy" };
+        println!("trial {trial} ({mode}): leader {leader} killed, writes resumed after {resumed:?} (via broker {via})");
         times.push(resumed);
         cluster.restart(leader).await;
     }
