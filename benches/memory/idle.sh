@@ -7,14 +7,9 @@
 set -u
 PAL=${PAL:-$(pwd)/target/release/palisade}
 n=${1:-3}; rf=${2:-3}; parts=${3:-1000}; d=$(mktemp -d -t palisade-idle.XXXX)
-"$PAL" dev --brokers "$n" --dir "$d" --http-port-base 0 > "$d/dev.out" 2>&1 &
-dev=$!
+. "$(dirname "$0")/dev-cluster.sh"
+start_dev "$n" "$d"
 trap 'kill "$dev" 2>/dev/null; wait "$dev" 2>/dev/null; rm -rf "$d"' EXIT
-for _ in $(seq 120); do [ -s "$d/cluster.json" ] && break; sleep 0.5; done
-url=$(jq -r '.brokers[0].http' "$d/cluster.json"); ca=$(jq -r .ca_cert "$d/cluster.json")
-pass=$(jq -r .admin.password "$d/cluster.json"); pids=$(jq -r '.brokers[].pid' "$d/cluster.json")
-tok=$(curl -s --cacert "$ca" -H 'content-type: application/json' \
-  -d "{\"username\":\"admin\",\"password\":\"$pass\"}" "$url/v1/auth/token" | jq -r .access_token)
 api() { curl -s --cacert "$ca" -H "authorization: Bearer $tok" -H 'content-type: application/json' "$@"; }
 # Topics of at most 1,000 partitions each (topics.partitions_max is 1,024).
 topics=$(( (parts + 999) / 1000 ))

@@ -7,13 +7,8 @@
 set -u
 PAL=${PAL:-$(pwd)/target/release/palisade}
 n=${1:-1}; rf=${2:-1}; d=$(mktemp -d -t palisade-overload.XXXX)
-"$PAL" dev --brokers "$n" --dir "$d" --http-port-base 0 > "$d/dev.out" 2>&1 &
-dev=$!
-for _ in $(seq 120); do [ -s "$d/cluster.json" ] && break; sleep 0.5; done
-url=$(jq -r '.brokers[0].http' "$d/cluster.json"); ca=$(jq -r .ca_cert "$d/cluster.json")
-pass=$(jq -r .admin.password "$d/cluster.json"); pids=$(jq -r '.brokers[].pid' "$d/cluster.json")
-tok=$(curl -s --cacert "$ca" -H 'content-type: application/json' \
-  -d "{\"username\":\"admin\",\"password\":\"$pass\"}" "$url/v1/auth/token" | jq -r .access_token)
+. "$(dirname "$0")/dev-cluster.sh"
+start_dev "$n" "$d"
 ( while kill -0 "$dev" 2>/dev/null; do
     line=""; for p in $pids; do line="$line $(awk '$1=="VmRSS:" {printf "%d", $2/1024}' "/proc/$p/status" 2>/dev/null)"; done
     echo "$(date +%s)$line"; sleep 1

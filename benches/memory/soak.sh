@@ -8,14 +8,9 @@
 set -u
 PAL=${PAL:-$(pwd)/target/release/palisade}
 dur=${DUR:-600}; warm=${WARM:-120}; d=$(mktemp -d -t palisade-soak.XXXX)
-"$PAL" dev --brokers 3 --dir "$d" --http-port-base 0 > "$d/dev.out" 2>&1 &
-dev=$!
-for _ in $(seq 120); do [ -s "$d/cluster.json" ] && break; sleep 0.5; done
-url=$(jq -r '.brokers[0].http' "$d/cluster.json"); ca=$(jq -r .ca_cert "$d/cluster.json")
+. "$(dirname "$0")/dev-cluster.sh"
+start_dev 3 "$d"
 url2=$(jq -r '.brokers[1].http' "$d/cluster.json"); url3=$(jq -r '.brokers[2].http' "$d/cluster.json")
-pass=$(jq -r .admin.password "$d/cluster.json"); pids=$(jq -r '.brokers[].pid' "$d/cluster.json")
-tok=$(curl -s --cacert "$ca" -H 'content-type: application/json' \
-  -d "{\"username\":\"admin\",\"password\":\"$pass\"}" "$url/v1/auth/token" | jq -r .access_token)
 curl -s --cacert "$ca" -H "authorization: Bearer $tok" -H 'content-type: application/json' \
   -d '{"name":"soak","partitions":6,"replication_factor":3,"retention_ms":120000}' "$url/v1/topics" > /dev/null
 ( while kill -0 "$dev" 2>/dev/null; do

@@ -77,8 +77,21 @@ async fn topic_answer_reads_back_on_the_client() {
 
 /// The fetch route's body, as the connection would take it chunk by chunk.
 fn streamed(records: Vec<FetchedRecord>, next: u64, high: u64, start: u64) -> Vec<u8> {
-    let chunks = fetch_body(records, next, high, start, crate::broker::Held::default());
+    joined(fetch_body(
+        records,
+        next,
+        high,
+        start,
+        crate::broker::Held::default(),
+    ))
+}
+
+/// The bytes of a streamed body's chunks, in order.
+fn joined(
+    chunks: impl IntoIterator<Item = Result<actix_web::web::Bytes, std::convert::Infallible>>,
+) -> Vec<u8> {
     chunks
+        .into_iter()
         .flat_map(|chunk| chunk.expect("infallible").to_vec())
         .collect()
 }
@@ -114,10 +127,7 @@ fn a_streamed_fetch_answer_is_the_json_of_the_answer_in_every_size() {
             "{count} records in {} chunks",
             chunks.len()
         );
-        let bytes: Vec<u8> = chunks
-            .into_iter()
-            .flat_map(|chunk| chunk.expect("infallible").to_vec())
-            .collect();
+        let bytes = joined(chunks);
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             String::from_utf8(expected).unwrap(),
@@ -414,10 +424,7 @@ fn a_streamed_poll_answer_is_the_json_of_the_answer_in_every_size() {
             "{count} records per partition in {} chunks",
             chunks.len()
         );
-        let bytes: Vec<u8> = chunks
-            .into_iter()
-            .flat_map(|chunk| chunk.expect("infallible").to_vec())
-            .collect();
+        let bytes = joined(chunks);
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             String::from_utf8(expected).unwrap(),

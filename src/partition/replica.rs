@@ -314,13 +314,12 @@ impl<M: StateMachine> Replica<M> {
     /// Stops the tick timer while the group is quiesced and nothing local is pending (a write in
     /// flight, applied state not yet stored, waiting proposals); starts it again otherwise.
     fn settle_timer(&mut self, ctx: &mut Context<Self>) {
-        // Published before the links are checked: whoever sends `PeerDown` reads this flag after
-        // marking the link down, so a link lost while this replica quiesces is seen here or
-        // reported by a notice, never missed by both.
-        self.publish_quiesced();
+        // `publish_status` (just before, in `drive`) published the quiesced flag before the links
+        // are checked here: whoever sends `PeerDown` reads it after marking the link down, so a
+        // link lost while this replica quiesces is seen here or reported by a notice.
         if self.node.is_quiesced() && !self.quiet_is_safe() {
             self.node.wake(Wake::MemberDown);
-            self.publish_quiesced();
+            self.publish_status();
         }
         let quiet = self.node.is_quiesced()
             && self.in_flight.is_none()
@@ -345,15 +344,6 @@ impl<M: StateMachine> Replica<M> {
             }
             _ => {}
         }
-    }
-
-    fn publish_quiesced(&mut self) {
-        let quiesced = self.node.is_quiesced();
-        self.status.send_if_modified(|current| {
-            let changed = current.quiesced != quiesced;
-            current.quiesced = quiesced;
-            changed
-        });
     }
 
     pub fn group(&self) -> GroupId {
@@ -654,13 +644,15 @@ impl<M: StateMachine> Replica<M> {
         let commit = self.node.commit();
         let applied = self.applied;
         let last_index = self.node.last_index();
+        let quiesced = self.node.is_quiesced();
         self.status.send_if_modified(|current| {
             let same = current.leader == leader
                 && current.term == term
                 && current.is_leader == is_leader
                 && current.commit == commit
                 && current.applied == applied
-                && current.last_index == last_index;
+                && current.last_index == last_index
+                && current.quiesced == quiesced;
             if !same {
                 current.leader = leader;
                 current.term = term;
@@ -668,6 +660,7 @@ impl<M: StateMachine> Replica<M> {
                 current.commit = commit;
                 current.applied = applied;
                 current.last_index = last_index;
+                current.quiesced = quiesced;
             }
             !same
         });

@@ -489,6 +489,28 @@ fn messages_for_another_group_or_node_are_refused() {
     ));
 }
 
+/// Delivers messages among `nodes` (ids `first_id`, `first_id + 1`, ...) until quiet; messages
+/// to any other node are lost.
+fn settle_among(nodes: &mut [RawNode<MemStore>], first_id: u64) {
+    loop {
+        let mut messages = Vec::new();
+        for node in nodes.iter_mut() {
+            while node.has_ready() {
+                messages.extend(cycle(node).messages);
+            }
+        }
+        let to = |message: &Message| message.to.0.checked_sub(first_id).map(|i| i as usize);
+        messages.retain(|message| to(message).is_some_and(|i| i < nodes.len()));
+        if messages.is_empty() {
+            return;
+        }
+        for message in messages {
+            let position = to(&message).expect("kept above");
+            nodes[position].step(message).expect("routed");
+        }
+    }
+}
+
 fn quiescing_three() -> Vec<RawNode<MemStore>> {
     let mut nodes: Vec<_> = (1..=3)
         .map(|id| {
@@ -554,23 +576,7 @@ fn quiesce_a_group_with_a_lagging_member_stays_awake() {
             node.tick();
         }
         // Node 3 is down: messages to it are lost.
-        loop {
-            let mut messages = Vec::new();
-            for node in nodes.iter_mut() {
-                while node.has_ready() {
-                    messages.extend(cycle(node).messages);
-                }
-            }
-            messages.retain(|message| message.to != NodeId(3));
-            if messages.is_empty() {
-                break;
-            }
-            for message in messages {
-                nodes[(message.to.0 - 1) as usize]
-                    .step(message)
-                    .expect("routed");
-            }
-        }
+        settle_among(&mut nodes, 1);
     }
     assert!(
         !nodes[0].is_quiesced(),
@@ -596,23 +602,7 @@ fn quiesce_a_follower_woken_for_a_lost_leader_campaigns_within_one_timeout() {
             node.tick();
         }
         // Routed among nodes 2 and 3 only.
-        loop {
-            let mut messages = Vec::new();
-            for node in followers.iter_mut() {
-                while node.has_ready() {
-                    messages.extend(cycle(node).messages);
-                }
-            }
-            messages.retain(|message| message.to != NodeId(1));
-            if messages.is_empty() {
-                break;
-            }
-            for message in messages {
-                followers[(message.to.0 - 2) as usize]
-                    .step(message)
-                    .expect("routed");
-            }
-        }
+        settle_among(&mut followers, 2);
         if followers.iter().any(|node| node.role() == Role::Leader) {
             elected_after = Some(tick);
             break;

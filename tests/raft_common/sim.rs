@@ -520,36 +520,7 @@ impl Sim {
                 self.checker.on_restart(id, applied);
             }
         }
-        let mut proposal: Option<(NodeId, Term, LogIndex)> = None;
-        for round in 0..rounds_max {
-            self.quiet_round();
-            if !self.checker.violations.is_empty() {
-                return Err("safety violation while healing".to_string());
-            }
-            if let Some((leader, term, index)) = proposal {
-                let status = self.replicas[index_of(leader)].node().status();
-                if status.term == term && status.commit >= index {
-                    return Ok(round);
-                }
-                if status.term != term
-                    || status.role != Role::Leader
-                    || self.newest_leader() != Some(leader)
-                {
-                    proposal = None;
-                }
-            }
-            if proposal.is_none() {
-                if let Some(leader) = self.newest_leader() {
-                    let node = self.replicas[index_of(leader)].node_mut();
-                    if let Ok(index) = node.propose(b"liveness".to_vec()) {
-                        proposal = Some((leader, node.status().term, index));
-                    }
-                }
-            }
-        }
-        Err(format!(
-            "no proposal committed within {rounds_max} rounds after healing"
-        ))
+        self.commit_one(rounds_max, b"liveness", "while healing", "after healing")
     }
 }
 
@@ -592,11 +563,28 @@ impl Sim {
         };
         self.fault("idle_leader_crash");
         self.replicas[index_of(old)].crash();
+        let after = format!("after the idle leader {old:?} crashed");
+        self.commit_one(rounds_max, b"failover", "during failover", &after)
+    }
+}
+
+impl Sim {
+    /// Runs quiet rounds, proposing `payload` to the leader of the highest term (again whenever
+    /// that leader changes), until it commits: returns the round it committed in. Fails on a
+    /// safety violation (`phase` says when) or after `rounds_max` rounds (`after` says what came
+    /// before them).
+    fn commit_one(
+        &mut self,
+        rounds_max: u64,
+        payload: &[u8],
+        phase: &str,
+        after: &str,
+    ) -> Result<u64, String> {
         let mut proposal: Option<(NodeId, Term, LogIndex)> = None;
         for round in 0..rounds_max {
             self.quiet_round();
             if !self.checker.violations.is_empty() {
-                return Err("safety violation during failover".to_string());
+                return Err(format!("safety violation {phase}"));
             }
             if let Some((leader, term, index)) = proposal {
                 let status = self.replicas[index_of(leader)].node().status();
@@ -613,14 +601,14 @@ impl Sim {
             if proposal.is_none() {
                 if let Some(leader) = self.newest_leader() {
                     let node = self.replicas[index_of(leader)].node_mut();
-                    if let Ok(index) = node.propose(b"failover".to_vec()) {
+                    if let Ok(index) = node.propose(payload.to_vec()) {
                         proposal = Some((leader, node.status().term, index));
                     }
                 }
             }
         }
         Err(format!(
-            "no proposal committed within {rounds_max} rounds after the idle leader {old:?} crashed"
+            "no proposal committed within {rounds_max} rounds {after}"
         ))
     }
 }
