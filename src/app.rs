@@ -289,17 +289,41 @@ async fn serve_until(
         connections: connection_limits(config),
         admission,
     };
-    let server = http::serve(listener, tls, broker, http_settings)?;
+    let server = http::serve(listener, tls, broker.clone(), http_settings)?;
     let handle = server.handle();
     tracing::info!(broker = config.broker.id, "broker is serving");
     tokio::select! {
         result = server => result.context("HTTP server failed")?,
         () = shutdown => {
-            tracing::info!("shutting down");
+            tracing::info!("shutting down: handing leaderships away first");
+            drain(config, &broker).await;
             handle.stop(true).await;
         }
     }
     Ok(())
+}
+
+/// Hands this broker's leaderships to in-sync replicas (`cluster.drain_timeout_ms`) while the
+/// HTTP API still serves, so requests in flight finish and new ones find the new leaders.
+async fn drain(config: &Config, broker: &Broker) {
+    let deadline = Duration::from_millis(config.cluster.drain_timeout_ms);
+    let retry_after =
+        Duration::from_millis(config.raft.tick_ms * u64::from(config.raft.election_timeout_ticks));
+    let report = broker.drain(deadline, retry_after).await;
+    if report.still_led.is_empty() {
+        tracing::info!(
+            handed = report.led_at_start,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "drained: this broker leads no group"
+        );
+    } else {
+        tracing::warn!(
+            led_at_start = report.led_at_start,
+            still_led = report.still_led.len(),
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "drain deadline passed: stopping while still leading"
+        );
+    }
 }
 
 fn connection_limits(config: &Config) -> ConnectionLimits {
@@ -447,10 +471,9 @@ async fn report_self(
     let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
     loop {
         let current = broker.metadata().brokers.get(&info.id).cloned();
-        if current
-            .as_ref()
-            .is_some_and(|c| c.http == info.http && c.peer == info.peer && c.rack == info.rack)
-        {
+        if current.as_ref().is_some_and(|c| {
+            c.http == info.http && c.peer == info.peer && c.rack == info.rack && !c.draining
+        }) {
             return Ok(());
         }
         match broker
@@ -486,6 +509,7 @@ fn self_info(config: &Config, http: std::net::SocketAddr) -> BrokerInfo {
             .unwrap_or_default(),
         rack: config.broker.rack.clone(),
         decommissioning: false,
+        draining: false,
     }
 }
 
@@ -566,6 +590,7 @@ async fn bootstrap(
                 peer: peer.to_string(),
                 rack: None,
                 decommissioning: false,
+                draining: false,
             });
         }
     }

@@ -48,6 +48,8 @@ pub struct ClusterConfig {
     pub balance_interval_ms: u64,
     /// How long a request forwarded to a leader broker may take, elections included.
     pub forward_timeout_ms: u64,
+    /// How long a stopping broker hands its leaderships away before it stops anyway.
+    pub drain_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -216,6 +216,9 @@ fn broker_views(
             } else if silent {
                 let since = *down_since.entry(info.id).or_insert(now);
                 BrokerState::Down { since_ms: since }
+            } else if info.draining {
+                down_since.remove(&info.id);
+                BrokerState::Draining
             } else {
                 down_since.remove(&info.id);
                 BrokerState::Up

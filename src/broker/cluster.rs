@@ -125,6 +125,7 @@ impl Broker {
             peer: peer.to_string(),
             rack: None,
             decommissioning: false,
+            draining: false,
         };
         self.propose(MetaCommand::UpsertBroker(info)).await?;
         self.balancer_now().await;
@@ -180,6 +181,7 @@ fn broker_report(info: &BrokerInfo, health: &Health, status: &ReplicaStatus) -> 
     } else {
         match (health, silence_ms) {
             (None, _) => "unknown",
+            (Some(_), Some(ms)) if ms <= DOWN_AFTER_MS && info.draining => "draining",
             (Some(_), Some(ms)) if ms <= DOWN_AFTER_MS => "up",
             _ => "down",
         }

@@ -8,6 +8,7 @@ mod admin;
 pub mod balancer;
 mod cluster;
 mod data;
+mod drain;
 mod errors;
 pub mod forward;
 pub mod groups;
@@ -140,6 +141,8 @@ impl Budgets {
 /// The operations of one broker. Its parts are private: layers above call its methods.
 pub struct Broker {
     parts: BrokerParts,
+    /// Set when the broker starts to stop (`drain`).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// The gauge of long-poll fetches parked on this broker's partitions, for `/metrics`.
@@ -169,7 +172,10 @@ pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 
 impl Broker {
     pub fn new(parts: BrokerParts) -> Broker {
-        Broker { parts }
+        Broker {
+            parts,
+            draining: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// How many partition replicas run on this broker, and how many of them are quiesced.
@@ -210,7 +216,7 @@ impl Broker {
                 Some(handle) => handle.status.borrow().leader.is_some(),
                 None => true,
             });
-        state.bootstrapped && controller_led && audit_ready
+        state.bootstrapped && controller_led && audit_ready && !self.is_draining()
     }
 
     /// Unix time in milliseconds from the clock this broker was built with.

@@ -24,6 +24,9 @@ pub enum BrokerState {
     },
     /// Being emptied by an admin; receives no new replicas.
     Decommissioning,
+    /// Stopping: keeps its replicas (it is coming back) but receives no new replica and no
+    /// leadership.
+    Draining,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

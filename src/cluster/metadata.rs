@@ -142,6 +142,12 @@ pub enum MetaCommand {
         principal: String,
         created_ms: u64,
     },
+    /// A stopping broker marks itself draining (`true`) so no leadership moves to it; its
+    /// report at start-up clears the mark.
+    SetBrokerDraining {
+        id: u64,
+        draining: bool,
+    },
 }
 
 /// A command plus the proposer's clock, so that applying it is deterministic.
@@ -268,6 +274,13 @@ pub fn apply(state: &mut MetadataState, envelope: MetaEnvelope) -> Result<MetaOu
         MetaCommand::DecommissionBroker { id } => match state.brokers.get_mut(&id) {
             Some(broker) => {
                 broker.decommissioning = true;
+                Ok(MetaOutput::Done)
+            }
+            None => Err(MetaError::NoSuchBroker(id)),
+        },
+        MetaCommand::SetBrokerDraining { id, draining } => match state.brokers.get_mut(&id) {
+            Some(broker) => {
+                broker.draining = draining;
                 Ok(MetaOutput::Done)
             }
             None => Err(MetaError::NoSuchBroker(id)),
@@ -839,6 +852,7 @@ mod tests {
                 peer: "127.0.0.1:1".into(),
                 rack: None,
                 decommissioning: false,
+                draining: false,
             },
         );
         for principal in ["admin", "alice", "bob"] {
@@ -889,6 +903,7 @@ mod tests {
             peer: "127.0.0.1:1".into(),
             rack: None,
             decommissioning: false,
+            draining: false,
         })
     }
 }

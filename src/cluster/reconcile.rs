@@ -172,6 +172,7 @@ mod tests {
                 peer: format!("127.0.0.1:{}", 9440 + id),
                 rack: None,
                 decommissioning: false,
+                draining: false,
             };
             state.brokers.insert(id, info);
         }

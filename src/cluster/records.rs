@@ -23,6 +23,10 @@ pub struct BrokerInfo {
     /// An admin asked to empty this broker; it receives no new replicas.
     #[serde(default)]
     pub decommissioning: bool,
+    /// The broker is stopping and handing its leaderships away: no leadership is moved to it
+    /// until it reports itself again at start-up.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

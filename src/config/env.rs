@@ -84,6 +84,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("cluster", "moves_max"),
     ("cluster", "balance_interval_ms"),
     ("cluster", "forward_timeout_ms"),
+    ("cluster", "drain_timeout_ms"),
     ("limits", "streams_max"),
     ("limits", "streams_per_principal_max"),
     ("limits", "stream_keepalive_ms"),
@@ -255,6 +256,7 @@ fn set_lower_sections(
         ("cluster", "moves_max") => raw.cluster.moves_max = number(value)?,
         ("cluster", "balance_interval_ms") => raw.cluster.balance_interval_ms = number(value)?,
         ("cluster", "forward_timeout_ms") => raw.cluster.forward_timeout_ms = number(value)?,
+        ("cluster", "drain_timeout_ms") => raw.cluster.drain_timeout_ms = number(value)?,
         ("limits", "streams_max") => raw.limits.streams_max = number(value)?,
         ("limits", "streams_per_principal_max") => {
             raw.limits.streams_per_principal_max = number(value)?

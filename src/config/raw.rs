@@ -237,6 +237,7 @@ pub struct RawCluster {
     pub moves_max: u64,
     pub balance_interval_ms: u64,
     pub forward_timeout_ms: u64,
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for RawCluster {
@@ -249,6 +250,7 @@ impl Default for RawCluster {
             moves_max: 2,
             balance_interval_ms: 2_000,
             forward_timeout_ms: 10_000,
+            drain_timeout_ms: 10_000,
         }
     }
 }

@@ -559,6 +559,12 @@ fn cluster(
             100,
             600_000,
         )?,
+        drain_timeout_ms: checker.range(
+            "cluster.drain_timeout_ms",
+            raw.drain_timeout_ms,
+            0,
+            600_000,
+        )?,
     })
 }
 

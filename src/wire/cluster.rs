@@ -41,7 +41,7 @@ pub struct BrokerView {
     /// `host:port` of its peer link.
     pub peer: String,
     pub rack: Option<String>,
-    /// For example `up`, `down`, `joining`, `decommissioning`.
+    /// For example `up`, `down`, `joining`, `decommissioning`, `draining`.
     pub state: String,
     /// Its role in the controller group: `voter`, `learner`, or empty for none.
     pub controller: String,

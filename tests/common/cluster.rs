@@ -43,9 +43,16 @@ pub struct TestCluster {
     extra_config: String,
     /// Appended to every broker's `[peer]` section.
     peer_config: String,
+    /// The brokers' `RUST_LOG`.
+    log_filter: String,
 }
 
 impl TestCluster {
+    /// Like `start_with`, with the brokers logging at `log_filter` (a `RUST_LOG` value).
+    pub async fn start_logging(count: u64, extra_config: &str, log_filter: &str) -> TestCluster {
+        TestCluster::start_inner(count, extra_config, "", log_filter).await
+    }
+
     /// Starts `count` founding brokers (ids 1..=count) and waits until each is ready.
     pub async fn start(count: u64) -> TestCluster {
         TestCluster::start_with(count, "").await
@@ -61,6 +68,16 @@ impl TestCluster {
         count: u64,
         extra_config: &str,
         peer_config: &str,
+    ) -> TestCluster {
+        let filter = std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        TestCluster::start_inner(count, extra_config, peer_config, &filter).await
+    }
+
+    async fn start_inner(
+        count: u64,
+        extra_config: &str,
+        peer_config: &str,
+        log_filter: &str,
     ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ids: Vec<u64> = (1..=count).collect();
@@ -83,13 +100,14 @@ impl TestCluster {
             founders,
             extra_config: extra_config.to_string(),
             peer_config: peer_config.to_string(),
+            log_filter: log_filter.to_string(),
         };
         for (id, http, peer) in ports {
             let node = cluster.write_node(id, http, peer, false);
             cluster.nodes.push(node);
         }
         for node in &mut cluster.nodes {
-            spawn(node);
+            spawn(node, &cluster.log_filter);
         }
         for index in 0..cluster.nodes.len() {
             cluster.wait_ready(cluster.nodes[index].id).await;
@@ -136,7 +154,7 @@ impl TestCluster {
         let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).chain([id]).collect();
         palisade::transport::certs::init(&self.dir.path().join("certs"), &ids).expect("certs");
         let mut node = self.write_node(id, free_port(), free_port(), true);
-        spawn(&mut node);
+        spawn(&mut node, &self.log_filter);
         self.nodes.push(node);
         self.node(id)
     }
@@ -241,7 +259,8 @@ impl TestCluster {
     /// Starts broker `id` again (killing it first if it runs) without waiting for it.
     pub fn spawn_again(&mut self, id: u64) {
         self.kill(id);
-        spawn(self.node_mut(id));
+        let filter = self.log_filter.clone();
+        spawn(self.node_mut(id), &filter);
     }
 
     /// Every log, for failure messages.
@@ -254,7 +273,7 @@ impl TestCluster {
     }
 }
 
-fn spawn(node: &mut Node) {
+fn spawn(node: &mut Node, log_filter: &str) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -265,10 +284,7 @@ fn spawn(node: &mut Node) {
         .arg("--config")
         .arg(&node.config)
         .env("PALISADE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env(
-            "RUST_LOG",
-            std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use palisade::client::Client;
 
 pub mod cluster;
+pub mod load;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 const READY_WAIT: Duration = Duration::from_secs(60);
