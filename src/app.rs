@@ -292,12 +292,19 @@ async fn serve_until(
     let server = http::serve(listener, tls, broker.clone(), http_settings)?;
     let handle = server.handle();
     tracing::info!(broker = config.broker.id, "broker is serving");
+    // The server runs only while its future is polled (dropping it closes every connection at
+    // once), so it is polled through the drain and the graceful stop too.
+    let mut server = std::pin::pin!(server);
     tokio::select! {
-        result = server => result.context("HTTP server failed")?,
+        result = &mut server => result.context("HTTP server failed")?,
         () = shutdown => {
             tracing::info!("shutting down: handing leaderships away first");
-            drain(config, &broker).await;
-            handle.stop(true).await;
+            let stop = async {
+                drain(config, &broker).await;
+                handle.stop(true).await;
+            };
+            let (result, ()) = tokio::join!(&mut server, stop);
+            result.context("HTTP server failed while stopping")?;
         }
     }
     Ok(())

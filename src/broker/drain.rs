@@ -20,6 +20,9 @@ use crate::raft::{GroupId, NodeId};
 
 /// How often the drain looks at which groups this broker still leads.
 const CHECK_EVERY: Duration = Duration::from_millis(20);
+/// How long the drain waits for its draining mark to commit (a controller without a majority
+/// does not hold the stop).
+const MARK_WAIT: Duration = Duration::from_secs(2);
 
 /// What a drain did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,13 +76,15 @@ impl Broker {
             id: self.parts.broker_id,
             draining: true,
         };
-        match tokio::time::timeout_at(until, self.propose(mark)).await {
+        let mark_until = until.min(started + MARK_WAIT);
+        match tokio::time::timeout_at(mark_until, self.propose(mark)).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "cannot mark this broker draining"),
             Err(_) => tracing::warn!("marking this broker draining did not finish in time"),
         }
         let mut asked: HashMap<GroupId, Instant> = HashMap::new();
         let mut led_at_start = None;
+        let mut no_target_since: Option<Instant> = None;
         loop {
             let led = self.led_here();
             led_at_start.get_or_insert(led.len());
@@ -91,18 +96,35 @@ impl Broker {
                     elapsed: started.elapsed(),
                 };
             }
-            for (group, status) in led {
-                if asked.get(&group).is_some_and(|at| now < *at + retry_after) {
-                    continue;
-                }
-                let preferred = self.preferred_replicas(group);
+            let mut any_target = false;
+            for (group, status) in &led {
+                let preferred = self.preferred_replicas(*group);
                 let eligible = |id: u64| self.can_lead_for_drain(id);
-                let Some(to) = drain_target(&status, self.parts.broker_id, &preferred, eligible)
+                let Some(to) = drain_target(status, self.parts.broker_id, &preferred, eligible)
                 else {
                     continue;
                 };
-                asked.insert(group, now);
-                self.ask_transfer(group, to);
+                any_target = true;
+                if asked.get(group).is_some_and(|at| now < *at + retry_after) {
+                    continue;
+                }
+                asked.insert(*group, now);
+                self.ask_transfer(*group, to);
+            }
+            // Every other broker is stopping too, or none is in sync, for an election timeout:
+            // waiting longer would only delay the stop.
+            let since = if any_target {
+                None
+            } else {
+                Some(*no_target_since.get_or_insert(now))
+            };
+            no_target_since = since;
+            if since.is_some_and(|since| now >= since + retry_after) {
+                return DrainReport {
+                    led_at_start: led_at_start.unwrap_or(0),
+                    still_led: led.into_iter().map(|(group, _)| group).collect(),
+                    elapsed: started.elapsed(),
+                };
             }
             tokio::time::sleep(CHECK_EVERY.min(until.saturating_duration_since(now))).await;
         }

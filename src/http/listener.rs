@@ -36,6 +36,10 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// is closing.
 const REFUSALS_IN_FLIGHT_MAX: usize = 1024;
 
+/// How long a graceful stop waits for the requests in flight (after the leaderships were handed
+/// away) before it closes the connections still open, in seconds.
+const STOP_WAIT_S: u64 = 5;
+
 /// The connection bounds and deadlines of the listener.
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
@@ -84,6 +88,9 @@ where
         // Per worker, and above the total: a worker at its bound stops accepting, and the
         // connections left in the backlog would wait instead of being closed by the step.
         .max_concurrent_connections(limits.connections_max + REFUSALS_IN_FLIGHT_MAX)
+        // A stopping broker answers the requests in flight, but an event stream or a long poll
+        // does not hold the stop past this.
+        .shutdown_timeout(STOP_WAIT_S)
         .disable_signals();
     let shutdown = builder.graceful_shutdown_signal();
     let name = format!("palisade-http-{}", listener.local_addr()?);

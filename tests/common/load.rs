@@ -21,8 +21,8 @@ pub struct Outcome {
     pub acked: BTreeMap<(u32, String), u64>,
     /// Acknowledgement times per partition, in order.
     pub acked_at: BTreeMap<u32, Vec<Instant>>,
-    /// Every failed write: the broker it was sent to and the error.
-    pub failures: Vec<(u64, String)>,
+    /// Every failed write: the broker it was sent to, when it failed and the error.
+    pub failures: Vec<(u64, Instant, String)>,
 }
 
 impl Outcome {
@@ -104,7 +104,9 @@ impl Load {
                                     outcome.acked.insert((partition, value), position.offset);
                                 }
                             }
-                            Err(error) => outcome.failures.push((*via, error.to_string())),
+                            Err(error) => {
+                                outcome.failures.push((*via, Instant::now(), chain(&error)))
+                            }
                         }
                     }
                 })
@@ -148,6 +150,18 @@ impl Load {
             .into_inner()
             .expect("lock")
     }
+}
+
+/// An error with its causes, for failure reports.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Reads every partition of `topic` from offset 0 and returns the values missing at their
