@@ -2,8 +2,9 @@
 //!
 //! Generates certificates for every broker id, writes one config per broker (its `[peer]` link
 //! and the same `[cluster] brokers` list on each), starts each broker as a child process, waits
-//! until every broker answers `/readyz` and lets the admin log in, writes `cluster.json` and stops
-//! the brokers on SIGINT/SIGTERM. It owns only the processes it started; it must not reach into a
+//! until every broker answers `/readyz` and lets the admin log in, writes `cluster.json`, starts
+//! a broker that exits again with backoff (the others keep running) and stops the brokers on
+//! SIGINT/SIGTERM. It owns only the processes it started; it must not reach into a
 //! broker other than through its config, its environment and the HTTP API.
 
 use std::net::TcpListener;
@@ -47,6 +48,8 @@ pub struct DevOptions {
     /// First HTTP port (broker i uses base + i - 1, its peer link base + 1000 + i - 1);
     /// 0 picks free ports for both.
     pub http_port_base: u16,
+    /// Start a broker that exits again, with backoff (`--no-restart` turns it off).
+    pub restart: bool,
 }
 
 /// One broker of `cluster.json`.
@@ -132,11 +135,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         return Err(error.context("cannot write cluster.json"));
     }
     print_usage(&dir, &cluster);
-    let stopped = brokers.watch(&mut signals).await;
+    let stopped = brokers.watch(&mut signals, options.restart).await;
     brokers.stop().await;
     match stopped {
         Stopped::Signal => Ok(()),
-        Stopped::BrokerExited(why) => bail!("{why}; stopped the cluster"),
+        Stopped::AllExited => bail!("every broker exited (--no-restart)"),
     }
 }
 

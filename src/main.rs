@@ -67,6 +67,9 @@ enum Command {
         /// 0 picks free ports.
         #[arg(long, default_value_t = 8441)]
         http_port_base: u16,
+        /// Leave a broker that exits stopped instead of starting it again (with backoff).
+        #[arg(long)]
+        no_restart: bool,
     },
     /// Certificates for a cluster.
     Certs {
@@ -113,11 +116,13 @@ fn main() -> anyhow::Result<()> {
             brokers,
             dir,
             http_port_base,
+            no_restart,
         } => {
             let options = palisade::dev::DevOptions {
                 brokers,
                 dir,
                 http_port_base,
+                restart: !no_restart,
             };
             actix_web::rt::System::new().block_on(palisade::dev::run(options))
         }

@@ -1,6 +1,8 @@
 //! `palisade dev`: the README's main command. By default it starts three brokers; `cluster.json`
 //! lists each with distinct ids and ports, each answers `/readyz` and lets the listed admin log
 //! in, `palisade cluster` commands reach them, and SIGTERM stops every broker process it started.
+//! A broker killed under `dev` is named and started again while the others keep serving (with
+//! `--no-restart` it stays stopped); before supervision, `dev` stopped the whole cluster.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,22 +23,56 @@ struct Dev {
 
 impl Dev {
     fn start(brokers: Option<&str>) -> Dev {
+        Dev::start_with(brokers, &[])
+    }
+
+    fn start_with(brokers: Option<&str>, args: &[&str]) -> Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         let stdout = std::fs::File::create(dir.path().join("dev.out")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.path().join("dev.err")).expect("stderr file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_palisade"));
         command.args(["dev", "--http-port-base", "0", "--dir"]);
         command.arg(dir.path().join("cluster"));
         if let Some(brokers) = brokers {
             command.args(["--brokers", brokers]);
         }
+        command.args(args);
         let child = command
             .env_remove("PALISADE_ADMIN_PASSWORD")
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start palisade dev");
         Dev { child, dir }
+    }
+
+    /// What `dev` printed to stderr so far.
+    fn errors(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dev.err")).unwrap_or_default()
+    }
+
+    /// Waits until stderr holds `needle`; fails if `dev` exits first.
+    async fn wait_printed(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            let printed = self.errors();
+            if printed.contains(needle) {
+                return printed;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("palisade dev exited ({status}) before printing {needle:?}: {printed}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "dev never printed {needle:?}: {printed}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     fn cluster_dir(&self) -> PathBuf {
@@ -277,4 +313,104 @@ fn dev_refuses_a_broker_count_out_of_range() {
         assert!(stderr.contains("1..=9"), "{stderr}");
         assert!(!dir.path().join("certs").exists(), "nothing is generated");
     }
+}
+
+fn broker_client(cluster: &Value, index: usize, token: &str) -> Client {
+    let url = cluster["brokers"][index]["http"]
+        .as_str()
+        .expect("http url");
+    let ca = cluster["ca_cert"].as_str().expect("ca_cert");
+    Client::new(url, Some(Path::new(ca)))
+        .expect("client")
+        .with_token(token.to_string())
+}
+
+fn sigkill(pid: i32) {
+    // SAFETY: kill(2) on a broker pid that `dev` listed and that is still running.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// Produces one record to a new RF3 topic through `client`, retrying while an election runs.
+async fn produce_survives(client: &Client) {
+    use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
+    client
+        .create_topic(&CreateTopic {
+            name: "after-exit".into(),
+            partitions: Some(1),
+            replication_factor: Some(3),
+            retention_ms: None,
+            retention_bytes: None,
+        })
+        .await
+        .expect("create a topic with one broker down");
+    let record = ProduceRecord {
+        key: None,
+        value: Some("still here".into()),
+        value_b64: None,
+        headers: Default::default(),
+        partition: Some(0),
+    };
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    loop {
+        let request = ProduceRequest {
+            records: vec![record.clone()],
+        };
+        match client.produce("after-exit", &request).await {
+            Ok(_) => return,
+            Err(error) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no write succeeded with one broker down: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_restarts_a_broker_that_exits_while_the_others_keep_serving() {
+    let mut dev = Dev::start(None);
+    let cluster = dev.cluster().await;
+    let (pids, token) = check_brokers(&cluster, 3).await;
+    sigkill(pids[1]);
+    let printed = dev.wait_printed("dev: broker 2 (pid").await;
+    assert!(printed.contains("restarting it in 1 s"), "{printed}");
+    assert!(dev.running(), "dev stopped when broker 2 exited");
+    produce_survives(&broker_client(&cluster, 0, &token)).await;
+
+    let printed = dev.wait_printed("dev: broker 2 started again (pid ").await;
+    let new_pid: i32 = printed
+        .split("dev: broker 2 started again (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {printed}"));
+    assert_ne!(new_pid, pids[1]);
+    let second = broker_client(&cluster, 1, &token);
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    while second.ready().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restarted broker 2 never became ready: {}",
+            dev.errors()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(process_alive(pids[0]) && process_alive(pids[2]));
+    stop_and_check_gone(&mut dev, &[pids[0], new_pid, pids[2]]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_with_no_restart_leaves_an_exited_broker_stopped() {
+    let mut dev = Dev::start_with(None, &["--no-restart"]);
+    let cluster = dev.cluster().await;
+    let (pids, token) = check_brokers(&cluster, 3).await;
+    sigkill(pids[1]);
+    let printed = dev.wait_printed("(--no-restart)").await;
+    assert!(printed.contains("dev: broker 2 (pid"), "{printed}");
+    assert!(dev.running(), "dev stopped when broker 2 exited");
+    produce_survives(&broker_client(&cluster, 0, &token)).await;
+    assert!(!dev.errors().contains("started again"), "{}", dev.errors());
+    stop_and_check_gone(&mut dev, &[pids[0], pids[2]]).await;
 }
