@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use common::cluster::TestCluster;
 use common::load::{missing, Load};
 use palisade::client::Client;
-use palisade::wire::CreateTopic;
 
 const TOPIC: &str = "rolling";
 const PARTITIONS: u32 = 6;
@@ -65,16 +64,7 @@ async fn settle(client: &Client) {
 async fn run(runs: usize) {
     let mut cluster = TestCluster::start(3).await;
     let admin = cluster.admin(1).await;
-    admin
-        .create_topic(&CreateTopic {
-            name: TOPIC.into(),
-            partitions: Some(PARTITIONS),
-            replication_factor: Some(3),
-            retention_ms: None,
-            retention_bytes: None,
-        })
-        .await
-        .expect("create topic");
+    common::create_topic(&admin, TOPIC, PARTITIONS, 3).await;
     let mut gaps = Vec::new();
     let mut failed_total = 0;
     let mut acked_total = 0;

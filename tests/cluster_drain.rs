@@ -9,25 +9,12 @@ mod common;
 use common::cluster::{wait_for, TestCluster};
 use common::load::{missing, Load};
 use palisade::client::Client;
-use palisade::wire::{ClusterView, CreateTopic};
+use palisade::wire::ClusterView;
 
 const TOPIC: &str = "drain";
 const PARTITIONS: u32 = 6;
 const DRAINED: &str = "drained: this broker leads no group";
 const NOT_DRAINED: &str = "drain deadline passed: stopping while still leading";
-
-async fn create_topic(admin: &Client) {
-    admin
-        .create_topic(&CreateTopic {
-            name: TOPIC.into(),
-            partitions: Some(PARTITIONS),
-            replication_factor: Some(3),
-            retention_ms: None,
-            retention_bytes: None,
-        })
-        .await
-        .expect("create topic");
-}
 
 fn leads(view: &ClusterView, broker: u64) -> usize {
     view.partitions
@@ -74,7 +61,7 @@ async fn clients(cluster: &TestCluster) -> Vec<(u64, Client)> {
 async fn a_stopping_broker_hands_its_leaderships_over_and_no_write_fails() {
     let mut cluster = TestCluster::start_logging(3, "", "warn,palisade::app=info").await;
     let admin = cluster.admin(1).await;
-    create_topic(&admin).await;
+    common::create_topic(&admin, TOPIC, PARTITIONS, 3).await;
     let target = settled(&admin).await;
     let observer = cluster.admin(if target == 1 { 2 } else { 1 }).await;
     let load = Load::start(TOPIC, PARTITIONS, clients(&cluster).await);
@@ -125,7 +112,7 @@ async fn without_a_drain_a_stopping_broker_exits_while_leading() {
     let mut cluster =
         TestCluster::start_logging(3, "drain_timeout_ms = 0", "warn,palisade::app=info").await;
     let admin = cluster.admin(1).await;
-    create_topic(&admin).await;
+    common::create_topic(&admin, TOPIC, PARTITIONS, 3).await;
     let target = settled(&admin).await;
     let status = cluster.terminate(target);
     assert!(status.success(), "broker {target} exited with {status}");

@@ -84,17 +84,19 @@ impl Broker {
         }
         let mut asked: HashMap<GroupId, Instant> = HashMap::new();
         let mut led_at_start = None;
+        let report =
+            |led: Vec<(GroupId, ReplicaStatus)>, led_at_start: Option<usize>| DrainReport {
+                led_at_start: led_at_start.unwrap_or(0),
+                still_led: led.into_iter().map(|(group, _)| group).collect(),
+                elapsed: started.elapsed(),
+            };
         let mut no_target_since: Option<Instant> = None;
         loop {
             let led = self.led_here();
             led_at_start.get_or_insert(led.len());
             let now = Instant::now();
             if led.is_empty() || now >= until {
-                return DrainReport {
-                    led_at_start: led_at_start.unwrap_or(0),
-                    still_led: led.into_iter().map(|(group, _)| group).collect(),
-                    elapsed: started.elapsed(),
-                };
+                return report(led, led_at_start);
             }
             let mut any_target = false;
             for (group, status) in &led {
@@ -120,11 +122,7 @@ impl Broker {
             };
             no_target_since = since;
             if since.is_some_and(|since| now >= since + retry_after) {
-                return DrainReport {
-                    led_at_start: led_at_start.unwrap_or(0),
-                    still_led: led.into_iter().map(|(group, _)| group).collect(),
-                    elapsed: started.elapsed(),
-                };
+                return report(led, led_at_start);
             }
             tokio::time::sleep(CHECK_EVERY.min(until.saturating_duration_since(now))).await;
         }

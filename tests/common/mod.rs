@@ -11,6 +11,21 @@ use palisade::client::Client;
 pub mod cluster;
 pub mod load;
 
+/// Creates `name` with `partitions` partitions and replication factor `replication_factor`,
+/// broker defaults for retention.
+pub async fn create_topic(client: &Client, name: &str, partitions: u32, replication_factor: u16) {
+    client
+        .create_topic(&palisade::wire::CreateTopic {
+            name: name.into(),
+            partitions: Some(partitions),
+            replication_factor: Some(replication_factor),
+            retention_ms: None,
+            retention_bytes: None,
+        })
+        .await
+        .unwrap_or_else(|error| panic!("create topic {name}: {error}"));
+}
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 const READY_WAIT: Duration = Duration::from_secs(60);
 
