@@ -95,7 +95,7 @@ pub async fn run(
     let caller = peers.as_ref().map(Peers::caller);
     let running = peers.map(|p| p.run(controller.replica().clone(), registry.clone()));
     wait_controller(&config, &controller).await?;
-    if let Some((network, _)) = &running {
+    if let Some(peers::Running { network, .. }) = &running {
         actix_web::rt::spawn(peers::follow_brokers(
             network.clone(),
             config.cluster.brokers.clone(),
@@ -120,8 +120,8 @@ pub async fn run(
         audit_group,
         clock.clone(),
     ));
-    let liveness = running.as_ref().map(|(network, _)| {
-        let network = network.clone();
+    let liveness = running.as_ref().map(|running| {
+        let network = running.network.clone();
         Arc::new(move |id| network.silence(crate::raft::NodeId(id))) as crate::broker::Liveness
     });
     let parts = broker_parts(&config, controller, registry.clone(), store, audit);
@@ -130,8 +130,8 @@ pub async fn run(
         liveness,
         ..parts
     }));
-    if let Some((_, slot)) = &running {
-        let _ = slot.set(broker.clone());
+    if let Some(running) = &running {
+        let _ = running.broker.set(broker.clone());
     }
     report_self(&config, &broker, http_address).await?;
     actix_web::rt::spawn(crate::broker::groups::sessions::run(broker.clone()));
@@ -144,12 +144,25 @@ pub async fn run(
     }
     serve_until(&config, listener, broker.clone(), admission, shutdown).await?;
     flush_audit_at_stop(&broker).await;
+    if let Some(running) = &running {
+        let still = running.serving.close(STOP_FORWARDED_WAIT).await;
+        if still > 0 {
+            tracing::warn!(
+                still,
+                "stopping while forwarded requests still run; their callers learn nothing"
+            );
+        }
+    }
     registry.stop_all();
-    if let Some((network, _)) = running {
-        network.shutdown().await;
+    if let Some(running) = running {
+        running.network.shutdown().await;
     }
     Ok(())
 }
+
+/// How long a stopping broker waits for the forwarded requests it is serving to answer before
+/// its peer links close.
+const STOP_FORWARDED_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a stopping broker tries to write the failure counts it still holds.
 const STOP_AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(3);

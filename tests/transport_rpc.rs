@@ -181,6 +181,64 @@ async fn a_call_in_flight_fails_with_disconnected_when_the_dialling_peer_stops()
     a_call_in_flight_fails_when_the_peer_stops(2).await;
 }
 
+/// Calls from `caller` are answered by the peer right before its network shuts down: the
+/// answers already queued go out before the connection closes, so every call gets its answer.
+/// Before queued answers were flushed, shutdown aborted the link and these calls ended with
+/// `Disconnected`.
+async fn answers_queued_before_a_shutdown_reach_their_callers(caller: u64) {
+    const CALLS: usize = 50;
+    let (_dir, node_1, node_2) = pair(limits()).await;
+    let (calling, mut stopping) = if caller == 1 {
+        (node_1, node_2)
+    } else {
+        (node_2, node_1)
+    };
+    let peer = stopping.network.broker();
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let network = calling.network.clone();
+            tokio::spawn(async move {
+                network
+                    .call(peer, format!("q{i}").into_bytes(), LONG_TIMEOUT)
+                    .await
+            })
+        })
+        .collect();
+    let mut received = Vec::new();
+    while received.len() < CALLS {
+        let request = tokio::time::timeout(DEADLINE, stopping.requests.recv())
+            .await
+            .expect("every request before the deadline")
+            .expect("requests open");
+        received.push(request);
+    }
+    for PeerRequest { from, id, body } in received {
+        stopping.network.respond(from, id, answer_to(&body));
+    }
+    stopping.network.shutdown().await;
+    for (i, call) in calls.into_iter().enumerate() {
+        let outcome = tokio::time::timeout(DEADLINE, call)
+            .await
+            .expect("the call ended well before its deadline")
+            .expect("call task");
+        assert_eq!(
+            outcome,
+            Ok(answer_to(format!("q{i}").as_bytes())),
+            "call {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn answers_queued_before_the_accepting_peer_stops_reach_their_callers() {
+    answers_queued_before_a_shutdown_reach_their_callers(1).await;
+}
+
+#[tokio::test]
+async fn answers_queued_before_the_dialling_peer_stops_reach_their_callers() {
+    answers_queued_before_a_shutdown_reach_their_callers(2).await;
+}
+
 #[tokio::test]
 async fn removing_a_peer_fails_its_calls_and_unknown_peers_fail_at_once() {
     let (_dir, node_1, mut node_2) = pair(limits()).await;

@@ -4,14 +4,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::FutureExt as _;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::admission::AdmissionMetrics;
-use crate::broker::forward::{PeerCall, PeerCallError};
+use crate::broker::forward::{unavailable_answer, PeerCall, PeerCallError};
 use crate::broker::Broker;
 use crate::cluster::reconcile::is_assigned;
 use crate::cluster::{MetadataMachine, MetadataState, METADATA_GROUP};
@@ -124,7 +126,7 @@ impl Peers {
         self,
         controller: ReplicaHandle<MetadataMachine>,
         registry: Arc<Registry>,
-    ) -> (Arc<PeerNetwork>, Arc<OnceLock<Arc<Broker>>>) {
+    ) -> Running {
         let Peers {
             network,
             inbound,
@@ -137,8 +139,78 @@ impl Peers {
             registry.clone(),
         ));
         actix_web::rt::spawn(route_inbound(inbound, controller, registry));
-        actix_web::rt::spawn(serve_requests(requests, network.clone(), broker.clone()));
-        (network, broker)
+        let serving = Arc::new(Serving::default());
+        actix_web::rt::spawn(serve_requests(
+            requests,
+            network.clone(),
+            broker.clone(),
+            serving.clone(),
+        ));
+        Running {
+            network,
+            broker,
+            serving,
+        }
+    }
+}
+
+/// The peer side once it routes and serves.
+pub struct Running {
+    pub network: Arc<PeerNetwork>,
+    /// Set once the broker serves; forwarded requests are refused until then.
+    pub broker: Arc<OnceLock<Arc<Broker>>>,
+    /// The forwarded requests being served; a stopping broker closes it before its links.
+    pub serving: Arc<Serving>,
+}
+
+/// The forwarded requests this broker is serving, and whether it still takes new ones.
+///
+/// A stopping broker closes it after its HTTP API has stopped and before its replicas and peer
+/// links do: requests still arriving are refused as unavailable (nothing ran, so the forwarding
+/// broker tries another replica) and those already running get their answer out, instead of
+/// ending with the link and leaving the client not knowing whether a write was applied.
+#[derive(Default)]
+pub struct Serving {
+    closed: AtomicBool,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+impl Serving {
+    /// Counts a request as running, or refuses it once closed.
+    fn enter(self: &Arc<Self>) -> Option<ServingGuard> {
+        // Counted before the check, so `close` sees every request that passed it.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = ServingGuard(self.clone());
+        (!self.closed.load(Ordering::SeqCst)).then_some(guard)
+    }
+
+    /// Refuses new requests and waits at most `wait` for the running ones to answer; returns
+    /// how many were still running at the deadline.
+    pub async fn close(&self, wait: Duration) -> usize {
+        self.closed.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let idle = self.idle.notified();
+            let running = self.in_flight.load(Ordering::SeqCst);
+            if running == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.in_flight.load(Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// One running forwarded request; dropping it counts the request out.
+struct ServingGuard(Arc<Serving>);
+
+impl Drop for ServingGuard {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 
@@ -211,16 +283,22 @@ async fn serve_requests(
     mut requests: mpsc::Receiver<PeerRequest>,
     network: Arc<PeerNetwork>,
     broker: Arc<OnceLock<Arc<Broker>>>,
+    serving: Arc<Serving>,
 ) {
     while let Some(request) = requests.recv().await {
         let network = network.clone();
         let broker = broker.get().cloned();
+        let guard = serving.enter();
         actix_web::rt::spawn(async move {
-            let answer = match broker {
-                Some(broker) => broker.serve_forwarded(request.from.0, &request.body).await,
-                None => crate::broker::forward::not_ready_answer(),
+            let answer = match (broker, &guard) {
+                (Some(broker), Some(_)) => {
+                    broker.serve_forwarded(request.from.0, &request.body).await
+                }
+                (None, _) => unavailable_answer("the broker is starting"),
+                (_, None) => unavailable_answer("the broker is stopping"),
             };
             network.respond(request.from, request.id, answer);
+            drop(guard);
         });
     }
 }
@@ -273,5 +351,43 @@ pub async fn follow_brokers(
         if view.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_closed_gate_refuses_new_requests_and_waits_for_running_ones() {
+        let serving = Arc::new(Serving::default());
+        let running = serving.enter().expect("open gate admits");
+        let closing = {
+            let serving = serving.clone();
+            tokio::spawn(async move { serving.close(Duration::from_secs(30)).await })
+        };
+        // The close waits while a request runs; a request arriving now is refused.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !serving.closed.load(Ordering::SeqCst) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("close marks the gate closed");
+        assert!(serving.enter().is_none(), "a closed gate admits nothing");
+        assert!(!closing.is_finished(), "close returned while a request ran");
+        drop(running);
+        let still = tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .expect("close returns once the running request ends")
+            .expect("close task");
+        assert_eq!(still, 0);
+    }
+
+    #[tokio::test]
+    async fn close_gives_up_at_its_deadline_and_counts_what_still_runs() {
+        let serving = Arc::new(Serving::default());
+        let _running = serving.enter().expect("open gate admits");
+        assert_eq!(serving.close(Duration::from_millis(50)).await, 1);
     }
 }

@@ -25,7 +25,7 @@ mod local;
 mod policy;
 
 pub use super::peer_wire::{ForwardReply, ForwardRequest, GroupDescription};
-pub use local::not_ready_answer;
+pub use local::unavailable_answer;
 use policy::{Failure, Ran, Step};
 
 /// Sends an encoded request to a peer broker and returns its encoded answer.

@@ -109,6 +109,11 @@ impl QueueReceiver {
         Some(self.taken(item))
     }
 
+    /// Whether every sender is gone and nothing is left to take.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.receiver.is_closed() && self.receiver.is_empty()
+    }
+
     fn try_recv(&mut self) -> Option<Outbound> {
         let item = self.receiver.try_recv().ok()?;
         Some(self.taken(item))

@@ -129,6 +129,10 @@ async fn run(
     let mut delay: Option<Duration> = None;
     let mut replacement: Option<PeerStream> = None;
     loop {
+        if queue.is_closed() {
+            // The network stops and nothing is connected to flush into.
+            return;
+        }
         let stream = match (replacement.take(), dials) {
             (Some(stream), _) => stream,
             (None, true) => {
@@ -157,6 +161,9 @@ async fn run(
         // Requests written on the lost connection will not be answered on it; their callers
         // learn now instead of at their deadline.
         shared.calls.disconnect(peer);
+        if outcome.stopped {
+            return;
+        }
         // A connection that carried a frame proves the pair works; one that died at once
         // (for example our certificate refused on the first read) counts as a failed dial.
         if outcome.received_any {
@@ -232,6 +239,9 @@ struct Outcome {
     received_any: bool,
     /// A newer connection from the same peer that replaces this one.
     replacement: Option<PeerStream>,
+    /// The network is stopping: everything queued before was written and the connection
+    /// closed with a TLS close_notify.
+    stopped: bool,
 }
 
 /// Runs one connection until it fails or is replaced: queued items go out in batches,
@@ -259,10 +269,12 @@ async fn serve(
         tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut wrote_since_ping = false;
+    let mut stopped = false;
     let replacement = loop {
         tokio::select! {
             _ = &mut reader.0 => break None,
-            stream = streams.recv() => break stream,
+            // Closed only when the network stops; then the queue's end decides.
+            Some(stream) = streams.recv() => break Some(stream),
             _ = pings.tick() => {
                 if std::mem::take(&mut wrote_since_ping) {
                     continue;
@@ -283,7 +295,13 @@ async fn serve(
             }
             item = queue.recv() => {
                 wrote_since_ping = true;
-                let Some(first) = item else { break None };
+                let Some(first) = item else {
+                    // Every sender is gone: the network stops. What was queued has been
+                    // written (answers to forwarded requests among it); close cleanly.
+                    let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
+                    stopped = true;
+                    break None;
+                };
                 let items = batch::drain(first, queue, &shared.limits);
                 let write = batch::write(shared, peer, &mut writer, items);
                 match tokio::time::timeout(write_timeout, write).await {
@@ -304,6 +322,7 @@ async fn serve(
     Outcome {
         received_any: received_any.load(Ordering::Relaxed),
         replacement,
+        stopped,
     }
 }
 

@@ -297,20 +297,39 @@ impl PeerNetwork {
     }
 
     /// Stops every task and waits until the listener and all connections are closed.
-    /// Pending calls fail with `Disconnected`.
+    /// What is already queued on a connected link (answers to forwarded requests among it) is
+    /// written first, for at most `write_timeout_ms`; then the connection closes with a TLS
+    /// close_notify. A link that is not connected stops at once. Pending calls fail with
+    /// `Disconnected`.
     pub async fn shutdown(&self) {
-        let mut tasks: Vec<JoinHandle<()>> = {
+        let links: Vec<JoinHandle<()>> = {
             let mut links = self.links.lock();
             self.links.stopped.store(true, Ordering::Relaxed);
-            links.drain().map(|(_, link)| link.into_task()).collect()
+            // Dropping a handle closes its queue: a connected link writes what is left and
+            // ends; any other is stopped here.
+            links
+                .drain()
+                .map(|(peer, link)| {
+                    let task = link.into_task();
+                    if !self.is_connected(peer) {
+                        task.abort();
+                    }
+                    task
+                })
+                .collect()
         };
-        tasks.extend(self.take_acceptor());
-        for task in &tasks {
-            task.abort();
+        let acceptor = self.take_acceptor();
+        if let Some(acceptor) = &acceptor {
+            acceptor.abort();
         }
-        for task in tasks {
-            // A cancelled task reports `JoinError::Cancelled`, which is the expected outcome.
-            let _ = task.await;
+        let flush = Duration::from_millis(self.shared.limits.write_timeout_ms);
+        let deadline = tokio::time::Instant::now() + flush;
+        for mut task in links.into_iter().chain(acceptor) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                // A cancelled task reports `JoinError::Cancelled`, the expected outcome.
+                let _ = task.await;
+            }
         }
         self.shared.calls.disconnect_all();
     }

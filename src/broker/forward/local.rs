@@ -346,10 +346,11 @@ fn check_leads(status: &ReplicaStatus) -> Result<(), BrokerError> {
     }
 }
 
-/// The answer of a broker that is still starting.
-pub fn not_ready_answer() -> Vec<u8> {
+/// The answer of a broker that does not serve forwarded requests (still starting, or
+/// stopping): nothing ran, so the forwarding broker tries another replica.
+pub fn unavailable_answer(reason: &str) -> Vec<u8> {
     let answer: PeerAnswer = Err(PeerRefusal::Unavailable {
-        reason: "the broker is starting".to_string(),
+        reason: reason.to_string(),
     });
     postcard::to_stdvec(&answer).expect("answers are plain data")
 }
