@@ -215,6 +215,7 @@ fn open_store(config: &Config) -> anyhow::Result<(Store, Writer)> {
         .context("cannot open the store")?;
     let writer = store.start_writer(WriterConfig {
         requests_per_commit_max: config.storage.requests_per_commit_max,
+        queue_bytes_max: config.storage.writer_queue_bytes_max,
     });
     Ok((store, writer))
 }

@@ -146,6 +146,9 @@ pub struct StorageConfig {
     pub requests_per_commit_max: usize,
     /// The database's page cache (redb's read cache and write buffer), in bytes.
     pub cache_bytes_max: usize,
+    /// Bytes of write batches queued for the storage writer or being committed; a replica
+    /// that would pass it waits for commits.
+    pub writer_queue_bytes_max: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! Group commit: batches queued by many submitters share one transaction (one fsync), every
-//! `done` runs after the commit that holds its batch, and the per-commit limit holds.
+//! `done` runs after the commit that holds its batch, the per-commit limit holds, and a
+//! submitter past the queue's byte budget waits for commits.
 
 mod storage_support;
 
@@ -19,6 +20,7 @@ fn queued_batches_of_many_submitters_share_commits() {
     let store = Store::open(&dir.path().join("broker.redb")).unwrap();
     let writer = store.start_writer(WriterConfig {
         requests_per_commit_max: 64,
+        ..WriterConfig::default()
     });
     let groups: Vec<GroupId> = (1..=SUBMITTERS).map(GroupId).collect();
     for group in &groups {
@@ -129,4 +131,60 @@ fn concurrent_submitters_waiting_for_their_own_acks_all_land() {
             entries(*group, 1, 1..=BATCHES_PER_SUBMITTER)
         );
     }
+}
+
+#[test]
+fn a_submitter_past_the_byte_budget_waits_for_the_commit_of_what_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("broker.redb")).unwrap();
+    let group = GroupId(300);
+    let writer = store.start_writer(WriterConfig {
+        queue_bytes_max: 1,
+        ..WriterConfig::default()
+    });
+    create(&writer, group);
+    // The writer is held inside the `done` of a batch with entries, so that batch's bytes
+    // stay counted until it is released.
+    let (entered_sender, entered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let mut held = WriteBatch::new(group);
+    held.entries = entries(group, 1, 1..=1);
+    writer
+        .submit(
+            held,
+            Box::new(move |result| {
+                result.unwrap();
+                entered_sender.send(()).unwrap();
+                released.recv().unwrap();
+            }),
+        )
+        .unwrap();
+    entered.recv_timeout(ACK_TIMEOUT).unwrap();
+    assert!(writer.stats().queued_bytes > 1, "{:?}", writer.stats());
+
+    let (submitted_sender, submitted) = mpsc::channel();
+    let submitter = {
+        let writer = writer.clone();
+        thread::spawn(move || {
+            let mut batch = WriteBatch::new(group);
+            batch.entries = entries(group, 1, 2..=2);
+            writer.submit(batch, Box::new(|result| result.unwrap())).unwrap();
+            submitted_sender.send(()).unwrap();
+        })
+    };
+    assert!(
+        submitted
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "a batch was queued past the byte budget while another one was uncommitted"
+    );
+    release.send(()).unwrap();
+    submitted.recv_timeout(ACK_TIMEOUT).unwrap();
+    submitter.join().unwrap();
+    let deadline = std::time::Instant::now() + ACK_TIMEOUT;
+    while writer.stats().queued_bytes != 0 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", writer.stats());
+        thread::yield_now();
+    }
+    assert_eq!(whole_log(&store, group), entries(group, 1, 1..=2));
 }

@@ -210,6 +210,27 @@ impl Client {
         send(self.request(Method::GET, &path, &query.pairs())?).await
     }
 
+    /// The same request as `fetch_encoded`, reading the body into `body` (cleared first), so
+    /// a reader that fetches in a loop reuses one buffer instead of growing a new one each time.
+    pub async fn fetch_into(
+        &self,
+        body: &mut Vec<u8>,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_messages: Option<u32>,
+    ) -> Result<(), ClientError> {
+        let partition = partition.to_string();
+        let query = FetchQuery {
+            offset: Some(offset),
+            max_messages: max_messages.map(u64::from),
+            max_bytes: None,
+            wait_ms: None,
+        };
+        let path = ["v1", "topics", topic, "partitions", &partition, "messages"];
+        send_into(self.request(Method::GET, &path, &query.pairs())?, body).await
+    }
+
     /// `GET /v1/users`.
     pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
         let body = send(self.request(Method::GET, &["v1", "users"], &[])?).await?;
@@ -409,18 +430,29 @@ pub(crate) fn endpoint(
 
 /// Sends `request`; a 2xx yields the body, anything else an `Api` error.
 pub(crate) async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError> {
+    let mut body = Vec::new();
+    send_into(request, &mut body).await?;
+    Ok(body)
+}
+
+/// `send`, reading a successful answer's body into `body` (cleared first).
+async fn send_into(request: RequestBuilder, body: &mut Vec<u8>) -> Result<(), ClientError> {
     let mut response = request.send().await?;
     let status = response.status();
-    let body = read_bounded(&mut response).await?;
+    read_bounded(&mut response, body).await?;
     if status.is_success() {
-        Ok(body)
+        Ok(())
     } else {
-        Err(api_error(status.as_u16(), &body))
+        Err(api_error(status.as_u16(), body))
     }
 }
 
-/// The whole body of `response`, refusing more than `RESPONSE_BYTES_MAX` bytes.
-async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, ClientError> {
+/// The whole body of `response` into `body` (cleared first), refusing more than
+/// `RESPONSE_BYTES_MAX` bytes.
+async fn read_bounded(
+    response: &mut reqwest::Response,
+    body: &mut Vec<u8>,
+) -> Result<(), ClientError> {
     let too_large = ClientError::ResponseTooLarge {
         bytes_max: RESPONSE_BYTES_MAX,
     };
@@ -428,14 +460,15 @@ async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, Clien
     if announced > RESPONSE_BYTES_MAX {
         return Err(too_large);
     }
-    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    body.clear();
+    body.reserve(usize::try_from(announced).unwrap_or(0));
     while let Some(chunk) = response.chunk().await? {
         if (body.len() + chunk.len()) as u64 > RESPONSE_BYTES_MAX {
             return Err(too_large);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(())
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(body: Vec<u8>) -> Result<T, ClientError> {

@@ -65,6 +65,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("auth", "failure_audit_sources_max"),
     ("storage", "requests_per_commit_max"),
     ("storage", "cache_bytes_max"),
+    ("storage", "writer_queue_bytes_max"),
     ("raft", "tick_ms"),
     ("raft", "election_timeout_ticks"),
     ("raft", "heartbeat_interval_ticks"),
@@ -232,6 +233,7 @@ fn set_lower_sections(
             raw.storage.requests_per_commit_max = number(value)?
         }
         ("storage", "cache_bytes_max") => raw.storage.cache_bytes_max = bytes(value)?,
+        ("storage", "writer_queue_bytes_max") => raw.storage.writer_queue_bytes_max = bytes(value)?,
         ("raft", "tick_ms") => raw.raft.tick_ms = number(value)?,
         ("raft", "election_timeout_ticks") => raw.raft.election_timeout_ticks = number(value)?,
         ("raft", "heartbeat_interval_ticks") => raw.raft.heartbeat_interval_ticks = number(value)?,

@@ -165,6 +165,8 @@ pub struct RawStorage {
     pub requests_per_commit_max: u64,
     #[serde(with = "super::units::bytes")]
     pub cache_bytes_max: u64,
+    #[serde(with = "super::units::bytes")]
+    pub writer_queue_bytes_max: u64,
 }
 
 impl Default for RawStorage {
@@ -172,6 +174,7 @@ impl Default for RawStorage {
         RawStorage {
             requests_per_commit_max: 1024,
             cache_bytes_max: 32 * MIB,
+            writer_queue_bytes_max: 64 * MIB,
         }
     }
 }

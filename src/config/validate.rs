@@ -151,6 +151,12 @@ pub(super) fn validate(
             MIB,
             1024 * 1024 * MIB,
         )?,
+        writer_queue_bytes_max: checker.size(
+            "storage.writer_queue_bytes_max",
+            raw.storage.writer_queue_bytes_max,
+            MIB,
+            64 * 1024 * MIB,
+        )? as u64,
     };
     let cluster = cluster(&checker, &raw.cluster, broker.id, peer.as_ref())?;
     let limits = limits(&checker, &raw.limits, &http)?;

@@ -103,8 +103,7 @@ pub fn fetch_body(
                 chunk.push(b',');
             }
             first = false;
-            let record = wire::FetchedRecord::from(record);
-            serde_json::to_writer(&mut chunk, &record).expect("a record serializes to a Vec");
+            super::record_json::write_record(&mut chunk, &record);
         }
         if records.peek().is_none() {
             chunk.extend_from_slice(

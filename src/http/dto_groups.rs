@@ -103,12 +103,7 @@ pub fn group_poll_body(
                 chunk.push(b',');
             }
             first = false;
-            let record = wire::GroupRecord {
-                topic,
-                partition,
-                record: record.into(),
-            };
-            serde_json::to_writer(&mut chunk, &record).expect("a record serializes to a Vec");
+            super::record_json::write_group_record(&mut chunk, &topic, partition, &record);
         }
         if records.peek().is_none() {
             chunk.extend_from_slice(&tail);

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod listener;
 pub mod metrics;
+mod record_json;
 mod routes_admin;
 mod routes_cluster;
 mod routes_data;

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 
 use redb::Durability;
@@ -35,13 +35,48 @@ pub type Done = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 pub struct WriterConfig {
     /// Most batches applied in one transaction (one fsync).
     pub requests_per_commit_max: usize,
+    /// Most bytes of batches queued or being committed; a submit past it waits for commits
+    /// (one batch is always let in, whatever its size, so no batch waits forever).
+    pub queue_bytes_max: u64,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             requests_per_commit_max: 1024,
+            queue_bytes_max: 64 * 1024 * 1024,
         }
+    }
+}
+
+/// The bytes of batches submitted and not yet committed, against `queue_bytes_max`.
+struct QueuedBytes {
+    bytes: Mutex<u64>,
+    freed: Condvar,
+    bytes_max: u64,
+}
+
+impl QueuedBytes {
+    /// Waits until `bytes` more fit (or nothing is queued), then counts them.
+    fn take(&self, bytes: u64) {
+        let mut queued = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        while *queued > 0 && queued.saturating_add(bytes) > self.bytes_max {
+            queued = self
+                .freed
+                .wait(queued)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *queued += bytes;
+    }
+
+    fn give_back(&self, bytes: u64) {
+        let mut queued = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        *queued = queued.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
+
+    fn queued(&self) -> u64 {
+        *self.bytes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -54,6 +89,8 @@ pub struct WriterStats {
     pub batches: u64,
     /// Approximate bytes of entries and state written.
     pub bytes: u64,
+    /// Bytes of batches queued or being committed right now.
+    pub queued_bytes: u64,
 }
 
 #[derive(Default)]
@@ -65,6 +102,8 @@ struct Counters {
 
 struct Request {
     batch: WriteBatch,
+    /// What the batch counts against `queue_bytes_max`.
+    bytes: u64,
     done: Done,
 }
 
@@ -79,6 +118,7 @@ struct Shared {
     sender: RwLock<Option<SyncSender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
+    queued: Arc<QueuedBytes>,
 }
 
 impl Store {
@@ -96,16 +136,23 @@ fn spawn(store: Store, config: WriterConfig) -> Writer {
     );
     let (sender, receiver) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
     let counters = Arc::new(Counters::default());
+    let queued = Arc::new(QueuedBytes {
+        bytes: Mutex::new(0),
+        freed: Condvar::new(),
+        bytes_max: config.queue_bytes_max,
+    });
     let thread_counters = Arc::clone(&counters);
+    let thread_queued = Arc::clone(&queued);
     let thread = thread::Builder::new()
         .name("storage-writer".to_string())
-        .spawn(move || run(store, receiver, config, thread_counters))
+        .spawn(move || run(store, receiver, config, thread_counters, thread_queued))
         .unwrap_or_else(|error| fatal("spawn the storage writer thread", error));
     Writer {
         shared: Arc::new(Shared {
             sender: RwLock::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             counters,
+            queued,
         }),
     }
 }
@@ -113,7 +160,8 @@ fn spawn(store: Store, config: WriterConfig) -> Writer {
 impl Writer {
     /// Queues a batch; `done` runs on the writer thread after the transaction holding it
     /// committed with `Durability::Immediate`, or with an error if the batch was refused.
-    /// Cheap unless the queue is full. `Err(WriterStopped)` if the writer has stopped (then
+    /// Cheap unless the queue is full (`QUEUE_REQUESTS_MAX` requests or `queue_bytes_max`
+    /// bytes): then it waits for commits. `Err(WriterStopped)` if the writer has stopped (then
     /// `done` is dropped without running). Panics on a self-inconsistent batch (a bug).
     pub fn submit(&self, batch: WriteBatch, done: Done) -> Result<(), StorageError> {
         batch.assert_valid();
@@ -123,9 +171,12 @@ impl Writer {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let sender = sender.as_ref().ok_or(StorageError::WriterStopped)?;
-        sender
-            .send(Request { batch, done })
-            .map_err(|_| StorageError::WriterStopped)
+        let bytes = batch.size_bytes();
+        self.shared.queued.take(bytes);
+        sender.send(Request { batch, bytes, done }).map_err(|_| {
+            self.shared.queued.give_back(bytes);
+            StorageError::WriterStopped
+        })
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -134,6 +185,7 @@ impl Writer {
             commits: counters.commits.load(Ordering::Acquire),
             batches: counters.batches.load(Ordering::Acquire),
             bytes: counters.bytes.load(Ordering::Acquire),
+            queued_bytes: self.shared.queued.queued(),
         }
     }
 
@@ -183,7 +235,13 @@ fn fatal(what: &str, error: impl std::fmt::Display) -> ! {
     std::process::abort()
 }
 
-fn run(store: Store, receiver: Receiver<Request>, config: WriterConfig, counters: Arc<Counters>) {
+fn run(
+    store: Store,
+    receiver: Receiver<Request>,
+    config: WriterConfig,
+    counters: Arc<Counters>,
+    queued: Arc<QueuedBytes>,
+) {
     let _abort = AbortOnPanic;
     while let Ok(first) = receiver.recv() {
         let mut requests = vec![first];
@@ -193,7 +251,9 @@ fn run(store: Store, receiver: Receiver<Request>, config: WriterConfig, counters
                 Err(_) => break,
             }
         }
+        let bytes: u64 = requests.iter().map(|request| request.bytes).sum();
         commit(&store, requests, &counters);
+        queued.give_back(bytes);
     }
 }
 
@@ -212,8 +272,13 @@ fn commit(store: &Store, requests: Vec<Request>, counters: &Counters) {
     {
         let mut tables =
             WriteTables::open(&transaction).unwrap_or_else(|error| fatal("open the tables", error));
-        for Request { batch, done } in requests {
-            bytes += batch.size_bytes();
+        for Request {
+            batch,
+            bytes: size,
+            done,
+        } in requests
+        {
+            bytes += size;
             let outcome = tables
                 .apply(batch)
                 .unwrap_or_else(|error| fatal("write a batch", error));
@@ -231,5 +296,53 @@ fn commit(store: &Store, requests: Vec<Request>, counters: &Counters) {
             Outcome::Written => done(Ok(())),
             Outcome::Refused(error) => done(Err(error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn budget(bytes_max: u64) -> Arc<QueuedBytes> {
+        Arc::new(QueuedBytes {
+            bytes: Mutex::new(0),
+            freed: Condvar::new(),
+            bytes_max,
+        })
+    }
+
+    #[test]
+    fn a_batch_past_the_byte_budget_waits_until_commits_give_bytes_back() {
+        let queued = budget(100);
+        queued.take(60);
+        let (taken, took) = mpsc::channel();
+        let waiter = {
+            let queued = queued.clone();
+            thread::spawn(move || {
+                queued.take(60);
+                taken.send(()).expect("test waits");
+            })
+        };
+        assert!(
+            took.recv_timeout(Duration::from_millis(200)).is_err(),
+            "60 more bytes were let in past a budget of 100 with 60 queued"
+        );
+        queued.give_back(60);
+        took.recv_timeout(Duration::from_secs(10))
+            .expect("the waiting batch goes in once the first is committed");
+        waiter.join().expect("waiter");
+        assert_eq!(queued.queued(), 60);
+    }
+
+    #[test]
+    fn one_batch_larger_than_the_budget_is_let_in_when_nothing_is_queued() {
+        let queued = budget(100);
+        queued.take(1_000);
+        assert_eq!(queued.queued(), 1_000);
+        queued.give_back(1_000);
+        assert_eq!(queued.queued(), 0);
     }
 }
