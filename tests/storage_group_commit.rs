@@ -168,7 +168,9 @@ fn a_submitter_past_the_byte_budget_waits_for_the_commit_of_what_is_queued() {
         thread::spawn(move || {
             let mut batch = WriteBatch::new(group);
             batch.entries = entries(group, 1, 2..=2);
-            writer.submit(batch, Box::new(|result| result.unwrap())).unwrap();
+            writer
+                .submit(batch, Box::new(|result| result.unwrap()))
+                .unwrap();
             submitted_sender.send(()).unwrap();
         })
     };

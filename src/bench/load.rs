@@ -1,6 +1,7 @@
 //! The produce and consume workers of `palisade bench`: one `Client` (hence one TCP connection)
 //! per `--connections`. Produce workers each send pre-encoded batches to one partition until
-//! `--duration-s` elapses; consume workers each read one partition from offset 0 to its end.
+//! `--duration-s` elapses; consume workers read their share of the partitions, each from
+//! offset 0 to its end, one after another.
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -69,58 +70,94 @@ pub(crate) async fn run_consume(
 ) -> anyhow::Result<Tally> {
     let deadline = Instant::now() + Duration::from_secs(options.duration_s);
     let mut workers = tokio::task::JoinSet::new();
-    for (index, client) in clients.into_iter().enumerate() {
-        let partition = partitions[index % partitions.len()];
+    let shares = consume_shares(clients.len(), partitions);
+    for (client, share) in clients.into_iter().zip(shares) {
         let topic = options.topic.clone();
         let max_messages = options.max_messages;
         workers.spawn(async move {
             let mut tally = Tally::new()?;
-            let mut offset = 0;
             // One body buffer per reader, reused: a fresh one per answer grows (and faults in)
             // megabytes again for every fetch.
             let mut body = Vec::new();
-            while Instant::now() < deadline {
-                let started = Instant::now();
-                match client
-                    .fetch_into(&mut body, &topic, partition, offset, Some(max_messages))
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(error) if error.status() == Some(416) => {
-                        // Retention removed the records ahead of this reader: go on from the
-                        // partition's new start, as a consumer would (not counted as an error).
-                        let start = client.describe_topic(&topic).await.ok().and_then(|t| {
-                            let found = t.partitions.iter().find(|p| p.partition == partition);
-                            found.map(|p| p.log_start_offset)
-                        });
-                        match start {
-                            Some(start) if start > offset => offset = start,
-                            _ => {
-                                tally.failure(&error);
-                                tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
-                            }
-                        }
-                        continue;
-                    }
-                    Err(error) => {
-                        tally.failure(&error);
-                        tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
-                        continue;
-                    }
-                };
-                let reply: FetchSummary =
-                    serde_json::from_slice(&body).context("decoding a fetch reply")?;
-                let bytes = reply.records.iter().map(ValueOnly::bytes).sum();
-                tally.success(started, reply.records.len() as u64, bytes);
-                offset = reply.next_offset.max(reply.log_start_offset);
-                if offset >= reply.high_watermark {
-                    break;
-                }
+            for partition in share {
+                read_partition(
+                    &client,
+                    &topic,
+                    partition,
+                    max_messages,
+                    deadline,
+                    &mut body,
+                    &mut tally,
+                )
+                .await?;
             }
             Ok::<Tally, anyhow::Error>(tally)
         });
     }
     join_tallies(workers).await
+}
+
+/// The partitions each consume worker reads, one after another: partition `i` goes to worker
+/// `i % workers`, so every partition is read exactly once, whatever the number of connections
+/// (connections beyond the number of partitions stay idle).
+fn consume_shares(workers: usize, partitions: &[u32]) -> Vec<Vec<u32>> {
+    let workers = workers.min(partitions.len());
+    let mut shares = vec![Vec::new(); workers];
+    for (index, partition) in partitions.iter().enumerate() {
+        shares[index % workers].push(*partition);
+    }
+    shares
+}
+
+/// Reads `partition` from offset 0 to its high watermark (or until `deadline`).
+async fn read_partition(
+    client: &Client,
+    topic: &str,
+    partition: u32,
+    max_messages: u32,
+    deadline: Instant,
+    body: &mut Vec<u8>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let mut offset = 0;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        match client
+            .fetch_into(body, topic, partition, offset, Some(max_messages))
+            .await
+        {
+            Ok(()) => {}
+            Err(error) if error.status() == Some(416) => {
+                // Retention removed the records ahead of this reader: go on from the
+                // partition's new start, as a consumer would (not counted as an error).
+                let start = client.describe_topic(topic).await.ok().and_then(|t| {
+                    let found = t.partitions.iter().find(|p| p.partition == partition);
+                    found.map(|p| p.log_start_offset)
+                });
+                match start {
+                    Some(start) if start > offset => offset = start,
+                    _ => {
+                        tally.failure(&error);
+                        tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                    }
+                }
+                continue;
+            }
+            Err(error) => {
+                tally.failure(&error);
+                tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                continue;
+            }
+        }
+        let reply: FetchSummary = serde_json::from_slice(body).context("decoding a fetch reply")?;
+        let bytes = reply.records.iter().map(ValueOnly::bytes).sum();
+        tally.success(started, reply.records.len() as u64, bytes);
+        offset = reply.next_offset.max(reply.log_start_offset);
+        if offset >= reply.high_watermark {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// One JSON produce body of `batch` random text records of `record_bytes`, all for `partition`.
@@ -142,6 +179,21 @@ pub fn encoded_batch(batch: u32, record_bytes: u32, partition: u32) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consume_shares_cover_every_partition_exactly_once() {
+        let partitions: Vec<u32> = (0..6).collect();
+        assert_eq!(
+            consume_shares(2, &partitions),
+            vec![vec![0, 2, 4], vec![1, 3, 5]]
+        );
+        assert_eq!(consume_shares(16, &partitions).len(), 6);
+        for workers in 1..10 {
+            let mut read: Vec<u32> = consume_shares(workers, &partitions).concat();
+            read.sort_unstable();
+            assert_eq!(read, partitions, "{workers} workers");
+        }
+    }
 
     #[test]
     fn encoded_batch_has_batch_records_of_record_bytes_for_one_partition() {
