@@ -43,6 +43,8 @@ pub mod fuzzing;
 mod http;
 pub mod names;
 pub mod partition;
+#[doc(hidden)]
+pub mod perf;
 pub mod raft;
 pub mod storage;
 pub mod transport;

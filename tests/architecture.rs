@@ -19,6 +19,8 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     // Built only with the `fuzzing` feature: names private parsers for the fuzz targets.
     ("fuzzing", &["broker", "http"]),
+    // Calls into private modules for the benchmarks in benches/.
+    ("perf", &["broker", "http", "partition"]),
     (
         "cli",
         &["bench", "client", "dev", "config", "wire", "names"],

@@ -239,6 +239,39 @@ async fn answers_queued_before_the_dialling_peer_stops_reach_their_callers() {
     answers_queued_before_a_shutdown_reach_their_callers(2).await;
 }
 
+/// What a response holds (the responder's memory reservation) travels with the answer and is
+/// released once the answer has been written, not leaked with the link.
+#[tokio::test]
+async fn what_a_response_holds_is_released_once_the_answer_is_sent() {
+    let (_dir, node_1, mut node_2) = pair(limits()).await;
+    let network = node_1.network.clone();
+    let call =
+        tokio::spawn(async move { network.call(NodeId(2), b"q".to_vec(), LONG_TIMEOUT).await });
+    let request = tokio::time::timeout(DEADLINE, node_2.requests.recv())
+        .await
+        .expect("request before the deadline")
+        .expect("requests open");
+    let held = Arc::new(());
+    node_2.network.respond_holding(
+        request.from,
+        request.id,
+        answer_to(&request.body),
+        Some(Box::new(held.clone())),
+    );
+    let outcome = tokio::time::timeout(DEADLINE, call)
+        .await
+        .expect("answered")
+        .expect("call task");
+    assert_eq!(outcome, Ok(answer_to(b"q")));
+    tokio::time::timeout(DEADLINE, async {
+        while Arc::strong_count(&held) > 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the hold is dropped once the answer is written");
+}
+
 #[tokio::test]
 async fn removing_a_peer_fails_its_calls_and_unknown_peers_fail_at_once() {
     let (_dir, node_1, mut node_2) = pair(limits()).await;

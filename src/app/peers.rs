@@ -23,7 +23,7 @@ use crate::partition::{
     Inbound, LinkProbe, OutboundSink, PeerDown, ReplicaDirectory, ReplicaHandle, ReplicaStatus,
 };
 use crate::raft::{GroupId, Message, NodeId};
-use crate::transport::{CallError, PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest};
+use crate::transport::{CallError, Hold, PeerLimits, PeerNetwork, PeerNetworkConfig, PeerRequest};
 
 /// Raft messages from peers waiting to be routed.
 const INBOUND_QUEUE: usize = 65_536;
@@ -290,14 +290,16 @@ async fn serve_requests(
         let broker = broker.get().cloned();
         let guard = serving.enter();
         actix_web::rt::spawn(async move {
-            let answer = match (broker, &guard) {
+            let (answer, held) = match (broker, &guard) {
                 (Some(broker), Some(_)) => {
-                    broker.serve_forwarded(request.from.0, &request.body).await
+                    let (answer, held) =
+                        broker.serve_forwarded(request.from.0, &request.body).await;
+                    (answer, Some(Box::new(held) as Hold))
                 }
-                (None, _) => unavailable_answer("the broker is starting"),
-                (_, None) => unavailable_answer("the broker is stopping"),
+                (None, _) => (unavailable_answer("the broker is starting"), None),
+                (_, None) => (unavailable_answer("the broker is stopping"), None),
             };
-            network.respond(request.from, request.id, answer);
+            network.respond_holding(request.from, request.id, answer, held);
             drop(guard);
         });
     }

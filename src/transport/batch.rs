@@ -22,8 +22,13 @@ use crate::transport::stats::{add, bump};
 pub(crate) enum Outbound {
     Message(Message),
     Request(Envelope),
-    Response(Envelope),
+    /// An answer, and what the responder keeps alive until it is written (for example the
+    /// memory budget its body was read under); opaque here, dropped after the write.
+    Response(Envelope, Option<Hold>),
 }
+
+/// Something a response holds until it is written, never looked into.
+pub type Hold = Box<dyn std::any::Any + Send>;
 
 impl Outbound {
     /// Bytes this item adds to a frame, counting Raft messages as empty: entries are bounded
@@ -31,7 +36,7 @@ impl Outbound {
     fn body_bytes(&self) -> usize {
         match self {
             Outbound::Message(_) => 0,
-            Outbound::Request(envelope) | Outbound::Response(envelope) => envelope.body.len(),
+            Outbound::Request(envelope) | Outbound::Response(envelope, _) => envelope.body.len(),
         }
     }
 
@@ -173,6 +178,14 @@ where
     if items.is_empty() {
         return Ok(());
     }
+    // Kept until the frames carrying the responses are written and flushed.
+    let _holds: Vec<Hold> = items
+        .iter_mut()
+        .filter_map(|item| match item {
+            Outbound::Response(_, hold) => hold.take(),
+            _ => None,
+        })
+        .collect();
     let mut pending = vec![items];
     while let Some(items) = pending.pop() {
         let count = items.len();
@@ -217,7 +230,7 @@ fn assemble(from: NodeId, items: Vec<Outbound>) -> Frame {
         match item {
             Outbound::Message(message) => frame.messages.push(message),
             Outbound::Request(envelope) => frame.requests.push(envelope),
-            Outbound::Response(envelope) => frame.responses.push(envelope),
+            Outbound::Response(envelope, _) => frame.responses.push(envelope),
         }
     }
     frame
@@ -228,7 +241,8 @@ fn assemble(from: NodeId, items: Vec<Outbound>) -> Frame {
 fn disassemble(frame: Frame) -> Vec<Outbound> {
     let messages = frame.messages.into_iter().map(Outbound::Message);
     let requests = frame.requests.into_iter().map(Outbound::Request);
-    let responses = frame.responses.into_iter().map(Outbound::Response);
+    let responses =
+        (frame.responses.into_iter()).map(|envelope| Outbound::Response(envelope, None));
     messages.chain(requests).chain(responses).collect()
 }
 

@@ -19,6 +19,7 @@ mod shared;
 mod stats;
 pub mod tls;
 
+pub use batch::Hold;
 pub use limits::PeerLimits;
 pub use network::{PeerNetwork, PeerNetworkConfig, TransportError};
 pub use rpc::{CallError, PeerRequest};

@@ -28,7 +28,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::admission::{AdmissionMetrics, Listener, Listing, Slot, SlotLimits, Slots};
 use crate::raft::{Message, NodeId};
-use crate::transport::batch::{Outbound, Refused};
+use crate::transport::batch::{Hold, Outbound, Refused};
 use crate::transport::frame::{self, Envelope};
 use crate::transport::limits::PeerLimits;
 use crate::transport::link::{self, LinkHandle};
@@ -245,11 +245,17 @@ impl PeerNetwork {
 
     /// Answers request `id` of `to` (dropped and counted if the link is gone).
     pub fn respond(&self, to: NodeId, id: u64, body: Vec<u8>) {
+        self.respond_holding(to, id, body, None);
+    }
+
+    /// `respond`, keeping `hold` alive until the answer is written to the connection (or
+    /// dropped): a responder's memory reservation then covers the answer while it is queued.
+    pub fn respond_holding(&self, to: NodeId, id: u64, body: Vec<u8>, hold: Option<Hold>) {
         let counters = &self.shared.counters;
         if !frame::envelope_fits(body.len(), self.shared.limits.frame_bytes_max) {
             return bump(&counters.responses_dropped);
         }
-        let response = Outbound::Response(Envelope { id, body });
+        let response = Outbound::Response(Envelope { id, body }, hold);
         let queued = match self.links.lock().get(&to) {
             Some(link) => link.try_enqueue(response).is_ok(),
             None => false,

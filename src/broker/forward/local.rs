@@ -31,9 +31,12 @@ use crate::raft::{ConfChange, GroupId, NodeId};
 
 impl Broker {
     /// Serves a request peer broker `from` (its certificate's id) forwarded: checks that `from`
-    /// may ask for it (`authority::check`), runs it here, never forwards it again.
-    pub async fn serve_forwarded(&self, from: u64, body: &[u8]) -> Vec<u8> {
-        let answer: PeerAnswer = match postcard::from_bytes::<ForwardRequest>(body) {
+    /// may ask for it (`authority::check`), runs it here, never forwards it again, and encodes
+    /// the answer. Also returns the fetch budget the answer's records were read under: the
+    /// caller keeps it until the encoded answer has left, so answers queued on a peer link
+    /// count against the budget like answers being sent to a client.
+    pub async fn serve_forwarded(&self, from: u64, body: &[u8]) -> (Vec<u8>, Held) {
+        let mut answer: PeerAnswer = match postcard::from_bytes::<ForwardRequest>(body) {
             Ok(request) => {
                 let controller_leader = self.parts.controller.replica().status.borrow().leader;
                 match super::authority::check(&request, from, controller_leader.map(|n| n.0)) {
@@ -48,7 +51,14 @@ impl Broker {
                 "forwarded request does not decode: {error}"
             )))),
         };
-        postcard::to_stdvec(&answer).expect("answers are plain data")
+        let held = match &mut answer {
+            Ok(ForwardReply::Fetched { held, .. }) => std::mem::take(held),
+            _ => Held::default(),
+        };
+        (
+            postcard::to_stdvec(&answer).expect("answers are plain data"),
+            held,
+        )
     }
 
     /// Runs `request` on this broker's replica, which must lead its group.
