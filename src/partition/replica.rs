@@ -129,6 +129,28 @@ pub struct ReplicaSettings {
     pub quiesce: bool,
 }
 
+/// How many election timeouts a new group's other replicas wait before their first election,
+/// leaving the preferred replica time to be elected (its vote requests may reach a replica
+/// that has not started yet, which drops them; the preferred replica then tries again first).
+const NON_PREFERRED_FIRST_ELECTION_TIMEOUTS: u32 = 3;
+
+/// The first election timeout of a replica of a group that never had a term: the base for the
+/// preferred replica (the first voter of the membership it was created with), three times
+/// that for the others. A group that has had a term elects as usual.
+fn first_election_timeout(recovery: &GroupRecovery, settings: &ReplicaSettings) -> Option<u32> {
+    let fresh = recovery.hard_state.term.0 == 0 && recovery.last_index.0 == 0;
+    let voters = &recovery.snapshot.meta.conf_state.voters;
+    if !fresh || voters.len() < 2 {
+        return None;
+    }
+    let base = settings.election_timeout_ticks;
+    Some(if voters.first() == Some(&settings.node) {
+        base
+    } else {
+        base.saturating_mul(NON_PREFERRED_FIRST_ELECTION_TIMEOUTS)
+    })
+}
+
 /// When a produce is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckPolicy {
@@ -251,6 +273,7 @@ impl<M: StateMachine> Replica<M> {
         config.applied = recovery.applied_index;
         config.seed = group.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ settings.node.0;
         config.quiesce = settings.quiesce;
+        config.first_election_timeout_ticks = first_election_timeout(recovery, &settings);
         let node = RawNode::new(&config, log)?;
         let (status, receiver) = watch::channel(ReplicaStatus::default());
         let replica = Replica {

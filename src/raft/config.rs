@@ -23,6 +23,11 @@ pub struct Config {
     pub applied: LogIndex,
     /// Seeds the election-timeout RNG.
     pub seed: u64,
+    /// Ticks before this replica's first election after it starts, instead of
+    /// `election_timeout_ticks`: a new group's preferred replica keeps the base and the others
+    /// wait longer, so the preferred one is elected first and leaders start where placement put
+    /// them.
+    pub first_election_timeout_ticks: Option<u32>,
     /// A planted bug; only tests set it, and only builds with the `test-hooks` feature have it.
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
@@ -45,6 +50,7 @@ impl Config {
             quiesce: false,
             applied: LogIndex(0),
             seed: id.0,
+            first_election_timeout_ticks: None,
             #[cfg(feature = "test-hooks")]
             canary: None,
         }

@@ -131,6 +131,9 @@ impl<S: LogStore> RawNode<S> {
             quiesced: false,
         };
         node.reset_election_timeout();
+        if let Some(first) = config.first_election_timeout_ticks {
+            node.randomized_election_timeout = first;
+        }
         node.refresh_role();
         Ok(node)
     }
