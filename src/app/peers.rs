@@ -234,8 +234,9 @@ fn peer_limits(peer: &PeerConfig, raft: &RaftConfig) -> PeerLimits {
     }
 }
 
-/// Tells every quiesced replica that depends on a broker when this broker's link to it goes
-/// down: followers it leads, and groups this broker leads with it as a member.
+/// Tells the replicas that depend on a broker when this broker's link to it goes down: every
+/// follower it leads (which campaigns early, `RawNode::leader_lost`), and quiesced groups this
+/// broker leads with it as a member (which wake).
 async fn wake_on_link_loss(
     mut downs: watch::Receiver<HashMap<NodeId, u64>>,
     controller: ReplicaHandle<MetadataMachine>,
@@ -249,11 +250,13 @@ async fn wake_on_link_loss(
                 continue;
             }
             let peer = *peer;
+            // A follower of the lost broker (quiesced or not: it campaigns early), or a
+            // quiesced leader with it as a member (it wakes).
             let depends = |status: &ReplicaStatus| {
-                status.quiesced
-                    && (status.leader == Some(peer)
-                        || (status.is_leader
-                            && (status.voters.contains(&peer) || status.learners.contains(&peer))))
+                (!status.is_leader && status.leader == Some(peer))
+                    || (status.quiesced
+                        && status.is_leader
+                        && (status.voters.contains(&peer) || status.learners.contains(&peer)))
             };
             if depends(&controller.status.borrow()) {
                 controller.addr.do_send(PeerDown(peer));

@@ -796,13 +796,14 @@ impl<M: StateMachine> Handler<PeerDown> for Replica<M> {
     type Result = ();
     fn handle(&mut self, message: PeerDown, ctx: &mut Context<Self>) {
         let peer = message.0;
-        let depends = if self.node.role() == Role::Leader {
-            self.node.conf_state().contains(peer)
-        } else {
-            self.node.leader() == Some(peer)
-        };
-        if self.node.is_quiesced() && depends {
-            self.node.wake(Wake::MemberDown);
+        if self.node.role() == Role::Leader {
+            if self.node.is_quiesced() && self.node.conf_state().contains(peer) {
+                self.node.wake(Wake::MemberDown);
+                self.drive(ctx);
+            }
+        } else if self.node.leader() == Some(peer) {
+            // Quiesced or not: a follower whose leader's connection closed campaigns early.
+            self.node.leader_lost(peer);
             self.drive(ctx);
         }
     }

@@ -613,3 +613,113 @@ fn quiesce_a_follower_woken_for_a_lost_leader_campaigns_within_one_timeout() {
         "a new leader within one base election timeout of the wake"
     );
 }
+
+/// Ticks `followers` (ids from 2) until one leads; returns after how many ticks, or `None` after
+/// `max_ticks`.
+fn ticks_to_a_leader(followers: &mut [RawNode<MemStore>], max_ticks: u32) -> Option<u32> {
+    for tick in 1..=max_ticks {
+        for node in followers.iter_mut() {
+            node.tick();
+        }
+        settle_among(followers, 2);
+        if followers.iter().any(|node| node.role() == Role::Leader) {
+            return Some(tick);
+        }
+    }
+    None
+}
+
+#[test]
+fn followers_told_their_leader_is_lost_elect_the_first_of_them_within_a_tick_or_two() {
+    let mut nodes = three_with_leader();
+    let term = nodes[0].term();
+    let mut followers: Vec<_> = nodes.drain(1..).collect();
+    for follower in followers.iter_mut() {
+        follower.leader_lost(NodeId(1));
+    }
+    let timeout = Config::new(NodeId(2), GroupId(1)).election_timeout_ticks;
+    let elected = ticks_to_a_leader(&mut followers, 2 * timeout);
+    assert!(
+        elected.is_some_and(|ticks| ticks < timeout / 3),
+        "a new leader after {elected:?} ticks; without the notice it takes at least {timeout}"
+    );
+    assert_eq!(
+        followers[0].role(),
+        Role::Leader,
+        "the first voter after the lost leader"
+    );
+    assert_eq!(
+        followers[0].term(),
+        Term(term.0 + 1),
+        "one election, no split vote"
+    );
+}
+
+#[test]
+fn without_a_notice_a_lost_leader_is_replaced_only_after_an_election_timeout() {
+    let mut nodes = three_with_leader();
+    let mut followers: Vec<_> = nodes.drain(1..).collect();
+    let timeout = Config::new(NodeId(2), GroupId(1)).election_timeout_ticks;
+    let elected = ticks_to_a_leader(&mut followers, 3 * timeout);
+    assert!(
+        elected.is_some_and(|ticks| ticks >= timeout),
+        "a new leader after {elected:?} ticks"
+    );
+}
+
+#[test]
+fn a_follower_whose_link_to_a_live_leader_broke_does_not_depose_it() {
+    let mut nodes = three_with_leader();
+    let term = nodes[0].term();
+    // Only node 2 lost its link to the leader; node 3 still hears from it.
+    nodes[1].leader_lost(NodeId(1));
+    for _ in 0..3 {
+        for node in nodes.iter_mut() {
+            node.tick();
+        }
+        // Messages between 1 and 2 are lost; everything else is delivered.
+        loop {
+            let mut messages = Vec::new();
+            for node in nodes.iter_mut() {
+                while node.has_ready() {
+                    messages.extend(cycle(node).messages);
+                }
+            }
+            messages.retain(|m| !matches!((m.from.0, m.to.0), (1, 2) | (2, 1)));
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                let to = (message.to.0 - 1) as usize;
+                nodes[to].step(message).expect("routed");
+            }
+        }
+    }
+    assert_eq!(nodes[0].role(), Role::Leader);
+    assert_eq!(nodes[0].term(), term, "node 3 refused node 2's PreVote");
+}
+
+#[test]
+fn quiesced_followers_told_their_leader_is_lost_elect_the_first_of_them_without_a_split() {
+    let mut nodes = quiescing_three();
+    for _ in 0..4 {
+        tick_all(&mut nodes);
+    }
+    assert!(nodes[1].is_quiesced() && nodes[2].is_quiesced());
+    let term = nodes[0].term();
+    let mut followers: Vec<_> = nodes.drain(1..).collect();
+    for follower in followers.iter_mut() {
+        follower.leader_lost(NodeId(1));
+    }
+    let timeout = Config::new(NodeId(2), GroupId(1)).election_timeout_ticks;
+    let elected = ticks_to_a_leader(&mut followers, 2 * timeout);
+    assert!(
+        elected.is_some_and(|ticks| ticks < timeout / 3),
+        "a new leader after {elected:?} ticks"
+    );
+    assert_eq!(
+        followers[0].term(),
+        Term(term.0 + 1),
+        "one election, no split vote"
+    );
+}

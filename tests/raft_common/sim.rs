@@ -157,10 +157,21 @@ impl Sim {
                 continue;
             }
             let node = self.replicas[position].node();
+            let id = self.replicas[position].id;
             if !node.is_quiesced() {
+                // An awake follower whose link to its leader is gone is told so, as the broker
+                // tells it when the connection closes, and campaigns early.
+                if let Some(leader) = node.leader() {
+                    if node.role() != Role::Leader && !self.linked(id, leader) {
+                        let node = self.replicas[position].node_mut();
+                        node.leader_lost(leader);
+                        if node.leader().is_none() {
+                            self.fault("leader_lost");
+                        }
+                    }
+                }
                 continue;
             }
-            let id = self.replicas[position].id;
             let depends: Vec<NodeId> = if node.role() == Role::Leader {
                 node.conf_state().members().collect()
             } else {
