@@ -269,6 +269,10 @@ fn broker_parts(
             config.limits.fetch_bytes_in_flight_max,
             Duration::from_millis(config.limits.budget_wait_ms),
         ),
+        disk: crate::storage::DiskGuard::new(
+            &config.broker.data_dir,
+            config.storage.disk_free_bytes_min,
+        ),
     }
 }
 

@@ -149,6 +149,9 @@ pub struct StorageConfig {
     /// Bytes of write batches queued for the storage writer or being committed; a replica
     /// that would pass it waits for commits.
     pub writer_queue_bytes_max: u64,
+    /// Client writes are refused (507) while the data directory's file system has fewer bytes
+    /// free; 0 turns the check off.
+    pub disk_free_bytes_min: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

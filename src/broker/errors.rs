@@ -42,6 +42,10 @@ pub enum BrokerError {
     /// nothing was read or written; the same request may be sent again shortly.
     #[error("{0}")]
     Overloaded(String),
+    /// This broker's disk has less free space than `storage.disk_free_bytes_min` (507 with
+    /// Retry-After): nothing was written; writes resume once space is freed.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("offset {offset} is out of range: the partition holds offsets {log_start_offset}..{high_watermark}")]
     OffsetOutOfRange {
         offset: u64,
@@ -95,6 +99,7 @@ impl BrokerError {
             BrokerError::RateLimited { .. } => (429, "rate-limited"),
             BrokerError::TooMany(_) => (429, "too-many"),
             BrokerError::Overloaded(_) => (503, "overloaded"),
+            BrokerError::InsufficientStorage(_) => (507, "insufficient-storage"),
             BrokerError::OffsetOutOfRange { .. } => (416, "offset-out-of-range"),
             BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } | BrokerError::Retry(_) => {
                 (503, "unavailable")
@@ -108,6 +113,7 @@ impl BrokerError {
             | BrokerError::NotLeader { .. }
             | BrokerError::Retry(_)
             | BrokerError::Overloaded(_)
+            | BrokerError::InsufficientStorage(_)
             | BrokerError::AuditUnavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_S),
             BrokerError::BadRequest(_)
             | BrokerError::Unauthenticated(_)
@@ -237,6 +243,7 @@ impl From<BrokerError> for PeerRefusal {
             BrokerError::Internal(detail) => Refusal::Internal(detail),
             BrokerError::TooMany(detail) => Refusal::TooMany(detail),
             BrokerError::Overloaded(detail) => Refusal::Overloaded(detail),
+            BrokerError::InsufficientStorage(detail) => Refusal::InsufficientStorage(detail),
         };
         PeerRefusal::Refused(refusal)
     }
@@ -267,6 +274,7 @@ impl From<Refusal> for BrokerError {
             Refusal::Internal(detail) => BrokerError::Internal(detail),
             Refusal::TooMany(detail) => BrokerError::TooMany(detail),
             Refusal::Overloaded(detail) => BrokerError::Overloaded(detail),
+            Refusal::InsufficientStorage(detail) => BrokerError::InsufficientStorage(detail),
         }
     }
 }
@@ -343,6 +351,12 @@ mod tests {
                 "overloaded",
                 Some(1),
             ),
+            (
+                BrokerError::InsufficientStorage("s".into()),
+                507,
+                "insufficient-storage",
+                Some(1),
+            ),
         ]
     }
 
@@ -365,6 +379,7 @@ mod tests {
             BrokerError::Internal(_) => "Internal",
             BrokerError::TooMany(_) => "TooMany",
             BrokerError::Overloaded(_) => "Overloaded",
+            BrokerError::InsufficientStorage(_) => "InsufficientStorage",
         }
     }
 
@@ -372,7 +387,7 @@ mod tests {
     fn the_classification_is_total_and_stable() {
         let kinds = every_kind();
         let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| variant(&k.0)).collect();
-        assert_eq!(names.len(), 16, "every variant is listed once: {names:?}");
+        assert_eq!(names.len(), 17, "every variant is listed once: {names:?}");
         for (error, status, problem_type, retry_after_s) in kinds {
             let expected = ErrorClass {
                 status,

@@ -115,6 +115,8 @@ pub struct BrokerParts {
     pub group_sessions: groups::GroupSessions,
     /// The memory budgets requests hold bytes of.
     pub budgets: Budgets,
+    /// The free-space floor of the data directory, checked before each client write.
+    pub disk: crate::storage::DiskGuard,
 }
 
 /// The broker-wide memory budgets (`limits.*_bytes_in_flight_max`) and how long a request

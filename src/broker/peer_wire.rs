@@ -346,6 +346,9 @@ pub enum Refusal {
     TooMany(String),
     #[error("{0}")]
     Overloaded(String),
+    /// Appended last: variants are encoded by position.
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 #[cfg(test)]

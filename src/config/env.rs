@@ -66,6 +66,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("storage", "requests_per_commit_max"),
     ("storage", "cache_bytes_max"),
     ("storage", "writer_queue_bytes_max"),
+    ("storage", "disk_free_bytes_min"),
     ("raft", "tick_ms"),
     ("raft", "election_timeout_ticks"),
     ("raft", "heartbeat_interval_ticks"),
@@ -234,6 +235,7 @@ fn set_lower_sections(
         }
         ("storage", "cache_bytes_max") => raw.storage.cache_bytes_max = bytes(value)?,
         ("storage", "writer_queue_bytes_max") => raw.storage.writer_queue_bytes_max = bytes(value)?,
+        ("storage", "disk_free_bytes_min") => raw.storage.disk_free_bytes_min = bytes(value)?,
         ("raft", "tick_ms") => raw.raft.tick_ms = number(value)?,
         ("raft", "election_timeout_ticks") => raw.raft.election_timeout_ticks = number(value)?,
         ("raft", "heartbeat_interval_ticks") => raw.raft.heartbeat_interval_ticks = number(value)?,

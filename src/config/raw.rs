@@ -167,6 +167,8 @@ pub struct RawStorage {
     pub cache_bytes_max: u64,
     #[serde(with = "super::units::bytes")]
     pub writer_queue_bytes_max: u64,
+    #[serde(with = "super::units::bytes")]
+    pub disk_free_bytes_min: u64,
 }
 
 impl Default for RawStorage {
@@ -175,6 +177,7 @@ impl Default for RawStorage {
             requests_per_commit_max: 1024,
             cache_bytes_max: 32 * MIB,
             writer_queue_bytes_max: 64 * MIB,
+            disk_free_bytes_min: 256 * MIB,
         }
     }
 }

@@ -157,6 +157,12 @@ pub(super) fn validate(
             MIB,
             64 * 1024 * MIB,
         )? as u64,
+        disk_free_bytes_min: checker.size(
+            "storage.disk_free_bytes_min",
+            raw.storage.disk_free_bytes_min,
+            0,
+            1024 * 1024 * MIB,
+        )? as u64,
     };
     let cluster = cluster(&checker, &raw.cluster, broker.id, peer.as_ref())?;
     let limits = limits(&checker, &raw.limits, &http)?;

@@ -18,12 +18,14 @@
 mod batch;
 mod codec;
 mod rows;
+mod space;
 mod store;
 mod tables;
 mod write;
 mod writer;
 
 pub use batch::{Compaction, WriteBatch};
+pub use space::{free_bytes, DiskFull, DiskGuard};
 pub use store::Store;
 pub use writer::{Done, Writer, WriterConfig, WriterStats, QUEUE_REQUESTS_MAX};
 

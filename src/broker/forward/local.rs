@@ -168,6 +168,10 @@ impl Broker {
         timestamp_ms: u64,
     ) -> Answer {
         let handle = self.leading_partition(group)?;
+        self.parts
+            .disk
+            .check()
+            .map_err(|full| BrokerError::InsufficientStorage(full.to_string()))?;
         let slot = self.write_slot(&handle).await?;
         let (reply, wait) = oneshot::channel();
         handle.addr.do_send(Produce {

@@ -45,6 +45,7 @@ impl Failure {
             | BrokerError::RateLimited { .. }
             | BrokerError::TooMany(_)
             | BrokerError::Overloaded(_)
+            | BrokerError::InsufficientStorage(_)
             | BrokerError::OffsetOutOfRange { .. }
             | BrokerError::AuditUnavailable(_)
             | BrokerError::Internal(_)) => Failure::Refused(refused),
