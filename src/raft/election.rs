@@ -65,6 +65,7 @@ impl<S: LogStore> RawNode<S> {
     fn in_lease(&self) -> bool {
         self.config.check_quorum
             && self.leader.is_some()
+            && !self.leader_unreachable
             && self.election_elapsed < self.config.election_timeout_ticks
     }
 
@@ -208,6 +209,7 @@ impl<S: LogStore> RawNode<S> {
         self.role = Role::Follower;
         self.quiesced = false;
         self.leader = leader;
+        self.leader_unreachable = false;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         self.progress.clear();

@@ -74,6 +74,9 @@ pub struct RawNode<S> {
     pub(super) rng: Rng,
     /// The group is idle and this replica does not tick (`quiesce`).
     pub(super) quiesced: bool,
+    /// The connection to the leader this follower follows was reported lost (`leader_lost`):
+    /// its lease no longer holds, so it grants PreVotes, until it hears from a leader again.
+    pub(super) leader_unreachable: bool,
 }
 
 impl<S: LogStore> RawNode<S> {
@@ -129,6 +132,7 @@ impl<S: LogStore> RawNode<S> {
             },
             rng: Rng::new(config.seed ^ config.id.0.rotate_left(32) ^ config.group.0),
             quiesced: false,
+            leader_unreachable: false,
         };
         node.reset_election_timeout();
         if let Some(first) = config.first_election_timeout_ticks {

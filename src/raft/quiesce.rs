@@ -52,12 +52,12 @@ impl<S: LogStore> RawNode<S> {
     /// campaign within a few ticks instead of after a whole election timeout, quiesced or not.
     /// The other voters go in membership order,
     /// `election_timeout_ticks / 3` ticks apart, so two followers do not split the vote; it
-    /// forgets the leader, so it grants the first one's PreVote. A leader that is in fact
+    /// gives up the leader's lease, so it grants the first one's PreVote. A leader that is in fact
     /// alive keeps the leases of the followers that still hear from it, and they refuse the
     /// PreVote, so a broken link alone does not depose it. Only timing changes: elections are
     /// as safe as ever.
     pub fn leader_lost(&mut self, leader: NodeId) {
-        if self.leader != Some(leader) || self.role != Role::Follower {
+        if self.leader != Some(leader) || self.role != Role::Follower || self.leader_unreachable {
             return;
         }
         // A quiesced follower wakes first; then it campaigns in its turn like an awake one.
@@ -70,8 +70,16 @@ impl<S: LogStore> RawNode<S> {
         };
         let stagger = (self.config.election_timeout_ticks / 3).max(1);
         let wait = 1 + stagger.saturating_mul(rank as u32);
-        self.leader = None;
+        // The leader stays known (a TimeoutNow from it, on a new connection, is still its own);
+        // only its lease is given up.
+        self.leader_unreachable = true;
         self.election_elapsed = self.randomized_election_timeout.saturating_sub(wait);
+    }
+
+    /// Whether `leader_lost` was told of the leader this follower follows and no leader has
+    /// been heard from since.
+    pub fn is_leader_unreachable(&self) -> bool {
+        self.leader_unreachable
     }
 
     /// Whether `message` leaves a quiesced replica quiet: the leader's own `Quiesce` on a

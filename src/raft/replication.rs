@@ -125,6 +125,7 @@ impl<S: LogStore> RawNode<S> {
         }
         self.election_elapsed = 0;
         self.leader = Some(message.from);
+        self.leader_unreachable = false;
         match message.body {
             MessageBody::Append {
                 prev_log_index,

@@ -162,10 +162,11 @@ impl Sim {
                 // An awake follower whose link to its leader is gone is told so, as the broker
                 // tells it when the connection closes, and campaigns early.
                 if let Some(leader) = node.leader() {
-                    if node.role() != Role::Leader && !self.linked(id, leader) {
+                    let told = node.is_leader_unreachable();
+                    if node.role() != Role::Leader && !told && !self.linked(id, leader) {
                         let node = self.replicas[position].node_mut();
                         node.leader_lost(leader);
-                        if node.leader().is_none() {
+                        if node.is_leader_unreachable() {
                             self.fault("leader_lost");
                         }
                     }
