@@ -656,6 +656,8 @@ fn admin_password(data_dir: &Path) -> anyhow::Result<String> {
         .open(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     writeln!(file, "{password_text}")?;
+    file.sync_all()?;
+    files::sync_dir(data_dir)?;
     println!(
         "Generated the admin password; it is in {} (readable by this user only).",
         path.display()

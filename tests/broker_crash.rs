@@ -4,104 +4,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use common::durability::{check, produce_until_error, read_all, wait_acked, Acked};
 use common::BrokerProcess;
-use palisade::client::Client;
-use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
+use palisade::wire::CreateTopic;
 
 const PARTITIONS: u32 = 2;
 const PRODUCERS: usize = 4;
-const BATCH: usize = 20;
-
-/// (partition, offset) → value, for every record the broker acknowledged.
-type Acked = Arc<Mutex<Vec<(u32, u64, String)>>>;
-
-async fn produce_until_error(client: Client, topic: String, producer: usize, acked: Acked) {
-    for sequence in 0.. {
-        let values: Vec<String> = (0..BATCH)
-            .map(|i| format!("p{producer}-s{sequence}-r{i}"))
-            .collect();
-        let records = values
-            .iter()
-            .map(|value| ProduceRecord {
-                value: Some(value.clone()),
-                ..ProduceRecord::default()
-            })
-            .collect();
-        let Ok(response) = client.produce(&topic, &ProduceRequest { records }).await else {
-            return;
-        };
-        let mut acked = acked.lock().expect("lock");
-        for (at, value) in response.offsets.iter().zip(values) {
-            acked.push((at.partition, at.offset, value));
-        }
-    }
-}
-
-/// Everything stored, by partition, read after the restart.
-async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<(u64, String)>> {
-    let mut all = BTreeMap::new();
-    for partition in 0..PARTITIONS {
-        let mut records = Vec::new();
-        let mut next = 0;
-        loop {
-            let page = client
-                .fetch(topic, partition, next, Some(5000), None, None)
-                .await
-                .expect("fetch");
-            if page.records.is_empty() {
-                break;
-            }
-            next = page.next_offset;
-            records.extend(
-                page.records
-                    .into_iter()
-                    .map(|r| (r.offset, r.value.unwrap_or_default())),
-            );
-        }
-        all.insert(partition, records);
-    }
-    all
-}
-
-/// Violations of the durability promise, as readable lines (empty when it held).
-fn check(acked: &[(u32, u64, String)], stored: &BTreeMap<u32, Vec<(u64, String)>>) -> Vec<String> {
-    let mut violations = Vec::new();
-    let mut where_stored: HashMap<&str, Vec<(u32, u64)>> = HashMap::new();
-    for (partition, records) in stored {
-        for (position, (offset, value)) in records.iter().enumerate() {
-            if *offset != position as u64 {
-                violations.push(format!(
-                    "partition {partition}: offset {offset} at position {position} (not dense)"
-                ));
-            }
-            where_stored
-                .entry(value.as_str())
-                .or_default()
-                .push((*partition, *offset));
-        }
-    }
-    for (value, places) in &where_stored {
-        if places.len() > 1 {
-            violations.push(format!("{value} stored {} times: {places:?}", places.len()));
-        }
-    }
-    for (partition, offset, value) in acked {
-        match where_stored.get(value.as_str()) {
-            None => violations.push(format!(
-                "acknowledged {value} at {partition}/{offset} is missing"
-            )),
-            Some(places) if !places.contains(&(*partition, *offset)) => violations.push(format!(
-                "acknowledged {value} at {partition}/{offset} is stored at {places:?}"
-            )),
-            Some(_) => {}
-        }
-    }
-    violations
-}
 
 /// Runs producers, SIGKILLs the broker once enough is acknowledged, restarts, returns (acked, violations).
 async fn crash_round(broker: &mut BrokerProcess, topic: &str) -> (usize, Vec<String>) {
@@ -120,25 +31,18 @@ async fn crash_round(broker: &mut BrokerProcess, topic: &str) -> (usize, Vec<Str
             tokio::spawn(produce_until_error(
                 admin.clone(),
                 topic.to_string(),
-                p,
+                format!("p{p}"),
                 acked.clone(),
             ))
         })
         .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while acked.lock().expect("lock").len() < 3000 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "producers made no progress"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_acked(&acked, 3000, 60).await;
     broker.kill();
     for producer in producers {
         producer.await.expect("producer task");
     }
     broker.restart().await;
-    let stored = read_all(&broker.admin().await, topic).await;
+    let stored = read_all(&broker.admin().await, topic, PARTITIONS).await;
     let acked = acked.lock().expect("lock").clone();
     let violations = check(&acked, &stored);
     (acked.len(), violations)

@@ -1,5 +1,6 @@
 //! A build without the `test-hooks` feature (what `cargo build --release` and `cargo install`
-//! make) cannot acknowledge before commit: the switch that turns it on is not in the binary.
+//! make) cannot acknowledge before commit or skip fsync: the switches that turn them on (and the
+//! simulated power loss) are not in the binary.
 //!
 //! Builds the `palisade` binary without features into its own target directory, then looks for
 //! the switch's environment variable name and its warning in the bytes of both binaries. The
@@ -9,10 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The unsafe switch's name and the warning printed when it is on.
-const HOOK_STRINGS: [&str; 2] = [
+/// The unsafe switches' names and the warning printed when the first is on.
+const HOOK_STRINGS: [&str; 4] = [
     palisade::app::UNSAFE_ACK_ENV,
     "acknowledged BEFORE they are durable",
+    palisade::storage::fault::UNSAFE_SKIP_FSYNC_ENV,
+    palisade::storage::fault::POWER_LOSS_ENV,
 ];
 
 fn contains(binary: &Path, needle: &str) -> bool {

@@ -28,6 +28,9 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
             .mode(DIR_MODE)
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
     }
     tighten(dir, DIR_MODE)
 }
@@ -41,9 +44,20 @@ pub fn private_file(path: &Path) -> anyhow::Result<()> {
             .create_new(true)
             .mode(FILE_MODE)
             .open(path)
+            .and_then(|file| file.sync_all())
             .with_context(|| format!("cannot create {}", path.display()))?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
     }
     tighten(path, FILE_MODE)
+}
+
+/// Fsyncs `dir`, so that the entries just created in it survive a power cut.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .with_context(|| format!("cannot fsync the directory {}", dir.display()))
 }
 
 /// Refuses to go on with a key file others may read, unless it can be tightened.

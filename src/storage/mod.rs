@@ -17,6 +17,8 @@
 
 mod batch;
 mod codec;
+#[cfg(feature = "test-hooks")]
+pub mod fault;
 mod rows;
 mod space;
 mod store;

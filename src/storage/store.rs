@@ -19,6 +19,33 @@ use crate::raft::{Entry, GroupId, LogIndex, Snapshot, Term};
 /// The page cache of `Store::open`: the default of `storage.cache_bytes_max`.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
+#[cfg(not(feature = "test-hooks"))]
+fn create(builder: &redb::Builder, path: &Path) -> Result<Database, StorageError> {
+    Ok(builder.create(path)?)
+}
+
+/// Test builds: the faults `storage::fault` reads from the environment, if any are asked for.
+#[cfg(feature = "test-hooks")]
+fn create(builder: &redb::Builder, path: &Path) -> Result<Database, StorageError> {
+    use super::fault::{FaultBackend, Faults};
+    let faults = match Faults::from_env() {
+        Ok(Some(faults)) => faults,
+        Ok(None) => return Ok(builder.create(path)?),
+        Err(message) => return Err(StorageError::Db(message)),
+    };
+    tracing::warn!(?faults, "storage faults injected (test-only)");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|error| StorageError::Db(error.to_string()))?;
+    let backend =
+        FaultBackend::new(file, faults).map_err(|error| StorageError::Db(error.to_string()))?;
+    Ok(builder.create_with_backend(backend)?)
+}
+
 /// A shared handle to the broker database. Cheap to clone; all clones share one file.
 #[derive(Clone)]
 pub struct Store {
@@ -40,9 +67,9 @@ impl Store {
     /// `cache_bytes` bounds redb's page cache (its read cache and write buffer together); redb's
     /// own default is 1 GiB per database.
     pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StorageError> {
-        let database = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(path)?;
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(cache_bytes);
+        let database = create(&builder, path)?;
         let mut transaction = database.begin_write()?;
         transaction.set_durability(Durability::Immediate)?;
         {

@@ -18,6 +18,8 @@ pub struct Node {
     pub peer_port: u16,
     pub config: PathBuf,
     pub dir: PathBuf,
+    /// Extra environment variables of this broker's process.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -45,12 +47,20 @@ pub struct TestCluster {
     peer_config: String,
     /// The brokers' `RUST_LOG`.
     log_filter: String,
+    /// Extra environment variables of every broker started from now on.
+    env: Vec<(String, String)>,
 }
 
 impl TestCluster {
     /// Like `start_with`, with the brokers logging at `log_filter` (a `RUST_LOG` value).
     pub async fn start_logging(count: u64, extra_config: &str, log_filter: &str) -> TestCluster {
-        TestCluster::start_inner(count, extra_config, "", log_filter).await
+        TestCluster::start_inner(count, extra_config, "", log_filter, &[]).await
+    }
+
+    /// Like `start`, every broker with the environment variables `env` (and `extra_config`).
+    pub async fn start_env(count: u64, extra_config: &str, env: &[(&str, &str)]) -> TestCluster {
+        let filter = std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        TestCluster::start_inner(count, extra_config, "", &filter, env).await
     }
 
     /// Starts `count` founding brokers (ids 1..=count) and waits until each is ready.
@@ -70,7 +80,7 @@ impl TestCluster {
         peer_config: &str,
     ) -> TestCluster {
         let filter = std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into());
-        TestCluster::start_inner(count, extra_config, peer_config, &filter).await
+        TestCluster::start_inner(count, extra_config, peer_config, &filter, &[]).await
     }
 
     async fn start_inner(
@@ -78,6 +88,7 @@ impl TestCluster {
         extra_config: &str,
         peer_config: &str,
         log_filter: &str,
+        env: &[(&str, &str)],
     ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ids: Vec<u64> = (1..=count).collect();
@@ -101,6 +112,10 @@ impl TestCluster {
             extra_config: extra_config.to_string(),
             peer_config: peer_config.to_string(),
             log_filter: log_filter.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         for (id, http, peer) in ports {
             let node = cluster.write_node(id, http, peer, false);
@@ -140,6 +155,7 @@ impl TestCluster {
             peer_port: peer,
             config,
             dir,
+            env: self.env.clone(),
             child: None,
         }
     }
@@ -166,7 +182,7 @@ impl TestCluster {
             .expect("no such broker")
     }
 
-    fn node_mut(&mut self, id: u64) -> &mut Node {
+    pub fn node_mut(&mut self, id: u64) -> &mut Node {
         self.nodes
             .iter_mut()
             .find(|n| n.id == id)
@@ -240,6 +256,14 @@ impl TestCluster {
         }
     }
 
+    /// How broker `id` exited, once it has (its process is then reaped; `None` while it runs).
+    pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        let node = self.node_mut(id);
+        let status = node.child.as_mut()?.try_wait().expect("try_wait")?;
+        node.child = None;
+        Some(status)
+    }
+
     /// SIGTERM broker `id` and wait for it to exit.
     pub fn terminate(&mut self, id: u64) -> std::process::ExitStatus {
         let mut child = self.node_mut(id).child.take().expect("broker is running");
@@ -288,6 +312,7 @@ fn spawn(node: &mut Node, log_filter: &str) {
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
+        .envs(node.env.iter().map(|(k, v)| (k, v)))
         .spawn()
         .expect("spawn broker");
     node.child = Some(child);

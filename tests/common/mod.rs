@@ -9,6 +9,7 @@ use std::time::Duration;
 use palisade::client::Client;
 
 pub mod cluster;
+pub mod durability;
 pub mod load;
 
 /// Creates `name` with `partitions` partitions and replication factor `replication_factor`,
@@ -118,6 +119,19 @@ impl BrokerProcess {
         self.child = Some(command.spawn().expect("spawn broker"));
     }
 
+    /// Sets (or with `None` removes) an environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.extra_env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.extra_env.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// The running broker's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -159,6 +173,13 @@ impl BrokerProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// How the broker exited, once it has (its process is then reaped; `None` while it runs).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        self.child = None;
+        Some(status)
     }
 
     /// SIGTERM and wait for a clean exit.
