@@ -48,7 +48,7 @@ pub struct TestCluster {
     /// The brokers' `RUST_LOG`.
     log_filter: String,
     /// Extra environment variables of every broker started from now on.
-    env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
 }
 
 impl TestCluster {

@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use palisade::client::{Client, ClientError};
+use palisade::partition::batch::{self, PartitionCommand};
+use palisade::raft::{EntryPayload, GroupId, LogIndex};
+use palisade::storage::Store;
 use palisade::wire::{ProduceRecord, ProduceRequest};
 
 /// Every record a broker acknowledged: (partition, offset, value).
@@ -172,4 +175,62 @@ pub fn summary(violations: &[String]) -> String {
         violations.len(),
         &violations[..violations.len().min(5)]
     )
+}
+
+/// A stopped broker's copy of one partition, read from its redb file: every appended record's
+/// value by offset, in log order (committed or not). `None` when the broker has no such group.
+pub fn replica_values(data_dir: &std::path::Path, group: u64) -> Option<BTreeMap<u64, String>> {
+    let store = Store::open(&data_dir.join("palisade.redb")).expect("open store");
+    let group = GroupId(group);
+    let recovery = store.load_group(group).expect("load group")?;
+    let mut log = BTreeMap::new();
+    let mut index = recovery.snapshot.meta.index.next();
+    while index <= recovery.last_index {
+        let entries = store
+            .entries(group, index, recovery.last_index.next(), 4 << 20)
+            .expect("entries");
+        let last = entries.last().expect("at least one entry").index;
+        for entry in entries {
+            if let EntryPayload::Normal(data) = entry.payload {
+                if let Ok(PartitionCommand::Append(batch)) = batch::decode(&data) {
+                    for (slot, record) in batch.records.into_iter().enumerate() {
+                        let value = String::from_utf8_lossy(&record.value).into_owned();
+                        let offset = batch.base_offset + slot as u64;
+                        if log.insert(offset, value).is_some() {
+                            panic!("group {group:?}: offset {offset} appended twice");
+                        }
+                    }
+                }
+            }
+        }
+        index = LogIndex(last.0 + 1);
+    }
+    Some(log)
+}
+
+/// Differences between replicas of one partition (empty when they are identical).
+pub fn replica_differences(
+    partition: u32,
+    replicas: &[(u64, BTreeMap<u64, String>)],
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    let Some((first_id, first)) = replicas.first() else {
+        return differences;
+    };
+    for (id, log) in &replicas[1..] {
+        if log != first {
+            let at = first
+                .iter()
+                .zip(log.iter())
+                .find(|(a, b)| a != b)
+                .map(|((offset, _), _)| *offset)
+                .unwrap_or(first.len().min(log.len()) as u64);
+            differences.push(format!(
+                "partition {partition}: broker {id} ({} records) differs from broker {first_id} ({} records) from offset {at}",
+                log.len(),
+                first.len()
+            ));
+        }
+    }
+    differences
 }
