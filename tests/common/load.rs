@@ -57,13 +57,25 @@ pub struct Load {
 impl Load {
     /// Starts one producer per partition of `topic`; `clients` are (broker id, client) pairs.
     pub fn start(topic: &str, partitions: u32, clients: Vec<(u64, Client)>) -> Load {
+        Load::start_labelled("", topic, partitions, clients)
+    }
+
+    /// Like `start`, with every value prefixed by `label`, so that several loads on one topic
+    /// write distinct values.
+    pub fn start_labelled(
+        label: &str,
+        topic: &str,
+        partitions: u32,
+        clients: Vec<(u64, Client)>,
+    ) -> Load {
         let outcome: Arc<Mutex<Outcome>> = Arc::default();
         let avoid = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let clients = Arc::new(clients);
         let tasks = (0..partitions)
             .map(|partition| {
-                let (topic, outcome, avoid, stop, clients) = (
+                let (label, topic, outcome, avoid, stop, clients) = (
+                    label.to_string(),
                     topic.to_string(),
                     outcome.clone(),
                     avoid.clone(),
@@ -79,7 +91,7 @@ impl Load {
                             clients.iter().filter(|(id, _)| *id != skip).collect();
                         let (via, client) = usable[sequence as usize % usable.len()];
                         let values: Vec<String> = (0..BATCH)
-                            .map(|i| format!("p{partition}-{sequence}-{i}"))
+                            .map(|i| format!("{label}p{partition}-{sequence}-{i}"))
                             .collect();
                         let records = values
                             .iter()
