@@ -298,6 +298,46 @@ async fn round_trip(faulted: &FaultedCluster, id: u64) -> Duration {
     times[2]
 }
 
+/// Positive control of the harness: each fault drops what it says and nothing else, the
+/// clients in the root namespace always reach every broker, and nothing is left behind.
+#[test]
+fn the_network_cuts_exactly_what_it_is_told() {
+    let mut network = netfault_support::network::Network::create(BROKERS);
+    let names = network.namespaces();
+    let matrix = |network: &netfault_support::network::Network| -> Vec<(u64, u64)> {
+        let mut cut = Vec::new();
+        for to in 1..=BROKERS {
+            assert!(network.delivers(None, to), "the clients lost broker {to}");
+            for from in (1..=BROKERS).filter(|from| *from != to) {
+                if !network.delivers(Some(from), to) {
+                    cut.push((from, to));
+                }
+            }
+        }
+        cut
+    };
+    assert_eq!(matrix(&network), Vec::new());
+    network.cut(1, 2);
+    assert_eq!(matrix(&network), vec![(1, 2)], "a one-way cut");
+    network.cut_both(2, 3);
+    assert_eq!(matrix(&network), vec![(1, 2), (3, 2), (2, 3)]);
+    network.heal_all();
+    network.isolate(1);
+    assert_eq!(matrix(&network), vec![(2, 1), (3, 1), (1, 2), (1, 3)]);
+    network.heal_all();
+    network.slow_down(3, "256kbit");
+    assert_eq!(matrix(&network), Vec::new(), "a slow link still delivers");
+    drop(network);
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let left = String::from_utf8_lossy(&left.stdout);
+    for name in names {
+        assert!(!left.contains(&name), "namespace {name} left behind");
+    }
+}
+
 /// Positive controls of the checker on hand-made histories: a correct one passes, and each kind
 /// of broken history is reported as what it is.
 mod checker_controls {

@@ -20,6 +20,8 @@ use crate::common::cluster::Placement;
 const PREFIX: &str = "pf";
 /// Networks one test process may create (each takes one /24 of 10.201.0.0/16).
 const NETWORKS_PER_PROCESS_MAX: u8 = 8;
+/// How long a probe datagram may take on the bridge before it counts as dropped.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// The host part of the bridge's (the test process's) address.
 const ROOT_HOST: u8 = 254;
 
@@ -196,6 +198,45 @@ impl Network {
         }
     }
 
+    /// Whether a UDP datagram sent from broker `from`'s namespace (`None`: the root namespace,
+    /// where the clients are) reaches broker `to`'s: how the tests show a cut is real.
+    pub fn delivers(&self, from: Option<u64>, to: u64) -> bool {
+        let (port_sender, port) = std::sync::mpsc::channel();
+        let receiver_namespace = self.namespace(to);
+        let address = self.address(to);
+        let receiver = std::thread::spawn(move || {
+            enter(&receiver_namespace);
+            let socket = std::net::UdpSocket::bind((address, 0)).expect("bind probe receiver");
+            socket
+                .set_read_timeout(Some(PROBE_WAIT))
+                .expect("probe timeout");
+            let local = socket.local_addr().expect("probe address");
+            port_sender.send(local).expect("probe port");
+            let mut buffer = [0u8; 16];
+            matches!(socket.recv_from(&mut buffer), Ok((5, _)) if &buffer[..5] == b"probe")
+        });
+        let target = port.recv().expect("probe receiver started");
+        let sender_namespace = from.map(|id| self.namespace(id));
+        std::thread::spawn(move || {
+            if let Some(namespace) = sender_namespace {
+                enter(&namespace);
+            }
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).expect("bind probe sender");
+            for _ in 0..3 {
+                // A blackhole route fails the send itself; the receiver decides.
+                let _ = socket.send_to(b"probe", target);
+            }
+        })
+        .join()
+        .expect("probe sender");
+        receiver.join().expect("probe receiver")
+    }
+
+    /// The names of the namespaces, for checks of the clean-up.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.brokers.iter().map(|id| self.namespace(*id)).collect()
+    }
+
     /// The cuts in force, for failure messages.
     pub fn cuts(&self) -> Vec<(u64, u64)> {
         self.cuts.iter().copied().collect()
@@ -242,6 +283,20 @@ impl Drop for Network {
             .args(["link", "del", &self.bridge()])
             .status();
     }
+}
+
+/// Moves the calling thread (only it) into the network namespace `name`.
+fn enter(name: &str) {
+    let path = format!("/run/netns/{name}");
+    let file = std::fs::File::open(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    // SAFETY: setns(2) on a namespace file this harness created; it changes only this thread.
+    let result = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+    assert_eq!(
+        result,
+        0,
+        "setns {name}: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 fn namespace_arguments(namespace: &str) -> Vec<String> {
