@@ -15,13 +15,18 @@ mod netfault_support;
 use std::time::{Duration, Instant};
 
 use netfault_support::checker::Violation;
-use netfault_support::{fault_duration, one_at_a_time, FaultedCluster, BROKERS, PARTITIONS};
+use netfault_support::{
+    fault_duration, one_at_a_time, FaultedCluster, BROKERS, FORWARD_TIMEOUT, PARTITIONS,
+};
 
 /// Records acknowledged before each fault starts.
 const WARM_UP_RECORDS: usize = 300;
 /// An isolated leader must have stopped acknowledging this long after the cut: CheckQuorum
 /// steps it down after one election timeout (1 to 2 s); this is a deadline, not a measurement.
 const ISOLATED_ACK_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How much longer than the brokers' forward timeout a produce may wait for its answer.
+const ANSWER_SLACK: Duration = Duration::from_secs(3);
 
 /// What isolating the leader of partition 0 showed.
 struct Isolation {
@@ -33,6 +38,9 @@ struct Isolation {
     last_ack_before_cut: Option<Duration>,
     /// Produces through the isolated broker that failed after the cut: (from the cut, error).
     failures_after_cut: Vec<(Duration, String)>,
+    /// Per partition, the longest a producer through the isolated broker waited for an answer
+    /// (acknowledged or not) while the cut was held, counted from the cut.
+    longest_unanswered: Vec<Duration>,
     /// From the cut to the first acknowledgement of partition 0 through the majority.
     majority_resumed: Duration,
 }
@@ -78,8 +86,27 @@ async fn isolate_the_leader(faulted: &mut FaultedCluster, hold: Duration) -> Iso
         .filter(|(at, _)| *at > cut)
         .map(|(at, error)| (at - cut, error))
         .collect();
+    let end = cut + hold;
+    let longest_unanswered = (0..PARTITIONS)
+        .map(|partition| {
+            let mut marks = vec![cut];
+            marks.extend(
+                faulted
+                    .answer_times(leader, partition)
+                    .into_iter()
+                    .filter(|t| *t > cut && *t < end),
+            );
+            marks.push(end);
+            marks
+                .windows(2)
+                .map(|pair| pair[1] - pair[0])
+                .max()
+                .expect("two marks")
+        })
+        .collect();
     Isolation {
         leader,
+        longest_unanswered,
         last_ack_after_cut: after_cut.iter().max().map(|t| *t - cut),
         acks_after_cut: after_cut.len(),
         last_ack_before_cut: before_cut.map(|t| cut - *t),
@@ -91,7 +118,9 @@ async fn isolate_the_leader(faulted: &mut FaultedCluster, hold: Duration) -> Iso
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_stops_acknowledging_and_the_majority_takes_over() {
     let _alone = one_at_a_time().await;
-    let hold = fault_duration(8).max(ISOLATED_ACK_DEADLINE * 2);
+    let hold = fault_duration(8)
+        .max(ISOLATED_ACK_DEADLINE * 2)
+        .max((FORWARD_TIMEOUT + ANSWER_SLACK) * 2);
     let mut faulted = FaultedCluster::start(&[]).await;
     let isolation = isolate_the_leader(&mut faulted, hold).await;
     eprintln!(
@@ -113,6 +142,18 @@ async fn an_isolated_leader_stops_acknowledging_and_the_majority_takes_over() {
         "  {} produces through it failed during the cut",
         isolation.failures_after_cut.len()
     );
+    eprintln!(
+        "  longest wait for an answer through it during the cut, per partition: {:?}",
+        isolation.longest_unanswered
+    );
+    for (partition, waited) in isolation.longest_unanswered.iter().enumerate() {
+        assert!(
+            *waited < FORWARD_TIMEOUT + ANSWER_SLACK,
+            "a produce to partition {partition} through isolated broker {} waited {waited:?} \
+             without an answer (forward timeout {FORWARD_TIMEOUT:?}, cut held {hold:?})",
+            isolation.leader
+        );
+    }
     if let Some(last) = isolation.last_ack_after_cut {
         assert!(
             last < ISOLATED_ACK_DEADLINE,

@@ -23,6 +23,8 @@ pub struct Outcome {
     pub acked_at: BTreeMap<u32, Vec<Instant>>,
     /// Every failed write: the broker it was sent to, when it failed and the error.
     pub failures: Vec<(u64, Instant, String)>,
+    /// When each write of a partition was answered, acknowledged or failed, in order.
+    pub answered_at: BTreeMap<u32, Vec<Instant>>,
 }
 
 impl Outcome {
@@ -105,6 +107,11 @@ impl Load {
                             .collect();
                         let answer = client.produce(&topic, &ProduceRequest { records }).await;
                         let mut outcome = outcome.lock().expect("lock");
+                        outcome
+                            .answered_at
+                            .entry(partition)
+                            .or_default()
+                            .push(Instant::now());
                         match answer {
                             Ok(response) => {
                                 outcome

@@ -26,6 +26,10 @@ pub const PARTITIONS: u32 = 3;
 pub const BROKERS: u64 = 3;
 /// Deadline of every wait for the cluster (an election, a catch-up, writes resuming).
 pub const WAIT_SECONDS: u64 = 60;
+/// `cluster.forward_timeout_ms` of the brokers: how long a request may wait for a leader,
+/// elections included (shorter than the default 10 s, so that a fault held for a few seconds
+/// shows whether the brokers keep to it).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest a producer may wait for its last answer once told to stop.
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
@@ -99,7 +103,8 @@ impl FaultedCluster {
         let network = Network::create(BROKERS);
         let placements = (1..=BROKERS).map(|id| network.placement(id, env)).collect();
         let filter = std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into());
-        let cluster = TestCluster::start_placed(placements, "", "", &filter).await;
+        let config = format!("forward_timeout_ms = {}", FORWARD_TIMEOUT.as_millis());
+        let cluster = TestCluster::start_placed(placements, &config, "", &filter).await;
         let mut admins = BTreeMap::new();
         for id in 1..=BROKERS {
             admins.insert(id, cluster.admin(id).await);
@@ -205,6 +210,21 @@ impl FaultedCluster {
         let outcome = load.outcome.lock().expect("lock");
         outcome
             .acked_at
+            .get(&partition)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// When the produces through `via` for `partition` were answered, acknowledged or not.
+    pub fn answer_times(&self, via: u64, partition: u32) -> Vec<Instant> {
+        let (_, load) = self
+            .loads
+            .iter()
+            .find(|(id, _)| *id == via)
+            .expect("a load through every broker");
+        let outcome = load.outcome.lock().expect("lock");
+        outcome
+            .answered_at
             .get(&partition)
             .cloned()
             .unwrap_or_default()
