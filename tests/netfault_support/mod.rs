@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod checker;
+/// The checker's positive controls (tests of this module, run with the binary that uses it).
+mod checker_controls;
 pub mod network;
 
 use std::collections::BTreeMap;
