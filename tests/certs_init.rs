@@ -188,3 +188,46 @@ fn broker_id_of_rejects_malformed_and_ambiguous_identities() {
         None
     );
 }
+
+/// Whether `cert` is valid for the host name or IP address `name` (as a TLS client checks it).
+fn valid_for(cert: &CertificateDer<'static>, name: &str) -> bool {
+    let parsed = webpki::EndEntityCert::try_from(cert).expect("parse leaf");
+    let name = rustls_pki_types::ServerName::try_from(name).expect("server name");
+    parsed.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+#[test]
+fn extra_names_go_into_both_certificates_of_their_broker_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let brokers = [
+        certs::BrokerNames {
+            id: 1,
+            names: vec!["10.201.7.1".into(), "broker-1.example".into()],
+        },
+        certs::BrokerNames {
+            id: 2,
+            names: Vec::new(),
+        },
+    ];
+    let paths = certs::init_with_names(dir.path(), &brokers).expect("init");
+    let one = paths.broker(1).expect("broker 1");
+    for cert in [&one.peer.cert, &one.https.cert] {
+        let cert = leaf(cert);
+        for name in ["10.201.7.1", "broker-1.example", "127.0.0.1", "localhost"] {
+            assert!(valid_for(&cert, name), "broker 1 must be valid for {name}");
+        }
+        assert!(!valid_for(&cert, "10.201.7.2"));
+    }
+    assert_eq!(broker_id_of(&leaf(&one.peer.cert)), Some(1));
+    let two = leaf(&paths.broker(2).expect("broker 2").peer.cert);
+    assert!(valid_for(&two, "127.0.0.1"));
+    assert!(!valid_for(&two, "10.201.7.1"), "names are per broker");
+    let zero = [certs::BrokerNames {
+        id: 0,
+        names: Vec::new(),
+    }];
+    assert!(matches!(
+        certs::init_with_names(dir.path(), &zero),
+        Err(CertError::InvalidBrokerId)
+    ));
+}

@@ -143,10 +143,22 @@ impl Broker {
     ) -> Result<ForwardReply, Failure> {
         match target {
             None => Err(Failure::NotLeader { hint: None }),
-            Some(target) if target == self.parts.broker_id => self
-                .execute_local(search.request.clone())
-                .await
-                .map_err(Failure::local),
+            Some(target) if target == self.parts.broker_id => {
+                // A leader cut off from its quorum answers a proposal only once the proposal's
+                // index is applied, which waits for the partition to heal: the forwarding
+                // deadline bounds that wait too.
+                let local = self.execute_local(search.request.clone());
+                match tokio::time::timeout_at(search.deadline, local).await {
+                    Ok(answer) => answer.map_err(Failure::local),
+                    Err(_) => Err(Failure::OutcomeUnknown {
+                        reason: format!(
+                            "this broker's replica of partition group {} did not answer within {:?}",
+                            search.request.group().0,
+                            self.parts.forward_timeout
+                        ),
+                    }),
+                }
+            }
             Some(target) => {
                 let request = search.request;
                 let body = search.encoded.get_or_insert_with(|| {

@@ -96,13 +96,35 @@ impl CertPaths {
     }
 }
 
+/// The names one broker is reached by besides `localhost` and `127.0.0.1`: IP addresses
+/// (written as IP SANs) or DNS names. Peers dial the address listed for a broker and check it
+/// against its peer certificate, so a broker on another host needs that address here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerNames {
+    pub id: u64,
+    pub names: Vec<String>,
+}
+
 /// Creates (or completes) the certificate directory `dir`.
 ///
 /// An existing CA is kept and signs any missing certificate of its own; existing leaf
 /// certificates are kept. When a CA is created anew, every leaf it signs is re-issued so that
 /// nothing in the directory is signed by a CA that no longer exists.
 pub fn init(dir: &Path, broker_ids: &[u64]) -> Result<CertPaths, CertError> {
-    if broker_ids.contains(&0) {
+    let brokers: Vec<BrokerNames> = broker_ids
+        .iter()
+        .map(|&id| BrokerNames {
+            id,
+            names: Vec::new(),
+        })
+        .collect();
+    init_with_names(dir, &brokers)
+}
+
+/// Like `init`, with each broker's peer and HTTPS certificates also naming `names`. The names
+/// only go into certificates this call writes: a kept certificate keeps the names it has.
+pub fn init_with_names(dir: &Path, brokers: &[BrokerNames]) -> Result<CertPaths, CertError> {
+    if brokers.iter().any(|broker| broker.id == 0) {
         return Err(CertError::InvalidBrokerId);
     }
     fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
@@ -112,19 +134,20 @@ pub fn init(dir: &Path, broker_ids: &[u64]) -> Result<CertPaths, CertError> {
     let peer_ca = keyed(dir, "peer-ca");
     let (peer_issuer, peer_reissue) =
         load_or_create_ca(dir, &peer_ca, "peer-ca", PEER_CA_COMMON_NAME)?;
-    let mut brokers = Vec::with_capacity(broker_ids.len());
-    for &id in broker_ids {
+    let mut written = Vec::with_capacity(brokers.len());
+    for BrokerNames { id, names } in brokers {
+        let (id, names) = (*id, host_names(names)?);
         let certs = BrokerCerts {
             peer: keyed(dir, &format!("peer-{id}")),
             https: keyed(dir, &format!("https-{id}")),
         };
         if peer_reissue.needed(&certs.peer) {
-            write_leaf(&certs.peer, &peer_params(id)?, &peer_issuer)?;
+            write_leaf(&certs.peer, &peer_params(id, &names)?, &peer_issuer)?;
         }
         if https_reissue.needed(&certs.https) {
-            write_leaf(&certs.https, &https_params(id)?, &https_issuer)?;
+            write_leaf(&certs.https, &https_params(id, &names)?, &https_issuer)?;
         }
-        brokers.push((id, certs));
+        written.push((id, certs));
     }
     let client = keyed(dir, "client");
     if https_reissue.needed(&client) {
@@ -134,7 +157,7 @@ pub fn init(dir: &Path, broker_ids: &[u64]) -> Result<CertPaths, CertError> {
         dir: dir.to_path_buf(),
         https_ca,
         peer_ca,
-        brokers,
+        brokers: written,
         client,
     })
 }
@@ -232,19 +255,27 @@ fn ca_params(common_name: &str) -> CertificateParams {
     params
 }
 
-/// The names peers and clients reach a broker by when every broker runs on this machine.
-fn local_host_names() -> Result<Vec<SanType>, CertError> {
-    Ok(vec![
+/// The names peers and clients reach a broker by: this machine's, then `extra` (an IP address
+/// becomes an IP SAN, anything else a DNS name).
+fn host_names(extra: &[String]) -> Result<Vec<SanType>, CertError> {
+    let mut names = vec![
         SanType::DnsName(Ia5String::try_from("localhost")?),
         SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-    ])
+    ];
+    for name in extra {
+        names.push(match name.parse::<IpAddr>() {
+            Ok(address) => SanType::IpAddress(address),
+            Err(_) => SanType::DnsName(Ia5String::try_from(name.as_str())?),
+        });
+    }
+    Ok(names)
 }
 
-/// A peer certificate: the broker id, plus the address peers dial (a dialler checks it).
-fn peer_params(id: u64) -> Result<CertificateParams, CertError> {
+/// A peer certificate: the broker id, plus the addresses peers dial (a dialler checks them).
+fn peer_params(id: u64, names: &[SanType]) -> Result<CertificateParams, CertError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(&format!("palisade broker {id} peer"));
-    params.subject_alt_names = local_host_names()?;
+    params.subject_alt_names = names.to_vec();
     params
         .subject_alt_names
         .push(SanType::URI(Ia5String::try_from(format!(
@@ -261,10 +292,10 @@ fn peer_params(id: u64) -> Result<CertificateParams, CertError> {
 
 /// An HTTPS certificate: host names only, and only for serving. Without clientAuth and without
 /// a broker id it cannot open a peer link even under a CA peers trust.
-fn https_params(id: u64) -> Result<CertificateParams, CertError> {
+fn https_params(id: u64, names: &[SanType]) -> Result<CertificateParams, CertError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(&format!("palisade broker {id} https"));
-    params.subject_alt_names = local_host_names()?;
+    params.subject_alt_names = names.to_vec();
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf_common(&mut params);
     Ok(params)

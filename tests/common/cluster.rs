@@ -2,6 +2,7 @@
 //! linked by mutual TLS with certificates from one generated CA, each with its own redb file.
 #![allow(dead_code)]
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -12,8 +13,27 @@ use super::{free_port, ADMIN_PASSWORD};
 
 const READY_WAIT: Duration = Duration::from_secs(90);
 
+/// Where a broker runs: the address it listens on (HTTPS and peer port) and the command its
+/// binary is started under, for example `ip netns exec <name>` for a network namespace.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub address: IpAddr,
+    pub launcher: Vec<String>,
+}
+
+impl Placement {
+    /// On this machine's loopback, started directly.
+    pub fn local() -> Placement {
+        Placement {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            launcher: Vec::new(),
+        }
+    }
+}
+
 pub struct Node {
     pub id: u64,
+    pub placement: Placement,
     pub url: String,
     pub peer_port: u16,
     pub config: PathBuf,
@@ -90,17 +110,42 @@ impl TestCluster {
         log_filter: &str,
         env: &[(&str, &str)],
     ) -> TestCluster {
+        let placements = vec![Placement::local(); count as usize];
+        TestCluster::start_placed(placements, extra_config, peer_config, log_filter).await
+    }
+
+    /// Starts one founding broker per placement (ids 1, 2, ... in order), each listening on its
+    /// placement's address, whose certificates name it, and waits until each is ready.
+    pub async fn start_placed(
+        placements: Vec<Placement>,
+        extra_config: &str,
+        peer_config: &str,
+        log_filter: &str,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ids: Vec<u64> = (1..=count).collect();
-        let certs =
-            palisade::transport::certs::init(&dir.path().join("certs"), &ids).expect("certs");
-        let ports: Vec<(u64, u16, u16)> = ids
+        let placed: Vec<(u64, Placement)> = (1..).zip(placements).collect();
+        let names: Vec<palisade::transport::certs::BrokerNames> = placed
             .iter()
-            .map(|id| (*id, free_port(), free_port()))
+            .map(|(id, placement)| palisade::transport::certs::BrokerNames {
+                id: *id,
+                names: if placement.address.is_loopback() {
+                    Vec::new()
+                } else {
+                    vec![placement.address.to_string()]
+                },
+            })
+            .collect();
+        let certs = palisade::transport::certs::init_with_names(&dir.path().join("certs"), &names)
+            .expect("certs");
+        let ports: Vec<(u64, Placement, u16, u16)> = placed
+            .into_iter()
+            .map(|(id, placement)| (id, placement, free_port(), free_port()))
             .collect();
         let founders = ports
             .iter()
-            .map(|(id, _, peer)| format!("{id}@127.0.0.1:{peer}"))
+            .map(|(id, placement, _, peer)| {
+                format!("{id}@{}", SocketAddr::new(placement.address, *peer))
+            })
             .collect::<Vec<_>>()
             .join(",");
         let mut cluster = TestCluster {
@@ -117,8 +162,8 @@ impl TestCluster {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        for (id, http, peer) in ports {
-            let node = cluster.write_node(id, http, peer, false);
+        for (id, placement, http, peer) in ports {
+            let node = cluster.write_node(id, placement, http, peer, false);
             cluster.nodes.push(node);
         }
         for node in &mut cluster.nodes {
@@ -130,16 +175,18 @@ impl TestCluster {
         cluster
     }
 
-    fn write_node(&self, id: u64, http: u16, peer: u16, join: bool) -> Node {
+    fn write_node(&self, id: u64, placement: Placement, http: u16, peer: u16, join: bool) -> Node {
         let dir = self.dir.path().join(format!("broker-{id}"));
         std::fs::create_dir_all(&dir).expect("broker dir");
         let certs = self.dir.path().join("certs");
         let config = dir.join("broker.toml");
         let text = format!(
             "[broker]\nid = {id}\ndata_dir = \"{data}\"\n\n\
-             [http]\nlisten = \"127.0.0.1:{http}\"\ntls = true\ncert = \"{https}.pem\"\nkey = \"{https}.key\"\n\n\
-             [peer]\nlisten = \"127.0.0.1:{peer}\"\nca_cert = \"{ca}\"\ncert = \"{own}.pem\"\nkey = \"{own}.key\"\n{peer_config}\n\
+             [http]\nlisten = \"{http_address}\"\ntls = true\ncert = \"{https}.pem\"\nkey = \"{https}.key\"\n\n\
+             [peer]\nlisten = \"{peer_address}\"\nca_cert = \"{ca}\"\ncert = \"{own}.pem\"\nkey = \"{own}.key\"\n{peer_config}\n\
              [cluster]\nbrokers = \"{founders}\"\njoin = {join}\n{extra}\n",
+            http_address = SocketAddr::new(placement.address, http),
+            peer_address = SocketAddr::new(placement.address, peer),
             data = dir.join("data").display(),
             https = certs.join(format!("https-{id}")).display(),
             own = certs.join(format!("peer-{id}")).display(),
@@ -151,7 +198,8 @@ impl TestCluster {
         std::fs::write(&config, text).expect("write config");
         Node {
             id,
-            url: format!("https://127.0.0.1:{http}"),
+            url: format!("https://{}", SocketAddr::new(placement.address, http)),
+            placement,
             peer_port: peer,
             config,
             dir,
@@ -169,7 +217,7 @@ impl TestCluster {
     pub fn start_joining(&mut self, id: u64) -> &Node {
         let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).chain([id]).collect();
         palisade::transport::certs::init(&self.dir.path().join("certs"), &ids).expect("certs");
-        let mut node = self.write_node(id, free_port(), free_port(), true);
+        let mut node = self.write_node(id, Placement::local(), free_port(), free_port(), true);
         spawn(&mut node, &self.log_filter);
         self.nodes.push(node);
         self.node(id)
@@ -303,7 +351,16 @@ fn spawn(node: &mut Node, log_filter: &str) {
         .append(true)
         .open(node.dir.join("broker.log"))
         .expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+    let binary = env!("CARGO_BIN_EXE_palisade");
+    let mut command = match node.placement.launcher.split_first() {
+        Some((program, arguments)) => {
+            let mut command = Command::new(program);
+            command.args(arguments).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    let child = command
         .arg("serve")
         .arg("--config")
         .arg(&node.config)

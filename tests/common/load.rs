@@ -23,6 +23,8 @@ pub struct Outcome {
     pub acked_at: BTreeMap<u32, Vec<Instant>>,
     /// Every failed write: the broker it was sent to, when it failed and the error.
     pub failures: Vec<(u64, Instant, String)>,
+    /// When each write of a partition was answered, acknowledged or failed, in order.
+    pub answered_at: BTreeMap<u32, Vec<Instant>>,
 }
 
 impl Outcome {
@@ -57,13 +59,25 @@ pub struct Load {
 impl Load {
     /// Starts one producer per partition of `topic`; `clients` are (broker id, client) pairs.
     pub fn start(topic: &str, partitions: u32, clients: Vec<(u64, Client)>) -> Load {
+        Load::start_labelled("", topic, partitions, clients)
+    }
+
+    /// Like `start`, with every value prefixed by `label`, so that several loads on one topic
+    /// write distinct values.
+    pub fn start_labelled(
+        label: &str,
+        topic: &str,
+        partitions: u32,
+        clients: Vec<(u64, Client)>,
+    ) -> Load {
         let outcome: Arc<Mutex<Outcome>> = Arc::default();
         let avoid = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let clients = Arc::new(clients);
         let tasks = (0..partitions)
             .map(|partition| {
-                let (topic, outcome, avoid, stop, clients) = (
+                let (label, topic, outcome, avoid, stop, clients) = (
+                    label.to_string(),
                     topic.to_string(),
                     outcome.clone(),
                     avoid.clone(),
@@ -79,7 +93,7 @@ impl Load {
                             clients.iter().filter(|(id, _)| *id != skip).collect();
                         let (via, client) = usable[sequence as usize % usable.len()];
                         let values: Vec<String> = (0..BATCH)
-                            .map(|i| format!("p{partition}-{sequence}-{i}"))
+                            .map(|i| format!("{label}p{partition}-{sequence}-{i}"))
                             .collect();
                         let records = values
                             .iter()
@@ -93,6 +107,11 @@ impl Load {
                             .collect();
                         let answer = client.produce(&topic, &ProduceRequest { records }).await;
                         let mut outcome = outcome.lock().expect("lock");
+                        outcome
+                            .answered_at
+                            .entry(partition)
+                            .or_default()
+                            .push(Instant::now());
                         match answer {
                             Ok(response) => {
                                 outcome
