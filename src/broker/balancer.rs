@@ -5,8 +5,10 @@
 //! builds a `ClusterView` from the leaders' descriptions and executes what the pure planners in
 //! `cluster::balance` decide. A move is: add the replica to the assignment (its broker starts an
 //! empty replica), add it as a learner, wait until it caught up, promote it, hand leadership
-//! away from the replica being removed, remove it, and drop it from the assignment. The decisions
-//! are never made here; only their execution and the waiting.
+//! away from the replica being removed, remove it, and drop it from the assignment. A move that
+//! stopped half-way (this broker stopped leading the controller, a step failed) leaves one replica
+//! too many in the assignment; the planner finishes it (`MoveReason::Unfinished`) and every step
+//! here is idempotent. The decisions are never made here; only their execution and the waiting.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -285,9 +287,14 @@ async fn execute_move(broker: &Broker, planned: &Move) -> Result<(), BrokerError
     if let Some(remove) = planned.remove {
         move_leadership_off(broker, group, remove).await?;
         membership(broker, group, ConfChange::RemoveNode(NodeId(remove))).await?;
-        let mut replaced: Vec<u64> = assignment(broker, group)?
+        let assigned = assignment(broker, group)?;
+        // Finishing a half-done move by dropping the replica it added (the last one): the
+        // others keep their order, so the preferred leader stays.
+        let dropping_newest = assigned.last() == Some(&remove);
+        let mut replaced: Vec<u64> = assigned
             .into_iter()
-            .filter(|id| *id != planned.add)
+            .filter(|id| *id != planned.add || dropping_newest)
+            .filter(|id| *id != remove || !dropping_newest)
             .map(|id| if id == remove { planned.add } else { id })
             .collect();
         if !replaced.contains(&planned.add) {

@@ -74,6 +74,9 @@ pub enum MoveReason {
     Decommissioning { broker: u64 },
     /// Replica counts of Up brokers differ by more than one.
     Balance,
+    /// The group has one replica more than its factor: a move that stopped half-way (the
+    /// controller leader changed or a step failed) is finished.
+    Unfinished,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,6 +201,10 @@ impl<'a> Planner<'a> {
         if self.budget == 0 || self.busy.contains(&group.group) {
             return;
         }
+        if group.replicas.len() > usize::from(group.replication_factor) {
+            self.finish(group, now_ms);
+            return;
+        }
         let (remove, reason) = if group.replicas.len() < usize::from(group.replication_factor) {
             (None, MoveReason::UnderReplicated)
         } else if let Some((broker, reason)) = self.leaving(group, now_ms) {
@@ -219,6 +226,57 @@ impl<'a> Planner<'a> {
                 reason,
             });
         }
+    }
+
+    /// Finishes a move that stopped half-way, seen as one replica more than the factor. The
+    /// move appended its new replica last (`broker::balancer::execute_move`). If that broker is
+    /// Up, the move goes on with it: the replica removed is one that is no longer in sync (it
+    /// may already have left the group's membership), else one on a leaving broker, else the
+    /// one on the most loaded broker. If the new replica's broker is not Up, the new replica
+    /// is the one removed: the "add" is then an in-sync voter the group already has, so the
+    /// add steps are no-ops and only the removal runs.
+    fn finish(&mut self, group: &GroupView, now_ms: u64) {
+        let Some((&newest, others)) = group.replicas.split_last() else {
+            return;
+        };
+        let up = |id: &u64| {
+            self.brokers
+                .get(id)
+                .is_some_and(|b| b.state == BrokerState::Up)
+        };
+        let in_sync = |id: &u64| group.in_sync.as_ref().is_some_and(|s| s.contains(id));
+        let (add, remove) = if up(&newest) {
+            let earlier = GroupView {
+                replicas: others.to_vec(),
+                ..group.clone()
+            };
+            let lagging = others.iter().copied().find(|id| !in_sync(id));
+            let leaving = self.leaving(&earlier, now_ms).map(|(id, _)| id);
+            let loaded = others
+                .iter()
+                .copied()
+                .max_by_key(|id| (self.loads.get(id).copied().unwrap_or(0), *id));
+            let Some(remove) = lagging.or(leaving).or(loaded) else {
+                return;
+            };
+            (newest, remove)
+        } else {
+            let Some(voter) = others.iter().copied().find(|id| up(id) && in_sync(id)) else {
+                return;
+            };
+            (voter, newest)
+        };
+        assert!(self.busy.insert(group.group), "second move for {group:?}");
+        if let Some(load) = self.loads.get_mut(&remove) {
+            *load = load.saturating_sub(1);
+        }
+        self.budget -= 1;
+        self.moves.push(Move {
+            group: group.group,
+            add,
+            remove: Some(remove),
+            reason: MoveReason::Unfinished,
+        });
     }
 
     /// Best Up broker outside `group`: a rack not among `staying`, then least loaded, then lowest id.

@@ -111,7 +111,7 @@ impl TestCluster {
         env: &[(&str, &str)],
     ) -> TestCluster {
         let placements = vec![Placement::local(); count as usize];
-        TestCluster::start_placed(placements, extra_config, peer_config, log_filter).await
+        TestCluster::start_placed_env(placements, extra_config, peer_config, log_filter, env).await
     }
 
     /// Starts one founding broker per placement (ids 1, 2, ... in order), each listening on its
@@ -121,6 +121,17 @@ impl TestCluster {
         extra_config: &str,
         peer_config: &str,
         log_filter: &str,
+    ) -> TestCluster {
+        TestCluster::start_placed_env(placements, extra_config, peer_config, log_filter, &[]).await
+    }
+
+    /// Like `start_placed`, every broker with the environment variables `env`.
+    async fn start_placed_env(
+        placements: Vec<Placement>,
+        extra_config: &str,
+        peer_config: &str,
+        log_filter: &str,
+        env: &[(&str, &str)],
     ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let placed: Vec<(u64, Placement)> = (1..).zip(placements).collect();

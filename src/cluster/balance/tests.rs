@@ -78,7 +78,9 @@ fn apply(view: &mut ClusterView, moves: &[Move]) {
             .find(|g| g.group == planned.group)
             .expect("moves name known groups");
         group.replicas.retain(|r| Some(*r) != planned.remove);
-        group.replicas.push(planned.add);
+        if !group.replicas.contains(&planned.add) {
+            group.replicas.push(planned.add);
+        }
     }
 }
 
@@ -158,6 +160,80 @@ fn new_broker_receives_replicas_until_counts_are_within_one() {
     // Applied, the cluster is balanced: nothing more to do.
     apply(&mut view, &moves);
     assert_eq!(plan_moves(&view, &settings(10), 0, &[]), vec![]);
+}
+
+/// A group with one replica more than its factor: a move stopped after adding its replica.
+fn interrupted(id: u64, replicas: &[u64], in_sync: &[u64]) -> GroupView {
+    GroupView {
+        replication_factor: (replicas.len() - 1) as u16,
+        in_sync: Some(in_sync.to_vec()),
+        ..group(id, replicas)
+    }
+}
+
+#[test]
+fn an_interrupted_decommission_is_finished_with_the_replica_it_added() {
+    let view = ClusterView {
+        brokers: vec![
+            with_state(1, BrokerState::Decommissioning),
+            up(2),
+            up(3),
+            up(4),
+        ],
+        groups: vec![interrupted(1, &[2, 1, 3, 4], &[1, 2, 3, 4])],
+    };
+    let moves = plan_moves(&view, &settings(10), 0, &[]);
+    let finish = Move {
+        group: GroupId(1),
+        add: 4,
+        remove: Some(1),
+        reason: MoveReason::Unfinished,
+    };
+    assert_eq!(moves, vec![finish]);
+    let mut after = view.clone();
+    apply(&mut after, &moves);
+    assert_eq!(after.groups[0].replicas, vec![2, 3, 4]);
+}
+
+#[test]
+fn an_interrupted_move_removes_the_replica_that_already_left_first() {
+    // Broker 3 left the membership (not in sync, not leaving): it is the one removed, not the
+    // most loaded one.
+    let mut view = balanced_three();
+    view.brokers.push(up(4));
+    view.groups = vec![
+        interrupted(1, &[1, 2, 3, 4], &[1, 2, 4]),
+        group(2, &[1, 2, 4]),
+        group(3, &[1, 2, 4]),
+    ];
+    let moves = plan_moves(&view, &settings(1), 0, &[]);
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!((moves[0].add, moves[0].remove), (4, Some(3)));
+    // All in sync: the replica on the most loaded broker goes (1 and 2 hold 3 each; 2 wins the tie).
+    view.groups[0] = interrupted(1, &[1, 2, 3, 4], &[1, 2, 3, 4]);
+    let moves = plan_moves(&view, &settings(1), 0, &[]);
+    assert_eq!((moves[0].add, moves[0].remove), (4, Some(2)), "{moves:?}");
+}
+
+#[test]
+fn an_interrupted_move_whose_new_broker_is_down_removes_the_new_replica() {
+    let view = ClusterView {
+        brokers: vec![
+            up(1),
+            up(2),
+            up(3),
+            with_state(4, BrokerState::Down { since_ms: 0 }),
+        ],
+        groups: vec![interrupted(1, &[1, 2, 3, 4], &[1, 2, 3])],
+    };
+    let moves = plan_moves(&view, &settings(10), 0, &[]);
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!((moves[0].add, moves[0].remove), (1, Some(4)));
+    let mut after = view.clone();
+    apply(&mut after, &moves);
+    assert_eq!(after.groups[0].replicas, vec![1, 2, 3]);
+    // A group in flight is left alone.
+    assert!(plan_moves(&view, &settings(10), 0, &moves).is_empty());
 }
 
 #[test]
