@@ -1,8 +1,10 @@
 //! The nemesis: real broker processes under a random, seeded schedule of faults while producers,
 //! an idempotent producer and a consumer group run. Faults: power cuts (SIGKILL of a broker whose
 //! unsynced writes are lost, `storage::fault`) of one broker or of two at once, pauses (SIGSTOP
-//! past the election timeout), a failing fsync that stops a broker, a broker joining, a
-//! decommission and balancer passes moving replicas, all interleaved.
+//! past the election timeout), a failing fsync that stops a broker, network faults between the
+//! brokers (each runs in its own network namespace: an isolated broker, a one-way cut, a bridge,
+//! a slow link), a broker joining, a decommission and balancer passes moving replicas, all
+//! interleaved.
 //!
 //! After the schedule everything is healed and checked: every acknowledged record is at its
 //! offset and stored once (the idempotent producer's retries included), offsets are dense, every
@@ -14,6 +16,9 @@
 //! failure). Timing still differs between runs: a replay repeats the faults, not the interleaving.
 
 mod common;
+#[path = "netfault_support/network.rs"]
+#[allow(dead_code)]
+mod network;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +29,7 @@ use common::cluster::{wait_for, TestCluster};
 use common::durability::{
     check, read_all, replica_differences, replica_values, summary, wait_acked, Acked,
 };
+use network::Network;
 use palisade::client::Client;
 use palisade::storage::fault::{POWER_LOSS_ENV, SYNC_FAIL_FILE_ENV, UNSAFE_SKIP_FSYNC_ENV};
 use palisade::wire::{
@@ -71,6 +77,14 @@ enum Fault {
     Pause(u64, Duration),
     /// fsync fails until the broker stops; then it is restarted on a healthy disk.
     FailingDisk(u64),
+    /// The broker cut from every other broker, both ways (clients still reach it).
+    Isolate(u64, Duration),
+    /// The first broker cannot send to the second.
+    OneWay(u64, u64, Duration),
+    /// Two brokers cut from each other, both still reaching the third: a bridge.
+    Bridge(u64, u64, Duration),
+    /// A slow, lossy link (token bucket) on the broker's network.
+    Slow(u64, Duration),
     /// A balancer pass.
     Rebalance,
     /// Broker 4 joins (once).
@@ -96,18 +110,32 @@ fn schedule(seed: u64, steps: usize) -> Vec<(Fault, Duration)> {
             Fault::Decommission(id)
         } else {
             let one = |rng: &mut Rng| live[rng.below(live.len() as u64) as usize];
-            match rng.below(10) {
-                0..=3 => Fault::PowerCut(vec![one(&mut rng)], rng.millis(100, 1500)),
-                4 => {
-                    let first = one(&mut rng);
-                    let mut second = one(&mut rng);
-                    while second == first {
-                        second = one(&mut rng);
-                    }
+            let two = |rng: &mut Rng| {
+                let first = one(rng);
+                let mut second = one(rng);
+                while second == first {
+                    second = one(rng);
+                }
+                (first, second)
+            };
+            match rng.below(14) {
+                0..=2 => Fault::PowerCut(vec![one(&mut rng)], rng.millis(100, 1500)),
+                3 => {
+                    let (first, second) = two(&mut rng);
                     Fault::PowerCut(vec![first, second], rng.millis(100, 1000))
                 }
-                5..=6 => Fault::Pause(one(&mut rng), rng.millis(300, 3000)),
-                7..=8 => Fault::FailingDisk(one(&mut rng)),
+                4..=5 => Fault::Pause(one(&mut rng), rng.millis(300, 3000)),
+                6..=7 => Fault::FailingDisk(one(&mut rng)),
+                8 => Fault::Isolate(one(&mut rng), rng.millis(500, 4000)),
+                9 => {
+                    let (from, to) = two(&mut rng);
+                    Fault::OneWay(from, to, rng.millis(500, 3000))
+                }
+                10 => {
+                    let (a, b) = two(&mut rng);
+                    Fault::Bridge(a, b, rng.millis(500, 4000))
+                }
+                11 => Fault::Slow(one(&mut rng), rng.millis(500, 3000)),
                 _ => Fault::Rebalance,
             }
         };
@@ -355,6 +383,10 @@ fn kind(fault: &Fault) -> &'static str {
         Fault::PowerCut(..) => "power cut of one broker",
         Fault::Pause(..) => "pause",
         Fault::FailingDisk(_) => "failing fsync",
+        Fault::Isolate(..) => "isolated broker",
+        Fault::OneWay(..) => "one-way cut",
+        Fault::Bridge(..) => "bridge",
+        Fault::Slow(..) => "slow link",
         Fault::Rebalance => "balancer pass",
         Fault::Join => "join",
         Fault::Decommission(_) => "decommission",
@@ -363,6 +395,7 @@ fn kind(fault: &Fault) -> &'static str {
 
 struct Nemesis {
     cluster: TestCluster,
+    network: Network,
     members: Members,
     clients: Arc<Clients>,
     markers: tempfile::TempDir,
@@ -455,6 +488,30 @@ impl Nemesis {
                 }
                 stopped
             }
+            Fault::Isolate(id, held) => {
+                self.network.isolate(*id);
+                tokio::time::sleep(*held).await;
+                self.network.heal_all();
+                true
+            }
+            Fault::OneWay(from, to, held) => {
+                self.network.cut(*from, *to);
+                tokio::time::sleep(*held).await;
+                self.network.heal_all();
+                true
+            }
+            Fault::Bridge(a, b, held) => {
+                self.network.cut_both(*a, *b);
+                tokio::time::sleep(*held).await;
+                self.network.heal_all();
+                true
+            }
+            Fault::Slow(id, held) => {
+                self.network.slow_down(*id, "256kbit");
+                tokio::time::sleep(*held).await;
+                self.network.heal_all();
+                true
+            }
             Fault::Rebalance => {
                 let admin = self.admin_client().await;
                 within(admin.rebalance()).await.is_some_and(|r| r.is_ok())
@@ -463,7 +520,10 @@ impl Nemesis {
                 // The joiner fails fsync while its marker exists, as the founders do.
                 let marker = self.marker(JOINER).display().to_string();
                 self.cluster.env.push((SYNC_FAIL_FILE_ENV.into(), marker));
-                let peer = format!("127.0.0.1:{}", self.cluster.start_joining(JOINER).peer_port);
+                let placement = self.network.placement(JOINER, &[]);
+                let address = placement.address;
+                let joined = self.cluster.start_joining_placed(JOINER, placement);
+                let peer = std::net::SocketAddr::new(address, joined.peer_port).to_string();
                 let admin = self.admin_client().await;
                 let register = AddBroker { id: JOINER, peer };
                 wait_for("broker 4 registered", 60, || async {
@@ -497,6 +557,7 @@ impl Nemesis {
 
 /// Heals everything and waits until every partition is led, fully in sync, and writable.
 async fn heal(nemesis: &mut Nemesis) -> ClusterView {
+    nemesis.network.heal_all();
     for id in nemesis
         .cluster
         .nodes
@@ -569,9 +630,17 @@ struct Report {
 /// broker stops fsyncing once the topic exists (the negative control).
 async fn run(plan: &[(Fault, Duration)], skip_fsync: bool, replay: &str) -> Report {
     let markers = tempfile::tempdir().expect("temp dir");
-    let mut cluster = TestCluster::start_env(
-        FOUNDERS,
-        "balance_interval_ms = 2000\n",
+    // Every broker in its own network namespace (the joiner's too), reached through a bridge.
+    let network = Network::create(JOINER);
+    let placements = (1..=FOUNDERS)
+        .map(|id| network.placement(id, &[]))
+        .collect();
+    let filter = std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into());
+    let mut cluster = TestCluster::start_placed_env(
+        placements,
+        "balance_interval_ms = 2000\nforward_timeout_ms = 3000\n",
+        "",
+        &filter,
         &[(POWER_LOSS_ENV, "1")],
     )
     .await;
@@ -612,6 +681,7 @@ async fn run(plan: &[(Fault, Duration)], skip_fsync: bool, replay: &str) -> Repo
     });
     let mut nemesis = Nemesis {
         cluster,
+        network,
         members,
         clients: clients.clone(),
         markers,

@@ -126,7 +126,7 @@ impl TestCluster {
     }
 
     /// Like `start_placed`, every broker with the environment variables `env`.
-    async fn start_placed_env(
+    pub async fn start_placed_env(
         placements: Vec<Placement>,
         extra_config: &str,
         peer_config: &str,
@@ -226,9 +226,20 @@ impl TestCluster {
     }
 
     pub fn start_joining(&mut self, id: u64) -> &Node {
-        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).chain([id]).collect();
-        palisade::transport::certs::init(&self.dir.path().join("certs"), &ids).expect("certs");
-        let mut node = self.write_node(id, Placement::local(), free_port(), free_port(), true);
+        self.start_joining_placed(id, Placement::local())
+    }
+
+    /// Like `start_joining`, the new broker at `placement` (its certificates name its address).
+    pub fn start_joining_placed(&mut self, id: u64, placement: Placement) -> &Node {
+        let names = if placement.address.is_loopback() {
+            Vec::new()
+        } else {
+            vec![placement.address.to_string()]
+        };
+        let joiner = palisade::transport::certs::BrokerNames { id, names };
+        palisade::transport::certs::init_with_names(&self.dir.path().join("certs"), &[joiner])
+            .expect("certs");
+        let mut node = self.write_node(id, placement, free_port(), free_port(), true);
         spawn(&mut node, &self.log_filter);
         self.nodes.push(node);
         self.node(id)
