@@ -164,6 +164,42 @@ async fn an_isolated_leader_stops_acknowledging_and_the_majority_takes_over() {
     faulted.finish().await.assert_safe("isolated leader");
 }
 
+/// With a forwarding deadline far longer than the cut, the writes waiting on the isolated leader's
+/// own partition are answered when it steps down (CheckQuorum), not when the partition heals:
+/// "may or may not have been applied", while the cut is still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_answers_its_waiting_writes_when_it_steps_down() {
+    let _alone = one_at_a_time().await;
+    let hold = fault_duration(12).max(Duration::from_secs(12));
+    let long_forwarding = Duration::from_secs(120);
+    let mut faulted = FaultedCluster::start_forwarding(&[], long_forwarding).await;
+    let isolation = isolate_the_leader(&mut faulted, hold).await;
+    let first_step_down = isolation
+        .failures_after_cut
+        .iter()
+        .find(|(_, error)| error.contains("stepped down before the write was applied"))
+        .map(|(after, _)| *after);
+    eprintln!(
+        "isolated leader {}: the writes waiting on it were answered {first_step_down:?} after the \
+         cut (cut held {hold:?}, forwarding deadline {long_forwarding:?})",
+        isolation.leader
+    );
+    let answered = first_step_down.unwrap_or_else(|| {
+        panic!(
+            "no write through the isolated leader was answered as stepped down: {:?}",
+            isolation.failures_after_cut
+        )
+    });
+    assert!(
+        answered < hold / 2,
+        "the waiting writes were answered {answered:?} after the cut, not while it was held ({hold:?})"
+    );
+    faulted
+        .finish()
+        .await
+        .assert_safe("isolated leader stepping down");
+}
+
 /// Positive control of the whole chain: brokers that acknowledge a produce before it is
 /// committed (the `test-hooks` switch) let the isolated leader acknowledge records the
 /// majority never had; the checker must report them.

@@ -53,6 +53,10 @@ pub enum ReplicaError {
     NotLeader { leader: Option<NodeId> },
     #[error("the proposal was dropped by a leadership change; retry")]
     ProposalDropped,
+    /// This replica stopped leading before the proposal was applied: another leader may still
+    /// commit it, so its outcome is unknown.
+    #[error("the partition's leader stepped down before the write was applied; the write may or may not have been applied")]
+    LeadershipLost,
     #[error("the group is busy with a membership change or transfer; retry")]
     Busy,
     #[error("the replica has stopped")]
@@ -594,6 +598,19 @@ impl<M: StateMachine> Replica<M> {
         self.machine.after_apply();
     }
 
+    /// A leader that steps down (a newer term, CheckQuorum on a leader cut off from its
+    /// quorum, a transfer) answers every write still waiting at once rather than when its index
+    /// is applied, which for a cut-off leader is only after the partition heals. The answer says
+    /// the outcome is unknown: a new leader may still commit the entry.
+    fn answer_lost_leadership(&mut self) {
+        for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
+            let _ = reply.send(Err(ReplicaError::LeadershipLost));
+        }
+        for (_, (_, reply)) in std::mem::take(&mut self.conf_proposals) {
+            let _ = reply.send(Err(ReplicaError::LeadershipLost));
+        }
+    }
+
     fn drop_answered_up_to(&mut self, applied: LogIndex) {
         while let Some(entry) = self.proposals.first_entry() {
             if *entry.key() > applied {
@@ -664,6 +681,9 @@ impl<M: StateMachine> Replica<M> {
         let leader = self.node.leader();
         let term = self.node.term();
         let is_leader = self.node.role() == Role::Leader;
+        if !is_leader && self.status.borrow().is_leader {
+            self.answer_lost_leadership();
+        }
         let commit = self.node.commit();
         let applied = self.applied;
         let last_index = self.node.last_index();

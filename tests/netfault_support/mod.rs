@@ -102,10 +102,18 @@ impl FaultedCluster {
     /// Three brokers in their namespaces, with `env` set for each, and the topic created, its
     /// partitions led and fully in sync.
     pub async fn start(env: &[(&str, &str)]) -> FaultedCluster {
+        FaultedCluster::start_forwarding(env, FORWARD_TIMEOUT).await
+    }
+
+    /// Like `start`, with `cluster.forward_timeout_ms` set to `forward_timeout`.
+    pub async fn start_forwarding(
+        env: &[(&str, &str)],
+        forward_timeout: Duration,
+    ) -> FaultedCluster {
         let network = Network::create(BROKERS);
         let placements = (1..=BROKERS).map(|id| network.placement(id, env)).collect();
         let filter = std::env::var("PALISADE_TEST_LOG").unwrap_or_else(|_| "warn".into());
-        let config = format!("forward_timeout_ms = {}", FORWARD_TIMEOUT.as_millis());
+        let config = format!("forward_timeout_ms = {}", forward_timeout.as_millis());
         let cluster = TestCluster::start_placed(placements, &config, "", &filter).await;
         let mut admins = BTreeMap::new();
         for id in 1..=BROKERS {
