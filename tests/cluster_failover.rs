@@ -12,10 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use common::cluster::{wait_for, TestCluster};
+use common::durability::replica_values;
 use palisade::client::Client;
-use palisade::partition::batch::{self, PartitionCommand};
-use palisade::raft::{EntryPayload, GroupId, LogIndex};
-use palisade::storage::Store;
 use palisade::wire::{CreateTopic, ProduceRecord, ProduceRequest};
 
 const TOPIC: &str = "events";
@@ -103,38 +101,6 @@ fn start_producers(
         .collect()
 }
 
-/// The values of partition 0 by offset, read from a stopped broker's redb file: every appended
-/// batch in its log, in log order.
-fn replica_log(data_dir: &std::path::Path, group: u64) -> BTreeMap<u64, String> {
-    let store = Store::open(&data_dir.join("palisade.redb")).expect("open store");
-    let group = GroupId(group);
-    let recovery = store
-        .load_group(group)
-        .expect("load")
-        .expect("group exists");
-    let mut log = BTreeMap::new();
-    let mut index = recovery.snapshot.meta.index.next();
-    while index <= recovery.last_index {
-        let entries = store
-            .entries(group, index, recovery.last_index.next(), 4 << 20)
-            .expect("entries");
-        let last = entries.last().expect("at least one entry").index;
-        for entry in entries {
-            if let EntryPayload::Normal(data) = entry.payload {
-                if let PartitionCommand::Append(batch) = batch::decode(&data).expect("batch") {
-                    for (slot, record) in batch.records.into_iter().enumerate() {
-                        let value = String::from_utf8(record.value).expect("text");
-                        let offset = batch.base_offset + slot as u64;
-                        assert!(log.insert(offset, value).is_none(), "offset {offset} twice");
-                    }
-                }
-            }
-        }
-        index = LogIndex(last.0 + 1);
-    }
-    log
-}
-
 /// Every replica holds the same log; every acknowledged value is in it exactly once, at its
 /// acknowledged offset; no value appears twice; offsets are dense. Returns the log length.
 fn verify(logs: &[BTreeMap<u64, String>], acked: &BTreeMap<String, u64>) -> Result<usize, String> {
@@ -167,7 +133,7 @@ fn check_replicas(cluster: &TestCluster, group: u64, acked: &BTreeMap<String, u6
     let logs: Vec<BTreeMap<u64, String>> = cluster
         .nodes
         .iter()
-        .map(|node| replica_log(&node.dir.join("data"), group))
+        .map(|node| replica_values(&node.dir.join("data"), group).expect("group exists"))
         .collect();
     let (value, offset) = acked.iter().next().expect("something was acknowledged");
     let mut lost = logs.clone();

@@ -558,13 +558,7 @@ impl Nemesis {
 /// Heals everything and waits until every partition is led, fully in sync, and writable.
 async fn heal(nemesis: &mut Nemesis) -> ClusterView {
     nemesis.network.heal_all();
-    for id in nemesis
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| n.id)
-        .collect::<Vec<_>>()
-    {
+    for id in nemesis.cluster.ids() {
         if nemesis.cluster.node(id).pid().is_some() {
             nemesis.cluster.signal(id, libc::SIGCONT);
         }
@@ -763,13 +757,7 @@ async fn run(plan: &[(Fault, Duration)], skip_fsync: bool, replay: &str) -> Repo
     violations.extend(offset_violations(&observed, &finally));
 
     // Replicas: every current replica's log, read from its stopped broker's file.
-    for id in nemesis
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| n.id)
-        .collect::<Vec<_>>()
-    {
+    for id in nemesis.cluster.ids() {
         if nemesis.cluster.node(id).pid().is_some() {
             nemesis.cluster.terminate(id);
         }

@@ -245,6 +245,11 @@ impl TestCluster {
         self.node(id)
     }
 
+    /// Every broker's id, in start order.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
     pub fn node(&self, id: u64) -> &Node {
         self.nodes
             .iter()

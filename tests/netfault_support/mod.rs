@@ -210,15 +210,19 @@ impl FaultedCluster {
         .await;
     }
 
-    /// When the produces through `via` for `partition` were acknowledged.
-    pub fn ack_times(&self, via: u64, partition: u32) -> Vec<Instant> {
+    /// What the load through `via` saw so far.
+    fn outcome(&self, via: u64) -> std::sync::MutexGuard<'_, crate::common::load::Outcome> {
         let (_, load) = self
             .loads
             .iter()
             .find(|(id, _)| *id == via)
             .expect("a load through every broker");
-        let outcome = load.outcome.lock().expect("lock");
-        outcome
+        load.outcome.lock().expect("lock")
+    }
+
+    /// When the produces through `via` for `partition` were acknowledged.
+    pub fn ack_times(&self, via: u64, partition: u32) -> Vec<Instant> {
+        self.outcome(via)
             .acked_at
             .get(&partition)
             .cloned()
@@ -227,13 +231,7 @@ impl FaultedCluster {
 
     /// When the produces through `via` for `partition` were answered, acknowledged or not.
     pub fn answer_times(&self, via: u64, partition: u32) -> Vec<Instant> {
-        let (_, load) = self
-            .loads
-            .iter()
-            .find(|(id, _)| *id == via)
-            .expect("a load through every broker");
-        let outcome = load.outcome.lock().expect("lock");
-        outcome
+        self.outcome(via)
             .answered_at
             .get(&partition)
             .cloned()
