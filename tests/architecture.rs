@@ -86,6 +86,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "names",
             "clock",
             "wire",
+            "address",
         ],
     ),
     ("audit", &["partition", "storage", "raft", "clock", "wire"]),
