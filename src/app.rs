@@ -524,13 +524,17 @@ fn self_info(config: &Config, http: std::net::SocketAddr) -> BrokerInfo {
         HttpTransport::Tls { .. } => "https",
         HttpTransport::Plain => "http",
     };
+    let http = match &config.http.advertise {
+        Some(advertise) => advertise.to_string(),
+        None => http.to_string(),
+    };
     BrokerInfo {
         id: config.broker.id,
         http: format!("{scheme}://{http}"),
         peer: config
             .peer
             .as_ref()
-            .map(|p| p.listen.to_string())
+            .map(|p| p.advertise.to_string())
             .unwrap_or_default(),
         rack: config.broker.rack.clone(),
         decommissioning: false,

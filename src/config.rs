@@ -5,15 +5,19 @@
 //! environment overrides ([`env`]) and the checks ([`validate`]). A bad value stops start-up
 //! with a [`ConfigError`] naming the key (`section.key`), the value and what is allowed.
 //! Relative paths in the file resolve against the file's directory. No other module reads
-//! configuration files or `PALISADE_*` variables; this one reads nothing else.
+//! configuration files or `PALISADE_*` variables; this one reads nothing else, except the host
+//! name when `broker.id_from_hostname` is set ([`pod`]).
 
 mod env;
+pub mod pod;
 mod raw;
 pub mod units;
 mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use crate::address::PeerAddress;
 
 pub use env::{ENV_PREFIX, KEYS};
 pub use raw::RawConfig;
@@ -38,7 +42,8 @@ pub struct Config {
 pub struct ClusterConfig {
     /// The founding brokers and their peer addresses, sorted by id. Empty for a single broker
     /// without a `[peer]` section; otherwise it contains this broker unless `join` is set.
-    pub brokers: Vec<(u64, SocketAddr)>,
+    /// A DNS name is resolved at every dial.
+    pub brokers: Vec<(u64, PeerAddress)>,
     /// This broker joins a running cluster (an admin registers it) instead of founding one.
     pub join: bool,
     /// How many founding brokers (lowest ids) vote in the controller; the rest are learners.
@@ -73,6 +78,9 @@ pub enum HttpTransport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// The `host:port` in this broker's client URL as other brokers and clients see it (the
+    /// cluster view, redirects); `None`: the bound listen address.
+    pub advertise: Option<PeerAddress>,
     pub transport: HttpTransport,
     pub workers: usize,
     pub body_bytes_max: usize,
@@ -99,6 +107,9 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
     pub listen: SocketAddr,
+    /// Where other brokers dial this one, registered with the controller; `listen` by default.
+    /// Never an unspecified address (0.0.0.0, ::).
+    pub advertise: PeerAddress,
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -256,6 +267,16 @@ pub fn load_with_env(
     path: Option<&Path>,
     variables: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    load_with_env_and_hostname(path, variables, pod::system_hostname)
+}
+
+/// Like [`load_with_env`], with the host name (read only when `broker.id_from_hostname` is set)
+/// given explicitly.
+pub fn load_with_env_and_hostname(
+    path: Option<&Path>,
+    variables: impl IntoIterator<Item = (String, String)>,
+    hostname: impl FnOnce() -> std::io::Result<String>,
+) -> Result<Config, ConfigError> {
     let current_dir = std::env::current_dir().map_err(ConfigError::CurrentDir)?;
     let (mut raw, base_dir) = match path {
         Some(path) => {
@@ -273,6 +294,7 @@ pub fn load_with_env(
         None => (RawConfig::default(), current_dir.clone()),
     };
     let from_env = env::apply_all(&mut raw, variables, &current_dir)?;
+    pod::apply_hostname(&mut raw, hostname)?;
     validate::validate(&raw, &base_dir, &from_env)
 }
 

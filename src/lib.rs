@@ -24,6 +24,7 @@
 //! - `clock`: wall-clock time as an input, handed down from `app`.
 //! - `admission`: per-source and total caps on inbound connections, for both listeners.
 //! - `fuzzing` (feature `fuzzing` only): the private parsers the fuzz targets in `fuzz/` call.
+pub mod address;
 pub mod admission;
 pub mod app;
 pub mod audit;

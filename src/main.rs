@@ -89,7 +89,27 @@ enum CertsCommand {
         /// Broker ids to issue certificates for, comma separated.
         #[arg(long, value_delimiter = ',', default_value = "1")]
         brokers: Vec<u64>,
+        /// An extra name of one broker's certificates, as <id>=<name>: a DNS name (a DNS SAN) or
+        /// an IP address (an IP SAN), for example 1=palisade-0.palisade.messaging.svc.cluster.local.
+        /// Repeat it for more names. Peers check the name they dial against the peer certificate.
+        /// Only certificates this run writes get the names; an existing one is kept as it is.
+        #[arg(long = "name", value_parser = parse_broker_name)]
+        names: Vec<(u64, String)>,
     },
+}
+
+/// `--name 1=palisade-0.palisade` → `(1, "palisade-0.palisade")`.
+fn parse_broker_name(text: &str) -> Result<(u64, String), String> {
+    let (id, name) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not <id>=<name>"))?;
+    let id = id
+        .parse::<u64>()
+        .map_err(|_| format!("{id:?} is not a broker id"))?;
+    if name.is_empty() {
+        return Err(format!("{text:?} names no name"));
+    }
+    Ok((id, name.to_string()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -127,9 +147,30 @@ fn main() -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(palisade::dev::run(options))
         }
         Command::Certs {
-            command: CertsCommand::Init { dir, brokers },
+            command:
+                CertsCommand::Init {
+                    dir,
+                    brokers,
+                    names,
+                },
         } => {
-            let paths = palisade::transport::certs::init(&dir, &brokers)?;
+            let brokers: Vec<palisade::transport::certs::BrokerNames> = brokers
+                .iter()
+                .map(|&id| palisade::transport::certs::BrokerNames {
+                    id,
+                    names: (names.iter())
+                        .filter(|(named, _)| *named == id)
+                        .map(|(_, name)| name.clone())
+                        .collect(),
+                })
+                .collect();
+            if let Some((id, _)) = names
+                .iter()
+                .find(|(id, _)| !brokers.iter().any(|b| b.id == *id))
+            {
+                anyhow::bail!("--name names broker {id}, which is not in --brokers");
+            }
+            let paths = palisade::transport::certs::init_with_names(&dir, &brokers)?;
             println!(
                 "client CA (clients trust it for HTTPS): {}",
                 paths.https_ca.cert.display()

@@ -28,7 +28,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("bench", &["client", "wire", "names"]),
     (
         "dev",
-        &["app", "client", "config", "transport", "wire", "names"],
+        &[
+            "app",
+            "client",
+            "config",
+            "transport",
+            "wire",
+            "names",
+            "address",
+        ],
     ),
     (
         "app",
@@ -47,6 +55,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "clock",
             "admission",
             "budget",
+            "address",
         ],
     ),
     // The client verifies the audit chain with the same pure code that seals it, never the log.
@@ -77,6 +86,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "names",
             "clock",
             "wire",
+            "address",
         ],
     ),
     ("audit", &["partition", "storage", "raft", "clock", "wire"]),
@@ -86,14 +96,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("partition", &["storage", "raft", "clock"]),
     ("storage", &["raft"]),
-    ("transport", &["raft", "admission"]),
-    ("config", &["names"]),
+    ("transport", &["raft", "admission", "address"]),
+    ("config", &["names", "address"]),
     ("auth", &["names", "clock", "wire"]),
     ("raft", &[]),
     ("wire", &["names"]),
     ("names", &[]),
     ("clock", &[]),
     ("admission", &[]),
+    ("address", &[]),
     ("budget", &[]),
 ];
 

@@ -3,9 +3,9 @@
 //! and a joining broker that is not in it. Certificates need not exist for a config to load.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use palisade::address::PeerAddress;
 use palisade::config::{load_with_env, Config, HttpTransport};
 
 fn config_dir() -> PathBuf {
@@ -78,7 +78,7 @@ fn founding_brokers_form_one_cluster() {
         .map(|id| cluster_file(&format!("broker-{id}.toml")))
         .collect();
     let founders = configs[0].cluster.brokers.clone();
-    let expected: Vec<(u64, SocketAddr)> = (1..=3)
+    let expected: Vec<(u64, PeerAddress)> = (1..=3)
         .map(|id| (id, format!("127.0.0.1:944{id}").parse().expect("address")))
         .collect();
     assert_eq!(founders, expected);
@@ -91,7 +91,8 @@ fn founding_brokers_form_one_cluster() {
         assert!(!config.cluster.join, "broker {id}");
         let peer = config.peer.as_ref().expect("a [peer] section");
         assert_eq!(
-            peer.listen, founders[position].1,
+            PeerAddress::from(peer.listen),
+            founders[position].1,
             "broker {id} listens where listed"
         );
         assert!(peer.cert.ends_with(format!("certs/dev/peer-{id}.pem")));
@@ -111,7 +112,9 @@ fn joining_broker_is_new_and_contacts_the_founders() {
     assert!(joining.cluster.join);
     assert_eq!(joining.cluster.brokers, founders);
     let peer = joining.peer.as_ref().expect("a [peer] section");
-    assert!(founders.iter().all(|(_, address)| *address != peer.listen));
+    assert!(founders
+        .iter()
+        .all(|(_, address)| *address != PeerAddress::from(peer.listen)));
     assert!(peer.cert.ends_with("certs/dev/peer-4.pem"));
     assert!(peer.ca_cert.ends_with("certs/dev/peer-ca.pem"));
     assert_https_is_apart(&joining, 4);

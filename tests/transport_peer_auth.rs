@@ -192,7 +192,7 @@ async fn a_dialled_address_answering_with_another_broker_id_is_refused() {
     // Positive control: with the right id for that address the link works.
     node_1
         .network
-        .set_peers(HashMap::from([(NodeId(3), address_3)]));
+        .set_peers(HashMap::from([(NodeId(3), address_3.into())]));
     node_1.network.send([message(1, 3, 1)]);
     assert_eq!(receive(&mut node_3.inbound).await, message(1, 3, 1));
 }

@@ -299,7 +299,7 @@ async fn removing_a_peer_fails_its_calls_and_unknown_peers_fail_at_once() {
     // arbiter might) starts its link on the network's own runtime.
     let network = node_1.network.clone();
     let address_2 = node_2.address;
-    std::thread::spawn(move || network.set_peers(HashMap::from([(NodeId(2), address_2)])))
+    std::thread::spawn(move || network.set_peers(HashMap::from([(NodeId(2), address_2.into())])))
         .join()
         .expect("set_peers from a plain thread");
     let _serving_2 = serve_answers(&mut node_2);

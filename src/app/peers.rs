@@ -3,7 +3,6 @@
 //! network's peer list equal to the brokers in the metadata state.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -12,6 +11,7 @@ use anyhow::Context as _;
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::address::PeerAddress;
 use crate::admission::AdmissionMetrics;
 use crate::broker::forward::{unavailable_answer, PeerCall, PeerCallError};
 use crate::broker::Broker;
@@ -58,11 +58,11 @@ impl Peers {
             limits: peer_limits(peer, &config.raft),
             metrics,
         };
-        let founders: HashMap<NodeId, SocketAddr> = config
+        let founders: HashMap<NodeId, PeerAddress> = config
             .cluster
             .brokers
             .iter()
-            .map(|(id, address)| (NodeId(*id), *address))
+            .map(|(id, address)| (NodeId(*id), address.clone()))
             .collect();
         let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE);
         let (request_sender, requests) = mpsc::channel(REQUEST_QUEUE);
@@ -329,18 +329,18 @@ pub fn replica_directory(config: &Config, view: ControllerView) -> ReplicaDirect
 /// Keeps the network's peer list equal to the registered brokers (plus the founders).
 pub async fn follow_brokers(
     network: Arc<PeerNetwork>,
-    founders: Vec<(u64, SocketAddr)>,
+    founders: Vec<(u64, PeerAddress)>,
     mut view: watch::Receiver<Arc<MetadataState>>,
 ) {
-    let mut current: Option<HashMap<NodeId, SocketAddr>> = None;
+    let mut current: Option<HashMap<NodeId, PeerAddress>> = None;
     loop {
         let state = view.borrow_and_update().clone();
-        let mut peers: HashMap<NodeId, SocketAddr> = founders
+        let mut peers: HashMap<NodeId, PeerAddress> = founders
             .iter()
-            .map(|(id, address)| (NodeId(*id), *address))
+            .map(|(id, address)| (NodeId(*id), address.clone()))
             .collect();
         for broker in state.brokers.values() {
-            match broker.peer.parse::<SocketAddr>() {
+            match broker.peer.parse::<PeerAddress>() {
                 Ok(address) => {
                     peers.insert(NodeId(broker.id), address);
                 }

@@ -2,10 +2,10 @@
 //! triggering a balancer round.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use super::forward::{ForwardReply, ForwardRequest};
 use super::{Broker, BrokerError, Caller};
+use crate::address::PeerAddress;
 use crate::audit::actions;
 use crate::auth::acl::{Operation, ResourceType};
 use crate::cluster::metadata::{BrokerInfo, PartitionAssignment, TopicMeta};
@@ -105,9 +105,11 @@ impl Broker {
                 u32::MAX
             )));
         }
-        if peer.parse::<SocketAddr>().is_err() {
+        if peer.parse::<PeerAddress>().is_err() {
             return Err(BrokerError::BadRequest(format!(
-                "peer must be an IP address and port such as 127.0.0.1:9444, got {peer:?}"
+                "peer must be host:port, the host an IP address or a DNS name, such as \
+                 127.0.0.1:9444 or palisade-3.palisade.default.svc.cluster.local:9441, \
+                 got {peer:?}"
             )));
         }
         self.authorize(caller, ResourceType::Cluster, "*", Operation::Alter)

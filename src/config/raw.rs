@@ -27,6 +27,7 @@ pub struct RawConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RawBroker {
     pub id: u64,
+    pub id_from_hostname: bool,
     pub data_dir: String,
     pub rack: Option<String>,
 }
@@ -35,6 +36,7 @@ impl Default for RawBroker {
     fn default() -> Self {
         RawBroker {
             id: 1,
+            id_from_hostname: false,
             data_dir: "data".to_string(),
             rack: None,
         }
@@ -45,6 +47,7 @@ impl Default for RawBroker {
 #[serde(default, deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: String,
+    pub advertise: Option<String>,
     pub tls: bool,
     pub plain_on_any_address: bool,
     pub cert: Option<String>,
@@ -70,6 +73,7 @@ impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             listen: "127.0.0.1:8441".to_string(),
+            advertise: None,
             tls: true,
             plain_on_any_address: false,
             cert: None,
@@ -96,6 +100,7 @@ impl Default for RawHttp {
 #[serde(default, deny_unknown_fields)]
 pub struct RawPeer {
     pub listen: Option<String>,
+    pub advertise: Option<String>,
     pub ca_cert: Option<String>,
     pub cert: Option<String>,
     pub key: Option<String>,
@@ -110,6 +115,7 @@ impl Default for RawPeer {
     fn default() -> Self {
         RawPeer {
             listen: None,
+            advertise: None,
             ca_cert: None,
             cert: None,
             key: None,

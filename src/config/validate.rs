@@ -11,6 +11,7 @@ use super::{
     AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, HttpConfig, HttpTransport,
     LimitsConfig, PeerConfig, PeerHandshakes, RaftConfig, StorageConfig, TopicsConfig,
 };
+use crate::address::PeerAddress;
 use crate::names::{self, NameKind};
 
 const KIB: u64 = 1024;
@@ -93,6 +94,17 @@ impl Checker<'_> {
                 key,
                 format!("{value:?}"),
                 "an IP address and port, such as \"127.0.0.1:8441\" or \"[::1]:8441\"",
+            )
+        })
+    }
+
+    fn peer_address(&self, key: &str, value: &str) -> Result<PeerAddress, ConfigError> {
+        value.parse().map_err(|_| {
+            self.invalid(
+                key,
+                format!("{value:?}"),
+                "host:port, the host an IP address or a DNS name, such as \"10.0.0.1:9441\" \
+                 or \"palisade-0.palisade.default.svc.cluster.local:9441\"",
             )
         })
     }
@@ -272,8 +284,13 @@ fn http(checker: &Checker<'_>, raw: &RawHttp) -> Result<HttpConfig, ConfigError>
     }
     let connections_max =
         checker.size("http.connections_max", raw.connections_max, 1, 1_000_000)?;
+    let advertise = match raw.advertise.as_deref() {
+        Some(advertise) => Some(checker.peer_address("http.advertise", advertise)?),
+        None => None,
+    };
     Ok(HttpConfig {
         listen: checker.address("http.listen", &raw.listen)?,
+        advertise,
         transport,
         workers: checker.size("http.workers", raw.workers, 1, 1024)?,
         body_bytes_max,
@@ -329,6 +346,12 @@ fn peer(checker: &Checker<'_>, raw: &RawPeer) -> Result<Option<PeerConfig>, Conf
     ];
     let handshakes = peer_handshakes(checker, raw)?;
     if fields.iter().all(|(_, value)| value.is_none()) {
+        if raw.advertise.is_some() {
+            return Err(ConfigError::Missing {
+                key: "peer.listen".to_string(),
+                why: "when peer.advertise is set".to_string(),
+            });
+        }
         return Ok(None);
     }
     let mut values = Vec::with_capacity(fields.len());
@@ -339,8 +362,23 @@ fn peer(checker: &Checker<'_>, raw: &RawPeer) -> Result<Option<PeerConfig>, Conf
         })?;
         values.push(value);
     }
+    let listen = checker.address("peer.listen", values[0])?;
+    let advertise = match raw.advertise.as_deref() {
+        Some(advertise) => checker.peer_address("peer.advertise", advertise)?,
+        None if listen.ip().is_unspecified() => {
+            return Err(ConfigError::Missing {
+                key: "peer.advertise".to_string(),
+                why: format!(
+                    "when peer.listen ({listen}) is an unspecified address: other brokers \
+                     need an address they can dial"
+                ),
+            })
+        }
+        None => listen.into(),
+    };
     Ok(Some(PeerConfig {
-        listen: checker.address("peer.listen", values[0])?,
+        listen,
+        advertise,
         ca_cert: checker.path("peer.ca_cert", values[1])?,
         cert: checker.path("peer.cert", values[2])?,
         key: checker.path("peer.key", values[3])?,
@@ -526,7 +564,9 @@ fn cluster(
                 why: "when cluster.brokers or cluster.join is set".to_string(),
             })
         }
-        Some(peer) if brokers.is_empty() && !raw.join => brokers.push((own_id, peer.listen)),
+        Some(peer) if brokers.is_empty() && !raw.join => {
+            brokers.push((own_id, peer.advertise.clone()))
+        }
         Some(_) if !listed && !raw.join => {
             return Err(checker.invalid(
                 "cluster.brokers",
@@ -580,15 +620,19 @@ fn cluster(
     })
 }
 
-/// `cluster.brokers`: distinct `id@host:port` items, sorted by id.
+/// `cluster.brokers`: distinct `id@host:port` items (the host an IP address or a DNS name),
+/// sorted by id.
 fn cluster_brokers(
     checker: &Checker<'_>,
     list: &str,
-) -> Result<Vec<(u64, SocketAddr)>, ConfigError> {
+) -> Result<Vec<(u64, PeerAddress)>, ConfigError> {
     let mut brokers = Vec::new();
     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let parsed = item.split_once('@').and_then(|(id, address)| {
-            Some((id.parse::<u64>().ok()?, address.parse::<SocketAddr>().ok()?))
+            Some((
+                id.parse::<u64>().ok()?,
+                address.parse::<PeerAddress>().ok()?,
+            ))
         });
         match parsed {
             Some((id, address)) if id >= 1 && !brokers.iter().any(|(b, _)| *b == id) => {
@@ -598,12 +642,13 @@ fn cluster_brokers(
                 return Err(checker.invalid(
                     "cluster.brokers",
                     format!("{item:?}"),
-                    "a comma-separated list of distinct id@host:port peer addresses, \
-                     such as \"1@127.0.0.1:9441,2@127.0.0.1:9442\"",
+                    "a comma-separated list of distinct id@host:port peer addresses, the host \
+                     an IP address or a DNS name, such as \"1@127.0.0.1:9441,2@127.0.0.1:9442\" \
+                     or \"1@palisade-0.palisade:9441\"",
                 ))
             }
         }
     }
-    brokers.sort_unstable();
+    brokers.sort_unstable_by_key(|(id, _)| *id);
     Ok(brokers)
 }

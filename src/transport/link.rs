@@ -6,6 +6,7 @@
 //! (`batch`), the write deadline, and checking the sender of every inbound frame and message
 //! against the authenticated peer. When a connection ends, the calls pending to the peer fail.
 //! It must not interpret Raft messages beyond their `from` and `to`, nor RPC bodies at all.
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsStream;
 
+use crate::address::PeerAddress;
 use crate::raft::{Message, NodeId};
 use crate::transport::batch::{self, Outbound, QueueReceiver, QueueSender, Refused};
 use crate::transport::frame::{self, Envelope, Frame, FrameError};
@@ -141,6 +143,14 @@ async fn run(
                 }
                 match dial(&shared, peer).await {
                     Ok(stream) => stream,
+                    Err(
+                        error @ (DialError::Resolve { .. } | DialError::NoResolvedAddress { .. }),
+                    ) => {
+                        tracing::warn!(%error, peer = peer.0, "dial failed");
+                        bump(&shared.counters.dials_failed);
+                        delay = Some(backoff.next());
+                        continue;
+                    }
                     Err(error) => {
                         tracing::debug!(%error, peer = peer.0, "dial failed");
                         bump(&shared.counters.dials_failed);
@@ -149,7 +159,7 @@ async fn run(
                     }
                 }
             }
-            (None, false) => match streams.recv().await {
+            (None, false) => match wait_for_stream(&shared, peer, &mut streams).await {
                 Some(stream) => stream,
                 None => return,
             },
@@ -174,6 +184,28 @@ async fn run(
     }
 }
 
+/// Waits for the acceptor to hand over a connection from `peer` (which dials this broker).
+/// A peer listed by DNS name is resolved meanwhile, every `backoff_ms_max`, so its connections
+/// are recognised as a listed peer's by the handshake slots.
+async fn wait_for_stream(
+    shared: &Shared,
+    peer: NodeId,
+    streams: &mut mpsc::Receiver<PeerStream>,
+) -> Option<PeerStream> {
+    let refresh = Duration::from_millis(shared.limits.backoff_ms_max.max(100));
+    let resolve_timeout = Duration::from_millis(shared.limits.handshake_timeout_ms);
+    loop {
+        if let Some(address) = shared.address_of(peer).filter(|a| a.ip().is_none()) {
+            if let Ok(Ok(found)) = tokio::time::timeout(resolve_timeout, resolve(&address)).await {
+                shared.set_resolved(peer, found.iter().map(SocketAddr::ip).collect());
+            }
+        }
+        if let Ok(stream) = tokio::time::timeout(refresh, streams.recv()).await {
+            return stream;
+        }
+    }
+}
+
 /// The connection to `peer` is gone: `connected` first, then the down count, in that order (see
 /// `PeerNetwork::link_downs`).
 pub(crate) fn mark_down(shared: &Shared, peer: NodeId) {
@@ -195,11 +227,20 @@ fn set_connected(shared: &Shared, peer: NodeId, up: bool) {
     }
 }
 
-/// Why a dial produced no link.
+/// Why a dial produced no link. Every one is retried by the link after its backoff.
 #[derive(Debug, thiserror::Error)]
 enum DialError {
     #[error("no address for the peer")]
     NoAddress,
+    #[error("cannot resolve {address}: {source} (retrying)")]
+    Resolve {
+        address: PeerAddress,
+        source: std::io::Error,
+    },
+    #[error("{address} resolved to no address (retrying)")]
+    NoResolvedAddress { address: PeerAddress },
+    #[error("{0:?} is not a valid TLS server name")]
+    ServerName(String),
     #[error("connect or handshake timed out")]
     Timeout,
     #[error("connect or handshake: {0}")]
@@ -208,16 +249,67 @@ enum DialError {
     WrongPeer { expected: u64, found: Option<u64> },
 }
 
+/// Resolves `address` now (a DNS name at every dial, so a moved peer is found again).
+async fn resolve(address: &PeerAddress) -> Result<Vec<SocketAddr>, DialError> {
+    if let Some(ip) = address.ip() {
+        return Ok(vec![SocketAddr::new(ip, address.port())]);
+    }
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((address.host(), address.port()))
+        .await
+        .map_err(|source| DialError::Resolve {
+            address: address.clone(),
+            source,
+        })?
+        .take(RESOLVED_ADDRESSES_MAX)
+        .collect();
+    if found.is_empty() {
+        return Err(DialError::NoResolvedAddress {
+            address: address.clone(),
+        });
+    }
+    Ok(found)
+}
+
+/// Most addresses of one resolved peer name tried in one dial.
+const RESOLVED_ADDRESSES_MAX: usize = 8;
+
+/// The TLS name the dialled peer's certificate must carry: its IP address (IP SAN) or its DNS
+/// name (DNS SAN), exactly as listed for it.
+fn server_name(address: &PeerAddress) -> Result<ServerName<'static>, DialError> {
+    match address.ip() {
+        Some(ip) => Ok(ServerName::IpAddress(ip.into())),
+        None => {
+            ServerName::try_from(address.host()).map_err(|_| DialError::ServerName(address.host()))
+        }
+    }
+}
+
+/// Connects to the first of `targets` that accepts a TCP connection.
+async fn connect_any(targets: &[SocketAddr]) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for target in targets {
+        match TcpStream::connect(target).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
+}
+
 async fn dial(shared: &Shared, peer: NodeId) -> Result<PeerStream, DialError> {
     let address = shared.address_of(peer).ok_or(DialError::NoAddress)?;
     let timeout = Duration::from_millis(shared.limits.handshake_timeout_ms);
+    let name = server_name(&address)?;
     let handshake = async {
-        let tcp = TcpStream::connect(address).await?;
+        let targets = resolve(&address).await?;
+        if address.ip().is_none() {
+            shared.set_resolved(peer, targets.iter().map(SocketAddr::ip).collect());
+        }
+        let tcp = connect_any(&targets).await?;
         tcp.set_nodelay(true)?;
-        // The chain is checked against the cluster CA and the address must be in the
+        // The chain is checked against the cluster CA and the dialled name must be in the
         // certificate; the broker id check below is what binds the connection to `peer`.
-        let name = ServerName::IpAddress(address.ip().into());
-        shared.connector.connect(name, tcp).await
+        Ok::<_, DialError>(shared.connector.connect(name, tcp).await?)
     };
     let stream = tokio::time::timeout(timeout, handshake)
         .await

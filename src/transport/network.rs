@@ -14,7 +14,6 @@
 //! the network, and shared state sits behind std locks and tokio channels.
 //! It must not interpret Raft messages: it routes by `Message::to` and checks senders only.
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -26,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::address::PeerAddress;
 use crate::admission::{AdmissionMetrics, Listener, Listing, Slot, SlotLimits, Slots};
 use crate::raft::{Message, NodeId};
 use crate::transport::batch::{Hold, Outbound, Refused};
@@ -98,7 +98,7 @@ impl PeerNetwork {
     pub fn start(
         config: PeerNetworkConfig,
         listener: TcpListener,
-        peers: HashMap<NodeId, SocketAddr>,
+        peers: HashMap<NodeId, PeerAddress>,
         inbound: mpsc::Sender<Message>,
         requests: mpsc::Sender<PeerRequest>,
     ) -> Result<PeerNetwork, TransportError> {
@@ -131,6 +131,7 @@ impl PeerNetwork {
             counters: Counters::default(),
             runtime: Handle::current(),
             peers: RwLock::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
             connected: Mutex::new(std::collections::HashSet::new()),
             heard: Mutex::new(HashMap::new()),
             downs: tokio::sync::watch::Sender::new(HashMap::new()),
@@ -155,8 +156,8 @@ impl PeerNetwork {
 
     /// Replaces the peer map. New peers get a link, removed peers lose theirs (queued
     /// messages are dropped, pending calls fail with `Disconnected`); a changed address is
-    /// used from the next dial on.
-    pub fn set_peers(&self, mut peers: HashMap<NodeId, SocketAddr>) {
+    /// used from the next dial on (a DNS name is resolved again at every dial).
+    pub fn set_peers(&self, mut peers: HashMap<NodeId, PeerAddress>) {
         peers.remove(&self.shared.broker);
         let mut links = self.links.lock();
         if self.links.stopped.load(Ordering::Relaxed) {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use palisade::address::PeerAddress;
 use palisade::raft::{GroupId, Message, MessageBody, NodeId, Term};
 use palisade::transport::certs::{self, CertPaths};
 use palisade::transport::frame::{self, Frame};
@@ -76,6 +77,21 @@ pub fn start_with_limits(
     broker: u64,
     listener: TcpListener,
     peers: &HashMap<NodeId, SocketAddr>,
+    limits: PeerLimits,
+) -> Node {
+    let peers = peers
+        .iter()
+        .map(|(id, address)| (*id, PeerAddress::from(*address)))
+        .collect();
+    start_named(paths, broker, listener, &peers, limits)
+}
+
+/// Like `start_with_limits`, with peers listed by `host:port` (DNS names allowed).
+pub fn start_named(
+    paths: &CertPaths,
+    broker: u64,
+    listener: TcpListener,
+    peers: &HashMap<NodeId, PeerAddress>,
     limits: PeerLimits,
 ) -> Node {
     let own = &paths.broker(broker).expect("broker certificates").peer;
