@@ -98,6 +98,12 @@ async fn run(runs: usize) {
         load.wait_acked(200, 60).await;
         let outcome = load.stop().await;
         let gap = outcome.longest_gap((started, ended));
+        if let Some((partition, from, _)) = outcome.longest_gap_where((started, ended)) {
+            println!(
+                "run {run}: the longest gap is on partition {partition}, from {:.0} ms",
+                (from - started).as_secs_f64() * 1000.0
+            );
+        }
         let observer = cluster.admin(1).await;
         let lost = missing(&observer, TOPIC, &outcome).await;
         assert!(

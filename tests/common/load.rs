@@ -30,9 +30,20 @@ pub struct Outcome {
 impl Outcome {
     /// The longest time between two acknowledged writes of one partition within `window`.
     pub fn longest_gap(&self, window: (Instant, Instant)) -> Duration {
+        self.longest_gap_where(window)
+            .map(|(_, _, gap)| gap)
+            .unwrap_or_default()
+    }
+
+    /// The longest gap within `window`: its partition, the acknowledgement it began at, and its
+    /// length.
+    pub fn longest_gap_where(
+        &self,
+        window: (Instant, Instant),
+    ) -> Option<(u32, Instant, Duration)> {
         self.acked_at
-            .values()
-            .flat_map(|times| {
+            .iter()
+            .flat_map(|(partition, times)| {
                 let inside: Vec<Instant> = times
                     .iter()
                     .copied()
@@ -40,11 +51,10 @@ impl Outcome {
                     .collect();
                 inside
                     .windows(2)
-                    .map(|pair| pair[1] - pair[0])
+                    .map(|pair| (*partition, pair[0], pair[1] - pair[0]))
                     .collect::<Vec<_>>()
             })
-            .max()
-            .unwrap_or_default()
+            .max_by_key(|(_, _, gap)| *gap)
     }
 }
 
