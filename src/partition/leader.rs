@@ -18,6 +18,7 @@ use super::batch::{self, PartitionCommand};
 use super::dedup::AppendResult;
 use super::dedup::{decide, Decision, DedupState, ProducerStamp, PRODUCERS_PER_PARTITION_MAX};
 use super::encoded::{AppendPrefix, EncodedRecords};
+use super::handover::ParkedWrite;
 use super::machine::{FetchError, FetchWindow, PartitionMachine, Waiter, PARKED_FETCHES};
 #[cfg(feature = "test-hooks")]
 use super::replica::AckPolicy;
@@ -234,6 +235,10 @@ impl Replica<PartitionMachine> {
 impl Handler<Produce> for Replica<PartitionMachine> {
     type Result = ();
     fn handle(&mut self, message: Produce, ctx: &mut Context<Self>) {
+        if self.parks_writes() {
+            self.park(ParkedWrite::Plain(message), ctx);
+            return;
+        }
         if let Some(error) = self.not_leader() {
             let _ = message.reply.send(Err(error));
             return;
@@ -254,6 +259,10 @@ impl Handler<Produce> for Replica<PartitionMachine> {
 impl Handler<IdempotentProduce> for Replica<PartitionMachine> {
     type Result = ();
     fn handle(&mut self, message: IdempotentProduce, ctx: &mut Context<Self>) {
+        if self.parks_writes() {
+            self.park(ParkedWrite::Idempotent(message), ctx);
+            return;
+        }
         if let Some(error) = self.not_leader() {
             let _ = message.reply.send(Err(error));
             return;

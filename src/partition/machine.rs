@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::batch::{self, AppendHeader, CommandHeader, PartitionCommand};
 use super::dedup::{AppendResult, DedupKind, DedupState, LastBatch, ProducerStamp};
+use super::handover::Parked;
 use super::replica::{Replica, ReplicaError};
 use super::retention::{BatchInfo, Retention};
 use crate::raft::{LogIndex, Term};
@@ -78,6 +79,8 @@ pub struct PartitionMachine {
     pub(super) checking_retention: bool,
     /// On the leader: per producer, the term and highest sequence proposed and not yet applied.
     pub(super) in_flight: HashMap<(DedupKind, u128), (Term, u64)>,
+    /// Writes waiting for leadership to settle (`handover`).
+    pub(super) parked: Parked,
 }
 
 impl PartitionMachine {
@@ -108,6 +111,7 @@ impl PartitionMachine {
             compaction: None,
             checking_retention: false,
             in_flight: HashMap::new(),
+            parked: Parked::default(),
         })
     }
 

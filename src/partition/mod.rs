@@ -2,7 +2,7 @@
 //!
 //! Owns the Ready loop (`replica`), the partition's applied state and its apply (`machine`), the
 //! leader's decisions and handlers for produce, idempotent produce, long-poll fetch and retention
-//! (`leader`), record batch encoding (`batch`, and `encoded` for the records a produce carries
+//! (`leader`), writes waiting out a leadership handover (`handover`), record batch encoding (`batch`, and `encoded` for the records a produce carries
 //! encoded once), committed-record reads (`read`), producer deduplication rules (`dedup`),
 //! committed consumer offsets (`offsets`), what a replica does with a peer message its Raft core
 //! does not admit (`admission`) and the placement of replica actors on a small fixed
@@ -12,6 +12,7 @@ pub mod admission;
 pub mod batch;
 pub mod dedup;
 pub mod encoded;
+mod handover;
 pub mod leader;
 pub mod log_store;
 pub mod machine;

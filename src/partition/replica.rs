@@ -426,6 +426,24 @@ impl<M: StateMachine> Replica<M> {
         }
     }
 
+    /// Proposals waiting for their apply.
+    pub(super) fn proposals_waiting(&self) -> usize {
+        self.proposals.len()
+    }
+
+    pub(super) fn pending_proposals_max(&self) -> usize {
+        self.settings.pending_proposals_max
+    }
+
+    /// One election timeout, which is also how long a leadership transfer may take.
+    pub(super) fn election_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.settings
+                .tick_ms
+                .saturating_mul(u64::from(self.settings.election_timeout_ticks)),
+        )
+    }
+
     pub(super) fn map_propose_error(&self, error: ProposeError) -> ReplicaError {
         match error {
             ProposeError::NotLeader { leader_hint } => ReplicaError::NotLeader {

@@ -324,6 +324,11 @@ impl<S: LogStore> RawNode<S> {
     }
 
     /// The commit index.
+    /// On a leader handing its leadership over: the voter it hands it to.
+    pub fn transferring(&self) -> Option<NodeId> {
+        self.transfer_target
+    }
+
     pub fn commit(&self) -> LogIndex {
         self.log.commit
     }
