@@ -2,7 +2,8 @@
 //! make) cannot acknowledge before commit or skip fsync: the switches that turn them on (and the
 //! simulated power loss) are not in the binary.
 //!
-//! Builds the `palisade` binary without features into its own target directory, then looks for
+//! Builds the `palisade` binary without features in the test build's target directory (only the
+//! crate itself is compiled again; the test build's binary is put back), then looks for
 //! the switch's environment variable name and its warning in the bytes of both binaries. The
 //! test build (which has the hooks) must contain them, which shows the search finds them where
 //! they are.
@@ -20,25 +21,36 @@ const HOOK_STRINGS: [&str; 4] = [
 
 fn contains(binary: &Path, needle: &str) -> bool {
     let bytes = std::fs::read(binary).unwrap_or_else(|e| panic!("read {binary:?}: {e}"));
-    bytes
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
+    memchr::memmem::find(&bytes, needle.as_bytes()).is_some()
 }
 
 fn build_without_features() -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("default-build");
+    // The test build's own target directory and profile, so the dependencies it compiled are
+    // reused: only the crate itself is compiled again without the feature (a separate target
+    // directory compiled the whole tree a second time, minutes on a clean CI machine).
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the tmp directory lies in the target directory")
+        .to_path_buf();
+    // That build replaces the test build's `palisade` (which the tests after this one run, with
+    // its hooks) by the one without the feature: keep the test build aside and put it back.
+    let built = target.join("debug").join("palisade");
+    let kept = target.join("tmp").join("palisade-with-test-hooks");
+    let without = target.join("tmp").join("palisade-without-features");
+    std::fs::copy(&built, &kept).expect("keep the test build");
     let status = Command::new(env!("CARGO"))
         .args(["build", "--locked", "--bin", "palisade"])
-        // Without debug info and incremental state the second build needs a fraction of the
-        // disk; the strings looked for are data, present either way.
-        .args(["--config", "profile.dev.debug=false"])
-        .env("CARGO_INCREMENTAL", "0")
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("cargo runs");
+    let copied = std::fs::copy(&built, &without);
+    // Put the test build back even if the build failed.
+    let _ = std::fs::remove_file(&built);
+    std::fs::copy(&kept, &built).expect("put the test build back");
     assert!(status.success(), "cargo build without features failed");
-    target.join("debug").join("palisade")
+    copied.expect("copy the build without features");
+    without
 }
 
 #[test]
