@@ -61,8 +61,41 @@ async fn settle(client: &Client) {
     }
 }
 
+/// The leadership transfers the brokers logged so far, summed up: how many were handed over and
+/// given up, and the slowest of each.
+fn print_transfers(cluster: &TestCluster, run: usize) {
+    let mut handed = Vec::new();
+    let mut given_up = Vec::new();
+    for id in cluster.ids() {
+        for line in cluster.node(id).log().lines() {
+            let ms = line
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("ms="))
+                .and_then(|ms| ms.parse::<u64>().ok());
+            let Some(ms) = ms else { continue };
+            if line.contains("leadership handed over") {
+                handed.push(ms);
+            } else if line.contains("leadership transfer given up") {
+                given_up.push(ms);
+            }
+        }
+    }
+    handed.sort_unstable();
+    given_up.sort_unstable();
+    println!(
+        "run {run} (all runs so far): {} transfers handed over (slowest {:?} ms), {} given up \
+         (slowest {:?} ms)",
+        handed.len(),
+        handed.last(),
+        given_up.len(),
+        given_up.last()
+    );
+}
+
 async fn run(runs: usize) {
-    let mut cluster = TestCluster::start(3).await;
+    // Replicas log each leadership transfer and its duration (`print_transfers`).
+    let mut cluster =
+        TestCluster::start_logging(3, "", "warn,palisade::partition::replica=info").await;
     let admin = cluster.admin(1).await;
     common::create_topic(&admin, TOPIC, PARTITIONS, 3).await;
     let mut gaps = Vec::new();
@@ -104,6 +137,7 @@ async fn run(runs: usize) {
                 (from - started).as_secs_f64() * 1000.0
             );
         }
+        print_transfers(&cluster, run);
         let observer = cluster.admin(1).await;
         let lost = missing(&observer, TOPIC, &outcome).await;
         assert!(

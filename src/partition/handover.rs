@@ -12,7 +12,8 @@
 //!   while the new leader is not yet known), so the forwarder asks that broker at once, with no
 //!   pause. Nothing was proposed, so the resend is safe for every kind of write.
 //!
-//! Bounds: at most `pending_proposals_max` writes wait (shared with proposals in flight), and
+//! Bounds: at most `pending_proposals_max` writes wait (shared with proposals in flight; client
+//! writes are bounded before that by the partition's write slots, `WRITES_IN_FLIGHT_MAX`), and
 //! none waits longer than one and a half election timeouts (`wait_max`): a transfer is given up
 //! after one election timeout of the leader's ticks, and a campaign ends within one, so the half
 //! is room for late ticks. Parked writes are checked every `RECHECK`.

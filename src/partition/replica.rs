@@ -203,6 +203,8 @@ pub struct Replica<M: StateMachine> {
     links: Option<LinkProbe>,
     /// The tick timer; cancelled while the group is quiesced.
     tick_timer: Option<SpawnHandle>,
+    /// The leadership transfer under way: its target and when it began (for the log).
+    transfer: Option<(NodeId, std::time::Instant)>,
 }
 
 /// Propose a membership change; answered once its entry is committed and applied.
@@ -298,6 +300,7 @@ impl<M: StateMachine> Replica<M> {
             ticks: 0,
             links: None,
             tick_timer: None,
+            transfer: None,
         };
         Ok((replica, receiver))
     }
@@ -702,6 +705,7 @@ impl<M: StateMachine> Replica<M> {
         if !is_leader && self.status.borrow().is_leader {
             self.answer_lost_leadership();
         }
+        self.log_transfer(is_leader);
         let commit = self.node.commit();
         let applied = self.applied;
         let last_index = self.node.last_index();
@@ -725,6 +729,34 @@ impl<M: StateMachine> Replica<M> {
             }
             !same
         });
+    }
+
+    /// Logs how a leadership transfer ended and how long it took: handed over, or given up by a
+    /// leader that still leads (its target did not catch up, or did not win in time).
+    fn log_transfer(&mut self, is_leader: bool) {
+        match (self.transfer, self.node.transferring()) {
+            (None, Some(target)) => self.transfer = Some((target, std::time::Instant::now())),
+            (Some((target, since)), None) => {
+                self.transfer = None;
+                let ms = since.elapsed().as_millis() as u64;
+                if is_leader {
+                    tracing::info!(
+                        group = self.group.0,
+                        to = target.0,
+                        ms,
+                        "leadership transfer given up"
+                    );
+                } else {
+                    tracing::info!(
+                        group = self.group.0,
+                        to = target.0,
+                        ms,
+                        "leadership handed over"
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Membership and follower progress change slowly or matter only to the balancer and
