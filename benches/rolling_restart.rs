@@ -68,6 +68,7 @@ fn print_transfers(cluster: &TestCluster, run: usize) {
     let mut given_up = Vec::new();
     for id in cluster.ids() {
         for line in cluster.node(id).log().lines() {
+            let line = strip_ansi(line);
             let ms = line
                 .split_whitespace()
                 .find_map(|word| word.strip_prefix("ms="))
@@ -90,6 +91,25 @@ fn print_transfers(cluster: &TestCluster, run: usize) {
         given_up.len(),
         given_up.last()
     );
+}
+
+/// `line` without terminal colour sequences (the brokers' log colours its field names).
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ parameters letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 async fn run(runs: usize) {
