@@ -76,6 +76,11 @@ impl From<FetchedRecord> for wire::FetchedRecord {
 /// the connection takes it, so an answer never exists twice over (records and JSON) in memory.
 pub(super) const FETCH_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Capacity of a new chunk: `FETCH_CHUNK_BYTES` and room for the record that crosses it, so a
+/// chunk is not reallocated (and copied) for its last record unless that record's JSON is
+/// larger than the slack.
+pub(super) const FETCH_CHUNK_CAPACITY: usize = FETCH_CHUNK_BYTES + FETCH_CHUNK_BYTES / 4;
+
 /// The JSON of a `wire::FetchResponse`, byte for byte, written lazily: the records are turned
 /// into JSON a chunk at a time when the connection asks for more, and each record's memory is
 /// freed once written. `held` (the fetch budget the records hold) is kept until the last chunk.
@@ -90,7 +95,7 @@ pub fn fetch_body(
     let mut state = Some((false, held));
     std::iter::from_fn(move || {
         let (started, held) = state.take()?;
-        let mut chunk = Vec::with_capacity(FETCH_CHUNK_BYTES + FETCH_CHUNK_BYTES / 4);
+        let mut chunk = Vec::with_capacity(FETCH_CHUNK_CAPACITY);
         if !started {
             chunk.extend_from_slice(b"{\"records\":[");
         }

@@ -94,7 +94,7 @@ pub fn group_poll_body(
     std::iter::from_fn(move || {
         let (mut chunk, tail, first_chunk) = state.take()?;
         let mut first = first_chunk;
-        chunk.reserve(super::dto::FETCH_CHUNK_BYTES);
+        chunk.reserve(super::dto::FETCH_CHUNK_CAPACITY.saturating_sub(chunk.len()));
         while chunk.len() < super::dto::FETCH_CHUNK_BYTES {
             let Some((topic, partition, record)) = records.next() else {
                 break;
@@ -108,7 +108,11 @@ pub fn group_poll_body(
         if records.peek().is_none() {
             chunk.extend_from_slice(&tail);
         } else {
-            state = Some((Vec::new(), tail, first));
+            state = Some((
+                Vec::with_capacity(super::dto::FETCH_CHUNK_CAPACITY),
+                tail,
+                first,
+            ));
         }
         Some(Ok(actix_web::web::Bytes::from(chunk)))
     })

@@ -17,39 +17,22 @@
 //! none waits longer than one and a half election timeouts (`wait_max`): a transfer is given up
 //! after one election timeout of the leader's ticks, and a campaign ends within one, so the half
 //! is room for late ticks. Parked writes are checked every `RECHECK`.
+//!
+//! This module holds the queue and the decisions, as plain values; the actor side (parking a
+//! `Produce`, the recheck timer, handling a write again) is in `leader`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-
-use super::leader::{IdempotentProduce, Produce};
-use super::machine::PartitionMachine;
-use super::replica::{Replica, ReplicaError};
+use super::replica::ReplicaError;
 use crate::raft::{NodeId, Role};
 
 /// How often parked writes look at whether leadership has settled.
-const RECHECK: Duration = Duration::from_millis(2);
-
-/// A write that arrived while leadership was changing hands.
-pub(super) enum ParkedWrite {
-    Plain(Produce),
-    Idempotent(IdempotentProduce),
-}
-
-impl ParkedWrite {
-    fn refuse(self, error: ReplicaError) {
-        let _ = match self {
-            ParkedWrite::Plain(write) => write.reply.send(Err(error)),
-            ParkedWrite::Idempotent(write) => write.reply.send(Err(error)),
-        };
-    }
-}
+pub(super) const RECHECK: Duration = Duration::from_millis(2);
 
 /// The writes waiting on one partition replica, oldest first.
-#[derive(Default)]
-pub(super) struct Parked {
-    writes: VecDeque<ParkedWrite>,
+pub(super) struct Parked<W> {
+    writes: VecDeque<W>,
     /// When the oldest waiting write arrived.
     since: Option<Instant>,
     /// The transfer's target, named to parked writes if this replica is no longer the leader and
@@ -59,9 +42,56 @@ pub(super) struct Parked {
     scheduled: bool,
 }
 
-impl Parked {
+impl<W> Default for Parked<W> {
+    fn default() -> Self {
+        Parked {
+            writes: VecDeque::new(),
+            since: None,
+            target: None,
+            scheduled: false,
+        }
+    }
+}
+
+impl<W> Parked<W> {
     pub(super) fn len(&self) -> usize {
         self.writes.len()
+    }
+
+    /// How long the oldest parked write has waited.
+    pub(super) fn waited(&self) -> Option<Duration> {
+        self.since.map(|since| since.elapsed())
+    }
+
+    /// Parks `write`, remembering the transfer `target` if one is under way; returns whether a
+    /// recheck must be scheduled (none is yet).
+    pub(super) fn push(&mut self, write: W, target: Option<NodeId>) -> bool {
+        self.since.get_or_insert_with(Instant::now);
+        if target.is_some() {
+            self.target = target;
+        }
+        self.writes.push_back(write);
+        !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    /// The target of the transfer the writes waited for, if any.
+    pub(super) fn target(&self) -> Option<NodeId> {
+        self.target
+    }
+
+    /// Called when a recheck runs: no recheck is scheduled any more.
+    pub(super) fn rechecking(&mut self) {
+        self.scheduled = false;
+    }
+
+    /// Marks a recheck scheduled again (leadership has not settled).
+    pub(super) fn again(&mut self) {
+        self.scheduled = true;
+    }
+
+    /// Takes every parked write, oldest first.
+    pub(super) fn take(&mut self) -> Vec<W> {
+        std::mem::take(self).writes.into()
     }
 }
 
@@ -74,7 +104,7 @@ pub(super) enum Arrival {
 
 /// Whether leadership is changing hands: this replica leads with a transfer under way, or
 /// campaigns. A pre-candidate may never win (a cut-off follower), so it names no leader at once.
-fn changing_hands(role: Role, transferring: bool) -> bool {
+pub(super) fn changing_hands(role: Role, transferring: bool) -> bool {
     (role == Role::Leader && transferring) || role == Role::Candidate
 }
 
@@ -99,84 +129,36 @@ pub(super) fn arrival(
 }
 
 /// The longest a write waits for leadership to settle: one and a half election timeouts.
-fn wait_max(election_timeout: Duration) -> Duration {
+pub(super) fn wait_max(election_timeout: Duration) -> Duration {
     election_timeout.saturating_add(election_timeout / 2)
 }
 
-/// Wakes the replica to look at its parked writes.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Recheck;
-
-impl Replica<PartitionMachine> {
-    /// Whether a write that arrives now waits (`arrival`).
-    pub(super) fn parks_writes(&self) -> bool {
-        let parked = &self.machine.parked;
-        let decision = arrival(
-            changing_hands(self.node.role(), self.node.transferring().is_some()),
-            parked.len(),
-            parked.len() + self.proposals_waiting(),
-            self.pending_proposals_max(),
-            parked.since.map(|since| since.elapsed()),
-            wait_max(self.election_timeout()),
-        );
-        decision == Arrival::Park
-    }
-
-    /// Parks `write` until leadership settles (called when `parks_writes`).
-    pub(super) fn park(&mut self, write: ParkedWrite, ctx: &mut Context<Self>) {
-        let target = self.node.transferring();
-        let parked = &mut self.machine.parked;
-        parked.since.get_or_insert_with(Instant::now);
-        if target.is_some() {
-            parked.target = target;
-        }
-        parked.writes.push_back(write);
-        if !parked.scheduled {
-            parked.scheduled = true;
-            ctx.notify_later(Recheck, RECHECK);
-        }
-    }
-
-    fn recheck_parked(&mut self, ctx: &mut Context<Self>) {
-        self.machine.parked.scheduled = false;
-        let role = self.node.role();
-        let changing = changing_hands(role, self.node.transferring().is_some());
-        let waited = self
-            .machine
-            .parked
-            .since
-            .map(|since| since.elapsed())
-            .unwrap_or_default();
-        if changing && waited < wait_max(self.election_timeout()) {
-            self.machine.parked.scheduled = true;
-            ctx.notify_later(Recheck, RECHECK);
-            return;
-        }
-        let parked = std::mem::take(&mut self.machine.parked);
-        let hint = self.node.leader().or(parked.target);
-        for write in parked.writes {
-            if changing {
-                // Waited `wait_max`: the forwarder pauses and searches.
-                write.refuse(ReplicaError::Busy);
-                continue;
-            }
-            if role != Role::Leader {
-                write.refuse(ReplicaError::NotLeader { leader: hint });
-                continue;
-            }
-            match write {
-                ParkedWrite::Plain(write) => self.handle(write, ctx),
-                ParkedWrite::Idempotent(write) => self.handle(write, ctx),
-            }
-        }
-    }
+/// What becomes of the parked writes at a recheck.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Release {
+    /// Leadership is still changing hands: keep waiting.
+    Wait,
+    /// This replica leads: handle each write as if it had just arrived.
+    Handle,
+    /// Answer each write with this error (the new leader, or busy after `wait_max`).
+    Refuse(ReplicaError),
 }
 
-impl Handler<Recheck> for Replica<PartitionMachine> {
-    type Result = ();
-    fn handle(&mut self, _: Recheck, ctx: &mut Context<Self>) {
-        self.recheck_parked(ctx);
+/// The decision at a recheck: `hint` is the leader this replica knows of, else the transfer's
+/// target.
+pub(super) fn release(
+    changing: bool,
+    waited: Duration,
+    wait_max: Duration,
+    is_leader: bool,
+    hint: Option<NodeId>,
+) -> Release {
+    match (changing, is_leader) {
+        (true, _) if waited < wait_max => Release::Wait,
+        // Waited `wait_max`: the forwarder pauses and searches.
+        (true, _) => Release::Refuse(ReplicaError::Busy),
+        (false, true) => Release::Handle,
+        (false, false) => Release::Refuse(ReplicaError::NotLeader { leader: hint }),
     }
 }
 
@@ -202,6 +184,39 @@ mod tests {
         let short = Some(Duration::from_millis(1));
         // Settled, but earlier writes are still parked: this one queues behind them.
         assert_eq!(arrival(false, 1, 1, 10, short, MAX), Arrival::Park);
+    }
+
+    #[test]
+    fn a_recheck_waits_handles_or_names_the_new_leader() {
+        let short = Duration::from_millis(10);
+        let hint = Some(NodeId(2));
+        assert_eq!(release(true, short, MAX, true, hint), Release::Wait);
+        assert_eq!(
+            release(true, MAX, MAX, true, hint),
+            Release::Refuse(ReplicaError::Busy)
+        );
+        assert_eq!(release(false, short, MAX, true, hint), Release::Handle);
+        assert_eq!(
+            release(false, short, MAX, false, hint),
+            Release::Refuse(ReplicaError::NotLeader { leader: hint })
+        );
+    }
+
+    #[test]
+    fn parked_writes_come_out_in_order_with_the_target() {
+        let mut parked = Parked::default();
+        assert!(
+            parked.push(1, Some(NodeId(3))),
+            "the first write schedules a recheck"
+        );
+        assert!(!parked.push(2, None), "one recheck at a time");
+        assert_eq!((parked.len(), parked.target()), (2, Some(NodeId(3))));
+        assert_eq!(parked.take(), vec![1, 2]);
+        assert_eq!(parked.len(), 0);
+        assert!(
+            parked.push(3, None),
+            "taken: the next write schedules again"
+        );
     }
 
     #[test]

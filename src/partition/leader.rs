@@ -18,8 +18,10 @@ use super::batch::{self, PartitionCommand};
 use super::dedup::AppendResult;
 use super::dedup::{decide, Decision, DedupState, ProducerStamp, PRODUCERS_PER_PARTITION_MAX};
 use super::encoded::{AppendPrefix, EncodedRecords};
-use super::handover::ParkedWrite;
-use super::machine::{FetchError, FetchWindow, PartitionMachine, Waiter, PARKED_FETCHES};
+use super::handover::{self, Arrival, Release};
+use super::machine::{
+    FetchError, FetchWindow, ParkedWrite, PartitionMachine, Waiter, PARKED_FETCHES,
+};
 #[cfg(feature = "test-hooks")]
 use super::replica::AckPolicy;
 use super::replica::{Replica, ReplicaError};
@@ -232,11 +234,75 @@ impl Replica<PartitionMachine> {
     }
 }
 
+/// Wakes the replica to look at its parked writes (`handover`).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Recheck;
+
+impl Replica<PartitionMachine> {
+    /// Whether a write that arrives now waits for leadership to settle (`handover::arrival`).
+    fn parks_writes(&self) -> bool {
+        let parked = &self.machine.parked;
+        let decision = handover::arrival(
+            handover::changing_hands(self.node.role(), self.node.transferring().is_some()),
+            parked.len(),
+            parked.len() + self.proposals_waiting(),
+            self.pending_proposals_max(),
+            parked.waited(),
+            handover::wait_max(self.election_timeout()),
+        );
+        decision == Arrival::Park
+    }
+
+    /// Parks `write` until leadership settles (called when `parks_writes`).
+    fn park(&mut self, write: ParkedWrite, ctx: &mut Context<Self>) {
+        let target = self.node.transferring();
+        if self.machine.parked.push(write, target) {
+            ctx.notify_later(Recheck, handover::RECHECK);
+        }
+    }
+
+    fn recheck_parked(&mut self, ctx: &mut Context<Self>) {
+        self.machine.parked.rechecking();
+        let role = self.node.role();
+        let decision = handover::release(
+            handover::changing_hands(role, self.node.transferring().is_some()),
+            self.machine.parked.waited().unwrap_or_default(),
+            handover::wait_max(self.election_timeout()),
+            role == Role::Leader,
+            self.node.leader().or(self.machine.parked.target()),
+        );
+        if decision == Release::Wait {
+            self.machine.parked.again();
+            ctx.notify_later(Recheck, handover::RECHECK);
+            return;
+        }
+        let refusal = match decision {
+            Release::Refuse(error) => Some(error),
+            Release::Handle | Release::Wait => None,
+        };
+        for write in self.machine.parked.take() {
+            write(self, ctx, refusal.clone());
+        }
+    }
+}
+
+impl Handler<Recheck> for Replica<PartitionMachine> {
+    type Result = ();
+    fn handle(&mut self, _: Recheck, ctx: &mut Context<Self>) {
+        self.recheck_parked(ctx);
+    }
+}
+
 impl Handler<Produce> for Replica<PartitionMachine> {
     type Result = ();
     fn handle(&mut self, message: Produce, ctx: &mut Context<Self>) {
         if self.parks_writes() {
-            self.park(ParkedWrite::Plain(message), ctx);
+            let write: ParkedWrite = Box::new(move |replica, ctx, refusal| match refusal {
+                Some(error) => drop(message.reply.send(Err(error))),
+                None => replica.handle(message, ctx),
+            });
+            self.park(write, ctx);
             return;
         }
         if let Some(error) = self.not_leader() {
@@ -260,7 +326,11 @@ impl Handler<IdempotentProduce> for Replica<PartitionMachine> {
     type Result = ();
     fn handle(&mut self, message: IdempotentProduce, ctx: &mut Context<Self>) {
         if self.parks_writes() {
-            self.park(ParkedWrite::Idempotent(message), ctx);
+            let write: ParkedWrite = Box::new(move |replica, ctx, refusal| match refusal {
+                Some(error) => drop(message.reply.send(Err(error))),
+                None => replica.handle(message, ctx),
+            });
+            self.park(write, ctx);
             return;
         }
         if let Some(error) = self.not_leader() {

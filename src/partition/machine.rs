@@ -60,6 +60,16 @@ pub(super) struct Waiter {
     pub(super) reply: oneshot::Sender<Result<FetchWindow, FetchError>>,
 }
 
+/// A write waiting for leadership to settle (`handover`): called with `None` to be handled now,
+/// or with the error it is answered with.
+pub(super) type ParkedWrite = Box<
+    dyn FnOnce(
+            &mut Replica<PartitionMachine>,
+            &mut Context<Replica<PartitionMachine>>,
+            Option<ReplicaError>,
+        ) + Send,
+>;
+
 pub struct PartitionMachine {
     pub(super) state: PartitionState,
     pub(super) waiters: Vec<Waiter>,
@@ -80,7 +90,7 @@ pub struct PartitionMachine {
     /// On the leader: per producer, the term and highest sequence proposed and not yet applied.
     pub(super) in_flight: HashMap<(DedupKind, u128), (Term, u64)>,
     /// Writes waiting for leadership to settle (`handover`).
-    pub(super) parked: Parked,
+    pub(super) parked: Parked<ParkedWrite>,
 }
 
 impl PartitionMachine {
