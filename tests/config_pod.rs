@@ -142,11 +142,8 @@ fn with_join_when_unlisted_a_listed_pod_founds_and_an_unlisted_one_joins() {
         let config = load(pod_env_joining_when_unlisted(pod), pod).expect("founder config");
         assert!(!config.cluster.join, "{pod} is listed: it founds");
     }
-    let config = load(
-        pod_env_joining_when_unlisted("palisade-3"),
-        "palisade-3",
-    )
-    .expect("joiner config");
+    let config =
+        load(pod_env_joining_when_unlisted("palisade-3"), "palisade-3").expect("joiner config");
     assert_eq!(config.broker.id, 4);
     assert!(config.cluster.join, "palisade-3 is not listed: it joins");
     assert_eq!(
@@ -177,7 +174,9 @@ fn join_when_unlisted_needs_the_founders_listed_and_join_still_refuses_a_founder
     let error = load(variables, "palisade-0").expect_err("no founders listed");
     assert_eq!(error.key(), Some("cluster.join_when_unlisted"), "{error}");
     assert!(
-        error.to_string().contains("PALISADE_CLUSTER_JOIN_WHEN_UNLISTED"),
+        error
+            .to_string()
+            .contains("PALISADE_CLUSTER_JOIN_WHEN_UNLISTED"),
         "{error}"
     );
 
