@@ -165,9 +165,8 @@ async fn found(pods: &mut PodSet) {
         .collect();
     pods.issue_certificates(&founders, &addresses);
     for ordinal in &founders {
-        pods.set_published(*ordinal, true);
+        pods.publish(*ordinal);
     }
-    pods.publish_records();
     assert_resolution(pods, &founders);
     for ordinal in &founders {
         pods.start(*ordinal);
@@ -201,8 +200,7 @@ fn assert_identities(view: &ClusterView, ordinals: &[u64]) {
 async fn move_a_pod(pods: &mut PodSet, admin: &Client, acked: &Acked) {
     let old_address = pods.network.address(broker_id(MOVED));
     pods.kill(MOVED);
-    pods.set_published(MOVED, false);
-    pods.publish_records();
+    pods.withdraw(MOVED);
     // The others look the pod up by its name, which no longer resolves (a WARN line per dial).
     let moved_name = pod_domain_name(&pod_name(MOVED));
     let unresolved = format!("cannot resolve {moved_name}:{PEER_PORT}");
@@ -212,8 +210,7 @@ async fn move_a_pod(pods: &mut PodSet, admin: &Client, acked: &Acked) {
     pods.network.move_to(broker_id(MOVED), MOVED_HOST);
     let new_address = pods.network.address(broker_id(MOVED));
     assert_ne!(old_address, new_address);
-    pods.set_published(MOVED, true);
-    pods.publish_records();
+    pods.publish(MOVED);
     assert_resolution(pods, &(0..FOUNDERS).collect::<Vec<_>>());
     // The running brokers read the new record: their mounts follow the rewritten file.
     for ordinal in (0..FOUNDERS).filter(|o| *o != MOVED) {
@@ -251,8 +248,7 @@ async fn scale_out(pods: &mut PodSet, admin: &Client, acked: &Acked) {
     pods.network.add(id);
     let address = pods.network.address(id);
     pods.issue_certificates(&[FOURTH], &[(FOURTH, address)]);
-    pods.set_published(FOURTH, true);
-    pods.publish_records();
+    pods.publish(FOURTH);
     let all: Vec<u64> = (0..=FOURTH).collect();
     assert_resolution(pods, &all);
     pods.start(FOURTH);
@@ -308,8 +304,7 @@ async fn scale_in(pods: &mut PodSet, admin: &Client, acked: &Acked) {
         status.success(),
         "the forgotten broker stops cleanly: {status}"
     );
-    pods.set_published(FOURTH, false);
-    pods.publish_records();
+    pods.withdraw(FOURTH);
     pods.delete_volume(FOURTH);
     wait_more_acked(acked, "writes after the scale-in").await;
 }

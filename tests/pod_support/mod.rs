@@ -228,16 +228,23 @@ impl PodSet {
         self.pods.get_mut(&ordinal).expect("no such pod")
     }
 
-    /// Whether the headless service publishes pod `ordinal`'s record; `publish_records` writes
-    /// the change into every namespace's hosts file.
-    pub fn set_published(&mut self, ordinal: u64, published: bool) {
+    /// The headless service publishes pod `ordinal`'s record (the pod exists, ready or not):
+    /// every namespace's hosts file gets it.
+    pub fn publish(&mut self, ordinal: u64) {
         self.prepare(ordinal);
-        self.pod_mut(ordinal).published = published;
+        self.pod_mut(ordinal).published = true;
+        self.write_records();
+    }
+
+    /// The pod is gone (deleted, or its node lost): its record leaves every hosts file.
+    pub fn withdraw(&mut self, ordinal: u64) {
+        self.pod_mut(ordinal).published = false;
+        self.write_records();
     }
 
     /// Writes every namespace's `/etc/hosts`: localhost, the pod's own name as the kubelet
     /// writes it (full and short host name), and the full DNS name of every published pod.
-    pub fn publish_records(&mut self) {
+    fn write_records(&mut self) {
         let records: Vec<(u64, IpAddr)> = self
             .pods
             .iter()
