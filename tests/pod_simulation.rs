@@ -132,7 +132,22 @@ fn assert_resolution(pods: &PodSet, ordinals: &[u64]) {
 /// pod `ordinal`.
 async fn assert_acked_stored(pods: &PodSet, ordinal: u64, acked: &Acked, when: &str) {
     let snapshot = acked.lock().expect("lock").clone();
-    let stored = durability::read_all(&pods.admin(ordinal).await, TOPIC, PARTITIONS).await;
+    let client = pods.admin(ordinal).await;
+    // A fetch may fail while leaderships move (the balancer evens them out); reading is
+    // harmless, so a failed read is read again from the start.
+    let stored = wait_for("a complete read of the topic", WAIT_SECONDS, || {
+        let client = &client;
+        async move {
+            match durability::try_read_all(client, TOPIC, PARTITIONS).await {
+                Ok(stored) => Some(stored),
+                Err(error) => {
+                    eprintln!("{when}: {error}; reading again");
+                    None
+                }
+            }
+        }
+    })
+    .await;
     let violations = durability::check(&snapshot, &stored);
     assert!(
         violations.is_empty(),
