@@ -44,7 +44,8 @@ pub struct ClusterConfig {
     /// without a `[peer]` section; otherwise it contains this broker unless `join` is set.
     /// A DNS name is resolved at every dial.
     pub brokers: Vec<(u64, PeerAddress)>,
-    /// This broker joins a running cluster (an admin registers it) instead of founding one.
+    /// This broker joins a running cluster (an admin registers it) instead of founding one:
+    /// `cluster.join`, or `cluster.join_when_unlisted` with this broker not in `brokers`.
     pub join: bool,
     /// How many founding brokers (lowest ids) vote in the controller; the rest are learners.
     pub controller_voters: usize,

@@ -125,3 +125,63 @@ fn malformed_peer_names_are_refused_naming_the_key() {
         );
     }
 }
+
+/// The pod environment with `cluster.join_when_unlisted` set, as the StatefulSet sets it.
+fn pod_env_joining_when_unlisted(pod: &str) -> Vec<(String, String)> {
+    let mut variables = pod_env(pod);
+    variables.push((
+        "PALISADE_CLUSTER_JOIN_WHEN_UNLISTED".to_string(),
+        "true".to_string(),
+    ));
+    variables
+}
+
+#[test]
+fn with_join_when_unlisted_a_listed_pod_founds_and_an_unlisted_one_joins() {
+    for pod in ["palisade-0", "palisade-2"] {
+        let config = load(pod_env_joining_when_unlisted(pod), pod).expect("founder config");
+        assert!(!config.cluster.join, "{pod} is listed: it founds");
+    }
+    let config =
+        load(pod_env_joining_when_unlisted("palisade-3"), "palisade-3").expect("joiner config");
+    assert_eq!(config.broker.id, 4);
+    assert!(config.cluster.join, "palisade-3 is not listed: it joins");
+    assert_eq!(
+        config.cluster.brokers.len(),
+        3,
+        "the founders are the brokers it contacts"
+    );
+    assert!(config.cluster.brokers.iter().all(|(id, _)| *id != 4));
+}
+
+#[test]
+fn an_unlisted_pod_without_either_join_key_is_refused_naming_the_list() {
+    let error = load(pod_env("palisade-3"), "palisade-3").expect_err("unlisted founder");
+    assert_eq!(error.key(), Some("cluster.brokers"), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("cluster.join = true"), "{text}");
+    assert!(text.contains("cluster.join_when_unlisted"), "{text}");
+    // Positive control: an explicit cluster.join makes the same pod a joiner.
+    let mut variables = pod_env("palisade-3");
+    variables.push(("PALISADE_CLUSTER_JOIN".to_string(), "true".to_string()));
+    assert!(load(variables, "palisade-3").unwrap().cluster.join);
+}
+
+#[test]
+fn join_when_unlisted_needs_the_founders_listed_and_join_still_refuses_a_founder() {
+    let mut variables = pod_env_joining_when_unlisted("palisade-0");
+    variables.retain(|(name, _)| name != "PALISADE_CLUSTER_BROKERS");
+    let error = load(variables, "palisade-0").expect_err("no founders listed");
+    assert_eq!(error.key(), Some("cluster.join_when_unlisted"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("PALISADE_CLUSTER_JOIN_WHEN_UNLISTED"),
+        "{error}"
+    );
+
+    let mut variables = pod_env_joining_when_unlisted("palisade-1");
+    variables.push(("PALISADE_CLUSTER_JOIN".to_string(), "true".to_string()));
+    let error = load(variables, "palisade-1").expect_err("a listed broker told to join");
+    assert_eq!(error.key(), Some("cluster.join"), "{error}");
+}

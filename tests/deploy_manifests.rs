@@ -6,49 +6,15 @@
 //! the Kubernetes schema validator and the policy linter on them, and on a broken copy
 //! (privileged containers), which must fail.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-use palisade::config::{ENV_PREFIX, KEYS};
+use common::manifests::{broker_env, documents, manifests_dir, of_kind, sequence};
+use palisade::config::{load_with_env_and_hostname, ENV_PREFIX, KEYS};
 use palisade::transport::certs::BROKER_URI_PREFIX;
 use serde_yaml::Value;
-
-fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes")
-}
-
-/// Every document of every manifest, with the file it came from.
-fn documents() -> Vec<(String, Value)> {
-    let mut found = Vec::new();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(manifests_dir())
-        .expect("deploy/kubernetes")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no manifests");
-    for path in paths {
-        let text = std::fs::read_to_string(&path).expect("read manifest");
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let value = serde::Deserialize::deserialize(document)
-                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-            found.push((path.display().to_string(), value));
-        }
-    }
-    found
-}
-
-fn of_kind<'a>(documents: &'a [(String, Value)], kind: &str) -> Vec<&'a Value> {
-    documents
-        .iter()
-        .map(|(_, value)| value)
-        .filter(|value| value["kind"] == kind)
-        .collect()
-}
-
-fn sequence(value: &Value) -> &[Value] {
-    value.as_sequence().map(Vec::as_slice).unwrap_or(&[])
-}
 
 /// The variable names a config key is set by: `PALISADE_<SECTION>_<KEY>`.
 fn config_variables() -> Vec<String> {
@@ -152,6 +118,42 @@ fn the_statefulset_runs_locked_down_brokers_with_real_config_keys() {
         grace >= pause + drain_s + 10,
         "grace {grace} s < {pause} + {drain_s} + 10 s"
     );
+}
+
+/// Loads the configuration pod `pod` gets from the manifests (its host name is the pod name).
+fn load_pod(pod: &str) -> palisade::config::Config {
+    let hostname = pod.to_string();
+    load_with_env_and_hostname(None, broker_env(pod), move || Ok(hostname))
+        .unwrap_or_else(|error| panic!("{pod}: {error}"))
+}
+
+#[test]
+fn one_pod_template_founds_with_the_listed_ordinals_and_joins_with_the_next() {
+    for ordinal in 0..3u64 {
+        let config = load_pod(&format!("palisade-{ordinal}"));
+        assert_eq!(config.broker.id, ordinal + 1);
+        assert!(!config.cluster.join, "palisade-{ordinal} founds");
+    }
+    // `kubectl scale --replicas=4`: the fourth pod, same template, starts as a joiner.
+    let fourth = load_pod("palisade-3");
+    assert_eq!(fourth.broker.id, 4);
+    assert!(fourth.cluster.join, "palisade-3 is not a founder: it joins");
+    let advertised = fourth
+        .peer
+        .as_ref()
+        .expect("peer section")
+        .advertise
+        .to_string();
+    assert_eq!(
+        advertised,
+        "palisade-3.palisade.messaging.svc.cluster.local:9441"
+    );
+    // Negative control: without the ConfigMap's join_when_unlisted the fourth pod cannot start.
+    let mut variables = broker_env("palisade-3");
+    variables.retain(|(name, _)| name != "PALISADE_CLUSTER_JOIN_WHEN_UNLISTED");
+    let error = load_with_env_and_hostname(None, variables, || Ok("palisade-3".to_string()))
+        .expect_err("an unlisted founder");
+    assert_eq!(error.key(), Some("cluster.brokers"), "{error}");
 }
 
 #[test]

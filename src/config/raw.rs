@@ -244,6 +244,8 @@ pub struct RawCluster {
     /// The founding brokers as `id@host:port` (peer addresses), comma separated.
     pub brokers: String,
     pub join: bool,
+    /// Join (as with `join`) when `brokers` does not name this broker; found when it does.
+    pub join_when_unlisted: bool,
     pub controller_voters: u64,
     pub down_timeout_ms: u64,
     pub moves_max: u64,
@@ -257,6 +259,7 @@ impl Default for RawCluster {
         RawCluster {
             brokers: String::new(),
             join: false,
+            join_when_unlisted: false,
             controller_voters: 3,
             down_timeout_ms: 30_000,
             moves_max: 2,

@@ -557,21 +557,31 @@ fn cluster(
 ) -> Result<ClusterConfig, ConfigError> {
     let mut brokers = cluster_brokers(checker, &raw.brokers)?;
     let listed = brokers.iter().any(|(id, _)| *id == own_id);
+    // One pod template for founders and later brokers: a broker the list does not name joins.
+    let join = raw.join || (raw.join_when_unlisted && !listed);
     match peer {
-        None if !brokers.is_empty() || raw.join => {
+        None if !brokers.is_empty() || raw.join || raw.join_when_unlisted => {
             return Err(ConfigError::Missing {
                 key: "peer.listen".to_string(),
-                why: "when cluster.brokers or cluster.join is set".to_string(),
+                why: "when cluster.brokers, cluster.join or cluster.join_when_unlisted is set"
+                    .to_string(),
             })
         }
-        Some(peer) if brokers.is_empty() && !raw.join => {
-            brokers.push((own_id, peer.advertise.clone()))
+        Some(_) if brokers.is_empty() && raw.join_when_unlisted => {
+            return Err(checker.invalid(
+                "cluster.join_when_unlisted",
+                true,
+                "false unless cluster.brokers lists the founding brokers (an empty list founds \
+                 a cluster of this broker alone)",
+            ))
         }
-        Some(_) if !listed && !raw.join => {
+        Some(peer) if brokers.is_empty() && !join => brokers.push((own_id, peer.advertise.clone())),
+        Some(_) if !listed && !join => {
             return Err(checker.invalid(
                 "cluster.brokers",
                 format!("{:?}", raw.brokers),
-                "a list containing this broker's id (or set cluster.join = true)",
+                "a list containing this broker's id (or set cluster.join = true, or \
+                 cluster.join_when_unlisted = true to join when unlisted)",
             ))
         }
         Some(_) if listed && raw.join => {
@@ -585,7 +595,7 @@ fn cluster(
     }
     Ok(ClusterConfig {
         brokers,
-        join: raw.join,
+        join,
         controller_voters: checker.size(
             "cluster.controller_voters",
             raw.controller_voters,

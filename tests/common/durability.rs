@@ -101,6 +101,17 @@ pub async fn read_all(
     topic: &str,
     partitions: u32,
 ) -> BTreeMap<u32, Vec<(u64, String)>> {
+    try_read_all(client, topic, partitions)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Like `read_all`, returning the first failed fetch (other than 404) instead of failing.
+pub async fn try_read_all(
+    client: &Client,
+    topic: &str,
+    partitions: u32,
+) -> Result<BTreeMap<u32, Vec<(u64, String)>>, String> {
     let mut all = BTreeMap::new();
     for partition in 0..partitions {
         let mut records = Vec::new();
@@ -112,7 +123,7 @@ pub async fn read_all(
             {
                 Ok(page) => page,
                 Err(ClientError::Api { status: 404, .. }) => break,
-                Err(error) => panic!("fetch {topic}/{partition} at {next}: {error}"),
+                Err(error) => return Err(format!("fetch {topic}/{partition} at {next}: {error}")),
             };
             if page.records.is_empty() {
                 break;
@@ -126,7 +137,7 @@ pub async fn read_all(
         }
         all.insert(partition, records);
     }
-    all
+    Ok(all)
 }
 
 /// Violations of the durability promise, as readable lines (empty when it held).

@@ -11,6 +11,7 @@ use palisade::client::Client;
 pub mod cluster;
 pub mod durability;
 pub mod load;
+pub mod manifests;
 
 /// Creates `name` with `partitions` partitions and replication factor `replication_factor`,
 /// broker defaults for retention.

@@ -5,12 +5,18 @@
 //! on both ends of a broker's veth makes its link slow. The root namespace's address is never
 //! cut, so every broker stays reachable by the clients.
 //!
+//! A namespace may get its own `/etc/hosts` (`write_hosts`): `ip netns exec` bind-mounts the
+//! files of `/etc/netns/<namespace>/` over those of `/etc/` for the process it starts, which
+//! is how a broker in a namespace resolves names no other namespace knows. A namespace can move
+//! to a new address on the bridge (`move_to`), as a rescheduled pod does.
+//!
 //! Everything is named after the test process id and a per-process counter, and removed on
 //! drop, also when the test panics; leftovers of a test process that was killed (whose pid no
 //! longer runs) are removed when the next network is created.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -24,6 +30,8 @@ const NETWORKS_PER_PROCESS_MAX: u8 = 8;
 const PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// The host part of the bridge's (the test process's) address.
 const ROOT_HOST: u8 = 254;
+/// Where `ip netns exec` finds the files it mounts over `/etc/` in a namespace.
+const NETNS_ETC: &str = "/etc/netns";
 
 pub struct Network {
     /// `pf<pid>_<k>`: the start of every name this network owns.
@@ -32,6 +40,10 @@ pub struct Network {
     subnet: u8,
     /// Broker ids with a namespace, in order.
     brokers: Vec<u64>,
+    /// The host part of each broker's address in 10.201.X.0/24 (its id until it moves).
+    hosts: BTreeMap<u64, u8>,
+    /// Brokers whose namespace has its own `/etc/netns/<namespace>/hosts`.
+    hosts_files: BTreeSet<u64>,
     /// One-way cuts in force: (from, to) means `from` cannot send to `to`.
     cuts: BTreeSet<(u64, u64)>,
     slow: BTreeSet<u64>,
@@ -53,6 +65,8 @@ impl Network {
             tag: format!("{PREFIX}{pid}_{counter}"),
             subnet,
             brokers: Vec::new(),
+            hosts: BTreeMap::new(),
+            hosts_files: BTreeSet::new(),
             cuts: BTreeSet::new(),
             slow: BTreeSet::new(),
         };
@@ -67,8 +81,16 @@ impl Network {
         network
     }
 
+    /// One more namespace, for broker `id`, at 10.201.X.id.
+    pub fn add(&mut self, id: u64) {
+        assert!(!self.brokers.contains(&id), "broker {id} has a namespace");
+        self.add_namespace(id);
+    }
+
     fn add_namespace(&mut self, id: u64) {
         let (namespace, outside, inside) = (self.namespace(id), self.outside(id), self.inside(id));
+        let host = u8::try_from(id).expect("broker id fits the host part");
+        self.claim_host(id, host);
         ip(&["netns", "add", &namespace]);
         self.brokers.push(id);
         ip(&[
@@ -81,11 +103,97 @@ impl Network {
         ip(&["-n", &namespace, "link", "set", "lo", "up"]);
     }
 
+    fn claim_host(&mut self, id: u64, host: u8) {
+        assert!(
+            host > 0 && host < ROOT_HOST,
+            "host part {host} of broker {id}"
+        );
+        assert!(
+            !self
+                .hosts
+                .iter()
+                .any(|(other, used)| *other != id && *used == host),
+            "10.201.{}.{host} is taken",
+            self.subnet
+        );
+        self.hosts.insert(id, host);
+    }
+
     /// Broker `id`'s address.
     pub fn address(&self, id: u64) -> IpAddr {
-        let host = u8::try_from(id).expect("broker id fits the host part");
-        assert!(host > 0 && host < ROOT_HOST, "broker id {id}");
+        let host = *self.hosts.get(&id).expect("broker has a namespace");
         IpAddr::V4(Ipv4Addr::new(10, 201, self.subnet, host))
+    }
+
+    /// The address broker `id` would have with host part `host`, for certificates made ahead.
+    pub fn address_at(&self, host: u8) -> IpAddr {
+        assert!(host > 0 && host < ROOT_HOST, "host part {host}");
+        IpAddr::V4(Ipv4Addr::new(10, 201, self.subnet, host))
+    }
+
+    /// Gives broker `id`'s namespace the address with host part `host` instead of its own, as
+    /// a pod rescheduled onto another node comes back with another IP. Only between runs of
+    /// the broker, and with no cut involving it in force.
+    pub fn move_to(&mut self, id: u64, host: u8) {
+        assert!(
+            !self.cuts.iter().any(|(from, to)| *from == id || *to == id),
+            "broker {id} has cuts in force"
+        );
+        let (namespace, inside) = (self.namespace(id), self.inside(id));
+        let old = format!("{}/24", self.address(id));
+        self.claim_host(id, host);
+        let new = format!("{}/24", self.address(id));
+        // Old first: deleting a primary address also deletes the secondaries of its subnet.
+        ip(&["-n", &namespace, "addr", "del", &old, "dev", &inside]);
+        ip(&["-n", &namespace, "addr", "add", &new, "dev", &inside]);
+    }
+
+    /// Sets what processes started in broker `id`'s namespace read as `/etc/hosts`. The file
+    /// is rewritten in place: a running process's mount refers to the file itself (its inode),
+    /// so it sees the new text at its next lookup.
+    pub fn write_hosts(&mut self, id: u64, text: &str) {
+        assert!(self.brokers.contains(&id), "broker {id} has no namespace");
+        let dir = Path::new(NETNS_ETC).join(self.namespace(id));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+        let path = dir.join("hosts");
+        // Not write-then-rename: a new inode would leave running processes on the old text.
+        std::fs::write(&path, text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        self.hosts_files.insert(id);
+    }
+
+    /// The command line that starts a program in broker `id`'s namespace, in a UTS namespace
+    /// of its own whose host name is `hostname` (a pod's host name is the pod's name). The
+    /// program and its arguments follow; the started process has the launcher's pid.
+    pub fn launcher_named(&self, id: u64, hostname: &str) -> Vec<String> {
+        [
+            "ip",
+            "netns",
+            "exec",
+            &self.namespace(id),
+            "unshare",
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            "hostname \"$0\" && exec \"$@\"",
+            hostname,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// Runs `program` inside broker `id`'s namespace as `ip netns exec` starts it (its hosts
+    /// file mounted) and returns its standard output, or `None` when it failed.
+    pub fn run_inside(&self, id: u64, program: &str, arguments: &[&str]) -> Option<String> {
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.namespace(id), program])
+            .args(arguments)
+            .output()
+            .unwrap_or_else(|error| panic!("ip netns exec: {error}"));
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     fn root_address(&self) -> IpAddr {
@@ -278,6 +386,9 @@ impl Drop for Network {
             let _ = Command::new("ip")
                 .args(["netns", "del", &namespace])
                 .status();
+            if self.hosts_files.contains(&id) {
+                remove_etc(&namespace);
+            }
         }
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge()])
@@ -356,6 +467,13 @@ fn running(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Removes `/etc/netns/<namespace>`, and `/etc/netns` once no namespace has files there.
+fn remove_etc(namespace: &str) {
+    let _ = std::fs::remove_dir_all(Path::new(NETNS_ETC).join(namespace));
+    // Fails while another namespace (of this or another process) still has its files there.
+    let _ = std::fs::remove_dir(NETNS_ETC);
+}
+
 /// Removes the namespaces and bridges of test processes that no longer run.
 fn remove_leftovers() {
     for line in output("ip", &["netns", "list"]).lines() {
@@ -365,6 +483,12 @@ fn remove_leftovers() {
         if owner(name).is_some_and(|pid| !running(pid)) {
             kill_inside(name);
             let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+    for entry in std::fs::read_dir(NETNS_ETC).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if owner(&name).is_some_and(|pid| !running(pid)) {
+            remove_etc(&name);
         }
     }
     for line in output("ip", &["-o", "link", "show", "type", "bridge"]).lines() {
