@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::api_doc::{
+    Authenticated as AuthProblems, BadRequest, BodyRefused, Forbidden, InsufficientStorage,
+};
 use super::extract::Authenticated;
 use crate::broker::{Broker, BrokerError, IDEMPOTENCY_KEY_CHARS_MAX};
 use crate::wire::{CreateProducer, ProducerCreated};
@@ -13,6 +16,13 @@ use crate::wire::{CreateProducer, ProducerCreated};
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// `POST /v1/producers`: the body is empty or `{}`.
+#[utoipa::path(post, path = "/v1/producers", tag = "messages", security(("bearer" = [])),
+    request_body(content = Option<CreateProducer>, description = "Empty, or `{}`."),
+    responses(
+        (status = 201, description = "A producer id for idempotent produce.",
+            body = ProducerCreated),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, InsufficientStorage,
+    ))]
 pub async fn create_producer(
     broker: web::Data<Arc<Broker>>,
     caller: Authenticated,
