@@ -220,7 +220,7 @@ pub async fn produce(
             description = "JSON page only: value bytes returned at most; the broker caps it."),
         ("wait_ms" = Option<u64>, Query,
             description = "JSON page only: milliseconds to wait for a record (a long poll), \
-                capped at `limits.wait_ms_max`."),
+                capped at `http.wait_ms_max`."),
         ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]+$",
             description = "Event stream only: resume after this offset (wins over `offset`)."),
     ),

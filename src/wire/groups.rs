@@ -61,7 +61,7 @@ pub struct PollQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
     /// Milliseconds to wait for a record when none is there yet; capped at the broker's
-    /// `limits.wait_ms_max`.
+    /// `http.wait_ms_max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
 }

@@ -73,7 +73,7 @@ pub struct Whoami {
 pub struct CreateTopic {
     #[schema(min_length = 1, max_length = 249, pattern = "^[A-Za-z0-9._-]+$")]
     pub name: String,
-    /// At least 1 and at most the broker's `limits.partitions_max`.
+    /// At least 1 and at most the broker's `topics.partitions_max`.
     #[schema(minimum = 1)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<u32>,
@@ -209,7 +209,7 @@ pub struct FetchQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
     /// Milliseconds to wait for a record when none is there yet (a long poll); capped at the
-    /// broker's `limits.wait_ms_max`.
+    /// broker's `http.wait_ms_max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
 }
