@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::api_doc::{
     Authenticated as AuthProblems, BadRequest, BodyRefused, Conflict, Forbidden, IdPath,
-    InsufficientStorage, NotFound, UserPath,
+    InsufficientStorage, NotFound, OffsetOutOfRange, UserPath,
 };
 use super::error::problem;
 use super::extract::Authenticated;
@@ -205,7 +205,7 @@ pub async fn delete_acl(
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditFilters),
     responses(
         (status = 200, description = "Matching events and where to continue.", body = AuditPage),
-        BadRequest, AuthProblems, Forbidden,
+        BadRequest, AuthProblems, Forbidden, OffsetOutOfRange,
     ))]
 pub async fn audit(
     broker: State,
