@@ -1,5 +1,6 @@
 //! The pieces the route annotations (`#[utoipa::path]`) share: one response per problem status
-//! of `error.rs`'s mapping, and the path parameters with the bounds the broker checks.
+//! of `error.rs`'s mapping, the path parameters with the bounds the broker checks, and the schema
+//! of an event stream's items.
 //!
 //! Describes only; no handler runs any of this. A leaf of `http`: it must not import the routes
 //! (the document in `openapi` lists them).
@@ -157,4 +158,85 @@ pub struct MemberPath {
 #[allow(dead_code)]
 pub struct IdPath {
     id: u64,
+}
+
+/// One item of an event stream, for the OpenAPI document (`itemSchema`): a `record` event (id =
+/// the record's offset, data = the record as JSON with its topic and partition) or the `error`
+/// event that ends the stream (data = a problem body). Keep-alive comments are not items.
+/// The events themselves are written by `sse_body`.
+pub struct StreamEvent;
+
+impl utoipa::PartialSchema for StreamEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::Ref;
+        use utoipa::ToSchema as _;
+        let event = |name: &str, data: &str, with_id: bool, description: &str| {
+            let mut object = ObjectBuilder::new()
+                .description(Some(description))
+                .property(
+                    "event",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([name])),
+                )
+                .required("event")
+                .property(
+                    "data",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .content_media_type("application/json")
+                        .content_schema(Some(Ref::from_schema_name(data))),
+                )
+                .required("data");
+            if with_id {
+                object = object
+                    .property(
+                        "id",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some("^[0-9]+$"))
+                            .description(Some(
+                                "The record's offset: send it as Last-Event-ID to resume.",
+                            )),
+                    )
+                    .required("id");
+            }
+            object
+        };
+        OneOfBuilder::new()
+            .item(event(
+                "record",
+                &crate::wire::GroupRecord::name(),
+                true,
+                "One committed record.",
+            ))
+            .item(event(
+                "error",
+                &crate::wire::Problem::name(),
+                false,
+                "Why the stream ended (the last event).",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StreamEvent {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema as _;
+        schemas.push((
+            crate::wire::GroupRecord::name().into(),
+            crate::wire::GroupRecord::schema(),
+        ));
+        crate::wire::GroupRecord::schemas(schemas);
+        schemas.push((
+            crate::wire::Problem::name().into(),
+            crate::wire::Problem::schema(),
+        ));
+    }
 }

@@ -86,7 +86,7 @@ impl Modify for BearerScheme {
         groups::commit,
         producers::create_producer,
     ),
-    components(schemas(super::sse::StreamEvent)),
+    components(schemas(super::api_doc::StreamEvent)),
     modifiers(&BearerScheme),
     tags(
         (name = "probes", description = "Liveness, readiness and metrics; no token."),

@@ -229,7 +229,7 @@ pub async fn produce(
             headers(("palisade-leader" = String, description = "The leader that served the read.")),
             content(
                 (FetchResponse = "application/json"),
-                ("text/event-stream", item_schema = super::sse::StreamEvent),
+                ("text/event-stream", item_schema = super::api_doc::StreamEvent),
             )),
         BadRequest, AuthProblems, Forbidden, NotFound, OffsetOutOfRange, TooMany,
     ))]
