@@ -53,6 +53,12 @@ pub enum BodyRefused {
     UnsupportedMediaType(Problem),
 }
 
+/// A body larger than its route reads (`POST /v1/producers` reads 1 KiB at most).
+#[derive(IntoResponses)]
+#[response(status = 413, content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub struct TooLarge(Problem);
+
 /// An ACL rule (or the lack of one) refuses the caller this action.
 #[derive(IntoResponses)]
 #[response(status = 403, content_type = "application/problem+json")]
