@@ -166,32 +166,20 @@ async fn a_retried_sequence_is_appended_once_and_sequences_are_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_producer_refuses_long_and_other_bodies_as_problems() {
     let (_broker, api, admin) = setup().await;
-    let auth = ("authorization".to_string(), format!("Bearer {admin}"));
+    let auth = [("authorization".to_string(), format!("Bearer {admin}"))];
     let long = vec![b' '; 20 * 1024 * 1024];
-    let reply = api
-        .send("POST", "/v1/producers", &[auth.clone()], Some(long))
-        .await;
+    let reply = api.send("POST", "/v1/producers", &auth, Some(long)).await;
     reply.assert_problem(413, "empty or {}", "a 20 MiB body");
     let reply = api
-        .send(
-            "POST",
-            "/v1/producers",
-            &[auth.clone()],
-            Some(vec![b' '; 2048]),
-        )
+        .send("POST", "/v1/producers", &auth, Some(vec![b' '; 2048]))
         .await;
     reply.assert_problem(413, "empty or {}", "a 2 KiB body");
     let reply = api
-        .send(
-            "POST",
-            "/v1/producers",
-            &[auth.clone()],
-            Some(b"[1]".to_vec()),
-        )
+        .send("POST", "/v1/producers", &auth, Some(b"[1]".to_vec()))
         .await;
     reply.assert_problem(400, "empty or {}", "a body that is not {}");
     let reply = api
-        .send("POST", "/v1/producers", &[auth], Some(b" {} ".to_vec()))
+        .send("POST", "/v1/producers", &auth, Some(b" {} ".to_vec()))
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
 }
