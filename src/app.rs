@@ -44,6 +44,11 @@ const PENDING_PROPOSALS_MAX: usize = 100_000;
 /// Environment variable that sets the bootstrap admin's password.
 pub const ADMIN_PASSWORD_ENV: &str = "PALISADE_ADMIN_PASSWORD";
 
+/// The OpenAPI document of the HTTP API, as `GET /v1/openapi.json` serves it (pretty JSON).
+pub fn openapi_json() -> String {
+    http::openapi::document_json()
+}
+
 /// Makes any panic in this process fatal: the message and location are printed (and logged),
 /// then the process aborts. A broken invariant on an arbiter thread would otherwise end only
 /// that replica's actor and leave the broker serving with a dead partition replica. The broker

@@ -161,6 +161,29 @@ async fn a_retried_sequence_is_appended_once_and_sequences_are_checked() {
     assert_eq!(values(&api, &admin, 2).await, ["y1", "y2"]);
 }
 
+/// A create-producer body is empty or `{}`; a long one is refused as a problem body, declared
+/// or not, and so is one that is not `{}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_producer_refuses_long_and_other_bodies_as_problems() {
+    let (_broker, api, admin) = setup().await;
+    let auth = [("authorization".to_string(), format!("Bearer {admin}"))];
+    let long = vec![b' '; 20 * 1024 * 1024];
+    let reply = api.send("POST", "/v1/producers", &auth, Some(long)).await;
+    reply.assert_problem(413, "empty or {}", "a 20 MiB body");
+    let reply = api
+        .send("POST", "/v1/producers", &auth, Some(vec![b' '; 2048]))
+        .await;
+    reply.assert_problem(413, "empty or {}", "a 2 KiB body");
+    let reply = api
+        .send("POST", "/v1/producers", &auth, Some(b"[1]".to_vec()))
+        .await;
+    reply.assert_problem(400, "empty or {}", "a body that is not {}");
+    let reply = api
+        .send("POST", "/v1/producers", &auth, Some(b" {} ".to_vec()))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_foreign_producers_keys_and_malformed_fields() {
     let (_broker, api, admin) = setup().await;

@@ -1,5 +1,6 @@
 //! Authentication is checked on an allowlist of exact public paths: any other path, including a
-//! percent-encoded spelling of a route and paths no route matches, needs a token first.
+//! percent-encoded spelling of a route and paths no route matches, needs a token first. The
+//! OpenAPI document is one of the public paths.
 
 mod common;
 
@@ -9,7 +10,7 @@ use common::{BrokerProcess, RawApi};
 async fn only_the_public_paths_answer_without_a_token() {
     let broker = BrokerProcess::start().await;
     let api = RawApi::new(&broker);
-    for path in ["/healthz", "/readyz", "/metrics"] {
+    for path in ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"] {
         let reply = api.send("GET", path, &[], None).await;
         assert_eq!(reply.status, 200, "{path} is public: {}", reply.body);
     }
@@ -19,6 +20,8 @@ async fn only_the_public_paths_answer_without_a_token() {
         "/v1/%74opics",
         "/nothing-here",
         "/healthz/",
+        "/v1/openapi.json/",
+        "/v1/%6Fpenapi.json",
     ] {
         api.send("GET", path, &[], None).await.assert_problem(
             401,
@@ -33,5 +36,23 @@ async fn only_the_public_paths_answer_without_a_token() {
     assert_eq!(
         api.send("GET", "/nothing-here", &auth, None).await.status,
         404
+    );
+}
+
+/// The OpenAPI document is served without a token, as JSON, and is the one the code generates
+/// (the one `docs/openapi.json` holds, see tests/openapi.rs).
+#[actix_rt::test]
+async fn the_openapi_document_is_served_without_a_token() {
+    let broker = BrokerProcess::start().await;
+    let api = RawApi::new(&broker);
+    let reply = api.send("GET", "/v1/openapi.json", &[], None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.content_type, "application/json");
+    let expected: serde_json::Value =
+        serde_json::from_str(&palisade::app::openapi_json()).expect("the document is JSON");
+    assert_eq!(reply.body, expected);
+    assert_eq!(
+        reply.body["paths"]["/v1/openapi.json"]["get"]["operationId"],
+        "openapi_json"
     );
 }

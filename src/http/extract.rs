@@ -40,7 +40,13 @@ pub fn request_info(request: &HttpRequest) -> RequestInfo {
 /// matches and other spellings of these (percent-encoded, a trailing slash): authentication is
 /// checked on an allowlist of exact paths, so a spelling the router decodes differently cannot
 /// skip it.
-pub const PUBLIC_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/v1/auth/token"];
+pub const PUBLIC_PATHS: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/auth/token",
+    "/v1/openapi.json",
+];
 
 /// Whether a request to `path` (as sent, before any decoding) must carry a valid token.
 pub fn needs_token(path: &str) -> bool {

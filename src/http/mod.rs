@@ -1,7 +1,9 @@
 //! The HTTPS + JSON API (actix-web over rustls): routes, the bearer-token extractor, DTOs, the one
-//! error → status mapping, metrics, and the listener that admits each connection (`listener`).
+//! error → status mapping, metrics, the listener that admits each connection (`listener`), and the
+//! OpenAPI document generated from the route annotations (`openapi`, served at `/v1/openapi.json`).
 //! Business decisions live in `broker` and below.
 
+mod api_doc;
 mod body_budget;
 pub mod dto;
 pub mod dto_groups;
@@ -9,6 +11,7 @@ pub mod error;
 pub mod extract;
 mod listener;
 pub mod metrics;
+pub mod openapi;
 mod record_json;
 mod routes_admin;
 mod routes_cluster;
@@ -106,6 +109,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(admin::healthz))
         .route("/readyz", web::get().to(admin::readyz))
         .route("/metrics", web::get().to(admin::metrics))
+        .route("/v1/openapi.json", web::get().to(openapi::openapi_json))
         .route("/v1/auth/token", web::post().to(data::token))
         .route("/v1/auth/revoke", web::post().to(data::revoke))
         .route("/v1/auth/keys", web::get().to(admin::list_signing_keys))

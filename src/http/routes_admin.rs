@@ -6,13 +6,18 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::api_doc::{
+    Authenticated as AuthProblems, BadRequest, BodyRefused, Conflict, Forbidden, IdPath,
+    InsufficientStorage, NotFound, OffsetOutOfRange, UserPath,
+};
 use super::error::problem;
 use super::extract::Authenticated;
 use super::metrics::Metrics;
 use crate::broker::{AuditQuery, Broker, BrokerError, NewAcl};
 use crate::wire::{
-    AclList, AuditEntry, AuditFilters, AuditHead, AuditPage, CreateAcl, CreateUser, RotatedKey,
-    SetPassword, SigningKeyList, SigningKeyView, User, UserList,
+    AclList, AclRule, AuditEntry, AuditFilters, AuditHead, AuditPage, CreateAcl, CreateUser,
+    ProbeStatus, RotatedKey, SetPassword, SigningKeyList, SigningKeyView, User, UserCreated,
+    UserList,
 };
 
 type State = web::Data<Arc<Broker>>;
@@ -20,6 +25,12 @@ type State = web::Data<Arc<Broker>>;
 /// Events returned by one audit read at most.
 const AUDIT_PAGE_MAX: u64 = 1000;
 
+/// The users.
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every user.", body = UserList),
+        AuthProblems, Forbidden,
+    ))]
 pub async fn list_users(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let users = broker.list_users(&caller.0).await?;
     let users: Vec<User> = users
@@ -34,6 +45,12 @@ pub async fn list_users(broker: State, caller: Authenticated) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(json!(UserList { users })))
 }
 
+/// Creates a user.
+#[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUser,
+    responses(
+        (status = 201, description = "The user was created.", body = UserCreated),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, Conflict, InsufficientStorage,
+    ))]
 pub async fn create_user(
     broker: State,
     caller: Authenticated,
@@ -43,10 +60,18 @@ pub async fn create_user(
     broker
         .create_user(&caller.0, &body.username, &body.password, body.superuser)
         .await?;
-    Ok(HttpResponse::Created()
-        .json(json!({ "username": body.username, "superuser": body.superuser })))
+    Ok(HttpResponse::Created().json(UserCreated {
+        superuser: body.superuser,
+        username: body.username,
+    }))
 }
 
+/// Deletes a user; its tokens stop authenticating.
+#[utoipa::path(delete, path = "/v1/users/{user}", tag = "users", security(("bearer" = [])), params(UserPath),
+    responses(
+        (status = 204, description = "The user is gone."),
+        AuthProblems, Forbidden, NotFound, Conflict, InsufficientStorage,
+    ))]
 pub async fn delete_user(
     broker: State,
     caller: Authenticated,
@@ -56,6 +81,12 @@ pub async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Sets a user's password.
+#[utoipa::path(put, path = "/v1/users/{user}/password", tag = "users", security(("bearer" = [])), params(UserPath), request_body = SetPassword,
+    responses(
+        (status = 204, description = "The password is set."),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, NotFound, InsufficientStorage,
+    ))]
 pub async fn set_password(
     broker: State,
     caller: Authenticated,
@@ -68,6 +99,12 @@ pub async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Revokes every token issued to a user so far.
+#[utoipa::path(post, path = "/v1/users/{user}/revoke-tokens", tag = "users", security(("bearer" = [])), params(UserPath),
+    responses(
+        (status = 204, description = "The tokens no longer authenticate."),
+        AuthProblems, Forbidden, NotFound, InsufficientStorage,
+    ))]
 pub async fn revoke_user_tokens(
     broker: State,
     caller: Authenticated,
@@ -77,6 +114,12 @@ pub async fn revoke_user_tokens(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The token signing keys (ids and lifetimes, never secrets).
+#[utoipa::path(get, path = "/v1/auth/keys", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys.", body = SigningKeyList),
+        AuthProblems, Forbidden,
+    ))]
 pub async fn list_signing_keys(
     broker: State,
     caller: Authenticated,
@@ -95,6 +138,12 @@ pub async fn list_signing_keys(
     Ok(HttpResponse::Ok().json(SigningKeyList { keys }))
 }
 
+/// Generates a new signing key; the old one verifies its tokens until they expire.
+#[utoipa::path(post, path = "/v1/auth/keys", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The key that now signs new tokens.", body = RotatedKey),
+        AuthProblems, Forbidden, InsufficientStorage,
+    ))]
 pub async fn rotate_signing_key(
     broker: State,
     caller: Authenticated,
@@ -103,11 +152,23 @@ pub async fn rotate_signing_key(
     Ok(HttpResponse::Created().json(RotatedKey { kid }))
 }
 
+/// The ACL rules.
+#[utoipa::path(get, path = "/v1/acls", tag = "acls", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every rule.", body = AclList),
+        AuthProblems, Forbidden,
+    ))]
 pub async fn list_acls(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let acls = broker.list_acls(&caller.0).await?;
     Ok(HttpResponse::Ok().json(AclList { acls }))
 }
 
+/// Adds an ACL rule.
+#[utoipa::path(post, path = "/v1/acls", tag = "acls", security(("bearer" = [])), request_body = CreateAcl,
+    responses(
+        (status = 201, description = "The rule with its id.", body = AclRule),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, Conflict, InsufficientStorage,
+    ))]
 pub async fn create_acl(
     broker: State,
     caller: Authenticated,
@@ -125,6 +186,12 @@ pub async fn create_acl(
     Ok(HttpResponse::Created().json(rule))
 }
 
+/// Removes an ACL rule.
+#[utoipa::path(delete, path = "/v1/acls/{id}", tag = "acls", security(("bearer" = [])), params(IdPath),
+    responses(
+        (status = 204, description = "The rule is gone."),
+        BadRequest, AuthProblems, Forbidden, NotFound, InsufficientStorage,
+    ))]
 pub async fn delete_acl(
     broker: State,
     caller: Authenticated,
@@ -134,6 +201,12 @@ pub async fn delete_acl(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A page of audit events, filtered.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditFilters),
+    responses(
+        (status = 200, description = "Matching events and where to continue.", body = AuditPage),
+        BadRequest, AuthProblems, Forbidden, OffsetOutOfRange,
+    ))]
 pub async fn audit(
     broker: State,
     caller: Authenticated,
@@ -165,6 +238,12 @@ pub async fn audit(
     }))
 }
 
+/// The newest audit event's offset and hash, an anchor for verifying the chain.
+#[utoipa::path(get, path = "/v1/audit/head", tag = "audit", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The head of the audit log.", body = AuditHead),
+        AuthProblems, Forbidden,
+    ))]
 pub async fn audit_head(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let head = broker.audit_head(&caller.0).await?;
     Ok(HttpResponse::Ok().json(AuditHead {
@@ -184,13 +263,27 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
     )
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "Alive.", body = ProbeStatus)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(ProbeStatus {
+        status: "ok".to_string(),
+    })
 }
 
+/// Readiness: the broker serves requests.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Ready.", body = ProbeStatus),
+        (status = 503, description = "Still starting.", body = crate::wire::Problem,
+            content_type = "application/problem+json"),
+    ))]
 pub async fn readyz(broker: State) -> HttpResponse {
     if broker.is_ready() {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
+        HttpResponse::Ok().json(ProbeStatus {
+            status: "ready".to_string(),
+        })
     } else {
         problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -200,6 +293,10 @@ pub async fn readyz(broker: State) -> HttpResponse {
     }
 }
 
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "The metrics.", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics(metrics: web::Data<Arc<Metrics>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -4,18 +4,29 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::api_doc::{
+    Authenticated as AuthProblems, BadRequest, BodyRefused, Conflict, Forbidden,
+    InsufficientStorage, NotFound, OffsetOutOfRange, PartitionPath, TooMany, TopicPath,
+};
 use super::dto::{fetch_body, record_from_wire};
 use super::extract::{request_info, Authenticated};
 use super::metrics::Metrics;
 use super::sized_json::SizedJson;
 use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, NewTopic, ProduceRecord};
 use crate::wire::{
-    CreateTopic, FetchQuery, ProduceBody, ProduceResponse, RecordPosition, TokenRequest,
-    TokenResponse, TopicList, Whoami,
+    CreateTopic, FetchQuery, FetchResponse, ProduceBody, ProduceResponse, RecordPosition,
+    TokenRequest, TokenResponse, TopicDescription, TopicList, Whoami,
 };
 
 type State = web::Data<Arc<Broker>>;
 
+/// Logs in with a user name and password and returns a bearer token.
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest,
+    responses(
+        (status = 200, description = "A token for the `Authorization: Bearer` header.",
+            body = TokenResponse),
+        BadRequest, BodyRefused, AuthProblems, TooMany,
+    ))]
 pub async fn token(
     broker: State,
     request: HttpRequest,
@@ -33,11 +44,17 @@ pub async fn token(
     }))
 }
 
+/// Revokes the token of this request.
+#[utoipa::path(post, path = "/v1/auth/revoke", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "The token no longer authenticates."), AuthProblems))]
 pub async fn revoke(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     broker.revoke(&caller.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The caller's principal and the ACL rules that apply to it.
+#[utoipa::path(get, path = "/v1/whoami", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The caller.", body = Whoami), AuthProblems))]
 pub async fn whoami(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let caller = caller.0;
     let permissions = broker.permissions(&caller);
@@ -49,6 +66,9 @@ pub async fn whoami(broker: State, caller: Authenticated) -> Result<HttpResponse
     }))
 }
 
+/// The topics the caller may describe.
+#[utoipa::path(get, path = "/v1/topics", tag = "topics", security(("bearer" = [])),
+    responses((status = 200, description = "The topics.", body = TopicList), AuthProblems, Forbidden))]
 pub async fn list_topics(
     broker: State,
     caller: Authenticated,
@@ -57,6 +77,12 @@ pub async fn list_topics(
     Ok(HttpResponse::Ok().json(TopicList { topics }))
 }
 
+/// Creates a topic.
+#[utoipa::path(post, path = "/v1/topics", tag = "topics", security(("bearer" = [])), request_body = CreateTopic,
+    responses(
+        (status = 201, description = "The topic as created.", body = TopicDescription),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, Conflict, TooMany, InsufficientStorage,
+    ))]
 pub async fn create_topic(
     broker: State,
     caller: Authenticated,
@@ -74,6 +100,12 @@ pub async fn create_topic(
     Ok(HttpResponse::Created().json(view))
 }
 
+/// A topic, its partitions and their leaders and offsets.
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", security(("bearer" = [])), params(TopicPath),
+    responses(
+        (status = 200, description = "The topic.", body = TopicDescription),
+        AuthProblems, Forbidden, NotFound,
+    ))]
 pub async fn describe_topic(
     broker: State,
     caller: Authenticated,
@@ -83,6 +115,12 @@ pub async fn describe_topic(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// Deletes a topic and its records.
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", security(("bearer" = [])), params(TopicPath),
+    responses(
+        (status = 204, description = "The topic is gone."),
+        AuthProblems, Forbidden, NotFound, InsufficientStorage,
+    ))]
 pub async fn delete_topic(
     broker: State,
     caller: Authenticated,
@@ -108,6 +146,23 @@ fn produce_leaders(leaders: &[(u32, u64)]) -> String {
         .join(",")
 }
 
+/// Appends records; answers once they are committed. Idempotent with a `producer_id` and
+/// sequence in the body, or with an `Idempotency-Key` header.
+#[utoipa::path(post, path = "/v1/topics/{topic}/messages", tag = "messages", security(("bearer" = [])),
+    params(
+        TopicPath,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128,
+            pattern = "^[!-~]+$",
+            description = "Makes a retried produce write its records once."),
+    ),
+    request_body = ProduceBody,
+    responses(
+        (status = 200, description = "Where each record was written, in request order.",
+            body = ProduceResponse,
+            headers(("palisade-leader" = String,
+                description = "The leader that wrote: one broker id, else `partition=id` pairs."))),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, NotFound, Conflict, InsufficientStorage,
+    ))]
 pub async fn produce(
     broker: State,
     metrics: web::Data<Arc<Metrics>>,
@@ -150,6 +205,34 @@ pub async fn produce(
         }))
 }
 
+/// Reads committed records of one partition: a JSON page, or with `Accept: text/event-stream`
+/// an endless stream of `record` events (see `sse`), ended by an `error` event.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/messages",
+    tag = "messages", security(("bearer" = [])),
+    params(
+        PartitionPath,
+        ("offset" = Option<String>, Query, pattern = "^([0-9]+|earliest|latest)$",
+            description = "The first offset to read. The JSON page takes a decimal offset \
+                (default 0); the event stream also takes `earliest` (the default) or `latest`."),
+        ("max_messages" = Option<u64>, Query,
+            description = "JSON page only: records returned at most; the broker caps it."),
+        ("max_bytes" = Option<u64>, Query,
+            description = "JSON page only: value bytes returned at most; the broker caps it."),
+        ("wait_ms" = Option<u64>, Query,
+            description = "JSON page only: milliseconds to wait for a record (a long poll), \
+                capped at `http.wait_ms_max`."),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]+$",
+            description = "Event stream only: resume after this offset (wins over `offset`)."),
+    ),
+    responses(
+        (status = 200, description = "A page of records, or an event stream.",
+            headers(("palisade-leader" = String, description = "The leader that served the read.")),
+            content(
+                (FetchResponse = "application/json"),
+                ("text/event-stream", item_schema = super::api_doc::StreamEvent),
+            )),
+        BadRequest, AuthProblems, Forbidden, NotFound, OffsetOutOfRange, TooMany,
+    ))]
 pub async fn fetch(
     broker: State,
     metrics: web::Data<Arc<Metrics>>,

@@ -4,6 +4,10 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 
+use super::api_doc::{
+    Authenticated as AuthProblems, BadRequest, BodyRefused, Conflict, Forbidden, GroupPath,
+    InsufficientStorage, MemberPath, NotFound, TooMany,
+};
 use super::dto_groups::group_poll_body;
 use super::extract::Authenticated;
 use super::metrics::Metrics;
@@ -11,11 +15,18 @@ use crate::broker::groups::{JoinRequest, PollRequest};
 use crate::broker::TopicPartition;
 use crate::broker::{Broker, BrokerError};
 use crate::wire::{
-    CommitOffsets, GroupDescription, GroupList, GroupSummary, JoinGroup, Member, PollQuery,
+    CommitOffsets, GroupDescription, GroupList, GroupPoll, GroupSummary, JoinGroup, Member,
+    PollQuery,
 };
 
 type State = web::Data<Arc<Broker>>;
 
+/// The consumer groups the caller may describe.
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The groups.", body = GroupList),
+        AuthProblems,
+    ))]
 pub async fn list(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let groups = broker
         .list_consumer_groups(&caller.0)
@@ -29,6 +40,12 @@ pub async fn list(broker: State, caller: Authenticated) -> Result<HttpResponse, 
     Ok(HttpResponse::Ok().json(GroupList { groups }))
 }
 
+/// A group's members, assignments, committed offsets and lag.
+#[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups", security(("bearer" = [])), params(GroupPath),
+    responses(
+        (status = 200, description = "The group.", body = GroupDescription),
+        AuthProblems, Forbidden, NotFound,
+    ))]
 pub async fn describe(
     broker: State,
     caller: Authenticated,
@@ -40,6 +57,12 @@ pub async fn describe(
     Ok(HttpResponse::Ok().json(GroupDescription::from(view)))
 }
 
+/// Joins a group (creating it); the answer names the member and its partitions.
+#[utoipa::path(post, path = "/v1/groups/{group}/members", tag = "groups", security(("bearer" = [])), params(GroupPath), request_body = JoinGroup,
+    responses(
+        (status = 201, description = "The new member.", body = Member),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, NotFound, TooMany, InsufficientStorage,
+    ))]
 pub async fn join(
     broker: State,
     caller: Authenticated,
@@ -58,6 +81,12 @@ pub async fn join(
     Ok(HttpResponse::Created().json(Member::from(view)))
 }
 
+/// Keeps a member's session; the answer has its current assignment.
+#[utoipa::path(post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups", security(("bearer" = [])), params(MemberPath),
+    responses(
+        (status = 200, description = "The member.", body = Member),
+        AuthProblems, Forbidden, NotFound, InsufficientStorage,
+    ))]
 pub async fn heartbeat(
     broker: State,
     caller: Authenticated,
@@ -68,6 +97,12 @@ pub async fn heartbeat(
     Ok(HttpResponse::Ok().json(Member::from(view)))
 }
 
+/// Leaves a group; its partitions go to the other members.
+#[utoipa::path(delete, path = "/v1/groups/{group}/members/{member}", tag = "groups", security(("bearer" = [])), params(MemberPath),
+    responses(
+        (status = 204, description = "The member left."),
+        AuthProblems, Forbidden, NotFound, InsufficientStorage,
+    ))]
 pub async fn leave(
     broker: State,
     caller: Authenticated,
@@ -78,6 +113,12 @@ pub async fn leave(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Reads records of the member's partitions from the group's committed offsets.
+#[utoipa::path(get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups", security(("bearer" = [])), params(MemberPath, PollQuery),
+    responses(
+        (status = 200, description = "Records and the offsets to commit.", body = GroupPoll),
+        BadRequest, AuthProblems, Forbidden, NotFound, Conflict,
+    ))]
 pub async fn poll(
     broker: State,
     metrics: web::Data<Arc<Metrics>>,
@@ -102,6 +143,12 @@ pub async fn poll(
         .streaming(futures_util::stream::iter(group_poll_body(polled))))
 }
 
+/// Commits offsets for a member's partitions.
+#[utoipa::path(post, path = "/v1/groups/{group}/offsets", tag = "groups", security(("bearer" = [])), params(GroupPath), request_body = CommitOffsets,
+    responses(
+        (status = 204, description = "The offsets are committed."),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, NotFound, Conflict, InsufficientStorage,
+    ))]
 pub async fn commit(
     broker: State,
     caller: Authenticated,

@@ -5,11 +5,12 @@
 //! exactly as stored. The authorization decision (`auth::acl`) and the hash chain (`audit`)
 //! add their logic to these types where they live; this file holds (de)serialization only.
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::REDACTED;
 
 /// An item of `GET /v1/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub username: String,
     #[serde(default)]
@@ -20,30 +21,42 @@ pub struct User {
 }
 
 /// `GET /v1/users` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserList {
     pub users: Vec<User>,
 }
 
 /// `POST /v1/users` body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(min_length = 1, max_length = 249, pattern = "^[A-Za-z0-9._-]+$")]
     pub username: String,
+    /// 8 to 1024 bytes.
+    #[schema(format = Password, min_length = 8, max_length = 1024)]
     pub password: String,
     #[serde(default)]
     pub superuser: bool,
 }
 
+/// `POST /v1/users` reply: the user created (fields in sorted order, as this answer always had).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserCreated {
+    pub superuser: bool,
+    pub username: String,
+}
+
 /// `PUT /v1/users/{user}/password` body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
+    /// 8 to 1024 bytes.
+    #[schema(format = Password, min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
 /// An item of `GET /v1/auth/keys`: a signing key's id and lifetime, never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SigningKeyView {
     /// The `kid` of the tokens it signs.
     pub kid: String,
@@ -58,19 +71,19 @@ pub struct SigningKeyView {
 }
 
 /// `GET /v1/auth/keys` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SigningKeyList {
     pub keys: Vec<SigningKeyView>,
 }
 
 /// `POST /v1/auth/keys` reply: the key that now signs new tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RotatedKey {
     pub kid: String,
 }
 
 /// One allow or deny rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AclRule {
     /// Assigned by the controller; unique; used to delete the rule and to explain a denial.
@@ -83,7 +96,9 @@ pub struct AclRule {
     pub effect: Effect,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceType {
     Topic,
@@ -94,7 +109,7 @@ pub enum ResourceType {
 }
 
 /// Which resource names a rule covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pattern {
     /// Exactly this name.
@@ -105,7 +120,9 @@ pub enum Pattern {
     Any,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Read,
@@ -116,7 +133,7 @@ pub enum Operation {
     Alter,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
     Allow,
@@ -124,7 +141,7 @@ pub enum Effect {
 }
 
 /// `POST /v1/acls` body: a rule without its id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAcl {
     /// A user name, or `"*"` for every principal.
@@ -136,13 +153,13 @@ pub struct CreateAcl {
 }
 
 /// `GET /v1/acls` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AclList {
     pub acls: Vec<AclRule>,
 }
 
 /// What happened to the audited request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditDecision {
     /// Authorization granted.
@@ -156,7 +173,7 @@ pub enum AuditDecision {
 }
 
 /// An event as recorded, hash-chained to its predecessor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
     /// When the broker handled the request, Unix milliseconds.
     pub time_ms: u64,
@@ -184,23 +201,29 @@ pub struct AuditEvent {
 }
 
 /// Query of `GET /v1/audit`; every filter is optional.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilters {
     /// Position in the audit log to read from (a page's `next_offset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
-    /// Events examined at most (the broker caps it).
+    /// Events examined at most; larger values read 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Only events of this principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// Only events of this action, for example `auth.login`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Only events with this decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<AuditDecision>,
+    /// Only events at or after this time, Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<u64>,
+    /// Only events before this time, Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
 }
@@ -240,7 +263,7 @@ impl AuditDecision {
 }
 
 /// `GET /v1/audit` reply: matching events from `offset` on, and where to continue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     pub events: Vec<AuditEntry>,
     /// Where the next page starts (past every event examined, matching or not).
@@ -254,7 +277,7 @@ pub struct AuditPage {
 
 /// `GET /v1/audit/head` reply: the newest event, to record as an anchor for
 /// `palisade audit verify --anchor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditHead {
     /// The newest event's offset; absent while the log is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,7 +294,7 @@ pub struct AuditHead {
 
 /// One event of an audit page: the stored event plus its position in the audit log (the
 /// broker always sends it; the client accepts its absence).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,

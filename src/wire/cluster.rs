@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 /// `GET /v1/cluster` reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct ClusterView {
     /// The broker that answered.
@@ -22,7 +23,7 @@ pub struct ClusterView {
 }
 
 /// The controller group: its leader, term, voters and learners.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct ControllerView {
     pub leader: Option<u64>,
@@ -32,7 +33,7 @@ pub struct ControllerView {
 }
 
 /// One broker as the cluster sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct BrokerView {
     pub id: u64,
@@ -50,7 +51,7 @@ pub struct BrokerView {
 }
 
 /// One partition's replica group.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct PartitionView {
     pub topic: String,
@@ -71,11 +72,26 @@ pub struct PartitionView {
 }
 
 /// `POST /v1/cluster/brokers` body: registers a joining broker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AddBroker {
     pub id: u64,
     /// `host:port` of the new broker's peer link.
     pub peer: String,
+}
+
+/// `POST /v1/cluster/brokers/{id}/decommission` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DecommissionStarted {
+    pub id: u64,
+    /// Always `decommissioning`.
+    pub state: String,
+}
+
+/// `POST /v1/cluster/rebalance` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RebalanceStarted {
+    /// Always `started`.
+    pub rebalance: String,
 }
 
 /// Reads `controller` as an object, or as a bare broker id naming the leader; anything else

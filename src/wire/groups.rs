@@ -3,11 +3,12 @@
 //! A poll answer's records are the fetch record with its topic and partition beside it, so a
 //! consumer reads both answers with one record type. (De)serialization only.
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::FetchedRecord;
 
 /// Where a group with no committed offset in a partition starts reading.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OffsetReset {
     /// The first stored record.
@@ -18,10 +19,14 @@ pub enum OffsetReset {
 }
 
 /// `POST /v1/groups/{group}/members` body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinGroup {
+    /// 1 to 100 topic names.
+    #[schema(min_items = 1, max_items = 100)]
     pub topics: Vec<String>,
+    /// 500 to 600000; the broker's default when omitted.
+    #[schema(minimum = 500, maximum = 600_000)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_timeout_ms: Option<u64>,
     /// `earliest` (the default) or `latest`: where to start in a partition the group never
@@ -30,14 +35,14 @@ pub struct JoinGroup {
     pub auto_offset_reset: Option<OffsetReset>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 pub struct TopicPartition {
     pub topic: String,
     pub partition: u32,
 }
 
 /// A member's generation and assignment (join and heartbeat answers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Member {
     pub member_id: String,
     pub generation: u64,
@@ -45,13 +50,18 @@ pub struct Member {
 }
 
 /// Query of `GET /v1/groups/{group}/members/{member}/records`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PollQuery {
+    /// Records returned at most; the broker caps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<u64>,
+    /// Bytes of record values returned at most; the broker caps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
+    /// Milliseconds to wait for a record when none is there yet; capped at the broker's
+    /// `http.wait_ms_max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
 }
@@ -68,7 +78,7 @@ impl PollQuery {
 }
 
 /// One record of a group poll.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupRecord {
     pub topic: String,
     pub partition: u32,
@@ -78,7 +88,7 @@ pub struct GroupRecord {
 
 /// An offset to commit: the next one to read in a partition. Both a commit body's item and a
 /// poll answer's `next_offsets` item, so it rejects unknown fields in either role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetCommit {
     pub topic: String,
@@ -87,7 +97,7 @@ pub struct OffsetCommit {
 }
 
 /// `GET /v1/groups/{group}/members/{member}/records` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupPoll {
     pub member_id: String,
     pub generation: u64,
@@ -98,7 +108,7 @@ pub struct GroupPoll {
 }
 
 /// `POST /v1/groups/{group}/offsets` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitOffsets {
     pub member_id: String,
@@ -107,7 +117,7 @@ pub struct CommitOffsets {
 }
 
 /// One member of a group description.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupMemberView {
     pub member_id: String,
     pub principal: String,
@@ -124,7 +134,7 @@ pub struct GroupMemberView {
 }
 
 /// One partition's committed position in a group description.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupOffsetView {
     pub topic: String,
     pub partition: u32,
@@ -136,7 +146,7 @@ pub struct GroupOffsetView {
 }
 
 /// `GET /v1/groups/{group}` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupDescription {
     pub group: String,
     pub generation: u64,
@@ -145,7 +155,7 @@ pub struct GroupDescription {
 }
 
 /// An item of `GET /v1/groups`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {
     pub group: String,
     pub generation: u64,
@@ -153,7 +163,7 @@ pub struct GroupSummary {
 }
 
 /// `GET /v1/groups` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupList {
     pub groups: Vec<GroupSummary>,
 }

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 mod admin;
 mod cluster;
@@ -21,9 +22,12 @@ mod groups;
 pub use admin::{
     AclList, AclRule, AuditDecision, AuditEntry, AuditEvent, AuditFilters, AuditHead, AuditPage,
     CreateAcl, CreateUser, Effect, Operation, Pattern, ResourceType, RotatedKey, SetPassword,
-    SigningKeyList, SigningKeyView, User, UserList,
+    SigningKeyList, SigningKeyView, User, UserCreated, UserList,
 };
-pub use cluster::{AddBroker, BrokerView, ClusterView, ControllerView, PartitionView};
+pub use cluster::{
+    AddBroker, BrokerView, ClusterView, ControllerView, DecommissionStarted, PartitionView,
+    RebalanceStarted,
+};
 pub use groups::{
     CommitOffsets, GroupDescription, GroupList, GroupMemberView, GroupOffsetView, GroupPoll,
     GroupRecord, GroupSummary, JoinGroup, Member, OffsetCommit, OffsetReset, PollQuery,
@@ -31,15 +35,16 @@ pub use groups::{
 };
 
 /// `POST /v1/auth/token` body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub username: String,
+    #[schema(format = Password)]
     pub password: String,
 }
 
 /// `POST /v1/auth/token` reply.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `"Bearer"`.
@@ -49,7 +54,7 @@ pub struct TokenResponse {
 }
 
 /// `GET /v1/whoami` reply: the principal and the ACL rules that apply to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Whoami {
     pub principal: String,
     #[serde(default)]
@@ -63,10 +68,13 @@ pub struct Whoami {
 
 /// `POST /v1/topics` body. `retention_*` set to `null` means "no limit of that kind"; omitted
 /// fields take the broker's defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
+    #[schema(min_length = 1, max_length = 249, pattern = "^[A-Za-z0-9._-]+$")]
     pub name: String,
+    /// At least 1 and at most the broker's `topics.partitions_max`.
+    #[schema(minimum = 1)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +86,7 @@ pub struct CreateTopic {
 }
 
 /// `GET /v1/topics/{topic}` reply (also the items of `GET /v1/topics`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TopicDescription {
     pub name: String,
     pub replication_factor: u16,
@@ -92,13 +100,13 @@ pub struct TopicDescription {
 }
 
 /// `GET /v1/topics` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TopicList {
     pub topics: Vec<TopicDescription>,
 }
 
 /// One partition of a topic description.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PartitionDescription {
     pub partition: u32,
     /// Broker id of the current leader; `None` while an election runs.
@@ -110,14 +118,14 @@ pub struct PartitionDescription {
 }
 
 /// `POST /v1/topics/{topic}/messages` body of a plain produce.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     pub records: Vec<ProduceRecord>,
 }
 
 /// `POST /v1/topics/{topic}/messages` body of an idempotent produce, as a client sends it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdempotentProduceRequest {
     pub records: Vec<ProduceRecord>,
@@ -132,7 +140,7 @@ pub struct IdempotentProduceRequest {
 
 /// `POST /v1/topics/{topic}/messages` body as the broker reads it: a [`ProduceRequest`], or an
 /// [`IdempotentProduceRequest`] when `producer_id` is present.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceBody {
     pub records: Vec<ProduceRecord>,
@@ -145,7 +153,7 @@ pub struct ProduceBody {
 }
 
 /// One record to produce: `value` for UTF-8 text or `value_b64` for bytes (exactly one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,39 +170,46 @@ pub struct ProduceRecord {
 }
 
 /// `POST /v1/topics/{topic}/messages` reply: one position per record, in request order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProduceResponse {
     pub offsets: Vec<RecordPosition>,
 }
 
 /// Where one produced record was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RecordPosition {
     pub partition: u32,
     pub offset: u64,
 }
 
 /// `POST /v1/producers` body: no fields (the body may also be empty).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProducer {}
 
 /// `POST /v1/producers` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProducerCreated {
+    /// Names the producer in idempotent produce bodies (`producer_id`).
     pub producer_id: String,
 }
 
 /// Query of `GET /v1/topics/{topic}/partitions/{p}/messages`; a missing `offset` reads from 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FetchQuery {
+    /// The first offset to read (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// Records returned at most; the broker caps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<u64>,
+    /// Bytes of record values returned at most; the broker caps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
+    /// Milliseconds to wait for a record when none is there yet (a long poll); capped at the
+    /// broker's `http.wait_ms_max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
 }
@@ -222,7 +237,7 @@ pub(crate) fn query_pairs<const N: usize>(
 }
 
 /// `GET /v1/topics/{topic}/partitions/{p}/messages` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FetchResponse {
     pub records: Vec<FetchedRecord>,
     /// Offset to ask for next.
@@ -234,7 +249,7 @@ pub struct FetchResponse {
 
 /// One committed record: `value` when it was sent as text and is UTF-8, else `value_b64`.
 /// The broker always writes `headers`, empty or not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FetchedRecord {
     pub offset: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +261,13 @@ pub struct FetchedRecord {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub timestamp_ms: u64,
+}
+
+/// `GET /healthz` and `GET /readyz` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProbeStatus {
+    /// `ok` (alive) or `ready` (serving).
+    pub status: String,
 }
 
 /// Stands in for secrets in `Debug` output, so logging a DTO never leaks a credential.
@@ -273,7 +295,7 @@ impl std::fmt::Debug for TokenResponse {
 }
 
 /// An `application/problem+json` error body (RFC 9457).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     #[serde(rename = "type", default)]
     pub problem_type: Option<String>,
