@@ -54,6 +54,11 @@ pub enum BrokerError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// A write reached the leader and may or may not be applied (the leader stepped down or
+    /// stopped while it waited for its commit). Never resent by forwarding unless the write is
+    /// deduplicated; a client sees 503 and decides.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// This broker does not lead the group; `leader` is its best guess. Forwarding retries on
     /// it; a client sees it only as 503 once the forwarding deadline passed.
     #[error("this broker does not lead the partition (leader: {leader:?}); retry")]
@@ -101,15 +106,17 @@ impl BrokerError {
             BrokerError::Overloaded(_) => (503, "overloaded"),
             BrokerError::InsufficientStorage(_) => (507, "insufficient-storage"),
             BrokerError::OffsetOutOfRange { .. } => (416, "offset-out-of-range"),
-            BrokerError::Unavailable(_) | BrokerError::NotLeader { .. } | BrokerError::Retry(_) => {
-                (503, "unavailable")
-            }
+            BrokerError::Unavailable(_)
+            | BrokerError::OutcomeUnknown(_)
+            | BrokerError::NotLeader { .. }
+            | BrokerError::Retry(_) => (503, "unavailable"),
             BrokerError::AuditUnavailable(_) => (503, "audit-unavailable"),
             BrokerError::Internal(_) => (500, "internal"),
         };
         let retry_after_s = match self {
             BrokerError::RateLimited { retry_after_s } => Some(*retry_after_s),
             BrokerError::Unavailable(_)
+            | BrokerError::OutcomeUnknown(_)
             | BrokerError::NotLeader { .. }
             | BrokerError::Retry(_)
             | BrokerError::Overloaded(_)
@@ -187,6 +194,11 @@ impl From<ReplicaError> for BrokerError {
             // A leadership transfer is under way: nothing was proposed, so forwarding retries
             // (on this broker or the new leader) until its deadline.
             ReplicaError::Busy => BrokerError::NotLeader { leader: None },
+            // The proposal was in the log of a leader that stepped down or stopped: a new
+            // leader may still commit it.
+            ReplicaError::LeadershipLost | ReplicaError::Stopped => {
+                BrokerError::OutcomeUnknown(error.to_string())
+            }
             other => BrokerError::Unavailable(other.to_string()),
         }
     }
@@ -222,6 +234,7 @@ impl From<BrokerError> for PeerRefusal {
             BrokerError::NotLeader { leader } => return PeerRefusal::NotLeader { leader },
             BrokerError::Retry(reason) => return PeerRefusal::Retry { reason },
             BrokerError::Unavailable(reason) => return PeerRefusal::Unavailable { reason },
+            BrokerError::OutcomeUnknown(reason) => return PeerRefusal::OutcomeUnknown { reason },
             BrokerError::BadRequest(detail) => Refusal::BadRequest(detail),
             BrokerError::Unauthenticated(detail) => Refusal::Unauthenticated(detail),
             BrokerError::Forbidden(detail) => Refusal::Forbidden(detail),
@@ -331,6 +344,12 @@ mod tests {
                 Some(1),
             ),
             (
+                BrokerError::OutcomeUnknown("a".into()),
+                503,
+                "unavailable",
+                Some(1),
+            ),
+            (
                 BrokerError::NotLeader { leader: Some(2) },
                 503,
                 "unavailable",
@@ -373,6 +392,7 @@ mod tests {
             BrokerError::RateLimited { .. } => "RateLimited",
             BrokerError::OffsetOutOfRange { .. } => "OffsetOutOfRange",
             BrokerError::Unavailable(_) => "Unavailable",
+            BrokerError::OutcomeUnknown(_) => "OutcomeUnknown",
             BrokerError::NotLeader { .. } => "NotLeader",
             BrokerError::Retry(_) => "Retry",
             BrokerError::AuditUnavailable(_) => "AuditUnavailable",
@@ -387,7 +407,7 @@ mod tests {
     fn the_classification_is_total_and_stable() {
         let kinds = every_kind();
         let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| variant(&k.0)).collect();
-        assert_eq!(names.len(), 17, "every variant is listed once: {names:?}");
+        assert_eq!(names.len(), 18, "every variant is listed once: {names:?}");
         for (error, status, problem_type, retry_after_s) in kinds {
             let expected = ErrorClass {
                 status,

@@ -310,6 +310,11 @@ pub enum PeerRefusal {
     /// The leader's final answer, which the client sees unchanged.
     #[error("{0}")]
     Refused(Refusal),
+    /// The write reached the leader's log and may or may not be applied (the leader stepped
+    /// down or stopped while it waited): resent only if it is deduplicated. Last, so the
+    /// encodings of the variants above stay as they were.
+    #[error("{reason}")]
+    OutcomeUnknown { reason: String },
 }
 
 /// A leader's final answer to a forwarded request, by the kind of error the client is shown.

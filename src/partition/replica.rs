@@ -205,6 +205,8 @@ pub struct Replica<M: StateMachine> {
     tick_timer: Option<SpawnHandle>,
     /// The leadership transfer under way: its target and when it began (for the log).
     transfer: Option<(NodeId, std::time::Instant)>,
+    /// When this replica last stepped down with writes waiting (`answer_lost_leadership`).
+    stepped_down: Option<std::time::Instant>,
 }
 
 /// Propose a membership change; answered once its entry is committed and applied.
@@ -301,6 +303,7 @@ impl<M: StateMachine> Replica<M> {
             links: None,
             tick_timer: None,
             transfer: None,
+            stepped_down: None,
         };
         Ok((replica, receiver))
     }
@@ -620,9 +623,24 @@ impl<M: StateMachine> Replica<M> {
     }
 
     /// A leader that steps down (a newer term, CheckQuorum on a leader cut off from its
-    /// quorum, a transfer) answers every write still waiting at once rather than when its index
-    /// is applied, which for a cut-off leader is only after the partition heals. The answer says
-    /// the outcome is unknown: a new leader may still commit the entry.
+    /// quorum, a transfer) keeps its waiting writes for one election timeout: a write the new
+    /// leader commits in that time is applied here too and answered as usual (the normal case
+    /// of a transfer). What still waits then is answered at once rather than when its index is
+    /// applied, which for a cut-off leader is only after the partition heals. That answer says
+    /// the outcome is unknown (`LeadershipLost`): a new leader may still commit the entry, so
+    /// nothing resends it unless it is deduplicated.
+    fn expire_lost_leadership(&mut self) {
+        let Some(at) = self.stepped_down else { return };
+        if self.node.role() == Role::Leader {
+            self.stepped_down = None;
+            return;
+        }
+        if at.elapsed() >= self.election_timeout() {
+            self.stepped_down = None;
+            self.answer_lost_leadership();
+        }
+    }
+
     fn answer_lost_leadership(&mut self) {
         for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
             let _ = reply.send(Err(ReplicaError::LeadershipLost));
@@ -703,7 +721,8 @@ impl<M: StateMachine> Replica<M> {
         let term = self.node.term();
         let is_leader = self.node.role() == Role::Leader;
         if !is_leader && self.status.borrow().is_leader {
-            self.answer_lost_leadership();
+            // Answered after an election timeout unless applied first (`expire_lost_leadership`).
+            self.stepped_down = Some(std::time::Instant::now());
         }
         self.log_transfer(is_leader);
         let commit = self.node.commit();
@@ -785,6 +804,7 @@ impl<M: StateMachine> Replica<M> {
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.node.tick();
+        self.expire_lost_leadership();
         self.ticks += 1;
         self.publish_membership();
         // Persist a lagging applied state when the group is otherwise idle.

@@ -341,9 +341,10 @@ impl Broker {
 }
 
 async fn produced(wait: oneshot::Receiver<Result<AppendResult, ReplicaError>>) -> Answer {
+    // A reply dropped unanswered: the replica stopped, perhaps with the write in its log.
     let appended = wait
         .await
-        .map_err(|_| BrokerError::Unavailable("partition stopped".into()))??;
+        .map_err(|_| BrokerError::OutcomeUnknown("partition stopped".into()))??;
     Ok(ForwardReply::Produced {
         base_offset: appended.base_offset,
     })

@@ -35,6 +35,7 @@ impl Failure {
             BrokerError::NotLeader { leader } => Failure::NotLeader { hint: leader },
             BrokerError::Retry(reason) => Failure::Retry { reason },
             BrokerError::Unavailable(reason) => Failure::Unavailable { reason },
+            BrokerError::OutcomeUnknown(reason) => Failure::OutcomeUnknown { reason },
             refused @ (BrokerError::BadRequest(_)
             | BrokerError::Unauthenticated(_)
             | BrokerError::Forbidden(_)
@@ -58,6 +59,7 @@ impl Failure {
             PeerRefusal::NotLeader { leader } => Failure::NotLeader { hint: leader },
             PeerRefusal::Retry { reason } => Failure::Retry { reason },
             PeerRefusal::Unavailable { reason } => Failure::Unavailable { reason },
+            PeerRefusal::OutcomeUnknown { reason } => Failure::OutcomeUnknown { reason },
             PeerRefusal::Refused(refusal) => Failure::Refused(refusal.into()),
         }
     }
@@ -235,6 +237,26 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_that_stepped_down_with_a_plain_write_is_not_asked_elsewhere() {
+        // The leader that ran the write answers over the peer link: resending it to the next
+        // leader could store it twice.
+        for error in [
+            crate::partition::ReplicaError::LeadershipLost,
+            crate::partition::ReplicaError::Stopped,
+        ] {
+            let refusal = PeerRefusal::from(BrokerError::from(error.clone()));
+            let failure = Failure::remote(refusal);
+            let step = next_step(failure.clone(), TARGET, Ran::Elsewhere, Resend::Unsafe);
+            assert!(
+                matches!(step, Step::Answer { .. }),
+                "{error:?} on a peer: {step:?}"
+            );
+            let step = next_step(failure, TARGET, Ran::Elsewhere, Resend::Deduplicated);
+            assert!(matches!(step, Step::Again { .. }), "{error:?}: {step:?}");
+        }
+    }
+
+    #[test]
     fn a_refusal_is_answered_unchanged() {
         for (ran, resend) in RANS.iter().flat_map(|r| RESENDS.map(|s| (*r, s))) {
             let error = BrokerError::Conflict("sequence gap: expected 3".into());
@@ -255,6 +277,7 @@ mod tests {
             BrokerError::NotLeader { leader: None },
             BrokerError::Retry("catching up; retry".into()),
             BrokerError::Unavailable("partition stopped".into()),
+            BrokerError::OutcomeUnknown("the leader stepped down".into()),
             BrokerError::BadRequest("bad".into()),
             BrokerError::Unauthenticated("no token".into()),
             BrokerError::Forbidden("no ACL allows it".into()),
