@@ -145,17 +145,23 @@ async fn answer(
         .expect("the replica answers")
 }
 
-#[actix_rt::test]
-async fn a_write_during_a_completed_transfer_names_the_new_leader() {
-    let group = start_group().await;
-    let board = &group.board;
+/// Waits for a leader, writes one batch (offsets 0 and 1) and waits until another replica holds
+/// the whole log, so a transfer to it hands over at once; returns (leader, that replica).
+async fn one_write_then_a_target(board: &Switchboard) -> (u64, u64) {
     let leader = wait_leader(board, None).await;
     let first = answer(send_produce(&board.handle(leader), "before")).await;
     assert_eq!(first.map(|r| r.base_offset), Ok(0), "the first write");
     let target = NODES.into_iter().find(|n| *n != leader).expect("another");
-    let old = board.handle(leader);
-    // Wait until the target holds the whole log, so the transfer hands over at once.
     wait_for_match(board, leader, target).await;
+    (leader, target)
+}
+
+#[actix_rt::test]
+async fn a_write_during_a_completed_transfer_names_the_new_leader() {
+    let group = start_group().await;
+    let board = &group.board;
+    let (leader, target) = one_write_then_a_target(board).await;
+    let old = board.handle(leader);
     let asked = old.addr.send(TransferLeadership(NodeId(target))).await;
     assert!(matches!(asked, Ok(Ok(()))), "transfer asked: {asked:?}");
     // The target must persist its new term before it asks for votes, so this write reaches the
@@ -181,11 +187,7 @@ async fn a_write_during_a_completed_transfer_names_the_new_leader() {
 async fn a_write_during_a_transfer_given_up_is_written_by_the_leader() {
     let group = start_group().await;
     let board = &group.board;
-    let leader = wait_leader(board, None).await;
-    let first = answer(send_produce(&board.handle(leader), "before")).await;
-    assert_eq!(first.map(|r| r.base_offset), Ok(0), "the first write");
-    let target = NODES.into_iter().find(|n| *n != leader).expect("another");
-    wait_for_match(board, leader, target).await;
+    let (leader, target) = one_write_then_a_target(board).await;
     // The target hears nothing from now on: the transfer cannot complete.
     board.blocked.lock().expect("lock").insert(target);
     let old = board.handle(leader);
