@@ -278,6 +278,12 @@ fn broker_parts(
             &config.broker.data_dir,
             config.storage.disk_free_bytes_min,
         ),
+        durable: crate::broker::durable::DurableSettings {
+            anonymous_principal: config.durable_streams.anonymous_principal.clone(),
+            long_poll_ms: config.durable_streams.long_poll_ms,
+            sse_connection_ms: config.durable_streams.sse_connection_ms,
+            streams_cached_max: config.durable_streams.streams_cached_max,
+        },
     }
 }
 

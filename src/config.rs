@@ -35,6 +35,21 @@ pub struct Config {
     pub topics: TopicsConfig,
     pub cluster: ClusterConfig,
     pub limits: LimitsConfig,
+    pub durable_streams: DurableStreamsConfig,
+}
+
+/// The Durable Streams protocol served under `/ds` (`docs/durable-streams.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableStreamsConfig {
+    /// The principal a request under `/ds` without an Authorization header acts as; `None`:
+    /// such a request is answered 401 like any other.
+    pub anonymous_principal: Option<String>,
+    /// How long a long-poll read waits for data before it is answered 204.
+    pub long_poll_ms: u64,
+    /// How long one SSE response stays open before the server ends it (the client reconnects).
+    pub sse_connection_ms: u64,
+    /// Streams whose derived state (content type, closure, producers) this broker keeps.
+    pub streams_cached_max: usize,
 }
 
 /// How this broker finds and joins its cluster, and how the balancer behaves.

@@ -29,6 +29,8 @@ pub mod actions {
     pub const GROUP_LEAVE: &str = "group.leave";
     pub const GROUP_EXPIRE: &str = "group.expire";
     pub const PRODUCER_CREATE: &str = "producer.create";
+    /// A Durable Streams stream past its TTL or expiry time, deleted when a request found it so.
+    pub const STREAM_EXPIRE: &str = "stream.expire";
 }
 
 /// Bytes an event keeps of one field that a caller controls (principal, resource, request id,

@@ -157,6 +157,7 @@ impl AuditLog {
         partition.addr.do_send(Produce {
             records,
             timestamp_ms: self.clock.now_ms(),
+            expected_base: None,
             reply,
         });
         self.writing = true;

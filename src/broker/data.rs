@@ -90,7 +90,7 @@ impl Broker {
 
     /// A topic created without a replication factor gets 3 replicas, or one per broker when the
     /// cluster has fewer (brokers being decommissioned do not count).
-    fn default_replication_factor(&self) -> u16 {
+    pub(super) fn default_replication_factor(&self) -> u16 {
         let state = self.parts.controller.state();
         let brokers = state
             .brokers
@@ -128,6 +128,16 @@ impl Broker {
             internal: false,
             owner: Some(caller.principal.name.clone()),
         };
+        self.create_topic_spec(caller, spec).await
+    }
+
+    /// Creates a topic exactly as `spec` says (no defaults applied): validated, authorized,
+    /// audited, and answered once every partition has a leader.
+    pub(super) async fn create_topic_spec(
+        &self,
+        caller: &Caller,
+        spec: TopicSpec,
+    ) -> Result<TopicDescription, BrokerError> {
         names::validate(NameKind::Topic, &spec.name)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         if spec.partitions == 0 || spec.partitions > self.parts.limits.partitions_max {

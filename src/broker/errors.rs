@@ -72,6 +72,10 @@ pub enum BrokerError {
     AuditUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A conditional append found the log ending at `tail`, not where the writer expected:
+    /// nothing was written (409, like any conflict); the writer reads again and decides anew.
+    #[error("the log ends at offset {tail}, not {expected}: something was appended meanwhile")]
+    TailMoved { expected: u64, tail: u64 },
 }
 
 /// How a client is shown an error.
@@ -99,7 +103,9 @@ impl BrokerError {
             BrokerError::Unauthenticated(_) => (401, "unauthenticated"),
             BrokerError::Forbidden(_) => (403, "forbidden"),
             BrokerError::NotFound(_) => (404, "not-found"),
-            BrokerError::Conflict(_) | BrokerError::MembershipRefused(_) => (409, "conflict"),
+            BrokerError::Conflict(_)
+            | BrokerError::MembershipRefused(_)
+            | BrokerError::TailMoved { .. } => (409, "conflict"),
             BrokerError::TooLarge(_) => (413, "too-large"),
             BrokerError::RateLimited { .. } => (429, "rate-limited"),
             BrokerError::TooMany(_) => (429, "too-many"),
@@ -128,6 +134,7 @@ impl BrokerError {
             | BrokerError::NotFound(_)
             | BrokerError::Conflict(_)
             | BrokerError::MembershipRefused(_)
+            | BrokerError::TailMoved { .. }
             | BrokerError::TooLarge(_)
             | BrokerError::TooMany(_)
             | BrokerError::OffsetOutOfRange { .. }
@@ -191,6 +198,7 @@ impl From<ReplicaError> for BrokerError {
             ReplicaError::Retry(_) => BrokerError::Retry(error.to_string()),
             ReplicaError::TooLarge { .. } => BrokerError::TooLarge(error.to_string()),
             ReplicaError::OffsetBeyondEnd { .. } => BrokerError::Conflict(error.to_string()),
+            ReplicaError::TailMoved { expected, tail } => BrokerError::TailMoved { expected, tail },
             // A leadership transfer is under way: nothing was proposed, so forwarding retries
             // (on this broker or the new leader) until its deadline.
             ReplicaError::Busy => BrokerError::NotLeader { leader: None },
@@ -257,6 +265,7 @@ impl From<BrokerError> for PeerRefusal {
             BrokerError::TooMany(detail) => Refusal::TooMany(detail),
             BrokerError::Overloaded(detail) => Refusal::Overloaded(detail),
             BrokerError::InsufficientStorage(detail) => Refusal::InsufficientStorage(detail),
+            BrokerError::TailMoved { expected, tail } => Refusal::TailMoved { expected, tail },
         };
         PeerRefusal::Refused(refusal)
     }
@@ -288,6 +297,7 @@ impl From<Refusal> for BrokerError {
             Refusal::TooMany(detail) => BrokerError::TooMany(detail),
             Refusal::Overloaded(detail) => BrokerError::Overloaded(detail),
             Refusal::InsufficientStorage(detail) => BrokerError::InsufficientStorage(detail),
+            Refusal::TailMoved { expected, tail } => BrokerError::TailMoved { expected, tail },
         }
     }
 }
@@ -376,6 +386,15 @@ mod tests {
                 "insufficient-storage",
                 Some(1),
             ),
+            (
+                BrokerError::TailMoved {
+                    expected: 3,
+                    tail: 4,
+                },
+                409,
+                "conflict",
+                None,
+            ),
         ]
     }
 
@@ -400,6 +419,7 @@ mod tests {
             BrokerError::TooMany(_) => "TooMany",
             BrokerError::Overloaded(_) => "Overloaded",
             BrokerError::InsufficientStorage(_) => "InsufficientStorage",
+            BrokerError::TailMoved { .. } => "TailMoved",
         }
     }
 
@@ -407,7 +427,7 @@ mod tests {
     fn the_classification_is_total_and_stable() {
         let kinds = every_kind();
         let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| variant(&k.0)).collect();
-        assert_eq!(names.len(), 18, "every variant is listed once: {names:?}");
+        assert_eq!(names.len(), 19, "every variant is listed once: {names:?}");
         for (error, status, problem_type, retry_after_s) in kinds {
             let expected = ErrorClass {
                 status,

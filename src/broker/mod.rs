@@ -9,6 +9,7 @@ pub mod balancer;
 mod cluster;
 mod data;
 mod drain;
+pub mod durable;
 mod errors;
 pub mod forward;
 pub mod groups;
@@ -117,6 +118,8 @@ pub struct BrokerParts {
     pub budgets: Budgets,
     /// The free-space floor of the data directory, checked before each client write.
     pub disk: crate::storage::DiskGuard,
+    /// The Durable Streams protocol's settings.
+    pub durable: durable::DurableSettings,
 }
 
 /// The broker-wide memory budgets (`limits.*_bytes_in_flight_max`) and how long a request
@@ -143,6 +146,8 @@ impl Budgets {
 /// The operations of one broker. Its parts are private: layers above call its methods.
 pub struct Broker {
     parts: BrokerParts,
+    /// The Durable Streams this broker served, with their folded state.
+    streams: durable::Streams,
     /// Set when the broker starts to stop (`drain`).
     draining: std::sync::atomic::AtomicBool,
 }
@@ -175,6 +180,7 @@ pub type Liveness = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
 impl Broker {
     pub fn new(parts: BrokerParts) -> Broker {
         Broker {
+            streams: durable::Streams::new(parts.durable.clone()),
             parts,
             draining: std::sync::atomic::AtomicBool::new(false),
         }

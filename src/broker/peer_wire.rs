@@ -67,6 +67,15 @@ pub enum ForwardRequest {
         timestamp_ms: u64,
         stamp: ProducerStamp,
     },
+    /// A produce written only if the batch starts at `expected_base` (nothing else was appended
+    /// since the writer read the log); refused with `TailMoved` otherwise. Last, so the
+    /// encodings of the variants above stay as they were.
+    ConditionalProduce {
+        group: GroupId,
+        records: EncodedRecords,
+        timestamp_ms: u64,
+        expected_base: u64,
+    },
 }
 
 /// Whether a request may be sent again once it may have run.
@@ -85,6 +94,7 @@ impl ForwardRequest {
         match self {
             ForwardRequest::Produce { group, .. }
             | ForwardRequest::IdempotentProduce { group, .. }
+            | ForwardRequest::ConditionalProduce { group, .. }
             | ForwardRequest::Fetch { group, .. }
             | ForwardRequest::Describe { group }
             | ForwardRequest::Audit { group, .. }
@@ -100,7 +110,10 @@ impl ForwardRequest {
     pub fn resend(&self) -> Resend {
         match self {
             ForwardRequest::IdempotentProduce { .. } => Resend::Deduplicated,
+            // Sent twice, the second is refused (the tail moved), but the writer cannot tell
+            // its own append from another's: never resent once it may have run.
             ForwardRequest::Produce { .. }
+            | ForwardRequest::ConditionalProduce { .. }
             | ForwardRequest::Meta { .. }
             | ForwardRequest::Audit { .. } => Resend::Unsafe,
             ForwardRequest::Fetch { .. }
@@ -354,6 +367,9 @@ pub enum Refusal {
     /// Appended last: variants are encoded by position.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// Appended last: variants are encoded by position.
+    #[error("the log ends at offset {tail}, not {expected}: something was appended meanwhile")]
+    TailMoved { expected: u64, tail: u64 },
 }
 
 #[cfg(test)]

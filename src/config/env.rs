@@ -2,7 +2,7 @@
 //!
 //! A variable whose name starts with `PALISADE_` and a known section (`BROKER`, `HTTP`,
 //! `PEER`, `AUTH`, `STORAGE`, `RAFT`, `TOPICS`,
-//! `CLUSTER`, `LIMITS`) must name a known key of that section;
+//! `CLUSTER`, `LIMITS`, `DURABLE_STREAMS`) must name a known key of that section;
 //! other `PALISADE_*` variables (such as `PALISADE_ADMIN_PASSWORD`) are not configuration
 //! and are ignored here. Relative paths given in the environment resolve against the
 //! current directory, not the config file's. For optional keys an empty value means unset.
@@ -16,8 +16,17 @@ use super::ConfigError;
 pub const ENV_PREFIX: &str = "PALISADE_";
 
 /// The sections that may be overridden, lowercase as in the file.
-pub const SECTIONS: [&str; 9] = [
-    "broker", "http", "peer", "auth", "storage", "raft", "topics", "cluster", "limits",
+pub const SECTIONS: [&str; 10] = [
+    "broker",
+    "http",
+    "peer",
+    "auth",
+    "storage",
+    "raft",
+    "topics",
+    "cluster",
+    "limits",
+    "durable_streams",
 ];
 
 /// Every key, as `(section, key)`; the documented sample file lists exactly these.
@@ -97,6 +106,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("limits", "body_bytes_in_flight_max"),
     ("limits", "fetch_bytes_in_flight_max"),
     ("limits", "budget_wait_ms"),
+    ("durable_streams", "anonymous_principal"),
+    ("durable_streams", "long_poll_ms"),
+    ("durable_streams", "sse_connection_ms"),
+    ("durable_streams", "streams_cached_max"),
 ];
 
 /// Applies every configuration variable in `variables` to `raw`; returns the dotted keys
@@ -281,6 +294,16 @@ fn set_lower_sections(
             raw.limits.fetch_bytes_in_flight_max = bytes(value)?
         }
         ("limits", "budget_wait_ms") => raw.limits.budget_wait_ms = number(value)?,
+        ("durable_streams", "anonymous_principal") => {
+            raw.durable_streams.anonymous_principal = value.trim().to_string()
+        }
+        ("durable_streams", "long_poll_ms") => raw.durable_streams.long_poll_ms = number(value)?,
+        ("durable_streams", "sse_connection_ms") => {
+            raw.durable_streams.sse_connection_ms = number(value)?
+        }
+        ("durable_streams", "streams_cached_max") => {
+            raw.durable_streams.streams_cached_max = number(value)?
+        }
         _ => {
             let known: Vec<&str> = KEYS
                 .iter()

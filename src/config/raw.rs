@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub topics: RawTopics,
     pub cluster: RawCluster,
     pub limits: RawLimits,
+    pub durable_streams: RawDurableStreams,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +293,27 @@ impl Default for RawLimits {
             body_bytes_in_flight_max: 16 * MIB,
             fetch_bytes_in_flight_max: 16 * MIB,
             budget_wait_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDurableStreams {
+    /// Empty: a request under `/ds` needs a bearer token like any other.
+    pub anonymous_principal: String,
+    pub long_poll_ms: u64,
+    pub sse_connection_ms: u64,
+    pub streams_cached_max: u64,
+}
+
+impl Default for RawDurableStreams {
+    fn default() -> Self {
+        RawDurableStreams {
+            anonymous_principal: String::new(),
+            long_poll_ms: 20_000,
+            sse_connection_ms: 60_000,
+            streams_cached_max: 1024,
         }
     }
 }

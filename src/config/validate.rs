@@ -6,10 +6,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::raw::{RawAuth, RawCluster, RawConfig, RawHttp, RawLimits, RawPeer, RawRaft, RawTopics};
+use super::raw::{
+    RawAuth, RawCluster, RawConfig, RawDurableStreams, RawHttp, RawLimits, RawPeer, RawRaft,
+    RawTopics,
+};
 use super::{
-    AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, HttpConfig, HttpTransport,
-    LimitsConfig, PeerConfig, PeerHandshakes, RaftConfig, StorageConfig, TopicsConfig,
+    AuthConfig, BrokerConfig, ClusterConfig, Config, ConfigError, DurableStreamsConfig, HttpConfig,
+    HttpTransport, LimitsConfig, PeerConfig, PeerHandshakes, RaftConfig, StorageConfig,
+    TopicsConfig,
 };
 use crate::address::PeerAddress;
 use crate::names::{self, NameKind};
@@ -188,6 +192,47 @@ pub(super) fn validate(
         raft: raft(&checker, &raw.raft)?,
         topics: topics(&checker, &raw.topics)?,
         limits,
+        durable_streams: durable_streams(&checker, &raw.durable_streams)?,
+    })
+}
+
+fn durable_streams(
+    checker: &Checker<'_>,
+    raw: &RawDurableStreams,
+) -> Result<DurableStreamsConfig, ConfigError> {
+    let anonymous_principal = match raw.anonymous_principal.as_str() {
+        "" => None,
+        name => match names::validate(NameKind::User, name) {
+            Ok(()) => Some(name.to_string()),
+            Err(_) => {
+                return Err(checker.invalid(
+                    "durable_streams.anonymous_principal",
+                    format!("{name:?}"),
+                    "a user name (A-Z a-z 0-9 . _ -), or empty for none",
+                ))
+            }
+        },
+    };
+    Ok(DurableStreamsConfig {
+        anonymous_principal,
+        long_poll_ms: checker.range(
+            "durable_streams.long_poll_ms",
+            raw.long_poll_ms,
+            10,
+            300_000,
+        )?,
+        sse_connection_ms: checker.range(
+            "durable_streams.sse_connection_ms",
+            raw.sse_connection_ms,
+            100,
+            3_600_000,
+        )?,
+        streams_cached_max: checker.size(
+            "durable_streams.streams_cached_max",
+            raw.streams_cached_max,
+            1,
+            1_000_000,
+        )?,
     })
 }
 

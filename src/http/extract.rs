@@ -75,13 +75,22 @@ pub async fn authenticate_first(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if needs_token(request.path()) {
+    let stream_path = super::routes_ds::is_stream_path(request.path());
+    // A CORS preflight carries no credentials and is answered with headers only.
+    let preflight = stream_path && request.method() == actix_web::http::Method::OPTIONS;
+    if needs_token(request.path()) && !preflight {
         let outcome = match request.app_data::<web::Data<Arc<Broker>>>().cloned() {
             None => Err(BrokerError::Internal("broker state missing".into())),
             Some(broker) => match bearer(request.request()) {
                 Err(error) => {
                     let info = request_info(request.request());
                     Err(broker.reject_token(&info, error.to_string()).await)
+                }
+                Ok(None)
+                    if stream_path && broker.durable_settings().anonymous_principal.is_some() =>
+                {
+                    let info = request_info(request.request());
+                    Ok(broker.anonymous_caller(info))
                 }
                 Ok(token) => {
                     let info = request_info(request.request());

@@ -16,6 +16,7 @@ mod record_json;
 mod routes_admin;
 mod routes_cluster;
 mod routes_data;
+pub mod routes_ds;
 mod routes_groups;
 mod routes_producers;
 mod sized_json;
@@ -182,7 +183,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/v1/producers",
             web::post().to(routes_producers::create_producer),
-        );
+        )
+        .configure(routes_ds::configure);
 }
 
 /// Builds the server on an already bound listener. `tls` is `None` only for explicit plain-HTTP

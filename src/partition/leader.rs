@@ -36,6 +36,9 @@ use crate::raft::{EntryPayload, LogStore, Role, Term};
 pub struct Produce {
     pub records: EncodedRecords,
     pub timestamp_ms: u64,
+    /// A conditional append: written only if the batch would start at this offset (nothing else
+    /// was appended since the writer read the log), else refused with `TailMoved`.
+    pub expected_base: Option<u64>,
     pub reply: oneshot::Sender<Result<AppendResult, ReplicaError>>,
 }
 
@@ -308,6 +311,15 @@ impl Handler<Produce> for Replica<PartitionMachine> {
         if let Some(error) = self.not_leader() {
             let _ = message.reply.send(Err(error));
             return;
+        }
+        if let Some(expected) = message.expected_base {
+            let tail = self.tail_offset();
+            if tail != expected {
+                let _ = message
+                    .reply
+                    .send(Err(ReplicaError::TailMoved { expected, tail }));
+                return;
+            }
         }
         let timestamp_ms = message.timestamp_ms;
         self.propose_append(

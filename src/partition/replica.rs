@@ -75,6 +75,10 @@ pub enum ReplicaError {
     /// The proposal would make a Raft entry larger than a peer frame can carry.
     #[error("the write is {bytes} bytes encoded; one replicated entry holds at most {bytes_max}")]
     TooLarge { bytes: u64, bytes_max: u64 },
+    /// A conditional append expected the log to end at `expected`; it ends at `tail` (counting
+    /// appends not yet committed). Nothing was proposed.
+    #[error("the log ends at offset {tail}, not {expected}: something was appended meanwhile")]
+    TailMoved { expected: u64, tail: u64 },
     /// A consumer offset beyond the end of the committed log.
     #[error("offset {offset} is beyond the partition's end (high watermark {high_watermark})")]
     OffsetBeyondEnd { offset: u64, high_watermark: u64 },

@@ -39,6 +39,7 @@ pub fn check(
         },
         ForwardRequest::Produce { .. }
         | ForwardRequest::IdempotentProduce { .. }
+        | ForwardRequest::ConditionalProduce { .. }
         | ForwardRequest::Fetch { .. }
         | ForwardRequest::Describe { .. }
         | ForwardRequest::Meta { .. }

@@ -76,7 +76,16 @@ impl Broker {
                 group,
                 records,
                 timestamp_ms,
-            } => self.produce_local(group, records, timestamp_ms).await,
+            } => self.produce_local(group, records, timestamp_ms, None).await,
+            ForwardRequest::ConditionalProduce {
+                group,
+                records,
+                timestamp_ms,
+                expected_base,
+            } => {
+                self.produce_local(group, records, timestamp_ms, Some(expected_base))
+                    .await
+            }
             ForwardRequest::IdempotentProduce {
                 group,
                 records,
@@ -166,6 +175,7 @@ impl Broker {
         group: GroupId,
         records: EncodedRecords,
         timestamp_ms: u64,
+        expected_base: Option<u64>,
     ) -> Answer {
         let handle = self.leading_partition(group)?;
         self.parts
@@ -177,6 +187,7 @@ impl Broker {
         handle.addr.do_send(Produce {
             records,
             timestamp_ms,
+            expected_base,
             reply,
         });
         let answer = produced(wait).await;

@@ -49,7 +49,8 @@ impl Failure {
             | BrokerError::InsufficientStorage(_)
             | BrokerError::OffsetOutOfRange { .. }
             | BrokerError::AuditUnavailable(_)
-            | BrokerError::Internal(_)) => Failure::Refused(refused),
+            | BrokerError::Internal(_)
+            | BrokerError::TailMoved { .. }) => Failure::Refused(refused),
         }
     }
 
