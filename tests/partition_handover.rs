@@ -131,6 +131,7 @@ fn send_produce(
     handle.addr.do_send(Produce {
         records: records(2, label).into(),
         timestamp_ms: 1,
+        expected_base: None,
         reply,
     });
     wait

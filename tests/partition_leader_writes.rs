@@ -64,6 +64,7 @@ async fn produce(handle: &PartitionHandle, count: usize) -> Result<AppendResult,
     handle.addr.do_send(Produce {
         records: records(count).into(),
         timestamp_ms: 1,
+        expected_base: None,
         reply,
     });
     wait.await.expect("answered")
@@ -170,6 +171,7 @@ async fn an_entry_above_the_bound_is_refused_and_the_partition_goes_on() {
     handle.addr.do_send(Produce {
         records: vec![big].into_iter().collect(),
         timestamp_ms: 1,
+        expected_base: None,
         reply,
     });
     match wait.await.expect("answered") {
