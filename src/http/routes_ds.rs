@@ -77,7 +77,10 @@ async fn dispatch(
             .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
             .finish()
     } else {
-        match request.extensions().get::<Caller>().cloned() {
+        // Bound first: a `Ref` held across the match would make a later borrow of the request's
+        // extensions (connection_info does one) panic.
+        let caller = request.extensions().get::<Caller>().cloned();
+        match caller {
             None => problem(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -157,6 +160,8 @@ async fn create(
         closed: closed_header(request),
         body: body.to_vec(),
         forked_from: text_header(request, "stream-forked-from")?,
+        fork_offset: text_header(request, "stream-fork-offset")?,
+        fork_sub_offset: text_header(request, "stream-fork-sub-offset")?,
     };
     let created = broker.ds_create(caller, path, create).await?;
     let mut builder = if created.new {
@@ -631,11 +636,11 @@ fn refusal_response(error: DsError) -> HttpResponse {
         | Refusal::ContentTypeMismatch { .. }
         | Refusal::SeqRegression { .. }
         | Refusal::SequenceGap { .. }
-        | Refusal::ConfigMismatch => (StatusCode::CONFLICT, "conflict"),
+        | Refusal::ConfigMismatch
+        | Refusal::SourceDeleted => (StatusCode::CONFLICT, "conflict"),
         Refusal::StaleEpoch { .. } => (StatusCode::FORBIDDEN, "stale-producer-epoch"),
         Refusal::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
         Refusal::Gone(_) => (StatusCode::GONE, "gone"),
-        Refusal::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented"),
     };
     let mut response = problem(status, slug, refusal.to_string());
     let headers = response.headers_mut();

@@ -25,7 +25,7 @@ use crate::partition::batch::Record;
 use crate::partition::read::FetchedRecord;
 use crate::partition::EncodedRecords;
 use crate::raft::GroupId;
-pub use state::{Append, Position, ProducerClaim, Refusal, StreamConfig};
+pub use state::{Append, ForkOf, Position, ProducerClaim, Refusal, StreamConfig};
 use state::{Decision, StreamState};
 
 /// The prefix of every stream's topic name.
@@ -160,8 +160,17 @@ pub struct Create {
     pub expires_at: Option<String>,
     pub closed: bool,
     pub body: Vec<u8>,
-    /// `Stream-Forked-From`: forks are not implemented.
+    /// `Stream-Forked-From`, `Stream-Fork-Offset`, `Stream-Fork-Sub-Offset`.
     pub forked_from: Option<String>,
+    pub fork_offset: Option<String>,
+    pub fork_sub_offset: Option<String>,
+}
+
+/// Where a new fork starts.
+struct ForkPoint {
+    source: StreamConfig,
+    fork: ForkOf,
+    prefix: Vec<Vec<u8>>,
 }
 
 /// A stream's configuration and where it stands.
@@ -340,6 +349,9 @@ impl Broker {
         if state.config.is_none() {
             return Err(not_found());
         }
+        if state.deleted {
+            return Err(Refusal::Gone("the stream was deleted".into()).into());
+        }
         let now = self.now_ms();
         if state.expired(now, slot.last_access_ms.load(Ordering::Relaxed)) {
             drop(state);
@@ -374,10 +386,13 @@ impl Broker {
         create: Create,
     ) -> Result<Created, DsError> {
         let name = topic_for(path)?;
-        if create.forked_from.is_some() {
-            return Err(
-                Refusal::NotImplemented("forking a stream is not implemented".into()).into(),
-            );
+        if create.forked_from.is_none()
+            && (create.fork_offset.is_some() || create.fork_sub_offset.is_some())
+        {
+            return Err(Refusal::BadRequest(
+                "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From".into(),
+            )
+            .into());
         }
         if create.ttl.is_some() && create.expires_at.is_some() {
             return Err(Refusal::BadRequest(
@@ -386,24 +401,40 @@ impl Broker {
             .into());
         }
         let ttl_s = create.ttl.as_deref().map(state::parse_ttl).transpose()?;
-        let expires_at = match create.expires_at {
+        let expires_at = match create.expires_at.clone() {
             None => None,
             Some(text) => {
                 let at = state::parse_rfc3339(&text)?;
                 Some((text, at))
             }
         };
-        let content_type = create
-            .content_type
-            .filter(|c| !c.trim().is_empty())
-            .unwrap_or_else(|| "application/octet-stream".into());
-        let config = StreamConfig {
-            content_type,
+        let content_type = create.content_type.clone().filter(|c| !c.trim().is_empty());
+        let mut config = StreamConfig {
+            content_type: content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
             ttl_s,
             expires_at,
             created_ms: self.now_ms(),
+            fork: None,
         };
-        let records = state::creation_records(&config, &create.body, create.closed)?;
+        let mut prefix = Vec::new();
+        if let Some(from) = &create.forked_from {
+            let point = self.fork_point(caller, from, &create).await?;
+            if let Some(given) = &content_type {
+                if state::media_type(given) != state::media_type(&point.source.content_type) {
+                    return Err(Refusal::ConfigMismatch.into());
+                }
+            }
+            config.content_type = point.source.content_type.clone();
+            if config.ttl_s.is_none() && config.expires_at.is_none() {
+                config.ttl_s = point.source.ttl_s;
+                config.expires_at = point.source.expires_at.clone();
+            }
+            config.fork = Some(point.fork);
+            prefix = point.prefix;
+        }
+        let records = state::creation_records(&config, prefix, &create.body, create.closed)?;
         self.check_sizes(&records)?;
         self.authorize(caller, ResourceType::Topic, &name, Operation::Create)
             .await?;
@@ -436,6 +467,9 @@ impl Broker {
             let mut state = slot.state.lock().await;
             self.refresh(&topic, &mut state, 0).await?;
             if let Some(existing) = &state.config {
+                if state.deleted {
+                    return Err(Refusal::SourceDeleted.into());
+                }
                 if state.expired(self.now_ms(), slot.last_access_ms.load(Ordering::Relaxed)) {
                     drop(state);
                     self.expire(caller, &topic).await?;
@@ -449,7 +483,7 @@ impl Broker {
                 }
                 return Err(DsError::Refused {
                     refusal: Refusal::ConfigMismatch,
-                    tail: Some(state.end),
+                    tail: Some(state.tail()),
                 });
             }
             match self.append_at(&topic, &records, state.end).await {
@@ -467,6 +501,104 @@ impl Broker {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// Where a fork of `from` starts: the source's configuration, the fork point, and the
+    /// inherited messages past it that a sub-offset copies into the fork.
+    async fn fork_point(
+        &self,
+        caller: &Caller,
+        from: &str,
+        create: &Create,
+    ) -> Result<ForkPoint, DsError> {
+        let source_path = from
+            .strip_prefix("/ds/")
+            .or_else(|| from.strip_prefix('/'))
+            .unwrap_or(from);
+        let source_name = topic_for(source_path)?;
+        self.authorize(caller, ResourceType::Topic, &source_name, Operation::Read)
+            .await?;
+        let source = self.stream_topic(source_path)?;
+        let state = match self.current(caller, &source).await {
+            Ok((_, state)) => state,
+            Err(DsError::Refused {
+                refusal: Refusal::Gone(_),
+                ..
+            }) => return Err(Refusal::SourceDeleted.into()),
+            Err(error) => return Err(error),
+        };
+        let config = state.config.clone().ok_or_else(not_found)?;
+        let tail = state.tail();
+        let offset = match create.fork_offset.as_deref() {
+            None => tail,
+            Some(text) => match state::parse_position(text)? {
+                Position::Start => 0,
+                Position::Now => tail,
+                Position::At(offset) => offset,
+            },
+        };
+        if offset > tail {
+            return Err(Refusal::BadRequest(format!(
+                "Stream-Fork-Offset {} is beyond the source's tail {}",
+                state::token(offset),
+                state::token(tail)
+            ))
+            .into());
+        }
+        let sub_offset = match create.fork_sub_offset.as_deref() {
+            None => 0,
+            Some(text) => state::parse_ttl(text).map_err(|_| {
+                Refusal::BadRequest(format!(
+                    "Stream-Fork-Sub-Offset {text:?} is not a non-negative integer"
+                ))
+            })?,
+        };
+        if sub_offset > 0 && create.fork_offset.is_none() {
+            return Err(Refusal::BadRequest(
+                "a Stream-Fork-Sub-Offset above 0 needs a Stream-Fork-Offset".into(),
+            )
+            .into());
+        }
+        let fork = ForkOf {
+            topic: source.name.clone(),
+            group: source.partitions[0].group.0,
+            offset,
+            sub_offset,
+        };
+        let mut prefix = Vec::new();
+        if sub_offset > 0 {
+            let whole = ForkOf {
+                offset: u64::MAX,
+                ..fork.clone()
+            };
+            let (after, _) = self.inherited(&whole, offset, u64::MAX).await?;
+            let overshoot = || {
+                Refusal::BadRequest(format!(
+                    "Stream-Fork-Sub-Offset {sub_offset} is past the data after the fork offset"
+                ))
+            };
+            if config.is_json() {
+                if (after.len() as u64) < sub_offset {
+                    return Err(overshoot().into());
+                }
+                prefix = after
+                    .into_iter()
+                    .take(sub_offset as usize)
+                    .map(|r| r.record.value)
+                    .collect();
+            } else {
+                let first = after.into_iter().next().ok_or_else(overshoot)?;
+                if (first.record.value.len() as u64) < sub_offset {
+                    return Err(overshoot().into());
+                }
+                prefix.push(first.record.value[..sub_offset as usize].to_vec());
+            }
+        }
+        Ok(ForkPoint {
+            source: config,
+            fork,
+            prefix,
+        })
     }
 
     /// Appends to (or closes) the stream at `path`.
@@ -494,21 +626,21 @@ impl Broker {
                 Decision::Duplicate { closed, last_seq } => {
                     return Ok(Appended {
                         outcome: Outcome::Duplicate { last_seq },
-                        tail: state.end,
+                        tail: state.tail(),
                         closed: closed || state.closed,
                     })
                 }
                 Decision::AlreadyClosed => {
                     return Ok(Appended {
                         outcome: Outcome::AlreadyClosed,
-                        tail: state.end,
+                        tail: state.tail(),
                         closed: true,
                     })
                 }
                 Decision::Refuse(refusal) => {
                     return Err(DsError::Refused {
                         refusal,
-                        tail: Some(state.end),
+                        tail: Some(state.tail()),
                     })
                 }
             };
@@ -518,7 +650,7 @@ impl Broker {
                     fold_written(&mut state, base, &records, self.now_ms());
                     return Ok(Appended {
                         outcome: Outcome::Written,
-                        tail: state.end,
+                        tail: state.tail(),
                         closed: state.closed,
                     });
                 }
@@ -547,7 +679,8 @@ impl Broker {
     }
 
     /// Reads from `position`; with `wait_ms`, waits that long for data when at the tail of an
-    /// open stream. `touch`: the read counts as an access for the stream's TTL.
+    /// open stream. A fork's offsets below its fork offset are read from its source (and its
+    /// source's source), the rest from its own partition.
     pub async fn ds_read(
         &self,
         caller: &Caller,
@@ -562,82 +695,83 @@ impl Broker {
         let (slot, state) = self.current(caller, &topic).await?;
         slot.last_access_ms.store(self.now_ms(), Ordering::Relaxed);
         let config = state.config.clone().ok_or_else(not_found)?;
+        let tail = state.tail();
         let start = match position {
             Position::Start => 0,
-            Position::Now => state.end,
-            Position::At(offset) if offset > state.end => {
+            Position::Now => tail,
+            Position::At(offset) if offset > tail => {
                 return Err(DsError::Refused {
                     refusal: Refusal::BadRequest(format!(
                         "offset {} is beyond the stream's tail {}",
                         state::token(offset),
-                        state::token(state.end)
+                        state::token(tail)
                     )),
-                    tail: Some(state.end),
+                    tail: Some(tail),
                 })
             }
             Position::At(offset) => offset,
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        let mut records = Vec::new();
         let mut offset = start;
+        if let Some(fork) = config.fork.as_ref().filter(|fork| start < fork.offset) {
+            let (inherited, next) = self.inherited(fork, start, fork.offset).await?;
+            records = inherited;
+            offset = next;
+            if next < fork.offset {
+                return Ok(Chunk {
+                    created_ms: config.created_ms,
+                    config,
+                    records,
+                    start,
+                    next,
+                    up_to_date: false,
+                    closed: false,
+                    held: Held::default(),
+                });
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
         loop {
-            let at_tail = offset >= state.end;
-            let wait = if at_tail && !state.closed {
+            let local = config.to_local(offset);
+            let live = slot.state.lock().await;
+            let (at_tail, closed) = (local >= live.end, live.closed);
+            drop(live);
+            // Inherited records are answered at once; a wait is only for the stream's own tail.
+            let wait = if at_tail && !closed && records.is_empty() {
                 deadline
                     .saturating_duration_since(tokio::time::Instant::now())
                     .as_millis() as u64
             } else {
                 0
             };
-            let fetched = self
-                .fetch_partition(
-                    &topic,
-                    0,
-                    FetchRequest {
-                        offset,
-                        max_messages: None,
-                        max_bytes: None,
-                        wait_ms: Some(wait),
-                    },
-                )
-                .await;
-            let fetched = match fetched {
-                Ok(fetched) => fetched,
-                Err(BrokerError::OffsetOutOfRange {
-                    log_start_offset, ..
-                }) if offset < log_start_offset => {
-                    return Err(DsError::Refused {
-                        refusal: Refusal::Gone(format!(
-                            "offset {} was removed by retention; the stream now starts at {}",
-                            state::token(offset),
-                            state::token(log_start_offset)
-                        )),
-                        tail: None,
-                    })
-                }
-                Err(error) => return Err(error.into()),
-            };
+            let fetched = self.fetch_own(&topic, local, wait).await?;
             let mut live = slot.state.lock().await;
             for record in &fetched.records {
                 if record.offset == live.end {
                     live.fold(record.offset, record.timestamp_ms, &record.record);
                 }
             }
-            let tail = live.end;
-            let closed = live.closed;
+            let (own_end, closed) = (live.end, live.closed);
             drop(live);
-            let next = fetched.records.last().map_or(offset, |r| r.offset + 1);
-            let data: Vec<FetchedRecord> = fetched
-                .records
-                .into_iter()
-                .filter(|r| state::is_data(&r.record))
-                .collect();
-            let up_to_date = next >= fetched.high_watermark.max(tail);
+            let next_local = fetched.records.last().map_or(local, |r| r.offset + 1);
+            let up_to_date = next_local >= fetched.high_watermark.max(own_end);
+            let next = config.to_stream(next_local).max(offset);
+            records.extend(
+                fetched
+                    .records
+                    .into_iter()
+                    .filter(|r| state::is_data(&r.record))
+                    .map(|mut r| {
+                        r.offset = config.to_stream(r.offset);
+                        r
+                    }),
+            );
             let waited_out = tokio::time::Instant::now() >= deadline;
-            if !data.is_empty() || next == offset || waited_out || closed || wait_ms == 0 {
+            if !records.is_empty() || next == offset || waited_out || closed || wait_ms == 0 {
                 return Ok(Chunk {
                     created_ms: config.created_ms,
                     config,
-                    records: data,
+                    records,
                     start,
                     next,
                     up_to_date,
@@ -650,19 +784,200 @@ impl Broker {
         }
     }
 
-    /// Deletes the stream at `path`.
+    /// Records of this stream's own partition from partition offset `local`.
+    async fn fetch_own(
+        &self,
+        topic: &TopicMeta,
+        local: u64,
+        wait_ms: u64,
+    ) -> Result<super::Fetched, DsError> {
+        let fetched = self
+            .fetch_partition(
+                topic,
+                0,
+                FetchRequest {
+                    offset: local,
+                    max_messages: None,
+                    max_bytes: None,
+                    wait_ms: Some(wait_ms),
+                },
+            )
+            .await;
+        match fetched {
+            Ok(fetched) => Ok(fetched),
+            Err(BrokerError::OffsetOutOfRange {
+                log_start_offset, ..
+            }) if local < log_start_offset => Err(DsError::Refused {
+                refusal: Refusal::Gone(format!(
+                    "offset {} was removed by retention",
+                    state::token(local)
+                )),
+                tail: None,
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The data records of `fork`'s source in `[from, until)`, as stream offsets, and the
+    /// offset after the last one read (below `until` when a read limit cut the chunk short).
+    fn inherited<'a>(
+        &'a self,
+        fork: &'a ForkOf,
+        from: u64,
+        until: u64,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(Vec<FetchedRecord>, u64), DsError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let topic = self.fork_source(fork)?;
+            let slot = self.streams.slot(topic.partitions[0].group);
+            let config = {
+                let mut state = slot.state.lock().await;
+                self.refresh(&topic, &mut state, 0).await?;
+                state.config.clone().ok_or_else(not_found)?
+            };
+            let mut records = Vec::new();
+            let mut offset = from;
+            if let Some(parent) = config.fork.as_ref().filter(|parent| from < parent.offset) {
+                let bound = until.min(parent.offset);
+                let (mut inherited, next) = self.inherited(parent, from, bound).await?;
+                records.append(&mut inherited);
+                if next < bound || bound == until {
+                    return Ok((records, next));
+                }
+                offset = next;
+            }
+            let fetched = self.fetch_own(&topic, config.to_local(offset), 0).await?;
+            let mut next = offset;
+            for mut record in fetched.records {
+                let at = config.to_stream(record.offset);
+                if at >= until {
+                    next = until;
+                    break;
+                }
+                next = at + 1;
+                if state::is_data(&record.record) {
+                    record.offset = at;
+                    records.push(record);
+                }
+            }
+            Ok((records, next.min(until)))
+        })
+    }
+
+    /// A fork's source topic (kept while forks read it, even when its stream was deleted).
+    fn fork_source(&self, fork: &ForkOf) -> Result<TopicMeta, DsError> {
+        match self.topic(&fork.topic) {
+            Ok(topic) if topic.partitions[0].group.0 == fork.group => Ok(topic),
+            _ => Err(Refusal::Gone(format!(
+                "the source of this fork, {}, no longer exists",
+                fork.topic
+            ))
+            .into()),
+        }
+    }
+
+    /// Deletes the stream at `path`. A stream that forks still read is only marked deleted
+    /// (gone for its clients, 410) and removed when its last fork is; deleting a fork may so
+    /// remove its deleted source, and that source's.
     pub async fn ds_delete(&self, caller: &Caller, path: &str) -> Result<(), DsError> {
         let name = topic_for(path)?;
         self.authorize(caller, ResourceType::Topic, &name, Operation::Delete)
             .await?;
         let topic = self.stream_topic(path)?;
-        let (_, _) = self.current(caller, &topic).await?;
-        self.streams.forget(topic.partitions[0].group);
-        match self.delete_topic(caller, &name).await {
-            Ok(()) => Ok(()),
-            Err(BrokerError::NotFound(_)) => Err(not_found()),
-            Err(error) => Err(error.into()),
+        let (_, state) = self.current(caller, &topic).await?;
+        self.remove_stream(caller, &topic, &state).await
+    }
+
+    async fn remove_stream(
+        &self,
+        caller: &Caller,
+        topic: &TopicMeta,
+        state: &StreamState,
+    ) -> Result<(), DsError> {
+        let group = topic.partitions[0].group;
+        if self.has_forks(group).await? {
+            let slot = self.streams.slot(group);
+            let mut live = slot.state.lock().await;
+            self.refresh(topic, &mut live, 0).await?;
+            if live.deleted {
+                return Ok(());
+            }
+            self.record_change(caller, actions::TOPIC_DELETE, &topic.name)
+                .await?;
+            let marker = [state::deleted_record()];
+            let base = self.append_at(topic, &marker, live.end).await?;
+            fold_written(&mut live, base, &marker, self.now_ms());
+            return Ok(());
         }
+        self.streams.forget(group);
+        match self.delete_topic(caller, &topic.name).await {
+            Ok(()) | Err(BrokerError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+        // The source may have waited only for this fork.
+        let mut source = state.config.as_ref().and_then(|c| c.fork.clone());
+        while let Some(fork) = source.take() {
+            let Ok(parent) = self.fork_source(&fork) else {
+                break;
+            };
+            let slot = self.streams.slot(parent.partitions[0].group);
+            let parent_state = {
+                let mut live = slot.state.lock().await;
+                self.refresh(&parent, &mut live, 0).await?;
+                live.clone()
+            };
+            if !parent_state.deleted || self.has_forks(parent.partitions[0].group).await? {
+                break;
+            }
+            self.streams.forget(parent.partitions[0].group);
+            match self.delete_topic(caller, &parent.name).await {
+                Ok(()) | Err(BrokerError::NotFound(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+            source = parent_state.config.and_then(|c| c.fork);
+        }
+        Ok(())
+    }
+
+    /// Whether any stream is a fork of the stream in partition group `group`: the
+    /// configurations of every stream topic are read (from this broker's state where kept).
+    async fn has_forks(&self, group: GroupId) -> Result<bool, DsError> {
+        let streams: Vec<TopicMeta> = self
+            .parts
+            .controller
+            .state()
+            .topics
+            .range(TOPIC_PREFIX.to_string()..)
+            .take_while(|(name, _)| name.starts_with(TOPIC_PREFIX))
+            .map(|(_, topic)| topic.clone())
+            .filter(|topic| topic.partitions.len() == 1 && topic.partitions[0].group != group)
+            .collect();
+        for topic in streams {
+            let slot = self.streams.slot(topic.partitions[0].group);
+            let mut state = slot.state.lock().await;
+            if state.config.is_none() {
+                match self.refresh(&topic, &mut state, 0).await {
+                    Ok(()) => {}
+                    // A stream deleted meanwhile forks nothing.
+                    Err(DsError::Broker(BrokerError::NotFound(_))) => continue,
+                    Err(error) => return Err(error),
+                }
+            }
+            let forks_it = state
+                .config
+                .as_ref()
+                .and_then(|c| c.fork.as_ref())
+                .is_some_and(|fork| fork.group == group.0);
+            if forks_it {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn check_sizes(&self, records: &[Record]) -> Result<(), DsError> {
@@ -719,7 +1034,7 @@ fn info(state: &StreamState) -> StreamInfo {
             .config
             .clone()
             .expect("a created stream has its configuration"),
-        tail: state.end,
+        tail: state.tail(),
         closed: state.closed,
     }
 }

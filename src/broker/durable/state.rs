@@ -7,7 +7,13 @@
 //! - then data records, one per append for byte streams, one per JSON message for JSON streams;
 //!   the last record of an append carries the append's `Stream-Seq` (`ds-seq`), its producer
 //!   (`ds-producer`, `ds-epoch`, `ds-pseq`) and, for append-and-close, `ds-close`;
-//! - a close without data is a record with header `ds` = `close` and an empty value.
+//! - a close without data is a record with header `ds` = `close` and an empty value;
+//! - a deletion while forks still read the stream is a record with header `ds` = `deleted`
+//!   (the stream is then gone for its clients, its records kept for the forks).
+//!
+//! A fork's offsets continue its source's: offsets below the fork offset are the source's
+//! records, and the fork's own record at partition offset `k >= 1` has offset
+//! `fork offset + k - 1` ([`StreamConfig::own_base`]).
 //!
 //! Every append is one conditional batch (written only where the writer read the log's end),
 //! so the state folded from the records is the state every writer checked against.
@@ -44,6 +50,22 @@ pub struct StreamConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<(String, u64)>,
     pub created_ms: u64,
+    /// Set for a fork: where its inherited records come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork: Option<ForkOf>,
+}
+
+/// A fork's source and divergence point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkOf {
+    /// The source's topic and partition group (a re-created source has another group).
+    pub topic: String,
+    pub group: u64,
+    /// The fork offset: records below it are the source's.
+    pub offset: u64,
+    /// `Stream-Fork-Sub-Offset` as asked (the inherited part past `offset` was copied into the
+    /// fork's own records when it was created).
+    pub sub_offset: u64,
 }
 
 impl StreamConfig {
@@ -52,6 +74,27 @@ impl StreamConfig {
         media_type(&self.content_type) == media_type(&other.content_type)
             && self.ttl_s == other.ttl_s
             && self.expires_at.as_ref().map(|e| e.1) == other.expires_at.as_ref().map(|e| e.1)
+            && self.fork == other.fork
+    }
+
+    /// The stream offset of the record at partition offset 1 (0 holds the configuration): the
+    /// fork offset for a fork, else 1.
+    pub fn own_base(&self) -> u64 {
+        self.fork.as_ref().map_or(1, |fork| fork.offset)
+    }
+
+    /// The stream offset of partition offset `local`.
+    pub fn to_stream(&self, local: u64) -> u64 {
+        (self.own_base() + local).saturating_sub(1)
+    }
+
+    /// The partition offset of stream offset `offset` (at least 1 for a fork; the caller reads
+    /// offsets below the fork offset from the source).
+    pub fn to_local(&self, offset: u64) -> u64 {
+        match &self.fork {
+            None => offset,
+            Some(fork) => offset.saturating_sub(fork.offset) + 1,
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -106,6 +149,8 @@ pub struct StreamState {
     pub end: u64,
     /// Timestamp of the last record, Unix ms.
     pub last_write_ms: u64,
+    /// Deleted while forks read it: gone (410) for clients, kept for the forks.
+    pub deleted: bool,
 }
 
 /// The record is the stream's configuration, or a close without data.
@@ -127,6 +172,13 @@ pub fn is_data(record: &Record) -> bool {
 }
 
 impl StreamState {
+    /// The stream offset after the last record: where the next append lands.
+    pub fn tail(&self) -> u64 {
+        self.config
+            .as_ref()
+            .map_or(self.end, |config| config.to_stream(self.end))
+    }
+
     /// Folds the record at `offset` in. Records must come in offset order from `end`.
     pub fn fold(&mut self, offset: u64, timestamp_ms: u64, record: &Record) {
         self.end = offset + 1;
@@ -139,6 +191,10 @@ impl StreamState {
                 return;
             }
             Some("close") => self.closed = true,
+            Some("deleted") => {
+                self.deleted = true;
+                return;
+            }
             _ => {}
         }
         if let Some(seq) = header(record, SEQ) {
@@ -184,6 +240,9 @@ impl StreamState {
         let Some(config) = &self.config else {
             return Decision::Refuse(Refusal::NotFound);
         };
+        if self.deleted {
+            return Decision::Refuse(Refusal::Gone("the stream was deleted".into()));
+        }
         if self.closed {
             let repeat = append.producer.is_some() && append.producer == self.closed_by;
             if repeat {
@@ -339,8 +398,8 @@ pub enum Refusal {
     TooLarge(String),
     #[error("{0}")]
     Gone(String),
-    #[error("{0}")]
-    NotImplemented(String),
+    #[error("the stream was deleted but forks still read it; the path cannot be used until they are deleted")]
+    SourceDeleted,
 }
 
 /// Whether a body is being appended or is a stream's initial content.
@@ -418,10 +477,22 @@ fn records_of(values: Vec<Vec<u8>>, append: &Append, json: bool) -> Vec<Record> 
     records
 }
 
-/// The records that create a stream: its configuration, its initial messages, and a close record
-/// when it is created closed.
+/// The record that marks a stream deleted while forks still read it.
+pub fn deleted_record() -> Record {
+    Record {
+        key: None,
+        value: Vec::new(),
+        value_is_text: true,
+        headers: vec![(CONTROL.into(), "deleted".into())],
+    }
+}
+
+/// The records that create a stream: its configuration, the inherited messages a fork's
+/// sub-offset copies (`prefix`), its initial messages, and a close record when it is created
+/// closed.
 pub fn creation_records(
     config: &StreamConfig,
+    prefix: Vec<Vec<u8>>,
     body: &[u8],
     closed: bool,
 ) -> Result<Vec<Record>, Refusal> {
@@ -431,7 +502,10 @@ pub fn creation_records(
         value_is_text: true,
         headers: vec![(CONTROL.into(), "config".into())],
     }];
-    for value in messages(config, body, Purpose::Create)? {
+    for value in prefix
+        .into_iter()
+        .chain(messages(config, body, Purpose::Create)?)
+    {
         records.push(Record {
             key: None,
             value_is_text: config.is_json() || std::str::from_utf8(&value).is_ok(),
@@ -597,12 +671,36 @@ mod tests {
             ttl_s: None,
             expires_at: None,
             created_ms: 1,
+            fork: None,
         }
+    }
+
+    #[test]
+    fn a_fork_continues_its_source_offsets() {
+        let mut fork = config("text/plain");
+        assert_eq!((fork.to_stream(1), fork.to_local(1)), (1, 1));
+        fork.fork = Some(ForkOf {
+            topic: "ds.a".into(),
+            group: 7,
+            offset: 4,
+            sub_offset: 0,
+        });
+        assert_eq!(fork.to_stream(1), 4, "the fork's first own record");
+        assert_eq!(fork.to_local(4), 1);
+        assert_eq!(fork.to_local(6), 3);
+        assert_eq!(fork.to_stream(fork.to_local(9)), 9);
+        let mut at_zero = fork.clone();
+        at_zero.fork.as_mut().unwrap().offset = 0;
+        assert_eq!((at_zero.to_stream(1), at_zero.to_local(0)), (0, 1));
+        assert!(
+            !fork.same_as(&config("text/plain")),
+            "a fork is not its source"
+        );
     }
 
     fn created(content_type: &str) -> StreamState {
         let mut state = StreamState::default();
-        for (offset, record) in creation_records(&config(content_type), b"", false)
+        for (offset, record) in creation_records(&config(content_type), Vec::new(), b"", false)
             .unwrap()
             .iter()
             .enumerate()
