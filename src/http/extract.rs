@@ -48,6 +48,15 @@ pub const PUBLIC_PATHS: [&str; 5] = [
     "/v1/openapi.json",
 ];
 
+/// The URL prefix of the Durable Streams protocol (`routes_ds`).
+pub const STREAMS_PREFIX: &str = "/ds/";
+
+/// Whether `path` (as sent) is under the Durable Streams prefix, where a request without an
+/// Authorization header may act as `durable_streams.anonymous_principal`.
+pub fn is_stream_path(path: &str) -> bool {
+    path.starts_with(STREAMS_PREFIX)
+}
+
 /// Whether a request to `path` (as sent, before any decoding) must carry a valid token.
 pub fn needs_token(path: &str) -> bool {
     !PUBLIC_PATHS.contains(&path)
@@ -75,7 +84,7 @@ pub async fn authenticate_first(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let stream_path = super::routes_ds::is_stream_path(request.path());
+    let stream_path = is_stream_path(request.path());
     // A CORS preflight carries no credentials and is answered with headers only.
     let preflight = stream_path && request.method() == actix_web::http::Method::OPTIONS;
     if needs_token(request.path()) && !preflight {

@@ -15,16 +15,12 @@ use base64::Engine;
 use rand::Rng;
 
 use super::error::problem;
-use super::sse::StreamSlots;
-use super::sse_slots::{SlotRefusal, StreamSlot};
+use super::sse_slots::{SlotRefusal, StreamSlot, StreamSlots};
 use crate::broker::durable::state::{self, token};
 use crate::broker::durable::{
     Append, Appended, Chunk, Create, DsError, Outcome, Position, ProducerClaim, Refusal, StreamInfo,
 };
 use crate::broker::{Broker, BrokerError, Caller};
-
-/// The URL prefix of the protocol.
-pub const PREFIX: &str = "/ds/";
 
 const STREAM_NEXT_OFFSET: &str = "stream-next-offset";
 const STREAM_UP_TO_DATE: &str = "stream-up-to-date";
@@ -52,11 +48,6 @@ const CURSOR_INTERVAL_MS: u64 = 20_000;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config.route("/ds/{path:.+}", web::route().to(dispatch));
-}
-
-/// Whether `path` (as sent) is under the protocol's prefix.
-pub fn is_stream_path(path: &str) -> bool {
-    path.starts_with(PREFIX)
 }
 
 async fn dispatch(
