@@ -1,6 +1,7 @@
 //! The partition actor's leader-side checks, on a real single-voter replica with a real redb file:
 //! `CommitOffset` refuses offsets beyond the high watermark, stores, repeats and rewinds;
-//! `IdempotentProduce` answers a repeated sequence with the original offsets and writes nothing.
+//! `IdempotentProduce` answers a repeated sequence with the original offsets and writes nothing;
+//! a conditional `Produce` (an expected base offset) is written only where the log ends.
 
 use std::time::Duration;
 
@@ -60,14 +61,46 @@ async fn start(dir: &std::path::Path) -> (Host, PartitionHandle) {
 }
 
 async fn produce(handle: &PartitionHandle, count: usize) -> Result<AppendResult, ReplicaError> {
+    produce_at(handle, count, None).await
+}
+
+async fn produce_at(
+    handle: &PartitionHandle,
+    count: usize,
+    expected_base: Option<u64>,
+) -> Result<AppendResult, ReplicaError> {
     let (reply, wait) = oneshot::channel();
     handle.addr.do_send(Produce {
         records: records(count).into(),
         timestamp_ms: 1,
-        expected_base: None,
+        expected_base,
         reply,
     });
     wait.await.expect("answered")
+}
+
+#[actix_rt::test]
+async fn a_conditional_produce_is_written_only_where_the_log_ends() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_host, handle) = start(dir.path()).await;
+    let first = produce_at(&handle, 2, Some(0))
+        .await
+        .expect("the log is empty");
+    assert_eq!((first.base_offset, first.count), (0, 2));
+    for stale in [0, 1, 3] {
+        match produce_at(&handle, 1, Some(stale)).await {
+            Err(ReplicaError::TailMoved { expected, tail }) => {
+                assert_eq!((expected, tail), (stale, 2))
+            }
+            other => panic!("expected base {stale} at tail 2: {other:?}"),
+        }
+    }
+    let state = handle.addr.send(Describe).await.expect("describe");
+    assert_eq!(state.high_watermark, 2, "nothing refused was written");
+    let next = produce_at(&handle, 1, Some(2))
+        .await
+        .expect("the log ends at 2");
+    assert_eq!(next.base_offset, 2);
 }
 
 async fn commit(handle: &PartitionHandle, group: &str, offset: u64) -> Result<(), ReplicaError> {
