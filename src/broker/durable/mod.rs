@@ -166,6 +166,12 @@ pub struct Create {
     pub fork_sub_offset: Option<String>,
 }
 
+/// The inherited records of a fork and the offset after them (boxed: the read recurses
+/// through a chain of forks).
+type Inherited<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(Vec<FetchedRecord>, u64), DsError>> + Send + 'a>,
+>;
+
 /// Where a new fork starts.
 struct ForkPoint {
     source: StreamConfig,
@@ -820,18 +826,7 @@ impl Broker {
 
     /// The data records of `fork`'s source in `[from, until)`, as stream offsets, and the
     /// offset after the last one read (below `until` when a read limit cut the chunk short).
-    fn inherited<'a>(
-        &'a self,
-        fork: &'a ForkOf,
-        from: u64,
-        until: u64,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<(Vec<FetchedRecord>, u64), DsError>>
-                + Send
-                + 'a,
-        >,
-    > {
+    fn inherited<'a>(&'a self, fork: &'a ForkOf, from: u64, until: u64) -> Inherited<'a> {
         Box::pin(async move {
             let topic = self.fork_source(fork)?;
             let slot = self.streams.slot(topic.partitions[0].group);

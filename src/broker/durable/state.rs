@@ -285,11 +285,10 @@ impl StreamState {
                         current: state.epoch,
                     })
                 }
-                Some(state) if claim.epoch > state.epoch => {
-                    if claim.seq != 0 {
-                        return Decision::Refuse(Refusal::EpochMustStartAtZero);
-                    }
+                Some(state) if claim.epoch > state.epoch && claim.seq != 0 => {
+                    return Decision::Refuse(Refusal::EpochMustStartAtZero);
                 }
+                Some(state) if claim.epoch > state.epoch => {}
                 Some(state) if claim.seq <= state.last_seq => {
                     return Decision::Duplicate {
                         closed: false,
