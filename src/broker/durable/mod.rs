@@ -298,6 +298,19 @@ impl Broker {
         }
     }
 
+    /// The stream at `path`, once `caller` may do `operation` on it (a denial is audited).
+    async fn authorized_stream(
+        &self,
+        caller: &Caller,
+        path: &str,
+        operation: Operation,
+    ) -> Result<TopicMeta, DsError> {
+        let name = topic_for(path)?;
+        self.authorize(caller, ResourceType::Topic, &name, operation)
+            .await?;
+        self.stream_topic(path)
+    }
+
     /// Reads the records written since `state.end` (waiting up to `wait_ms` for one) into it.
     async fn refresh(
         &self,
@@ -614,10 +627,9 @@ impl Broker {
         path: &str,
         append: Append,
     ) -> Result<Appended, DsError> {
-        let name = topic_for(path)?;
-        self.authorize(caller, ResourceType::Topic, &name, Operation::Write)
+        let topic = self
+            .authorized_stream(caller, path, Operation::Write)
             .await?;
-        let topic = self.stream_topic(path)?;
         let (slot, _) = self.current(caller, &topic).await?;
         let deadline = tokio::time::Instant::now() + self.parts.forward_timeout;
         let mut state = slot.state.lock().await;
@@ -676,10 +688,9 @@ impl Broker {
 
     /// The stream's configuration, tail and closure (HEAD).
     pub async fn ds_head(&self, caller: &Caller, path: &str) -> Result<StreamInfo, DsError> {
-        let name = topic_for(path)?;
-        self.authorize(caller, ResourceType::Topic, &name, Operation::Read)
+        let topic = self
+            .authorized_stream(caller, path, Operation::Read)
             .await?;
-        let topic = self.stream_topic(path)?;
         let (_, state) = self.current(caller, &topic).await?;
         Ok(info(&state))
     }
@@ -694,10 +705,9 @@ impl Broker {
         position: Position,
         wait_ms: u64,
     ) -> Result<Chunk, DsError> {
-        let name = topic_for(path)?;
-        self.authorize(caller, ResourceType::Topic, &name, Operation::Read)
+        let topic = self
+            .authorized_stream(caller, path, Operation::Read)
             .await?;
-        let topic = self.stream_topic(path)?;
         let (slot, state) = self.current(caller, &topic).await?;
         slot.last_access_ms.store(self.now_ms(), Ordering::Relaxed);
         let config = state.config.clone().ok_or_else(not_found)?;
@@ -880,10 +890,9 @@ impl Broker {
     /// (gone for its clients, 410) and removed when its last fork is; deleting a fork may so
     /// remove its deleted source, and that source's.
     pub async fn ds_delete(&self, caller: &Caller, path: &str) -> Result<(), DsError> {
-        let name = topic_for(path)?;
-        self.authorize(caller, ResourceType::Topic, &name, Operation::Delete)
+        let topic = self
+            .authorized_stream(caller, path, Operation::Delete)
             .await?;
-        let topic = self.stream_topic(path)?;
         let (_, state) = self.current(caller, &topic).await?;
         self.remove_stream(caller, &topic, &state).await
     }
