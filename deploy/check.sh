@@ -18,6 +18,10 @@ target=${CARGO_TARGET_DIR:-"$root/target"}
 venv="$target/deploy-venv"
 stamp="$venv/.installed-$KUBERNETES_VALIDATE_VERSION-$CHECKOV_VERSION"
 
+# Tests run in parallel and may call this at once: one installs while the others wait.
+mkdir -p "$target"
+exec 9>"$venv.lock"
+flock 9
 if [ ! -f "$stamp" ]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
@@ -25,6 +29,7 @@ if [ ! -f "$stamp" ]; then
         "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "checkov==$CHECKOV_VERSION"
     touch "$stamp"
 fi
+exec 9>&-
 
 # cert-manager resources have no schema in kubernetes-validate: they are checked by checkov and
 # by tests/deploy_manifests.rs only.

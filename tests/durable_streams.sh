@@ -25,6 +25,10 @@ stamp="$install_dir/.installed-$lock_hash"
 : "${DS_BASE_URL:?DS_BASE_URL must be the server's Durable Streams base URL}"
 : "${DS_RESULTS_FILE:?DS_RESULTS_FILE must name the file for the JSON results}"
 
+# Tests run in parallel and may call this at once: one installs while the others wait.
+mkdir -p "$target"
+exec 9>"$install_dir.lock"
+flock 9
 if [ ! -f "$stamp" ]; then
     rm -rf "$install_dir"
     mkdir -p "$install_dir"
@@ -32,6 +36,7 @@ if [ ! -f "$stamp" ]; then
     (cd "$install_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     touch "$stamp"
 fi
+exec 9>&-
 
 # The test file and config are copied on every run, so an edit to them needs no reinstall.
 cp "$source_dir/vitest.config.js" "$source_dir/conformance.test.js" "$install_dir/"

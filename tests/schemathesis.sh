@@ -15,6 +15,10 @@ target=${CARGO_TARGET_DIR:-"$root/target"}
 venv="$target/schemathesis-venv"
 stamp="$venv/.installed-$SCHEMATHESIS_VERSION"
 
+# Tests run in parallel and may call this at once: one installs while the others wait.
+mkdir -p "$target"
+exec 9>"$venv.lock"
+flock 9
 if [ ! -f "$stamp" ]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
@@ -22,5 +26,6 @@ if [ ! -f "$stamp" ]; then
         "schemathesis==$SCHEMATHESIS_VERSION"
     touch "$stamp"
 fi
+exec 9>&-
 
 exec "$venv/bin/schemathesis" "$@"
