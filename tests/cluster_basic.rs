@@ -1,6 +1,7 @@
 //! Three real brokers over mutual TLS: replicas and leaders spread evenly, any broker serves any
-//! call (a produce through broker 1 is consumed through broker 3), and users, ACLs and token
-//! revocations made through one broker take effect on all.
+//! call (a produce through broker 1 is consumed through broker 3) and holds a forwarded fetch
+//! within its own fetch budget, and users, ACLs and token revocations made through one broker
+//! take effect on all.
 
 mod common;
 
@@ -246,4 +247,86 @@ async fn users_acls_and_revocations_reach_every_broker() {
         )
         .await;
     }
+}
+
+/// Reads the whole partition through `client`, returning the values and the records per answer.
+async fn read_through(client: &Client, topic: &str) -> (Vec<String>, Vec<usize>) {
+    let (mut offset, mut values, mut answers) = (0, Vec::new(), Vec::new());
+    loop {
+        let fetched = client
+            .fetch(topic, 0, offset, None, Some(1 << 20), None)
+            .await
+            .expect("fetch");
+        answers.push(fetched.records.len());
+        values.extend(fetched.records.into_iter().filter_map(|r| r.value));
+        offset = fetched.next_offset;
+        if offset >= fetched.high_watermark {
+            return (values, answers);
+        }
+        assert!(
+            answers.len() < 100,
+            "the fetches make progress: {answers:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_fetch_is_held_within_the_forwarding_brokers_budget() {
+    let mut cluster =
+        TestCluster::start_env(3, "", &[("PALISADE_HTTP_RECORD_BYTES_MAX", "64 KiB")]).await;
+    let first = cluster.admin(1).await;
+    first
+        .create_topic(&CreateTopic {
+            name: "wide".into(),
+            partitions: Some(1),
+            replication_factor: Some(1),
+            retention_ms: None,
+            retention_bytes: None,
+        })
+        .await
+        .expect("create topic");
+    let described = describe_until(&first, "wide", "a leader", |d| {
+        d.partitions[0].leader.is_some()
+    })
+    .await;
+    let leader = described.partitions[0].leader.expect("leader");
+    let others: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    // Ten records of 60 KiB. The leader's fetch budget (the default, 16 MiB) holds them all;
+    // one forwarding broker's holds two.
+    let written: Vec<String> = (0..10)
+        .map(|n| format!("{n:02}{}", "x".repeat(60 * 1024)))
+        .collect();
+    let batch = ProduceRequest {
+        records: written.iter().map(|v| record(v.clone(), 0)).collect(),
+    };
+    cluster
+        .admin(leader)
+        .await
+        .produce("wide", &batch)
+        .await
+        .expect("produce");
+    let (small, control) = (others[0], others[1]);
+    let node = cluster.nodes.iter_mut().find(|n| n.id == small);
+    node.expect("node").env.push((
+        "PALISADE_LIMITS_FETCH_BYTES_IN_FLIGHT_MAX".into(),
+        "128 KiB".into(),
+    ));
+    cluster.restart(small).await;
+
+    let (read, answers) = read_through(&cluster.admin(small).await, "wide").await;
+    assert_eq!(
+        read, written,
+        "every record, in order, through the small budget"
+    );
+    assert!(
+        answers.iter().all(|count| *count <= 3) && answers.len() >= 4,
+        "no forwarded answer holds more than the forwarding broker's budget: {answers:?}"
+    );
+    let (read, answers) = read_through(&cluster.admin(control).await, "wide").await;
+    assert_eq!(read, written);
+    assert_eq!(
+        answers,
+        [10],
+        "with the default budget, one answer holds every record"
+    );
 }

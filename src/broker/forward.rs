@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::peer_wire::PeerAnswer;
+use super::peer_wire::{Held, PeerAnswer};
 use super::{Broker, BrokerError};
+use crate::budget::Reservation;
 use crate::cluster::METADATA_GROUP;
 use crate::raft::GroupId;
 
@@ -26,6 +27,7 @@ mod policy;
 
 pub use super::peer_wire::{ForwardReply, ForwardRequest, GroupDescription};
 pub use local::unavailable_answer;
+use local::FETCH_FLOOR_BYTES;
 use policy::{Failure, Ran, Step};
 
 /// Sends an encoded request to a peer broker and returns its encoded answer.
@@ -159,6 +161,9 @@ impl Broker {
                     }),
                 }
             }
+            Some(target) if search.request.fetch_bytes_max().is_some() => {
+                self.fetch_remote(target, search).await
+            }
             Some(target) => {
                 let request = search.request;
                 let body = search.encoded.get_or_insert_with(|| {
@@ -168,6 +173,52 @@ impl Broker {
                     .await
             }
         }
+    }
+
+    /// A fetch led by another broker. Its answer is held here until written to the client, so
+    /// it is asked for within this broker's fetch budget: first without waiting, for as much as
+    /// the budget grants now (at least `FETCH_FLOOR_BYTES`, or 503 `overloaded` after
+    /// `limits.budget_wait_ms`). Only an empty first answer to a long poll is followed by the
+    /// wait, which holds no budget while it waits and asks for at most `FETCH_FLOOR_BYTES`; its
+    /// answer takes what is free of the budget when it arrives.
+    async fn fetch_remote(
+        &self,
+        target: u64,
+        search: &mut Search<'_>,
+    ) -> Result<ForwardReply, Failure> {
+        let bytes_max = search.request.fetch_bytes_max().unwrap_or(0);
+        let floor = FETCH_FLOOR_BYTES.min(bytes_max).max(1);
+        let budgets = &self.parts.budgets;
+        let reservation = budgets
+            .fetch
+            .reserve(bytes_max, floor, budgets.wait)
+            .await
+            .map_err(|exhausted| {
+                Failure::Refused(BrokerError::Overloaded(exhausted.to_string()))
+            })?;
+        let first = search
+            .request
+            .fetch_with(0, bytes_max.min(reservation.bytes()));
+        let body = postcard::to_stdvec(&first).expect("forwarded requests are plain data");
+        let reply = self
+            .call_remote(target, body, search.deadline, Duration::ZERO)
+            .await?;
+        if search.wait.is_zero() || !fetched_nothing(&reply) {
+            return Ok(held_here(reply, reservation));
+        }
+        drop(reservation);
+        let wait_ms = search.request.wait_ms();
+        let second = search.request.fetch_with(wait_ms, floor);
+        let body = postcard::to_stdvec(&second).expect("forwarded requests are plain data");
+        let reply = self
+            .call_remote(target, body, search.deadline, search.wait)
+            .await?;
+        let reservation = budgets
+            .fetch
+            .reserve(floor, floor, Duration::ZERO)
+            .await
+            .unwrap_or_else(|_| Reservation::none());
+        Ok(held_here(reply, reservation))
     }
 
     async fn call_remote(
@@ -266,4 +317,19 @@ impl Broker {
         };
         (!members.is_empty()).then(|| members[attempt % members.len()])
     }
+}
+
+/// Whether a fetch answer holds no record.
+fn fetched_nothing(reply: &ForwardReply) -> bool {
+    matches!(reply, ForwardReply::Fetched { records, .. } if records.is_empty())
+}
+
+/// A fetch answer received from its leader, holding this broker's `reservation` (cut to the
+/// records' size) until it is written.
+fn held_here(mut reply: ForwardReply, mut reservation: Reservation) -> ForwardReply {
+    if let ForwardReply::Fetched { records, held, .. } = &mut reply {
+        reservation.shrink_to(records.iter().map(|r| r.record.size_bytes()).sum());
+        *held = Held::new(reservation);
+    }
+    reply
 }

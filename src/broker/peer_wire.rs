@@ -134,6 +134,34 @@ impl ForwardRequest {
             _ => 0,
         }
     }
+
+    /// A fetch's byte limit (plain or a group's): the broker that forwards it holds the answer
+    /// until it is written, so it reserves that much of its own fetch budget first.
+    pub fn fetch_bytes_max(&self) -> Option<u64> {
+        match self {
+            ForwardRequest::Fetch { bytes_max, .. }
+            | ForwardRequest::Group(GroupCall::Fetch { bytes_max, .. }) => Some(*bytes_max),
+            _ => None,
+        }
+    }
+
+    /// The same fetch with another wait and byte limit; any other request unchanged.
+    pub fn fetch_with(&self, wait: u64, bytes: u64) -> ForwardRequest {
+        let mut request = self.clone();
+        match &mut request {
+            ForwardRequest::Fetch {
+                wait_ms, bytes_max, ..
+            }
+            | ForwardRequest::Group(GroupCall::Fetch {
+                wait_ms, bytes_max, ..
+            }) => {
+                *wait_ms = wait;
+                *bytes_max = bytes;
+            }
+            _ => {}
+        }
+        request
+    }
 }
 
 /// A group as its leader sees it.

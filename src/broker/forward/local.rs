@@ -16,7 +16,7 @@ use super::Answer;
 /// The least a fetch reads when the fetch budget is short: 64 KiB (or its own limit if smaller).
 /// Past the floor it waits for bytes, and then answers 503. A record larger than the grant is
 /// still returned whole, so a consumer never stalls on one.
-const FETCH_FLOOR_BYTES: u64 = 64 * 1024;
+pub(super) const FETCH_FLOOR_BYTES: u64 = 64 * 1024;
 use crate::audit::log::Append;
 use crate::audit::UnsealedEvent;
 use crate::cluster::METADATA_GROUP;
