@@ -266,6 +266,90 @@ async fn committed_offsets_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reads_from_its_own_positions_while_its_commits_lag() {
+    let broker = BrokerProcess::start().await;
+    let admin = broker.admin().await;
+    admin
+        .create_topic(&topic("pos", 2, 1))
+        .await
+        .expect("topic");
+    produce_numbered(&admin, "pos", 2, 20).await;
+    let mut member = TestMember::join(&admin, "readers", &["pos"], 30_000).await;
+    let first = member.poll(10, 0).await.expect("poll");
+    assert_eq!(first.records.len(), 10, "{first:?}");
+    // Nothing is committed: a poll from the positions reads on, one without them reads the
+    // same records again.
+    let on = admin
+        .poll_group_from(
+            "readers",
+            member.id(),
+            Some(10),
+            Some(0),
+            &first.next_offsets,
+        )
+        .await
+        .expect("poll from positions");
+    for record in &on.records {
+        let position = first
+            .next_offsets
+            .iter()
+            .find(|o| o.partition == record.partition)
+            .map_or(0, |o| o.offset);
+        assert!(
+            record.record.offset >= position,
+            "a poll from the positions goes on past them: {record:?} before {position}"
+        );
+    }
+    assert!(
+        !on.records.is_empty(),
+        "records are left after the positions"
+    );
+    let again = member.poll(10, 0).await.expect("poll");
+    assert_eq!(
+        record_positions(&again),
+        record_positions(&first),
+        "without positions the poll reads from the committed offsets"
+    );
+
+    let api = RawApi::new(&broker);
+    let token = api.token("admin", common::ADMIN_PASSWORD).await;
+    let poll = |from: &str| {
+        let api = api.clone();
+        let token = token.clone();
+        let path = format!(
+            "/v1/groups/readers/members/{}/records?from={from}",
+            member.id()
+        );
+        async move { api.call("GET", &path, Some(token.as_str()), None).await }
+    };
+    poll("pos:0")
+        .await
+        .assert_problem(400, "topic:partition:offset", "two parts");
+    poll("pos:x:1")
+        .await
+        .assert_problem(400, "partition", "partition not a number");
+    poll("pos:0:1,pos:0:2")
+        .await
+        .assert_problem(400, "twice", "a partition twice");
+    poll("pos:7:0")
+        .await
+        .assert_problem(409, "not assigned", "not the member's partition");
+    poll("other:0:0")
+        .await
+        .assert_problem(409, "not assigned", "another topic");
+    poll("pos:0:21")
+        .await
+        .assert_problem(416, "out of range", "past the end");
+    let described = admin.describe_group("readers").await.expect("describe");
+    for offset in &described.offsets {
+        assert_eq!(
+            offset.committed_offset, None,
+            "no poll committed: {offset:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_group_calls_get_precise_errors_and_change_nothing() {
     let broker = BrokerProcess::start().await;
     let admin = broker.admin().await;

@@ -2,7 +2,8 @@
 //! consumed every record the topic held when the bench started.
 //!
 //! All members join before any polls, so the run measures steady group consumption, not the
-//! first rebalances. Each poll-and-commit cycle is one timed request. Numbers are printed, never
+//! first rebalances. Members keep their own positions and commit in the background, one commit
+//! at a time, while the next poll reads; each poll is one timed request. Numbers are printed, never
 //! asserted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use super::options::{BenchOptions, ERROR_BACKOFF_MS};
 use super::report::{join_tallies, Tally};
 use super::summary::{PollSummary, ValueOnly};
 use crate::client::{Client, ClientError};
-use crate::wire::JoinGroup;
+use crate::wire::{JoinGroup, OffsetCommit};
 
 pub(crate) async fn run(
     clients: Vec<Client>,
@@ -41,36 +42,85 @@ pub(crate) async fn run(
         let max_messages = u64::from(options.max_messages);
         workers.spawn(async move {
             let mut tally = Tally::new()?;
+            // The member's own positions, as a Kafka consumer keeps them: each poll reads from
+            // them, and the commit of what the last poll returned runs while the next one reads.
+            let mut positions: Vec<OffsetCommit> = Vec::new();
+            let mut commit: Option<tokio::task::JoinHandle<Result<(), ClientError>>> = None;
             while Instant::now() < deadline && consumed.load(Ordering::Relaxed) < total_records {
                 let started = Instant::now();
-                let cycle = async {
+                let polled = async {
                     let body = client
-                        .poll_group_encoded(&group, &member_id, Some(max_messages), Some(100))
+                        .poll_group_encoded(
+                            &group,
+                            &member_id,
+                            Some(max_messages),
+                            Some(100),
+                            &positions,
+                        )
                         .await?;
-                    let poll: PollSummary = serde_json::from_slice(&body)
-                        .map_err(|source| ClientError::Decode { source })?;
-                    if !poll.next_offsets.is_empty() {
-                        client
-                            .commit_offsets(&group, &member_id, poll.generation, poll.next_offsets)
-                            .await?;
-                    }
-                    Ok::<_, ClientError>(poll.records)
+                    serde_json::from_slice::<PollSummary>(&body)
+                        .map_err(|source| ClientError::Decode { source })
                 };
-                match cycle.await {
-                    Ok(records) => {
-                        let bytes = records.iter().map(ValueOnly::bytes).sum();
-                        consumed.fetch_add(records.len() as u64, Ordering::Relaxed);
-                        tally.success(started, records.len() as u64, bytes);
-                    }
+                let poll = match polled.await {
+                    Ok(poll) => poll,
                     Err(error) => {
+                        // A 409 after a rebalance: the next poll starts from the group's
+                        // committed offsets.
+                        positions.clear();
                         tally.failure(&error);
                         tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                        continue;
+                    }
+                };
+                let bytes = poll.records.iter().map(ValueOnly::bytes).sum();
+                consumed.fetch_add(poll.records.len() as u64, Ordering::Relaxed);
+                tally.success(started, poll.records.len() as u64, bytes);
+                positions.retain(|p| {
+                    poll.assignments
+                        .iter()
+                        .any(|a| a.topic == p.topic && a.partition == p.partition)
+                });
+                for next in &poll.next_offsets {
+                    match positions
+                        .iter_mut()
+                        .find(|p| p.topic == next.topic && p.partition == next.partition)
+                    {
+                        Some(position) => position.offset = next.offset,
+                        None => positions.push(next.clone()),
                     }
                 }
+                if !poll.next_offsets.is_empty() {
+                    // One commit at a time, so they land in order.
+                    if let Some(previous) = commit.take() {
+                        finish_commit(previous, &mut tally).await;
+                    }
+                    let (client, group, member_id) =
+                        (client.clone(), group.clone(), member_id.clone());
+                    let offsets = poll.next_offsets;
+                    let generation = poll.generation;
+                    commit = Some(tokio::spawn(async move {
+                        client
+                            .commit_offsets(&group, &member_id, generation, offsets)
+                            .await
+                    }));
+                }
+            }
+            if let Some(previous) = commit.take() {
+                finish_commit(previous, &mut tally).await;
             }
             let _ = client.leave_group(&group, &member_id).await;
             Ok::<Tally, anyhow::Error>(tally)
         });
     }
     join_tallies(workers).await
+}
+
+/// Waits for a background commit; a failed one (a 409 after a rebalance, say) counts as an error.
+async fn finish_commit(
+    commit: tokio::task::JoinHandle<Result<(), ClientError>>,
+    tally: &mut Tally,
+) {
+    if let Ok(Err(error)) = commit.await {
+        tally.failure(&error);
+    }
 }

@@ -2,7 +2,7 @@
 //! of the body. A leaf: no requests, no printing.
 use serde::Deserialize;
 
-use crate::wire::OffsetCommit;
+use crate::wire::{OffsetCommit, TopicPartition};
 
 /// The parts of a fetch reply the consume bench counts: offsets and value lengths. Values are
 /// measured, never copied out of the body; other record fields are skipped.
@@ -18,6 +18,7 @@ pub(crate) struct FetchSummary {
 #[derive(Deserialize)]
 pub(crate) struct PollSummary {
     pub generation: u64,
+    pub assignments: Vec<TopicPartition>,
     pub records: Vec<ValueOnly>,
     pub next_offsets: Vec<OffsetCommit>,
 }

@@ -37,8 +37,21 @@ impl Client {
         max_messages: Option<u64>,
         wait_ms: Option<u64>,
     ) -> Result<GroupPoll, ClientError> {
+        self.poll_group_from(group, member_id, max_messages, wait_ms, &[])
+            .await
+    }
+
+    /// `poll_group` from the consumer's own positions in some assigned partitions (`from`).
+    pub async fn poll_group_from(
+        &self,
+        group: &str,
+        member_id: &str,
+        max_messages: Option<u64>,
+        wait_ms: Option<u64>,
+        from: &[OffsetCommit],
+    ) -> Result<GroupPoll, ClientError> {
         let body = self
-            .poll_group_encoded(group, member_id, max_messages, wait_ms)
+            .poll_group_encoded(group, member_id, max_messages, wait_ms, from)
             .await?;
         decode(body)
     }
@@ -50,11 +63,13 @@ impl Client {
         member_id: &str,
         max_messages: Option<u64>,
         wait_ms: Option<u64>,
+        from: &[OffsetCommit],
     ) -> Result<Vec<u8>, ClientError> {
         let query = PollQuery {
             max_messages,
             max_bytes: None,
             wait_ms,
+            from: (!from.is_empty()).then(|| crate::wire::format_positions(from)),
         };
         let path = ["v1", "groups", group, "members", member_id, "records"];
         send(self.request(Method::GET, &path, &query.pairs())?).await

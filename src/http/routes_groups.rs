@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 
 use super::api_doc::{
     Authenticated as AuthProblems, BadRequest, BodyRefused, Conflict, Forbidden, GroupPath,
-    InsufficientStorage, MemberPath, NotFound, TooMany,
+    InsufficientStorage, MemberPath, NotFound, OffsetOutOfRange, TooMany,
 };
 use super::dto_groups::group_poll_body;
 use super::extract::Authenticated;
@@ -14,6 +14,7 @@ use super::metrics::Metrics;
 use crate::broker::groups::{JoinRequest, PollRequest};
 use crate::broker::TopicPartition;
 use crate::broker::{Broker, BrokerError};
+use crate::wire;
 use crate::wire::{
     CommitOffsets, GroupDescription, GroupList, GroupPoll, GroupSummary, JoinGroup, Member,
     PollQuery,
@@ -113,11 +114,12 @@ pub async fn leave(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Reads records of the member's partitions from the group's committed offsets.
+/// Reads records of the member's partitions from the group's committed offsets, or from the
+/// consumer's own positions given in `from`.
 #[utoipa::path(get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups", security(("bearer" = [])), params(MemberPath, PollQuery),
     responses(
         (status = 200, description = "Records and the offsets to commit.", body = GroupPoll),
-        BadRequest, AuthProblems, Forbidden, NotFound, Conflict,
+        BadRequest, AuthProblems, Forbidden, NotFound, Conflict, OffsetOutOfRange,
     ))]
 pub async fn poll(
     broker: State,
@@ -128,10 +130,25 @@ pub async fn poll(
 ) -> Result<HttpResponse, BrokerError> {
     let (group, member) = path.into_inner();
     let query = query.into_inner();
+    let from = match query.from.as_deref() {
+        None => Vec::new(),
+        Some(from) => wire::parse_positions(from)
+            .map_err(BrokerError::BadRequest)?
+            .into_iter()
+            .map(|p| {
+                let tp = TopicPartition {
+                    topic: p.topic,
+                    partition: p.partition,
+                };
+                (tp, p.offset)
+            })
+            .collect(),
+    };
     let request = PollRequest {
         max_messages: query.max_messages,
         max_bytes: query.max_bytes,
         wait_ms: query.wait_ms,
+        from,
     };
     let polled = broker
         .poll_group(&caller.0, &group, &member, request)

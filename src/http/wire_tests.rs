@@ -324,6 +324,18 @@ fn client_queries_read_back_on_the_broker() {
         max_messages: Some(10),
         max_bytes: None,
         wait_ms: Some(250),
+        from: Some(wire::format_positions(&[
+            wire::OffsetCommit {
+                topic: "orders.eu-1".into(),
+                partition: 2,
+                offset: 17,
+            },
+            wire::OffsetCommit {
+                topic: "orders_b".into(),
+                partition: 0,
+                offset: 0,
+            },
+        ])),
     };
     let read = web::Query::<wire::PollQuery>::from_query(&client_query(&poll.pairs()))
         .expect("broker parses the poll query");

@@ -50,7 +50,7 @@ pub struct Member {
 }
 
 /// Query of `GET /v1/groups/{group}/members/{member}/records`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PollQuery {
@@ -64,17 +64,75 @@ pub struct PollQuery {
     /// `http.wait_ms_max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// Where to read in some assigned partitions instead of the group's committed offset: the
+    /// consumer's own positions, as `topic:partition:offset` items separated by commas (for
+    /// example the previous poll's `next_offsets`). A consumer that keeps its positions can commit
+    /// in the background while it polls on. Each partition at most once, and only partitions
+    /// assigned to the member; an offset outside the partition's log answers 416.
+    #[param(
+        pattern = r"^[A-Za-z0-9._-]{1,249}:[0-9]{1,10}:[0-9]{1,20}(,[A-Za-z0-9._-]{1,249}:[0-9]{1,10}:[0-9]{1,20})*$",
+        max_length = 65536
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl PollQuery {
     /// The query string's name-value pairs, set fields only, in declaration order.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        super::query_pairs([
+        let mut pairs = super::query_pairs([
             ("max_messages", self.max_messages),
             ("max_bytes", self.max_bytes),
             ("wait_ms", self.wait_ms),
-        ])
+        ]);
+        if let Some(from) = &self.from {
+            pairs.push(("from", from.clone()));
+        }
+        pairs
     }
+}
+
+/// Positions in the form of `PollQuery::from`.
+pub fn format_positions(positions: &[OffsetCommit]) -> String {
+    let items: Vec<String> = positions
+        .iter()
+        .map(|p| format!("{}:{}:{}", p.topic, p.partition, p.offset))
+        .collect();
+    items.join(",")
+}
+
+/// Reads `PollQuery::from`: well-formed items, each partition once. Names are checked by the
+/// broker like any topic name.
+pub fn parse_positions(from: &str) -> Result<Vec<OffsetCommit>, String> {
+    let mut positions: Vec<OffsetCommit> = Vec::new();
+    for item in from.split(',') {
+        let mut parts = item.rsplitn(3, ':');
+        let (Some(offset), Some(partition), Some(topic)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("from item {item:?} is not topic:partition:offset"));
+        };
+        let partition: u32 = partition
+            .parse()
+            .map_err(|_| format!("from item {item:?}: partition {partition:?} is not a number"))?;
+        let offset: u64 = offset
+            .parse()
+            .map_err(|_| format!("from item {item:?}: offset {offset:?} is not a number"))?;
+        if positions
+            .iter()
+            .any(|p| p.topic == topic && p.partition == partition)
+        {
+            return Err(format!(
+                "from names partition {partition} of topic {topic:?} twice"
+            ));
+        }
+        positions.push(OffsetCommit {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        });
+    }
+    Ok(positions)
 }
 
 /// One record of a group poll.
@@ -166,4 +224,39 @@ pub struct GroupSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupList {
     pub groups: Vec<GroupSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_read_back_as_written_and_bad_ones_are_named() {
+        let positions = vec![
+            OffsetCommit {
+                topic: "a.b-c_d".into(),
+                partition: 3,
+                offset: u64::MAX,
+            },
+            OffsetCommit {
+                topic: "e".into(),
+                partition: 0,
+                offset: 0,
+            },
+        ];
+        let text = format_positions(&positions);
+        assert_eq!(text, format!("a.b-c_d:3:{},e:0:0", u64::MAX));
+        assert_eq!(parse_positions(&text), Ok(positions));
+        for (bad, names) in [
+            ("", "not topic:partition:offset"),
+            ("t:1", "not topic:partition:offset"),
+            ("t:1:2,", "not topic:partition:offset"),
+            ("t:-1:2", "partition \"-1\""),
+            ("t:1:2x", "offset \"2x\""),
+            ("t:1:2,t:1:3", "twice"),
+        ] {
+            let error = parse_positions(bad).expect_err(bad);
+            assert!(error.contains(names), "{bad:?}: {error}");
+        }
+    }
 }

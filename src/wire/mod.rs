@@ -29,9 +29,9 @@ pub use cluster::{
     RebalanceStarted,
 };
 pub use groups::{
-    CommitOffsets, GroupDescription, GroupList, GroupMemberView, GroupOffsetView, GroupPoll,
-    GroupRecord, GroupSummary, JoinGroup, Member, OffsetCommit, OffsetReset, PollQuery,
-    TopicPartition,
+    format_positions, parse_positions, CommitOffsets, GroupDescription, GroupList, GroupMemberView,
+    GroupOffsetView, GroupPoll, GroupRecord, GroupSummary, JoinGroup, Member, OffsetCommit,
+    OffsetReset, PollQuery, TopicPartition,
 };
 
 /// `POST /v1/auth/token` body.

@@ -1,6 +1,9 @@
 //! A member's poll: the committed records of its assigned partitions, from the group's committed
 //! offsets onward, fetched from every partition leader at once.
 //!
+//! A consumer that keeps its own positions (`PollRequest::from`, Kafka's consumer position) reads
+//! from them instead, so its commits need not come between its polls.
+//!
 //! First every partition is asked without waiting; only when none has a record does the poll
 //! wait, on all partitions at once, and it answers with the first partition that gets records.
 
@@ -19,6 +22,9 @@ pub struct PollRequest {
     pub max_messages: Option<u64>,
     pub max_bytes: Option<u64>,
     pub wait_ms: Option<u64>,
+    /// The consumer's own positions in some assigned partitions, read from instead of the
+    /// group's committed offsets.
+    pub from: Vec<(TopicPartition, u64)>,
 }
 
 /// Records of one partition and the offset to commit once they are processed.
@@ -43,6 +49,8 @@ struct Target {
     partition: TopicPartition,
     group: GroupId,
     records_max: u64,
+    /// The consumer's position, when it gave one; else the group's committed offset.
+    from: Option<u64>,
 }
 
 /// How much one poll may return, within the broker's limits.
@@ -70,8 +78,19 @@ impl Broker {
                     .await?;
             }
         }
+        if let Some((foreign, _)) = request
+            .from
+            .iter()
+            .find(|(tp, _)| !member.assignments.contains(tp))
+        {
+            return Err(BrokerError::Conflict(format!(
+                "from names partition {} of topic '{}', which is not assigned to member '{member_id}' in generation {}; \
+                 poll without it and take the assignment from the answer",
+                foreign.partition, foreign.topic, member.generation
+            )));
+        }
         let limits = self.poll_limits(&request);
-        let (targets, reset) = self.poll_targets(group, &member, limits.records_max);
+        let (targets, reset) = self.poll_targets(group, &member, limits.records_max, &request.from);
         if targets.is_empty() {
             // More members than partitions: nothing to read until a rebalance, which the next
             // poll's answer shows. Waiting keeps such a member from polling in a tight loop.
@@ -120,6 +139,7 @@ impl Broker {
         group: &str,
         member: &MemberView,
         records_max: u64,
+        from: &[(TopicPartition, u64)],
     ) -> (Vec<Target>, OffsetReset) {
         let state = self.parts.controller.state();
         let reset = state
@@ -138,6 +158,10 @@ impl Broker {
                     partition: tp.clone(),
                     group: assignment.group,
                     records_max: records_max.div_ceil(count),
+                    from: from
+                        .iter()
+                        .find(|(position, _)| position == tp)
+                        .map(|(_, offset)| *offset),
                 })
             })
             .collect();
@@ -158,15 +182,24 @@ impl Broker {
             .iter()
             .enumerate()
             .map(|(position, target)| {
-                let call = GroupCall::Fetch {
-                    partition_group: target.group,
-                    consumer_group: group.to_string(),
-                    reset,
-                    wait_ms,
-                    records_max: target.records_max,
-                    bytes_max,
+                let request = match target.from {
+                    Some(offset) => ForwardRequest::Fetch {
+                        group: target.group,
+                        offset,
+                        wait_ms,
+                        records_max: target.records_max,
+                        bytes_max,
+                    },
+                    None => ForwardRequest::Group(GroupCall::Fetch {
+                        partition_group: target.group,
+                        consumer_group: group.to_string(),
+                        reset,
+                        wait_ms,
+                        records_max: target.records_max,
+                        bytes_max,
+                    }),
                 };
-                async move { (position, self.on_leader(ForwardRequest::Group(call)).await) }
+                async move { (position, self.on_leader(request).await) }
             })
             .collect();
         let mut results: Vec<Option<PartitionRecords>> = targets.iter().map(|_| None).collect();
