@@ -598,6 +598,7 @@ fn limits(config: &Config) -> Limits {
         default_retention_bytes: config.topics.default_retention_bytes,
         streams_max: config.limits.streams_max,
         streams_per_principal_max: config.limits.streams_per_principal_max,
+        stream_tickets_max: config.limits.stream_tickets_max,
         stream_keepalive_ms: config.limits.stream_keepalive_ms,
     }
 }

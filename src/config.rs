@@ -214,6 +214,8 @@ pub struct LimitsConfig {
     pub streams_max: usize,
     /// Most of those one user holds at once; more are answered 429.
     pub streams_per_principal_max: usize,
+    /// Stream tickets issued and not yet used or expired on this broker; more are answered 429.
+    pub stream_tickets_max: usize,
     /// Longest silence on an open stream before a keep-alive comment is sent.
     pub stream_keepalive_ms: u64,
     /// Request bodies (as sent) this broker reads and handles at once, in bytes.

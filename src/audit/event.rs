@@ -31,6 +31,8 @@ pub mod actions {
     pub const PRODUCER_CREATE: &str = "producer.create";
     /// A Durable Streams stream past its TTL or expiry time, deleted when a request found it so.
     pub const STREAM_EXPIRE: &str = "stream.expire";
+    /// A single-use ticket for one event stream issued (`POST /v1/stream-tickets`).
+    pub const STREAM_TICKET: &str = "stream.ticket";
 }
 
 /// Bytes an event keeps of one field that a caller controls (principal, resource, request id,

@@ -2,12 +2,15 @@
 
 use super::{Broker, BrokerError, Caller, FetchRequest, RequestInfo, STATUS_OK};
 use crate::audit::{actions, AuditDecision, AuditEvent};
-use crate::auth::acl::{AclRule, Effect, Operation, Pattern, ResourceType};
+use crate::auth::acl::{
+    self, AclRule, Decision, DenyReason, Effect, Operation, Pattern, ResourceType,
+};
 use crate::auth::jwt::{self, IssuedToken};
 use crate::auth::limiter::Attempt;
 use crate::auth::password;
 use crate::cluster::{MetaCommand, MetaOutput, UserRecord, AUDIT_TOPIC};
 use crate::names::{self, NameKind};
+use crate::wire::{ExplainDecision, ExplainQuery, Explanation};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// How long a login or password change waits for a free password check slot.
@@ -421,6 +424,105 @@ impl Broker {
             .values()
             .cloned()
             .collect())
+    }
+
+    /// The decision `check` would make for `query` now, the rules it weighed and why; for the
+    /// console's "explain" view. Needs `describe` on the cluster, like listing the rules.
+    pub async fn explain_access(
+        &self,
+        caller: &Caller,
+        query: ExplainQuery,
+    ) -> Result<Explanation, BrokerError> {
+        self.authorize(caller, ResourceType::Cluster, "*", Operation::Describe)
+            .await?;
+        names::validate(NameKind::User, &query.principal)
+            .map_err(|e| BrokerError::BadRequest(format!("principal: {e}")))?;
+        let state = self.parts.controller.state();
+        let anonymous = self.durable_settings().anonymous_principal.as_deref();
+        let superuser = match state.users.get(&query.principal) {
+            Some(user) => user.superuser,
+            None if anonymous == Some(query.principal.as_str()) => false,
+            None => {
+                return Err(BrokerError::NotFound(format!(
+                    "user '{}' does not exist",
+                    query.principal
+                )))
+            }
+        };
+        let principal = crate::auth::Principal {
+            name: query.principal.clone(),
+            superuser,
+        };
+        let matched: Vec<AclRule> = state
+            .acls
+            .values()
+            .filter(|rule| {
+                rule.matches(
+                    &principal.name,
+                    query.resource_type,
+                    &query.resource,
+                    query.operation,
+                )
+            })
+            .cloned()
+            .collect();
+        let decision = acl::check(
+            &principal,
+            &matched,
+            query.resource_type,
+            &query.resource,
+            query.operation,
+        );
+        let what = format!(
+            "{} may{} {:?} {:?} '{}'",
+            principal.name,
+            if decision == Decision::Allow {
+                ""
+            } else {
+                " not"
+            },
+            query.operation,
+            query.resource_type,
+            query.resource
+        )
+        .to_lowercase();
+        let (decision, reason) = match decision {
+            Decision::Allow if superuser => (
+                ExplainDecision::Superuser,
+                format!("{what}: a superuser passes every check"),
+            ),
+            Decision::Allow => {
+                let allows: Vec<String> = matched.iter().map(|r| r.id.to_string()).collect();
+                (
+                    ExplainDecision::Allow,
+                    format!(
+                        "{what}: allowed by ACL {} and denied by none",
+                        allows.join(", ")
+                    ),
+                )
+            }
+            Decision::Deny(DenyReason::DeniedByRule { rule_id }) => (
+                ExplainDecision::Deny,
+                format!("{what}: denied by ACL {rule_id}; a deny wins over any allow"),
+            ),
+            Decision::Deny(DenyReason::NoMatchingRule) => (
+                ExplainDecision::DefaultDeny,
+                format!("{what}: no ACL allows it, and what is not allowed is denied"),
+            ),
+        };
+        Ok(Explanation {
+            principal: query.principal,
+            resource_type: query.resource_type,
+            resource: query.resource,
+            operation: query.operation,
+            allowed: matches!(
+                decision,
+                ExplainDecision::Superuser | ExplainDecision::Allow
+            ),
+            decision,
+            reason,
+            matched,
+        })
     }
 
     pub async fn create_acl(&self, caller: &Caller, acl: NewAcl) -> Result<AclRule, BrokerError> {

@@ -16,6 +16,7 @@ pub mod groups;
 mod idempotent;
 mod peer_wire;
 mod stream;
+mod tickets;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -69,6 +70,8 @@ pub struct Limits {
     pub streams_max: usize,
     /// Most event streams one principal holds at once on this broker.
     pub streams_per_principal_max: usize,
+    /// Stream tickets issued and not yet used or expired on this broker.
+    pub stream_tickets_max: usize,
     /// Longest silence on an open event stream before a keep-alive comment.
     pub stream_keepalive_ms: u64,
 }
@@ -148,6 +151,8 @@ pub struct Broker {
     parts: BrokerParts,
     /// The Durable Streams this broker served, with their folded state.
     streams: durable::Streams,
+    /// Event-stream tickets issued by this broker and not yet used.
+    tickets: tickets::StreamTickets,
     /// Set when the broker starts to stop (`drain`).
     draining: std::sync::atomic::AtomicBool,
 }
@@ -181,6 +186,7 @@ impl Broker {
     pub fn new(parts: BrokerParts) -> Broker {
         Broker {
             streams: durable::Streams::new(parts.durable.clone()),
+            tickets: tickets::StreamTickets::new(parts.limits.stream_tickets_max),
             parts,
             draining: std::sync::atomic::AtomicBool::new(false),
         }

@@ -102,6 +102,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("cluster", "drain_timeout_ms"),
     ("limits", "streams_max"),
     ("limits", "streams_per_principal_max"),
+    ("limits", "stream_tickets_max"),
     ("limits", "stream_keepalive_ms"),
     ("limits", "body_bytes_in_flight_max"),
     ("limits", "fetch_bytes_in_flight_max"),
@@ -286,6 +287,7 @@ fn set_lower_sections(
         ("limits", "streams_per_principal_max") => {
             raw.limits.streams_per_principal_max = number(value)?
         }
+        ("limits", "stream_tickets_max") => raw.limits.stream_tickets_max = number(value)?,
         ("limits", "stream_keepalive_ms") => raw.limits.stream_keepalive_ms = number(value)?,
         ("limits", "body_bytes_in_flight_max") => {
             raw.limits.body_bytes_in_flight_max = bytes(value)?

@@ -276,6 +276,7 @@ impl Default for RawCluster {
 pub struct RawLimits {
     pub streams_max: u64,
     pub streams_per_principal_max: u64,
+    pub stream_tickets_max: u64,
     pub stream_keepalive_ms: u64,
     #[serde(with = "super::units::bytes")]
     pub body_bytes_in_flight_max: u64,
@@ -289,6 +290,7 @@ impl Default for RawLimits {
         RawLimits {
             streams_max: 1000,
             streams_per_principal_max: 100,
+            stream_tickets_max: 10_000,
             stream_keepalive_ms: 15_000,
             body_bytes_in_flight_max: 16 * MIB,
             fetch_bytes_in_flight_max: 16 * MIB,

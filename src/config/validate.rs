@@ -249,6 +249,12 @@ fn limits(
             1,
             1_000_000,
         )?,
+        stream_tickets_max: checker.size(
+            "limits.stream_tickets_max",
+            raw.stream_tickets_max,
+            1,
+            1_000_000,
+        )?,
         stream_keepalive_ms: checker.range(
             "limits.stream_keepalive_ms",
             raw.stream_keepalive_ms,

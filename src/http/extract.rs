@@ -57,13 +57,45 @@ pub fn is_stream_path(path: &str) -> bool {
     path.starts_with(STREAMS_PREFIX)
 }
 
+/// The web console's files (`console`), served to anyone: the console signs in through the API.
+pub const CONSOLE_PATHS: [&str; 4] = [
+    "/console",
+    "/console/",
+    "/console/app.js",
+    "/console/app.css",
+];
+
 /// Whether a request to `path` (as sent, before any decoding) must carry a valid token.
 pub fn needs_token(path: &str) -> bool {
-    !PUBLIC_PATHS.contains(&path)
+    !PUBLIC_PATHS.contains(&path) && !CONSOLE_PATHS.contains(&path)
+}
+
+/// The topic and partition of an event-stream request that carries `?ticket=` instead of an
+/// Authorization header: a GET of `/v1/topics/{topic}/partitions/{p}/messages` (as sent) that
+/// accepts `text/event-stream`. `None` for any other request.
+fn ticketed_stream(request: &ServiceRequest) -> Option<(String, u32, String)> {
+    if request.method() != actix_web::http::Method::GET
+        || !super::sse::accepts_event_stream(request.headers())
+    {
+        return None;
+    }
+    let rest = request.path().strip_prefix("/v1/topics/")?;
+    let mut parts = rest.split('/');
+    let (topic, literal, partition, messages) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if literal != "partitions" || messages != "messages" || parts.next().is_some() {
+        return None;
+    }
+    let partition = partition.parse().ok()?;
+    let ticket = form_urlencoded::parse(request.query_string().as_bytes())
+        .find(|(key, _)| key == "ticket")?
+        .1
+        .into_owned();
+    Some((topic.to_string(), partition, ticket))
 }
 
 /// The bearer token of a request, or why the Authorization header is unusable.
-fn bearer(request: &HttpRequest) -> Result<Option<String>, BrokerError> {
+pub fn bearer(request: &HttpRequest) -> Result<Option<String>, BrokerError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -100,6 +132,14 @@ pub async fn authenticate_first(
                 {
                     let info = request_info(request.request());
                     Ok(broker.anonymous_caller(info))
+                }
+                Ok(None) if ticketed_stream(&request).is_some() => {
+                    let (topic, partition, ticket) =
+                        ticketed_stream(&request).expect("checked just above");
+                    let info = request_info(request.request());
+                    broker
+                        .redeem_stream_ticket(&ticket, &topic, partition, info)
+                        .await
                 }
                 Ok(token) => {
                     let info = request_info(request.request());

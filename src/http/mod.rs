@@ -5,6 +5,7 @@
 
 mod api_doc;
 mod body_budget;
+mod console;
 pub mod dto;
 pub mod dto_groups;
 pub mod error;
@@ -141,6 +142,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::post().to(admin::revoke_user_tokens),
         )
         .route("/v1/acls", web::get().to(admin::list_acls))
+        .route("/v1/acls/explain", web::get().to(admin::explain_acl))
         .route("/v1/acls", web::post().to(admin::create_acl))
         .route("/v1/acls/{id}", web::delete().to(admin::delete_acl))
         .route("/v1/audit", web::get().to(admin::audit))
@@ -184,6 +186,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/v1/producers",
             web::post().to(routes_producers::create_producer),
         )
+        .route(
+            "/v1/stream-tickets",
+            web::post().to(data::create_stream_ticket),
+        )
+        .configure(console::configure)
         .configure(routes_ds::configure);
 }
 

@@ -16,8 +16,8 @@ use super::metrics::Metrics;
 use crate::broker::{AuditQuery, Broker, BrokerError, NewAcl};
 use crate::wire::{
     AclList, AclRule, AuditEntry, AuditFilters, AuditHead, AuditPage, CreateAcl, CreateUser,
-    ProbeStatus, RotatedKey, SetPassword, SigningKeyList, SigningKeyView, User, UserCreated,
-    UserList,
+    ExplainQuery, Explanation, ProbeStatus, RotatedKey, SetPassword, SigningKeyList,
+    SigningKeyView, User, UserCreated, UserList,
 };
 
 type State = web::Data<Arc<Broker>>;
@@ -161,6 +161,22 @@ pub async fn rotate_signing_key(
 pub async fn list_acls(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     let acls = broker.list_acls(&caller.0).await?;
     Ok(HttpResponse::Ok().json(AclList { acls }))
+}
+
+/// Explains an access decision: whether `principal` may do `operation` on the resource now,
+/// under which rules (a deny wins over any allow; what no rule allows is denied; superusers pass).
+#[utoipa::path(get, path = "/v1/acls/explain", tag = "acls", security(("bearer" = [])), params(ExplainQuery),
+    responses(
+        (status = 200, description = "The decision and the rules behind it.", body = Explanation),
+        BadRequest, AuthProblems, Forbidden, NotFound,
+    ))]
+pub async fn explain_acl(
+    broker: State,
+    caller: Authenticated,
+    query: web::Query<ExplainQuery>,
+) -> Result<HttpResponse, BrokerError> {
+    let explanation = broker.explain_access(&caller.0, query.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(explanation))
 }
 
 /// Adds an ACL rule.

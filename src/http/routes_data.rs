@@ -14,8 +14,8 @@ use super::metrics::Metrics;
 use super::sized_json::SizedJson;
 use crate::broker::{Broker, BrokerError, FetchRequest, Idempotence, NewTopic, ProduceRecord};
 use crate::wire::{
-    CreateTopic, FetchQuery, FetchResponse, ProduceBody, ProduceResponse, RecordPosition,
-    TokenRequest, TokenResponse, TopicDescription, TopicList, Whoami,
+    CreateStreamTicket, CreateTopic, FetchQuery, FetchResponse, ProduceBody, ProduceResponse,
+    RecordPosition, StreamTicket, TokenRequest, TokenResponse, TopicDescription, TopicList, Whoami,
 };
 
 type State = web::Data<Arc<Broker>>;
@@ -50,6 +50,30 @@ pub async fn token(
 pub async fn revoke(broker: State, caller: Authenticated) -> Result<HttpResponse, BrokerError> {
     broker.revoke(&caller.0).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Issues a single-use ticket for one event stream of a partition, for clients that cannot send
+/// an Authorization header (a browser's `EventSource`): open the stream on this same broker
+/// within `expires_in_ms` with `?ticket=` and no Authorization header. Needs `read` on the topic;
+/// audited as `stream.ticket`.
+#[utoipa::path(post, path = "/v1/stream-tickets", tag = "messages", security(("bearer" = [])), request_body = CreateStreamTicket,
+    responses(
+        (status = 201, description = "The ticket.", body = StreamTicket),
+        BadRequest, BodyRefused, AuthProblems, Forbidden, NotFound, TooMany,
+    ))]
+pub async fn create_stream_ticket(
+    broker: State,
+    caller: Authenticated,
+    request: HttpRequest,
+    body: web::Json<CreateStreamTicket>,
+) -> Result<HttpResponse, BrokerError> {
+    let token = super::extract::bearer(&request)?
+        .ok_or_else(|| BrokerError::Unauthenticated("missing bearer token".into()))?;
+    let body = body.into_inner();
+    let ticket = broker
+        .issue_stream_ticket(&caller.0, token, &body.topic, body.partition)
+        .await?;
+    Ok(HttpResponse::Created().json(ticket))
 }
 
 /// The caller's principal and the ACL rules that apply to it.
@@ -223,6 +247,9 @@ pub async fn produce(
                 capped at `http.wait_ms_max`."),
         ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]+$",
             description = "Event stream only: resume after this offset (wins over `offset`)."),
+        ("ticket" = Option<String>, Query,
+            description = "Event stream only, in place of the Authorization header: a ticket from \
+                `POST /v1/stream-tickets` for this partition, issued by this broker, used once."),
     ),
     responses(
         (status = 200, description = "A page of records, or an event stream.",

@@ -39,17 +39,20 @@ pub struct AcceptsEventStream;
 
 impl Guard for AcceptsEventStream {
     fn check(&self, context: &GuardContext<'_>) -> bool {
-        context
-            .head()
-            .headers()
-            .get_all(header::ACCEPT)
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|entry| {
-                let media_type = entry.split(';').next().unwrap_or_default().trim();
-                media_type.eq_ignore_ascii_case(EVENT_STREAM)
-            })
+        accepts_event_stream(context.head().headers())
     }
+}
+
+/// Whether any entry of any `Accept` header is `text/event-stream` (parameters ignored).
+pub fn accepts_event_stream(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|entry| {
+            let media_type = entry.split(';').next().unwrap_or_default().trim();
+            media_type.eq_ignore_ascii_case(EVENT_STREAM)
+        })
 }
 
 /// Query of a stream request; unknown keys are a 400 like on every other route.
@@ -58,6 +61,9 @@ impl Guard for AcceptsEventStream {
 pub struct StreamQuery {
     /// A decimal offset, `earliest` or `latest`.
     pub offset: Option<String>,
+    /// A stream ticket, used by `extract::authenticate_first` in place of a token.
+    #[allow(dead_code)]
+    pub ticket: Option<String>,
 }
 
 /// The start position: `Last-Event-ID` (resume after that offset), else `?offset=`, else the

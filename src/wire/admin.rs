@@ -158,6 +158,67 @@ pub struct AclList {
     pub acls: Vec<AclRule>,
 }
 
+/// Query of `GET /v1/acls/explain`: may `principal` do `operation` on `resource_type`/`resource`?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainQuery {
+    /// A user name (or the Durable Streams anonymous principal, when one is set).
+    pub principal: String,
+    pub resource_type: ResourceType,
+    /// The resource's name (`*` for the cluster).
+    pub resource: String,
+    pub operation: Operation,
+}
+
+/// How an access decision was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExplainDecision {
+    /// Superusers pass every check; no rule is consulted.
+    Superuser,
+    /// At least one allow rule matched and no deny rule did.
+    Allow,
+    /// A deny rule matched; deny wins over any allow.
+    Deny,
+    /// No rule matched: access is denied by default.
+    DefaultDeny,
+}
+
+/// `GET /v1/acls/explain` reply: the decision the broker would make now, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Explanation {
+    pub principal: String,
+    pub resource_type: ResourceType,
+    pub resource: String,
+    pub operation: Operation,
+    pub allowed: bool,
+    pub decision: ExplainDecision,
+    /// The decision in a sentence, naming the deciding rule.
+    pub reason: String,
+    /// Every rule that speaks about this principal (or `*`), operation and resource, by id.
+    pub matched: Vec<AclRule>,
+}
+
+/// `POST /v1/stream-tickets` body: the partition an event stream will read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStreamTicket {
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// `POST /v1/stream-tickets` reply: a single-use credential for one event stream of that
+/// partition, for clients that cannot send an Authorization header (browsers' `EventSource`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StreamTicket {
+    /// Pass as `?ticket=` on `GET /v1/topics/{topic}/partitions/{partition}/messages` with
+    /// `Accept: text/event-stream`, without an Authorization header.
+    pub ticket: String,
+    /// The ticket is refused once this many milliseconds passed unused.
+    pub expires_in_ms: u64,
+}
+
 /// What happened to the audited request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

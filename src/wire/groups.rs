@@ -71,7 +71,7 @@ pub struct PollQuery {
     /// assigned to the member; an offset outside the partition's log answers 416.
     #[param(
         pattern = r"^[A-Za-z0-9._-]{1,249}:[0-9]{1,10}:[0-9]{1,20}(,[A-Za-z0-9._-]{1,249}:[0-9]{1,10}:[0-9]{1,20})*$",
-        max_length = 65536
+        max_length = 8192
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -101,9 +101,18 @@ pub fn format_positions(positions: &[OffsetCommit]) -> String {
     items.join(",")
 }
 
+/// The longest `PollQuery::from` accepted, in bytes (a poll of hundreds of partitions fits).
+pub const POSITIONS_TEXT_MAX: usize = 8192;
+
 /// Reads `PollQuery::from`: well-formed items, each partition once. Names are checked by the
 /// broker like any topic name.
 pub fn parse_positions(from: &str) -> Result<Vec<OffsetCommit>, String> {
+    if from.len() > POSITIONS_TEXT_MAX {
+        return Err(format!(
+            "from is {} bytes; at most {POSITIONS_TEXT_MAX} are accepted",
+            from.len()
+        ));
+    }
     let mut positions: Vec<OffsetCommit> = Vec::new();
     for item in from.split(',') {
         let mut parts = item.rsplitn(3, ':');
@@ -247,6 +256,7 @@ mod tests {
         let text = format_positions(&positions);
         assert_eq!(text, format!("a.b-c_d:3:{},e:0:0", u64::MAX));
         assert_eq!(parse_positions(&text), Ok(positions));
+        let long = "t:1:2,".repeat(2000);
         for (bad, names) in [
             ("", "not topic:partition:offset"),
             ("t:1", "not topic:partition:offset"),
@@ -254,6 +264,7 @@ mod tests {
             ("t:-1:2", "partition \"-1\""),
             ("t:1:2x", "offset \"2x\""),
             ("t:1:2,t:1:3", "twice"),
+            (long.as_str(), "at most 8192"),
         ] {
             let error = parse_positions(bad).expect_err(bad);
             assert!(error.contains(names), "{bad:?}: {error}");

@@ -21,8 +21,9 @@ mod groups;
 
 pub use admin::{
     AclList, AclRule, AuditDecision, AuditEntry, AuditEvent, AuditFilters, AuditHead, AuditPage,
-    CreateAcl, CreateUser, Effect, Operation, Pattern, ResourceType, RotatedKey, SetPassword,
-    SigningKeyList, SigningKeyView, User, UserCreated, UserList,
+    CreateAcl, CreateStreamTicket, CreateUser, Effect, ExplainDecision, ExplainQuery, Explanation,
+    Operation, Pattern, ResourceType, RotatedKey, SetPassword, SigningKeyList, SigningKeyView,
+    StreamTicket, User, UserCreated, UserList,
 };
 pub use cluster::{
     AddBroker, BrokerView, ClusterView, ControllerView, DecommissionStarted, PartitionView,
