@@ -304,7 +304,7 @@ async function signOut() {
 // Views
 
 const views = {
-  topics: () => loadTopics(),
+  topics: () => enterTopics(),
   messages: () => enterMessages(),
   groups: () => loadGroups(),
   users: () => loadUsersAndAcls(),
@@ -410,6 +410,14 @@ function renderTopics() {
     ]));
   }
   $('topics-empty').hidden = topics.length > 0;
+}
+
+/** Lists the topics, and refreshes the partitions shown (leaders move) if a topic is open. */
+async function enterTopics() {
+  await loadTopics();
+  const open = $('topic-detail').hidden ? null : $('topic-detail-name').textContent;
+  if (open && topics.some((t) => t.name === open)) await showTopicDetail(open);
+  else $('topic-detail').hidden = true;
 }
 
 async function showTopicDetail(name) {
@@ -1164,10 +1172,11 @@ async function auditEventHash(event) {
 /**
  * Checks the events shown: each hash recomputed, and for each pair of consecutive offsets the
  * link (prev_hash = the previous event's hash); the first event of the log against the genesis
- * hash; the newest against the published head. Answers { ok, linksChecked, gaps, problems,
+ * hash; the newest against the published head. On a page without filters offsets must follow
+ * each other; with filters a gap only means skipped events, and no link is checked across it. Answers { ok, linksChecked, gaps, problems,
  * results } where results[i] is { hashOk, linkOk (true, false or null when not checkable) }.
  */
-async function verifyChain(events, head) {
+async function verifyChain(events, head, filtered) {
   const problems = [];
   const results = [];
   let gaps = 0;
@@ -1194,6 +1203,10 @@ async function verifyChain(events, head) {
       if (!linkOk) {
         problems.push(`event at offset ${event.offset}: its prev_hash ${event.prev_hash} is not the hash of offset ${previous.offset} (${previous.hash}): an event was removed, inserted or moved`);
       }
+    } else if (previous && !filtered) {
+      // Without filters a page holds every event of its range: a gap means events are missing.
+      linkOk = false;
+      problems.push(`event at offset ${event.offset} follows offset ${previous.offset} on a page without filters: the events between them are missing`);
     } else if (previous) {
       gaps += 1;
     } else if (event.offset === 0) {
@@ -1298,7 +1311,7 @@ async function showChain(events, rows, head, filtered) {
   chain.dataset.state = 'checking';
   chain.textContent = 'Verifying the hash chain…';
   const epoch = session.epoch;
-  const verdict = await verifyChain(events, head);
+  const verdict = await verifyChain(events, head, filtered);
   if (epoch !== session.epoch) return;
   verdict.results.forEach((result, i) => {
     const row = rows[i];
@@ -1484,6 +1497,17 @@ function wire() {
     settleConfirm(false);
   });
   $('confirm-form').addEventListener('submit', (event) => event.preventDefault());
+
+  // Leaving the page (a reload, closing the tab) ends the session: revoke the token on the way
+  // out, so no valid token outlives the page that held it.
+  window.addEventListener('pagehide', () => {
+    if (!session.token) return;
+    const token = session.token;
+    session.token = null;
+    fetch('/v1/auth/revoke', {
+      method: 'POST', headers: { Authorization: `Bearer ${token}` }, keepalive: true, credentials: 'omit', cache: 'no-store',
+    }).catch(() => {});
+  });
 
   showSignIn('');
 }
