@@ -24,7 +24,7 @@ const ANONYMOUS_PRINCIPAL: &str = "ds-anonymous";
 
 /// The broker's long-poll timeout, also handed to the suite: its long-poll tests wait this plus
 /// one second. Short, so the tests that wait for a timed-out poll (a few) cost little.
-const LONG_POLL_MS: &str = "2000";
+const LONG_POLL_MS: &str = "1000";
 
 /// Every stream is a topic whose name starts with this.
 const STREAM_TOPIC_PREFIX: &str = "ds.";
