@@ -70,7 +70,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     crate::transport::tls::install_crypto_provider();
     check_identities(&config)?;
-    let clock = clock::system();
+    let clock = start_clock();
     let (store, writer) = open_store(&config)?;
     let admission = AdmissionMetrics::default();
     let peers = match &config.peer {
@@ -572,6 +572,34 @@ fn ack_policy() -> AckPolicy {
         AckPolicy::BeforeCommitUnsafe
     } else {
         AckPolicy::AfterCommit
+    }
+}
+
+/// Environment switch of the token-expiry tests: the broker's wall clock runs this many seconds
+/// ahead (or behind, when negative), so a token is seen expired without waiting out its lifetime.
+/// Only builds with the `test-hooks` feature read it.
+#[cfg(feature = "test-hooks")]
+pub const CLOCK_OFFSET_ENV: &str = "PALISADE_TEST_CLOCK_OFFSET_S";
+
+#[cfg(not(feature = "test-hooks"))]
+fn start_clock() -> clock::SharedClock {
+    clock::system()
+}
+
+#[cfg(feature = "test-hooks")]
+fn start_clock() -> clock::SharedClock {
+    match std::env::var(CLOCK_OFFSET_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        Some(offset_s) => {
+            tracing::warn!("{CLOCK_OFFSET_ENV}={offset_s}: the wall clock is moved (test-only)");
+            std::sync::Arc::new(clock::OffsetClock {
+                inner: clock::system(),
+                offset_s,
+            })
+        }
+        None => clock::system(),
     }
 }
 

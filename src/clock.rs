@@ -39,6 +39,20 @@ pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
 
+/// Another clock moved by a fixed number of seconds (later when positive), never below 0.
+pub struct OffsetClock {
+    pub inner: SharedClock,
+    pub offset_s: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        let offset_ms = self.offset_s.saturating_mul(1000);
+        let now = i128::from(self.inner.now_ms()) + i128::from(offset_ms);
+        u64::try_from(now.max(0)).unwrap_or(u64::MAX)
+    }
+}
+
 /// A clock that moves only when told to, for tests of time-dependent decisions.
 #[derive(Debug, Default)]
 pub struct ManualClock {
