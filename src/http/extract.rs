@@ -70,12 +70,23 @@ pub fn needs_token(path: &str) -> bool {
     !PUBLIC_PATHS.contains(&path) && !CONSOLE_PATHS.contains(&path)
 }
 
+/// Whether any entry of any `Accept` header is `text/event-stream` (parameters ignored).
+pub fn accepts_event_stream(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|entry| {
+            let media_type = entry.split(';').next().unwrap_or_default().trim();
+            media_type.eq_ignore_ascii_case("text/event-stream")
+        })
+}
+
 /// The topic and partition of an event-stream request that carries `?ticket=` instead of an
 /// Authorization header: a GET of `/v1/topics/{topic}/partitions/{p}/messages` (as sent) that
 /// accepts `text/event-stream`. `None` for any other request.
 fn ticketed_stream(request: &ServiceRequest) -> Option<(String, u32, String)> {
-    if request.method() != actix_web::http::Method::GET
-        || !super::sse::accepts_event_stream(request.headers())
+    if request.method() != actix_web::http::Method::GET || !accepts_event_stream(request.headers())
     {
         return None;
     }

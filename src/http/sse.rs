@@ -39,20 +39,8 @@ pub struct AcceptsEventStream;
 
 impl Guard for AcceptsEventStream {
     fn check(&self, context: &GuardContext<'_>) -> bool {
-        accepts_event_stream(context.head().headers())
+        super::extract::accepts_event_stream(context.head().headers())
     }
-}
-
-/// Whether any entry of any `Accept` header is `text/event-stream` (parameters ignored).
-pub fn accepts_event_stream(headers: &actix_web::http::header::HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|entry| {
-            let media_type = entry.split(';').next().unwrap_or_default().trim();
-            media_type.eq_ignore_ascii_case(EVENT_STREAM)
-        })
 }
 
 /// Query of a stream request; unknown keys are a 400 like on every other route.
