@@ -15,12 +15,12 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::cluster::TestCluster;
+use common::script::{last_chars, run_in_group, ScriptRun};
 use common::ADMIN_PASSWORD;
 
 /// Longest the script may take, a first install of Chromium and the npm packages included.
@@ -31,14 +31,6 @@ const E2E_BUDGET: Duration = Duration::from_secs(180);
 
 /// Most characters of the script's output and of the broker logs shown with a failure.
 const EXCERPT_CHARS_MAX: usize = 20_000;
-
-/// How the script ended.
-#[derive(Debug)]
-enum Run {
-    Exited(ExitStatus),
-    /// It ran past `SCRIPT_WAIT` and was killed with its whole process group.
-    TimedOut,
-}
 
 fn screenshots_dir(cluster: &TestCluster) -> PathBuf {
     if std::env::var("PALISADE_CONSOLE_SCREENSHOTS").as_deref() == Ok("1") {
@@ -66,7 +58,7 @@ fn brokers_json(cluster: &TestCluster) -> String {
 
 /// Runs `tests/console.sh` in a process group of its own (node and Chromium are killed together
 /// on a timeout), its output going to `log`.
-async fn run_script(cluster: &TestCluster, screenshots: &Path, log: &Path) -> Run {
+fn run_script(cluster: &TestCluster, screenshots: &Path, log: &Path) -> ScriptRun {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console.sh");
     let output = std::fs::File::create(log).expect("create the script log");
     let deadline_ms = SystemTime::now()
@@ -74,7 +66,8 @@ async fn run_script(cluster: &TestCluster, screenshots: &Path, log: &Path) -> Ru
         .expect("clock after 1970")
         .as_millis()
         + (SCRIPT_WAIT - Duration::from_secs(10)).as_millis();
-    let mut child = Command::new(script)
+    let mut command = Command::new(script);
+    command
         .env("CONSOLE_URL", &cluster.node(1).url)
         .env("CONSOLE_CA", &cluster.ca)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -85,35 +78,13 @@ async fn run_script(cluster: &TestCluster, screenshots: &Path, log: &Path) -> Ru
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(output.try_clone().expect("clone the log handle"))
-        .stderr(output)
-        .process_group(0)
-        .spawn()
-        .expect("run tests/console.sh");
-    let deadline = Instant::now() + SCRIPT_WAIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Run::Exited(status);
-        }
-        if Instant::now() >= deadline {
-            let group = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
-            // SAFETY: kill(2) on the process group our unreaped child leads.
-            unsafe {
-                libc::kill(-group, libc::SIGKILL);
-            }
-            child.wait().expect("wait for the killed script");
-            return Run::TimedOut;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        .stderr(output);
+    run_in_group(command, SCRIPT_WAIT)
 }
 
 /// The last `EXCERPT_CHARS_MAX` characters of `text`.
 fn tail(text: &str) -> &str {
-    let mut start = text.len().saturating_sub(EXCERPT_CHARS_MAX);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
+    last_chars(text, EXCERPT_CHARS_MAX)
 }
 
 #[tokio::test]
@@ -123,24 +94,24 @@ async fn the_console_works_end_to_end_in_headless_chromium() {
     std::fs::create_dir_all(&screenshots).expect("the screenshots directory");
     let log = cluster.dir.path().join("console-e2e.log");
     let started = Instant::now();
-    let run = run_script(&cluster, &screenshots, &log).await;
+    let run = run_script(&cluster, &screenshots, &log);
     let elapsed = started.elapsed();
     let output = std::fs::read_to_string(&log).unwrap_or_default();
     match run {
-        Run::Exited(status) if status.success() => {
+        ScriptRun::Exited(status) if status.success() => {
             println!("{output}");
             println!(
                 "console e2e passed in {elapsed:.1?}; screenshots in {}",
                 screenshots.display()
             );
         }
-        Run::Exited(status) => panic!(
+        ScriptRun::Exited(status) => panic!(
             "tests/console.sh failed ({status}) after {elapsed:.1?}; its output:\n{}\n\
              broker logs:\n{}",
             tail(&output),
             tail(&cluster.logs())
         ),
-        Run::TimedOut => panic!(
+        ScriptRun::TimedOut => panic!(
             "tests/console.sh ran past {SCRIPT_WAIT:?} and was killed; its output:\n{}\n\
              broker logs:\n{}",
             tail(&output),

@@ -23,8 +23,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source_dir="$root/tests/console"
 target=${CARGO_TARGET_DIR:-"$root/target"}
 install_dir="$target/console-node"
-lock_hash=$(cat "$source_dir/package.json" "$source_dir/package-lock.json" | sha256sum | cut -c1-16)
-stamp="$install_dir/.installed-$lock_hash"
+. "$root/tests/npm_install_once.sh"
 
 : "${CONSOLE_URL:?CONSOLE_URL must be the broker's base URL}"
 : "${CONSOLE_CA:?CONSOLE_CA must name the CA file of the brokers' HTTPS certificates}"
@@ -52,13 +51,7 @@ if [ ! -x /usr/bin/chromium ]; then
         exit 1
     fi
 fi
-if [ ! -f "$stamp" ]; then
-    rm -rf "$install_dir"
-    mkdir -p "$install_dir"
-    cp "$source_dir/package.json" "$source_dir/package-lock.json" "$install_dir/"
-    (cd "$install_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-    touch "$stamp"
-fi
+npm_install_once "$source_dir" "$install_dir"
 exec 9>&-
 
 # The test script is copied on every run, so an edit to it needs no reinstall.

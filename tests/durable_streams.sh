@@ -19,8 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source_dir="$root/tests/durable_streams"
 target=${CARGO_TARGET_DIR:-"$root/target"}
 install_dir="$target/durable-streams-node"
-lock_hash=$(cat "$source_dir/package.json" "$source_dir/package-lock.json" | sha256sum | cut -c1-16)
-stamp="$install_dir/.installed-$lock_hash"
+. "$root/tests/npm_install_once.sh"
 
 : "${DS_BASE_URL:?DS_BASE_URL must be the server's Durable Streams base URL}"
 : "${DS_RESULTS_FILE:?DS_RESULTS_FILE must name the file for the JSON results}"
@@ -29,13 +28,7 @@ stamp="$install_dir/.installed-$lock_hash"
 mkdir -p "$target"
 exec 9>"$install_dir.lock"
 flock 9
-if [ ! -f "$stamp" ]; then
-    rm -rf "$install_dir"
-    mkdir -p "$install_dir"
-    cp "$source_dir/package.json" "$source_dir/package-lock.json" "$install_dir/"
-    (cd "$install_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-    touch "$stamp"
-fi
+npm_install_once "$source_dir" "$install_dir"
 exec 9>&-
 
 # The test file and config are copied on every run, so an edit to them needs no reinstall.

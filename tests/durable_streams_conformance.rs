@@ -12,11 +12,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::script::{first_chars, last_chars, run_in_group, ScriptRun};
 use common::{BrokerProcess, RawApi};
 
 /// The principal that `/ds` requests without an Authorization header act as.
@@ -259,20 +259,13 @@ async fn grant_stream_operations(broker: &BrokerProcess) {
     }
 }
 
-/// How the script ended.
-#[derive(Debug)]
-enum SuiteRun {
-    Exited(ExitStatus),
-    /// It ran past `SUITE_WAIT` and was killed with its whole process group.
-    TimedOut,
-}
-
 /// Runs `tests/durable_streams.sh` against `broker`, its output going to `log`, in a process
 /// group of its own so that vitest and its workers are killed together on a timeout.
-fn run_suite(broker: &BrokerProcess, results: &Path, log: &Path) -> SuiteRun {
+fn run_suite(broker: &BrokerProcess, results: &Path, log: &Path) -> ScriptRun {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/durable_streams.sh");
     let output = std::fs::File::create(log).expect("create the suite log");
-    let mut child = Command::new(script)
+    let mut command = Command::new(script);
+    command
         .env("DS_BASE_URL", format!("{}/ds", broker.url))
         .env("DS_RESULTS_FILE", results)
         .env("DS_LONG_POLL_MS", LONG_POLL_MS)
@@ -280,44 +273,18 @@ fn run_suite(broker: &BrokerProcess, results: &Path, log: &Path) -> SuiteRun {
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(output.try_clone().expect("clone the log handle"))
-        .stderr(output)
-        .process_group(0)
-        .spawn()
-        .expect("run tests/durable_streams.sh");
-    let deadline = Instant::now() + SUITE_WAIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return SuiteRun::Exited(status);
-        }
-        if Instant::now() >= deadline {
-            let group = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
-            // SAFETY: kill(2) on the process group our unreaped child leads.
-            unsafe {
-                libc::kill(-group, libc::SIGKILL);
-            }
-            child.wait().expect("wait for the killed suite");
-            return SuiteRun::TimedOut;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        .stderr(output);
+    run_in_group(command, SUITE_WAIT)
 }
 
 /// The last `LOG_EXCERPT_CHARS_MAX` characters of `text`.
 fn tail(text: &str) -> &str {
-    let mut start = text.len().saturating_sub(LOG_EXCERPT_CHARS_MAX);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
+    last_chars(text, LOG_EXCERPT_CHARS_MAX)
 }
 
 /// The first `LOG_EXCERPT_CHARS_MAX` characters of `text`.
 fn head(text: &str) -> &str {
-    let mut end = text.len().min(LOG_EXCERPT_CHARS_MAX);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    first_chars(text, LOG_EXCERPT_CHARS_MAX)
 }
 
 /// The suite's output and the broker's log for a failure message. When the broker stopped during
@@ -355,8 +322,8 @@ async fn the_broker_passes_the_durable_streams_conformance_suite() {
     let output = std::fs::read_to_string(&log).unwrap_or_default();
     let mut context = || failure_context(&mut broker, &output);
     let text = match run {
-        SuiteRun::TimedOut => panic!("the suite ran past {SUITE_WAIT:?}\n{}", context()),
-        SuiteRun::Exited(status) => std::fs::read_to_string(&results).unwrap_or_else(|error| {
+        ScriptRun::TimedOut => panic!("the suite ran past {SUITE_WAIT:?}\n{}", context()),
+        ScriptRun::Exited(status) => std::fs::read_to_string(&results).unwrap_or_else(|error| {
             panic!(
                 "the suite ({status}) left no report: {error}\n{}",
                 context()

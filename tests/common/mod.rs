@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod durability;
 pub mod load;
 pub mod manifests;
+pub mod script;
 
 /// Creates `name` with `partitions` partitions and replication factor `replication_factor`,
 /// broker defaults for retention.
@@ -254,8 +255,11 @@ impl Drop for BrokerProcess {
 pub fn raw_client(ca: &Path) -> reqwest::Client {
     let pem = std::fs::read(ca).expect("read CA");
     let certificate = reqwest::Certificate::from_pem(&pem).expect("CA pem");
+    // Idle connections are dropped before the broker's 5 s keep-alive closes them, as
+    // `palisade::client::Client` does, so none is reused while the broker closes it.
     reqwest::Client::builder()
         .tls_certs_only([certificate])
+        .pool_idle_timeout(Duration::from_secs(4))
         .build()
         .expect("reqwest client")
 }
