@@ -23,6 +23,11 @@ pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Bound on establishing a TCP + TLS connection (long polls are bounded by `wait_ms` instead).
 const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
+/// How long an idle connection is kept for reuse: 4 s, below the broker's keep-alive of 5 s
+/// (`http::listener::KEEP_ALIVE`). A connection the broker closed while it sat idle is otherwise
+/// taken for the next request, which then fails with a reset.
+const POOL_IDLE_MS: u64 = 4_000;
+
 /// Typed HTTP client for one broker's API.
 #[derive(Clone)]
 pub struct Client {
@@ -50,7 +55,8 @@ impl Client {
         let base = parse_base(base_url)?;
         let mut builder = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_millis(CONNECT_TIMEOUT_MS));
+            .connect_timeout(std::time::Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .pool_idle_timeout(std::time::Duration::from_millis(POOL_IDLE_MS));
         if let Some(path) = ca_pem {
             let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
                 path: path.to_path_buf(),

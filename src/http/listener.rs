@@ -28,6 +28,11 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::admission::{AdmissionMetrics, Listener, Listing, SlotLimits, Slots};
 
+/// How long an idle keep-alive connection stays open: 5 s (actix's default, named here because
+/// `client::Client` keeps its idle connections for less, so it never reuses one the broker is
+/// closing).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
 /// How long a client may take to close its side once the server closed a connection, as in
 /// actix-web's `HttpServer`.
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -102,7 +107,7 @@ where
         () => {
             HttpService::build()
                 .graceful_shutdown_signal(close_on(shutdown.clone()))
-                .keep_alive(KeepAlive::default())
+                .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
                 .client_request_timeout(limits.request_head_timeout)
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
                 .h1_allow_half_closed(true)
