@@ -473,19 +473,19 @@ impl Broker {
             &query.resource,
             query.operation,
         );
+        // Only the operation and resource type are lowercased: names keep their case.
         let what = format!(
-            "{} may{} {:?} {:?} '{}'",
+            "{} may{} {} {} '{}'",
             principal.name,
             if decision == Decision::Allow {
                 ""
             } else {
                 " not"
             },
-            query.operation,
-            query.resource_type,
+            format!("{:?}", query.operation).to_lowercase(),
+            format!("{:?}", query.resource_type).to_lowercase(),
             query.resource
-        )
-        .to_lowercase();
+        );
         let (decision, reason) = match decision {
             Decision::Allow if superuser => (
                 ExplainDecision::Superuser,

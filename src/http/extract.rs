@@ -144,13 +144,16 @@ pub async fn authenticate_first(
                     let info = request_info(request.request());
                     Ok(broker.anonymous_caller(info))
                 }
-                Ok(None) if ticketed_stream(&request).is_some() => {
-                    let (topic, partition, ticket) =
-                        ticketed_stream(&request).expect("checked just above");
+                Ok(None) => {
                     let info = request_info(request.request());
-                    broker
-                        .redeem_stream_ticket(&ticket, &topic, partition, info)
-                        .await
+                    match ticketed_stream(&request) {
+                        Some((topic, partition, ticket)) => {
+                            broker
+                                .redeem_stream_ticket(&ticket, &topic, partition, info)
+                                .await
+                        }
+                        None => broker.authenticate(None, info).await,
+                    }
                 }
                 Ok(token) => {
                     let info = request_info(request.request());
