@@ -77,6 +77,39 @@ async fn bench_reports_records_latency_and_the_brokers_cpu_and_memory() {
     let consumed = bench(&broker, &token, &["consume", "--connections", "4"]).await;
     assert_eq!(consumed["errors"], 0, "{consumed}");
     assert_eq!(consumed["records"].as_u64(), Some(records), "{consumed}");
+
+    // Two members that commit only when they stop (the interval outlasts the run): every record
+    // is read once, and the group's last commits leave no lag in any partition.
+    let grouped = bench(
+        &broker,
+        &token,
+        &[
+            "group-consume",
+            "--connections",
+            "2",
+            "--group",
+            "bench-check",
+            "--commit-interval-ms",
+            "600000",
+        ],
+    )
+    .await;
+    assert_eq!(grouped["errors"], 0, "{grouped}");
+    assert_eq!(grouped["records"].as_u64(), Some(records), "{grouped}");
+    let described = common::RawApi::new(&broker)
+        .call("GET", "/v1/groups/bench-check", Some(&token), None)
+        .await;
+    assert_eq!(described.status, 200, "{:?}", described.body);
+    let group = described.body;
+    let offsets = group["offsets"].as_array().expect("offsets");
+    assert_eq!(offsets.len(), 4, "one per partition: {group}");
+    for offset in offsets {
+        assert_eq!(offset["lag"], 0, "{group}");
+        assert_eq!(
+            offset["committed_offset"], offset["high_watermark"],
+            "{group}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,12 +18,19 @@ use super::summary::{PollSummary, ValueOnly};
 use crate::client::{Client, ClientError};
 use crate::wire::{JoinGroup, OffsetCommit};
 
+/// How long a member that is done waits for the others before it leaves anyway.
+const LEAVE_WAIT: Duration = Duration::from_secs(10);
+
 pub(crate) async fn run(
     clients: Vec<Client>,
+    committers: Vec<Client>,
     options: &BenchOptions,
     total_records: u64,
 ) -> anyhow::Result<Tally> {
-    let group = format!("bench-{}", Alphanumeric.sample_string(&mut rand::rng(), 10));
+    let group = options
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("bench-{}", Alphanumeric.sample_string(&mut rand::rng(), 10)));
     let join = JoinGroup {
         topics: vec![options.topic.clone()],
         session_timeout_ms: Some(30_000),
@@ -36,21 +43,33 @@ pub(crate) async fn run(
     let consumed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(options.duration_s);
     let mut workers = tokio::task::JoinSet::new();
-    for (client, member_id) in clients.into_iter().zip(members) {
+    // Members leave together, once every member's last commit is in: one that left earlier would
+    // start a rebalance that makes the others' last commits stale.
+    let all_committed = Arc::new(tokio::sync::Barrier::new(members.len()));
+    for ((client, committer), member_id) in clients.into_iter().zip(committers).zip(members) {
         let group = group.clone();
         let consumed = consumed.clone();
         let max_messages = u64::from(options.max_messages);
+        let commit_interval = Duration::from_millis(options.commit_interval_ms);
+        let all_committed = all_committed.clone();
         workers.spawn(async move {
             let mut tally = Tally::new()?;
             // The member's own positions, as a Kafka consumer keeps them: each poll reads from
-            // them, and the commit of what the last poll returned runs while the next one reads.
+            // them, and they are committed in the background (at most every
+            // `--commit-interval-ms`) while the next poll reads.
             let mut positions: Vec<OffsetCommit> = Vec::new();
             let mut commit: Option<tokio::task::JoinHandle<Result<(), ClientError>>> = None;
+            // One body buffer per member, reused, as the consume bench's readers do.
+            let mut body = Vec::new();
+            // Positions read past but not committed yet, and the generation they were read in.
+            let mut uncommitted: Option<u64> = None;
+            let mut last_commit = Instant::now();
             while Instant::now() < deadline && consumed.load(Ordering::Relaxed) < total_records {
                 let started = Instant::now();
                 let polled = async {
-                    let body = client
-                        .poll_group_encoded(
+                    client
+                        .poll_group_into(
+                            &mut body,
                             &group,
                             &member_id,
                             Some(max_messages),
@@ -90,29 +109,55 @@ pub(crate) async fn run(
                     }
                 }
                 if !poll.next_offsets.is_empty() {
+                    uncommitted = Some(poll.generation);
+                }
+                let due = last_commit.elapsed() >= commit_interval;
+                if let (Some(generation), true) = (uncommitted, due) {
                     // One commit at a time, so they land in order.
                     if let Some(previous) = commit.take() {
                         finish_commit(previous, &mut tally).await;
                     }
-                    let (client, group, member_id) =
-                        (client.clone(), group.clone(), member_id.clone());
-                    let offsets = poll.next_offsets;
-                    let generation = poll.generation;
-                    commit = Some(tokio::spawn(async move {
-                        client
-                            .commit_offsets(&group, &member_id, generation, offsets)
-                            .await
-                    }));
+                    commit = Some(spawn_commit(
+                        &committer,
+                        &group,
+                        &member_id,
+                        generation,
+                        positions.clone(),
+                    ));
+                    uncommitted = None;
+                    last_commit = Instant::now();
                 }
             }
             if let Some(previous) = commit.take() {
                 finish_commit(previous, &mut tally).await;
             }
+            // What the member read since its last commit is committed before it leaves.
+            if let Some(generation) = uncommitted {
+                let last = spawn_commit(&committer, &group, &member_id, generation, positions);
+                finish_commit(last, &mut tally).await;
+            }
+            let _ = tokio::time::timeout(LEAVE_WAIT, all_committed.wait()).await;
             let _ = client.leave_group(&group, &member_id).await;
             Ok::<Tally, anyhow::Error>(tally)
         });
     }
     join_tallies(workers).await
+}
+
+/// Commits `offsets` in the background.
+fn spawn_commit(
+    committer: &Client,
+    group: &str,
+    member_id: &str,
+    generation: u64,
+    offsets: Vec<OffsetCommit>,
+) -> tokio::task::JoinHandle<Result<(), ClientError>> {
+    let (client, group, member_id) = (committer.clone(), group.to_string(), member_id.to_string());
+    tokio::spawn(async move {
+        client
+            .commit_offsets(&group, &member_id, generation, offsets)
+            .await
+    })
 }
 
 /// Waits for a background commit; a failed one (a 409 after a rebalance, say) counts as an error.

@@ -86,7 +86,13 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
         Mode::Consume => load::run_consume(clients, options, &partitions).await?,
         Mode::GroupConsume => {
             let total = topic.partitions.iter().map(|p| p.high_watermark).sum();
-            group::run(clients, options, total).await?
+            // Each member commits over connections of its own, so a commit never takes the
+            // connection its next poll would use.
+            let committers = urls
+                .iter()
+                .map(|url| connect_to(url))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            group::run(clients, committers, options, total).await?
         }
     };
     let elapsed = started.elapsed();

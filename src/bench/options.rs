@@ -47,6 +47,15 @@ pub struct BenchOptions {
     /// Records per fetch request when consuming.
     #[arg(long, default_value_t = 10_000)]
     pub max_messages: u32,
+    /// Group consume: a member commits its positions at most this often, in milliseconds, in
+    /// the background while it polls (0: after every poll that returned records). Kafka's
+    /// consumers auto-commit every 5,000 ms by default. What is read since the last commit is
+    /// committed when the member stops.
+    #[arg(long, default_value_t = 0)]
+    pub commit_interval_ms: u64,
+    /// Group consume: the consumer group's name (default: a new random `bench-` name).
+    #[arg(long)]
+    pub group: Option<String>,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,

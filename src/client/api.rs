@@ -442,7 +442,10 @@ pub(crate) async fn send(request: RequestBuilder) -> Result<Vec<u8>, ClientError
 }
 
 /// `send`, reading a successful answer's body into `body` (cleared first).
-async fn send_into(request: RequestBuilder, body: &mut Vec<u8>) -> Result<(), ClientError> {
+pub(crate) async fn send_into(
+    request: RequestBuilder,
+    body: &mut Vec<u8>,
+) -> Result<(), ClientError> {
     let mut response = request.send().await?;
     let status = response.status();
     read_bounded(&mut response, body).await?;

@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use crate::client::api::{decode, send};
+use crate::client::api::{decode, send, send_into};
 use crate::client::{Client, ClientError};
 use crate::wire::{
     CommitOffsets, GroupDescription, GroupPoll, JoinGroup, Member, OffsetCommit, PollQuery,
@@ -50,21 +50,24 @@ impl Client {
         wait_ms: Option<u64>,
         from: &[OffsetCommit],
     ) -> Result<GroupPoll, ClientError> {
-        let body = self
-            .poll_group_encoded(group, member_id, max_messages, wait_ms, from)
+        let mut body = Vec::new();
+        self.poll_group_into(&mut body, group, member_id, max_messages, wait_ms, from)
             .await?;
         decode(body)
     }
 
-    /// The same request as `poll_group`, undecoded (for load generators).
-    pub async fn poll_group_encoded(
+    /// The same request as `poll_group_from`, reading the undecoded body into `body` (cleared
+    /// first), so a member that polls in a loop reuses one buffer instead of growing (and
+    /// faulting in) megabytes again for every answer.
+    pub async fn poll_group_into(
         &self,
+        body: &mut Vec<u8>,
         group: &str,
         member_id: &str,
         max_messages: Option<u64>,
         wait_ms: Option<u64>,
         from: &[OffsetCommit],
-    ) -> Result<Vec<u8>, ClientError> {
+    ) -> Result<(), ClientError> {
         let query = PollQuery {
             max_messages,
             max_bytes: None,
@@ -72,7 +75,7 @@ impl Client {
             from: (!from.is_empty()).then(|| crate::wire::format_positions(from)),
         };
         let path = ["v1", "groups", group, "members", member_id, "records"];
-        send(self.request(Method::GET, &path, &query.pairs())?).await
+        send_into(self.request(Method::GET, &path, &query.pairs())?, body).await
     }
 
     /// `POST /v1/groups/{group}/offsets`.

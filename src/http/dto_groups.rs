@@ -82,7 +82,8 @@ pub fn group_poll_body(
     let mut held = Vec::new();
     let records = polled.partitions.into_iter().flat_map(move |partition| {
         held.push(partition.held);
-        let topic = partition.partition.topic;
+        // Shared, so naming the topic in every record copies no string.
+        let topic: std::sync::Arc<str> = partition.partition.topic.into();
         let number = partition.partition.partition;
         partition
             .records

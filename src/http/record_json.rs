@@ -40,6 +40,13 @@ fn write_fields(out: &mut Vec<u8>, fetched: &FetchedRecord) {
         out.extend_from_slice(b",\"key\":");
         write_str(out, key);
     }
+    if record.value_is_text && is_plain_ascii(&record.value) {
+        // The common case: one check of the bytes, then one copy (ASCII is UTF-8).
+        out.extend_from_slice(b",\"value\":\"");
+        out.extend_from_slice(&record.value);
+        out.push(b'"');
+        return write_rest(out, fetched);
+    }
     let text = record
         .value_is_text
         .then(|| std::str::from_utf8(&record.value).ok())
@@ -64,6 +71,12 @@ fn write_fields(out: &mut Vec<u8>, fetched: &FetchedRecord) {
             out.push(b'"');
         }
     }
+    write_rest(out, fetched);
+}
+
+/// The headers, the timestamp and the closing brace.
+fn write_rest(out: &mut Vec<u8>, fetched: &FetchedRecord) {
+    let record = &fetched.record;
     out.extend_from_slice(b",\"headers\":{");
     if !record.headers.is_empty() {
         let headers: std::collections::BTreeMap<&str, &str> = record
@@ -88,11 +101,34 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Whether any of the eight bytes in `word` must be escaped: below 0x20, `"` or `\`.
 fn word_needs_escape(word: u64) -> bool {
+    escape_flags(word) & HIGHS != 0
+}
+
+/// Bits of which some in `HIGHS` are set exactly when a byte of `word` is below 0x20, `"` or
+/// `\` (the per-byte bits may be off after the first such byte; their union is exact).
+fn escape_flags(word: u64) -> u64 {
     let below_space = word.wrapping_sub(ONES * 0x20) & !word;
     let quote = word ^ (ONES * u64::from(b'"'));
     let backslash = word ^ (ONES * u64::from(b'\\'));
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
-    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
+    below_space | zero_in(quote) | zero_in(backslash)
+}
+
+/// Whether `bytes` are ASCII that a JSON string holds as they are: no byte of 0x80 or above
+/// (so they are UTF-8 as well), none below 0x20, no `"` and no `\`. Reads eight bytes at a
+/// time without branching on each word.
+fn is_plain_ascii(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    let mut flags = 0u64;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        flags |= escape_flags(word) | word;
+    }
+    flags & HIGHS == 0
+        && words
+            .remainder()
+            .iter()
+            .all(|&byte| (0x20..0x80).contains(&byte) && byte != b'"' && byte != b'\\')
 }
 
 /// The escape `serde_json` writes for `byte`, if it needs one.
@@ -260,6 +296,26 @@ mod tests {
             .expect("serializes");
             assert_eq!(out, expected, "{topic:?}");
         }
+    }
+
+    #[test]
+    fn the_plain_ascii_check_refuses_every_other_byte_at_every_position() {
+        for length in [1usize, 7, 8, 9, 16, 23, 33] {
+            assert!(is_plain_ascii(&vec![b'a'; length]), "length {length}");
+            for at in 0..length {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'~'; length];
+                    bytes[at] = byte;
+                    let plain = (0x20..0x80).contains(&byte) && byte != b'"' && byte != b'\\';
+                    assert_eq!(
+                        is_plain_ascii(&bytes),
+                        plain,
+                        "byte {byte:#04x} at {at} of {length}"
+                    );
+                }
+            }
+        }
+        assert!(is_plain_ascii(b""));
     }
 
     #[test]
