@@ -182,7 +182,7 @@ impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
             requests_per_commit_max: 1024,
-            cache_bytes_max: 32 * MIB,
+            cache_bytes_max: 16 * MIB,
             writer_queue_bytes_max: 64 * MIB,
             disk_free_bytes_min: 256 * MIB,
         }

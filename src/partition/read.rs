@@ -3,7 +3,7 @@
 
 use super::batch::{self, PartitionCommand, Record};
 use super::machine::FetchWindow;
-use crate::raft::{EntryPayload, GroupId, LogIndex};
+use crate::raft::GroupId;
 use crate::storage::{StorageError, Store};
 
 /// A record as a consumer sees it.
@@ -21,9 +21,6 @@ pub struct FetchLimits {
     pub bytes_max: u64,
 }
 
-/// Entries read per storage call while filling a fetch.
-const ENTRIES_BYTES_PER_READ: u64 = 1 << 20;
-
 /// Reads records in `[window.offset, window.high_watermark)` up to the limits. At least one record is
 /// returned when any is available, even if it alone exceeds `bytes_max`, so a consumer never stalls.
 pub fn read_records(
@@ -36,49 +33,42 @@ pub fn read_records(
     if window.offset >= window.high_watermark || limits.records_max == 0 {
         return Ok(records);
     }
-    let Some((_, mut index)) = store.offset_floor(group, window.offset)? else {
+    let Some((_, index)) = store.offset_floor(group, window.offset)? else {
         return Ok(records);
     };
     let mut bytes = 0u64;
-    loop {
-        let entries = store.entries(group, index, LogIndex(u64::MAX), ENTRIES_BYTES_PER_READ)?;
-        let Some(last) = entries.last() else {
-            return Ok(records);
-        };
-        index = last.index.next();
-        for entry in entries {
-            let EntryPayload::Normal(data) = entry.payload else {
-                continue;
-            };
-            let command = batch::decode(&data).map_err(|error| StorageError::Corrupt {
-                group,
-                index: entry.index,
-                reason: error.to_string(),
-            })?;
-            let batch = match command {
+    store.visit_payloads(group, index, |index, data| {
+        let command = batch::decode(data).map_err(|error| StorageError::Corrupt {
+            group,
+            index,
+            reason: error.to_string(),
+        })?;
+        let batch =
+            match command {
                 PartitionCommand::Append(batch)
                 | PartitionCommand::IdempotentAppend { batch, .. } => batch,
                 PartitionCommand::AdvanceLogStart { .. }
-                | PartitionCommand::CommitOffset { .. } => continue,
+                | PartitionCommand::CommitOffset { .. } => return Ok(true),
             };
-            for (position, record) in batch.records.into_iter().enumerate() {
-                let offset = batch.base_offset + position as u64;
-                if offset < window.offset {
-                    continue;
-                }
-                let size = record.size_bytes();
-                let full = records.len() as u64 >= limits.records_max
-                    || (!records.is_empty() && bytes + size > limits.bytes_max);
-                if offset >= window.high_watermark || full {
-                    return Ok(records);
-                }
-                bytes += size;
-                records.push(FetchedRecord {
-                    offset,
-                    timestamp_ms: batch.timestamp_ms,
-                    record,
-                });
+        for (position, record) in batch.records.into_iter().enumerate() {
+            let offset = batch.base_offset + position as u64;
+            if offset < window.offset {
+                continue;
             }
+            let size = record.size_bytes();
+            let full = records.len() as u64 >= limits.records_max
+                || (!records.is_empty() && bytes + size > limits.bytes_max);
+            if offset >= window.high_watermark || full {
+                return Ok(false);
+            }
+            bytes += size;
+            records.push(FetchedRecord {
+                offset,
+                timestamp_ms: batch.timestamp_ms,
+                record,
+            });
         }
-    }
+        Ok(true)
+    })?;
+    Ok(records)
 }

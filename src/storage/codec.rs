@@ -73,6 +73,25 @@ enum PayloadOwned {
     ConfChange(ConfChange),
 }
 
+/// `EntryOwned` borrowing its payload from the stored value, for readers that decode records out
+/// of the payload and need no copy of it.
+#[derive(Deserialize)]
+struct EntryBorrowed<'a> {
+    term: Term,
+    index: LogIndex,
+    #[serde(borrow)]
+    payload: PayloadBorrowed<'a>,
+}
+
+#[derive(Deserialize)]
+enum PayloadBorrowed<'a> {
+    Noop,
+    Normal(&'a [u8]),
+    // Decoded to keep the encoding's variant numbers; a reader of records skips it.
+    #[allow(dead_code)]
+    ConfChange(ConfChange),
+}
+
 /// Opaque bytes, serialized in one piece (postcard: length varint, then the bytes).
 pub struct BytesRef<'a>(pub &'a [u8]);
 
@@ -231,6 +250,30 @@ pub fn open_entry(group: GroupId, index: LogIndex, sealed: &[u8]) -> Result<Entr
         ));
     }
     Ok(entry)
+}
+
+/// Checks the entry stored under `(group, index)` and returns its term and, for a `Normal`
+/// entry, its payload borrowed from `sealed` (no copy).
+pub fn open_entry_payload(
+    group: GroupId,
+    index: LogIndex,
+    sealed: &[u8],
+) -> Result<(Term, Option<&[u8]>), StorageError> {
+    let body = unseal(TableTag::Entries, group, index, sealed)?;
+    let entry: EntryBorrowed<'_> = postcard::from_bytes(body)
+        .map_err(|error| corrupt(group, index, format!("Entries undecodable: {error}")))?;
+    if entry.index != index {
+        return Err(corrupt(
+            group,
+            index,
+            format!("entry claims index {:?}", entry.index),
+        ));
+    }
+    let payload = match entry.payload {
+        PayloadBorrowed::Normal(data) => Some(data),
+        PayloadBorrowed::Noop | PayloadBorrowed::ConfChange(_) => None,
+    };
+    Ok((entry.term, payload))
 }
 
 /// Checks the entry stored under `(group, index)` and returns only its term.
