@@ -357,23 +357,29 @@ async fn a_slow_link_to_the_leader() {
     }
     let during = round_trip(&faulted, leader).await;
     tokio::time::sleep_until((slowed + hold).into()).await;
-    eprintln!(
-        "slow link on broker {leader}: /healthz round trip {before:?} before, {during:?} slowed"
-    );
+    eprintln!("slow link on broker {leader}: /healthz round trip {before} before, {during} slowed");
     faulted.finish().await.assert_safe("slow link");
 }
 
-/// The median of five `/healthz` round trips to broker `id`, for the report.
-async fn round_trip(faulted: &FaultedCluster, id: u64) -> Duration {
+/// The median of five `/healthz` round trips to broker `id`, for the report. Only reported: on a
+/// link slowed to 256 kbit/s under load a TLS handshake can outlast the broker's handshake
+/// timeout, so a failed trip is counted, not fatal.
+async fn round_trip(faulted: &FaultedCluster, id: u64) -> String {
     let client = faulted.cluster.client(id);
     let mut times = Vec::new();
+    let mut failed = 0;
     for _ in 0..5 {
         let start = Instant::now();
-        client.health().await.expect("healthz answers");
-        times.push(start.elapsed());
+        match client.health().await {
+            Ok(_) => times.push(start.elapsed()),
+            Err(_) => failed += 1,
+        }
     }
     times.sort();
-    times[2]
+    match times.get(times.len() / 2) {
+        Some(median) => format!("{median:?} (median of {}, {failed} failed)", times.len()),
+        None => format!("none answered ({failed} failed)"),
+    }
 }
 
 /// Positive control of the harness: each fault drops what it says and nothing else, the

@@ -165,28 +165,10 @@ impl Store {
         for row in table.range((group.0, low.0)..(group.0, high_exclusive.0))? {
             let (key, value) = row?;
             let index = LogIndex(key.value().1);
-            let expected = entries.last().map_or(low, |last| last.index.next());
-            if index != expected {
-                if entries.is_empty() {
-                    return Err(self.missing_start(&transaction, group, low)?);
-                }
-                return Err(StorageError::Corrupt {
-                    group,
-                    index: expected,
-                    reason: format!("log gap: next stored entry is {index:?}"),
-                });
-            }
+            let last = entries.last().map(|last| (last.index, last.term));
+            self.check_follows(&transaction, group, low, last, index)?;
             let entry = codec::open_entry(group, index, value.value())?;
-            if let Some(previous) = entries.last().filter(|last| last.term > entry.term) {
-                return Err(StorageError::Corrupt {
-                    group,
-                    index,
-                    reason: format!(
-                        "term {:?} follows term {:?} of the entry before",
-                        entry.term, previous.term
-                    ),
-                });
-            }
+            check_term(group, index, last, entry.term)?;
             bytes += entry.size_bytes();
             if !entries.is_empty() && bytes > bytes_max {
                 break;
@@ -218,26 +200,10 @@ impl Store {
         for row in table.range((group.0, low.0)..(group.0, u64::MAX))? {
             let (key, value) = row?;
             let index = LogIndex(key.value().1);
-            let expected = last.map_or(low, |(index, _)| index.next());
-            if index != expected {
-                if last.is_none() {
-                    return Err(self.missing_start(&transaction, group, low)?);
-                }
-                return Err(StorageError::Corrupt {
-                    group,
-                    index: expected,
-                    reason: format!("log gap: next stored entry is {index:?}"),
-                });
-            }
+            self.check_follows(&transaction, group, low, last, index)?;
             let sealed = value.value();
             let (term, payload) = codec::open_entry_payload(group, index, sealed)?;
-            if let Some((_, previous)) = last.filter(|(_, previous)| *previous > term) {
-                return Err(StorageError::Corrupt {
-                    group,
-                    index,
-                    reason: format!("term {term:?} follows term {previous:?} of the entry before"),
-                });
-            }
+            check_term(group, index, last, term)?;
             last = Some((index, term));
             if let Some(payload) = payload {
                 if !visit(index, payload)? {
@@ -251,6 +217,30 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// A read from `low` finds `index` after the entry `last` (none for the first row): a hole
+    /// after `last` is `Corrupt`; a first row past `low` is what `missing_start` finds.
+    fn check_follows(
+        &self,
+        transaction: &ReadTransaction,
+        group: GroupId,
+        low: LogIndex,
+        last: Option<(LogIndex, Term)>,
+        index: LogIndex,
+    ) -> Result<(), StorageError> {
+        let expected = last.map_or(low, |(last, _)| last.next());
+        if index == expected {
+            return Ok(());
+        }
+        if last.is_none() {
+            return Err(self.missing_start(transaction, group, low)?);
+        }
+        Err(StorageError::Corrupt {
+            group,
+            index: expected,
+            reason: format!("log gap: next stored entry is {index:?}"),
+        })
     }
 
     /// `Compacted` when `low` is covered by the snapshot.
@@ -316,6 +306,23 @@ impl Store {
                 Ok(Some((key.value().1, LogIndex(value.value()))))
             }
         }
+    }
+}
+
+/// Terms never decrease along the log: `term` at `index` after the entry `last`.
+fn check_term(
+    group: GroupId,
+    index: LogIndex,
+    last: Option<(LogIndex, Term)>,
+    term: Term,
+) -> Result<(), StorageError> {
+    match last {
+        Some((_, previous)) if previous > term => Err(StorageError::Corrupt {
+            group,
+            index,
+            reason: format!("term {term:?} follows term {previous:?} of the entry before"),
+        }),
+        _ => Ok(()),
     }
 }
 
