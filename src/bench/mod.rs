@@ -75,10 +75,12 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
         options.topic
     );
     let urls = worker_urls(&admin, options, &topic, &target.url).await?;
-    let clients = urls
-        .iter()
-        .map(|url| connect_to(url))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let connect_all = || {
+        urls.iter()
+            .map(|url| connect_to(url))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let clients = connect_all()?;
     let before = brokers::sample(&admin, &target.url, connect_to).await;
     let started = Instant::now();
     let tally = match mode {
@@ -88,10 +90,7 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
             let total = topic.partitions.iter().map(|p| p.high_watermark).sum();
             // Each member commits over connections of its own, so a commit never takes the
             // connection its next poll would use.
-            let committers = urls
-                .iter()
-                .map(|url| connect_to(url))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let committers = connect_all()?;
             group::run(clients, committers, options, total).await?
         }
     };

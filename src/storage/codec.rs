@@ -242,14 +242,20 @@ pub fn seal_entry(group: GroupId, entry: &Entry) -> Vec<u8> {
 /// Checks and decodes the entry stored under `(group, index)`.
 pub fn open_entry(group: GroupId, index: LogIndex, sealed: &[u8]) -> Result<Entry, StorageError> {
     let entry: Entry = open::<EntryOwned>(TableTag::Entries, group, index, sealed)?.into();
-    if entry.index != index {
-        return Err(corrupt(
-            group,
-            index,
-            format!("entry claims index {:?}", entry.index),
-        ));
-    }
+    claims_its_key(group, index, entry.index)?;
     Ok(entry)
+}
+
+/// An entry stored under `(group, index)` must claim that index; else it was copied there.
+fn claims_its_key(group: GroupId, index: LogIndex, claimed: LogIndex) -> Result<(), StorageError> {
+    if claimed == index {
+        return Ok(());
+    }
+    Err(corrupt(
+        group,
+        index,
+        format!("entry claims index {claimed:?}"),
+    ))
 }
 
 /// Checks the entry stored under `(group, index)` and returns its term and, for a `Normal`
@@ -262,13 +268,7 @@ pub fn open_entry_payload(
     let body = unseal(TableTag::Entries, group, index, sealed)?;
     let entry: EntryBorrowed<'_> = postcard::from_bytes(body)
         .map_err(|error| corrupt(group, index, format!("Entries undecodable: {error}")))?;
-    if entry.index != index {
-        return Err(corrupt(
-            group,
-            index,
-            format!("entry claims index {:?}", entry.index),
-        ));
-    }
+    claims_its_key(group, index, entry.index)?;
     let payload = match entry.payload {
         PayloadBorrowed::Normal(data) => Some(data),
         PayloadBorrowed::Noop | PayloadBorrowed::ConfChange(_) => None,
@@ -285,13 +285,7 @@ pub fn open_entry_term(
     let body = unseal(TableTag::Entries, group, index, sealed)?;
     let (head, _) = postcard::take_from_bytes::<EntryHead>(body)
         .map_err(|error| corrupt(group, index, format!("entry head undecodable: {error}")))?;
-    if head.index != index {
-        return Err(corrupt(
-            group,
-            index,
-            format!("entry claims index {:?}", head.index),
-        ));
-    }
+    claims_its_key(group, index, head.index)?;
     Ok(head.term)
 }
 

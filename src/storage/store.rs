@@ -387,6 +387,33 @@ mod tests {
         transaction.commit().unwrap();
     }
 
+    /// Stores entry `from`'s raw value under index `to` as well.
+    fn copy_entry(store: &Store, from: u64, to: u64) {
+        let transaction = store.database().begin_write().unwrap();
+        {
+            let mut table = transaction.open_table(ENTRIES).unwrap();
+            let value = table
+                .get((GROUP.0, from))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            table.insert((GROUP.0, to), value.as_slice()).unwrap();
+        }
+        transaction.commit().unwrap();
+    }
+
+    /// Removes entry `index` from the log, leaving a hole.
+    fn remove_entry(store: &Store, index: u64) {
+        let transaction = store.database().begin_write().unwrap();
+        transaction
+            .open_table(ENTRIES)
+            .unwrap()
+            .remove((GROUP.0, index))
+            .unwrap();
+        transaction.commit().unwrap();
+    }
+
     fn assert_corrupt_at(result: Result<impl std::fmt::Debug, StorageError>, at: LogIndex) {
         match result {
             Err(StorageError::Corrupt { group, index, .. }) => {
@@ -430,13 +457,7 @@ mod tests {
     fn an_entry_copied_under_another_key_is_reported_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_log(&dir);
-        let transaction = store.database().begin_write().unwrap();
-        {
-            let mut table = transaction.open_table(ENTRIES).unwrap();
-            let first = table.get((GROUP.0, 1)).unwrap().unwrap().value().to_vec();
-            table.insert((GROUP.0, 3), first.as_slice()).unwrap();
-        }
-        transaction.commit().unwrap();
+        copy_entry(&store, 1, 3);
         assert_corrupt_at(
             store.entries(GROUP, LogIndex(3), LogIndex(4), u64::MAX),
             LogIndex(3),
@@ -448,13 +469,7 @@ mod tests {
     fn a_hole_inside_the_log_is_reported_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_log(&dir);
-        let transaction = store.database().begin_write().unwrap();
-        transaction
-            .open_table(ENTRIES)
-            .unwrap()
-            .remove((GROUP.0, 2))
-            .unwrap();
-        transaction.commit().unwrap();
+        remove_entry(&store, 2);
         assert_corrupt_at(
             store.entries(GROUP, LogIndex(1), LogIndex(4), u64::MAX),
             LogIndex(2),
@@ -505,22 +520,10 @@ mod tests {
             "before the damage"
         );
 
-        let transaction = store.database().begin_write().unwrap();
-        {
-            let mut table = transaction.open_table(ENTRIES).unwrap();
-            let first = table.get((GROUP.0, 1)).unwrap().unwrap().value().to_vec();
-            table.insert((GROUP.0, 3), first.as_slice()).unwrap();
-        }
-        transaction.commit().unwrap();
+        copy_entry(&store, 1, 3);
         assert_corrupt_at(visited(&store, 3, usize::MAX), LogIndex(3));
 
-        let transaction = store.database().begin_write().unwrap();
-        transaction
-            .open_table(ENTRIES)
-            .unwrap()
-            .remove((GROUP.0, 2))
-            .unwrap();
-        transaction.commit().unwrap();
+        remove_entry(&store, 2);
         assert_corrupt_at(visited(&store, 1, usize::MAX), LogIndex(2));
         assert_corrupt_at(visited(&store, 2, usize::MAX), LogIndex(2));
     }
